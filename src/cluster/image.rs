@@ -1,0 +1,74 @@
+//! The immutable metadata image that brokers read (a snapshot of the applied state).
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One partition's placement and leadership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMeta {
+    pub partition: i32,
+    /// Broker id of the leader; -1 when the partition has no leader (offline).
+    pub leader: i32,
+    /// Bumped on every leader change; stamped on batches and used by OffsetForLeaderEpoch.
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: Uuid,
+    /// Indexed by partition number.
+    pub partitions: Vec<PartitionMeta>,
+    /// Topic-level config overrides (only what was set explicitly).
+    pub configs: BTreeMap<String, String>,
+    /// Internal topics (`__consumer_offsets`) are flagged in Metadata responses.
+    pub internal: bool,
+}
+
+/// One registered broker and its advertised client listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerMeta {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
+/// Everything a broker needs to answer clients, as of `applied_index`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    /// Node id of the Raft leader (the controller); -1 when unknown.
+    pub controller_id: i32,
+    pub topics: BTreeMap<String, TopicMeta>,
+    pub topic_names_by_id: HashMap<Uuid, String>,
+    pub brokers: BTreeMap<i32, BrokerMeta>,
+    /// First producer id not yet handed out.
+    pub next_producer_id: i64,
+    pub applied_index: u64,
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&TopicMeta> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicMeta> {
+        self.topic_names_by_id
+            .get(id)
+            .and_then(|n| self.topics.get(n))
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionMeta> {
+        let t = self.topics.get(topic)?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| t.partitions.get(p))
+    }
+}

@@ -1,0 +1,37 @@
+//! Cluster metadata: one openraft log, replicated and applied to a pure state machine.
+//!
+//! Topics (with UUIDs), partitions (replicas, leader, leader epoch, ISR), registered
+//! brokers, topic configs and producer-id blocks change only through [`MetadataCommand`]s
+//! committed to the Raft log. The log and the applied state live in sled (behind the
+//! [`store`] module's small store trait). Every applied command publishes a new immutable
+//! [`MetadataImage`] on a `watch` channel; handlers read that image and never lock the
+//! state machine. A node with no voters configured bootstraps a one-voter cluster by
+//! itself, so the single-node and cluster code paths are the same.
+
+pub mod controller;
+pub mod image;
+pub mod network;
+pub mod state;
+pub mod store;
+pub mod types;
+
+pub use controller::Controller;
+pub use image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
+pub use state::{CommandResult, MetadataCommand, MetadataError};
+
+use thiserror::Error;
+
+/// Failures of the metadata layer itself (not of a command, see [`MetadataError`]).
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    #[error("metadata store: {0}")]
+    Store(String),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("this node is not the metadata leader")]
+    NotLeader,
+    #[error("metadata layer is shutting down")]
+    ShuttingDown,
+    #[error("timed out waiting for the metadata quorum")]
+    Timeout,
+}

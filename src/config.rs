@@ -1,0 +1,944 @@
+//! Broker and topic settings, under Kafka's property names.
+//!
+//! Settings come from (lowest to highest precedence) the embedded defaults, a TOML or
+//! Kafka `server.properties` file, `WEIR_<NAME>` environment variables and `--set
+//! name=value` flags. Every name is checked against the tables in this module: an unknown
+//! name or an unparsable value stops the start with a message naming the setting.
+//! Topic-level settings (`retention.ms`, ...) default to their broker-level synonyms
+//! (`log.retention.ms`, ...), which is what DescribeConfigs reports as synonyms.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// A configuration problem, always naming the setting at fault.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("unknown setting `{0}`")]
+    Unknown(String),
+    #[error("invalid value {value:?} for setting `{name}`: {reason}")]
+    Invalid {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot parse config file {path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+}
+
+/// The value type of a setting; used for validation and for DescribeConfigs' config type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Int,
+    Long,
+    Double,
+    String,
+    List,
+    Password,
+}
+
+impl Kind {
+    /// Kafka's ConfigType code as reported by DescribeConfigs v3+.
+    pub fn kafka_type(self) -> i8 {
+        match self {
+            Kind::Bool => 1,
+            Kind::String => 2,
+            Kind::Int => 3,
+            Kind::Long => 5,
+            Kind::Double => 6,
+            Kind::List => 7,
+            Kind::Password => 9,
+        }
+    }
+}
+
+/// One broker setting.
+pub struct BrokerDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+const LONG_MAX: &str = "9223372036854775807";
+
+/// Every broker-level setting Weir accepts.
+pub const BROKER_DEFS: &[BrokerDef] = &[
+    BrokerDef { name: "node.id", kind: Kind::Int, default: "1", doc: "This node's id." },
+    BrokerDef { name: "broker.id", kind: Kind::Int, default: "-1", doc: "Alias of node.id (older name); -1 means use node.id." },
+    BrokerDef { name: "cluster.id", kind: Kind::String, default: "", doc: "Cluster id; generated on first start when empty." },
+    BrokerDef { name: "listeners", kind: Kind::List, default: "PLAINTEXT://127.0.0.1:9092", doc: "Client listeners, NAME://host:port." },
+    BrokerDef { name: "advertised.listeners", kind: Kind::List, default: "", doc: "Addresses given to clients; defaults to listeners." },
+    BrokerDef { name: "log.dirs", kind: Kind::List, default: "./weir-data", doc: "Directories holding partition logs." },
+    BrokerDef { name: "log.dir", kind: Kind::String, default: "", doc: "Single log directory (used when log.dirs is not set)." },
+    BrokerDef { name: "metadata.log.dir", kind: Kind::String, default: "", doc: "Directory of the metadata (Raft) store; defaults to the first log dir." },
+    BrokerDef { name: "broker.rack", kind: Kind::String, default: "", doc: "Rack of this broker." },
+    BrokerDef { name: "metrics.listen", kind: Kind::String, default: "127.0.0.1:9644", doc: "Address of the Prometheus /metrics endpoint; empty disables it." },
+    BrokerDef { name: "num.partitions", kind: Kind::Int, default: "1", doc: "Partitions of auto-created topics." },
+    BrokerDef { name: "default.replication.factor", kind: Kind::Int, default: "1", doc: "Replication factor of auto-created topics." },
+    BrokerDef { name: "auto.create.topics.enable", kind: Kind::Bool, default: "true", doc: "Create unknown topics on Metadata and Produce requests." },
+    BrokerDef { name: "delete.topic.enable", kind: Kind::Bool, default: "true", doc: "Allow DeleteTopics." },
+    BrokerDef { name: "socket.request.max.bytes", kind: Kind::Int, default: "104857600", doc: "Largest request frame accepted." },
+    BrokerDef { name: "message.max.bytes", kind: Kind::Int, default: "1048588", doc: "Largest record batch accepted (topic: max.message.bytes)." },
+    BrokerDef { name: "min.insync.replicas", kind: Kind::Int, default: "1", doc: "Replicas that must have a write for acks=all." },
+    BrokerDef { name: "unclean.leader.election.enable", kind: Kind::Bool, default: "false", doc: "Allow out-of-sync replicas to become leader." },
+    BrokerDef { name: "compression.type", kind: Kind::String, default: "producer", doc: "Only `producer`: batches are stored as the producer compressed them." },
+    BrokerDef { name: "log.cleanup.policy", kind: Kind::List, default: "delete", doc: "delete, compact or both." },
+    BrokerDef { name: "log.retention.ms", kind: Kind::Long, default: "", doc: "Time retention; overrides minutes and hours." },
+    BrokerDef { name: "log.retention.minutes", kind: Kind::Int, default: "", doc: "Time retention in minutes." },
+    BrokerDef { name: "log.retention.hours", kind: Kind::Int, default: "168", doc: "Time retention in hours." },
+    BrokerDef { name: "log.retention.bytes", kind: Kind::Long, default: "-1", doc: "Size retention per partition; -1 is unlimited." },
+    BrokerDef { name: "log.retention.check.interval.ms", kind: Kind::Long, default: "300000", doc: "How often retention runs." },
+    BrokerDef { name: "log.segment.bytes", kind: Kind::Int, default: "1073741824", doc: "Segment size before a roll." },
+    BrokerDef { name: "log.roll.ms", kind: Kind::Long, default: "", doc: "Segment age before a roll; overrides hours." },
+    BrokerDef { name: "log.roll.hours", kind: Kind::Int, default: "168", doc: "Segment age before a roll, in hours." },
+    BrokerDef { name: "log.roll.jitter.ms", kind: Kind::Long, default: "0", doc: "Random jitter subtracted from the roll time." },
+    BrokerDef { name: "log.index.interval.bytes", kind: Kind::Int, default: "4096", doc: "Bytes between offset index entries." },
+    BrokerDef { name: "log.index.size.max.bytes", kind: Kind::Int, default: "10485760", doc: "Largest offset index file." },
+    BrokerDef { name: "log.segment.delete.delay.ms", kind: Kind::Long, default: "60000", doc: "Delay before a deleted segment's files are removed." },
+    BrokerDef { name: "log.preallocate", kind: Kind::Bool, default: "false", doc: "Preallocate segment files." },
+    BrokerDef { name: "log.message.timestamp.type", kind: Kind::String, default: "CreateTime", doc: "CreateTime or LogAppendTime." },
+    BrokerDef { name: "log.message.timestamp.before.max.ms", kind: Kind::Long, default: LONG_MAX, doc: "How far in the past a CreateTime may be." },
+    BrokerDef { name: "log.message.timestamp.after.max.ms", kind: Kind::Long, default: "3600000", doc: "How far in the future a CreateTime may be." },
+    BrokerDef { name: "log.flush.interval.messages", kind: Kind::Long, default: LONG_MAX, doc: "Background flush after this many messages." },
+    BrokerDef { name: "log.flush.interval.ms", kind: Kind::Long, default: "", doc: "Background flush after this long; defaults to log.flush.scheduler.interval.ms." },
+    BrokerDef { name: "log.flush.scheduler.interval.ms", kind: Kind::Long, default: LONG_MAX, doc: "How often the background flusher looks for logs to flush." },
+    BrokerDef { name: "log.flush.policy", kind: Kind::String, default: "durable", doc: "durable: fsync (group commit) before answering acks=all; background: Kafka's flush.ms/flush.messages only." },
+    BrokerDef { name: "log.cleaner.delete.retention.ms", kind: Kind::Long, default: "86400000", doc: "How long tombstones are kept on compacted topics." },
+    BrokerDef { name: "log.cleaner.min.cleanable.ratio", kind: Kind::Double, default: "0.5", doc: "Dirty ratio that triggers compaction." },
+    BrokerDef { name: "log.cleaner.min.compaction.lag.ms", kind: Kind::Long, default: "0", doc: "Minimum age before a record may be compacted." },
+    BrokerDef { name: "log.cleaner.max.compaction.lag.ms", kind: Kind::Long, default: LONG_MAX, doc: "Maximum age before a record must be compacted." },
+    BrokerDef { name: "producer.id.expiration.ms", kind: Kind::Int, default: "86400000", doc: "Idle time after which producer state is dropped." },
+];
+
+/// One topic-level setting, with the broker setting that supplies its default.
+pub struct TopicDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Broker-level synonyms, most specific first; the first one that is set wins.
+    pub synonyms: &'static [&'static str],
+    /// How a broker synonym's value converts to the topic's unit.
+    pub scale: i64,
+}
+
+/// Every topic-level setting Weir accepts (CreateTopics, AlterConfigs, DescribeConfigs).
+pub const TOPIC_DEFS: &[TopicDef] = &[
+    TopicDef {
+        name: "cleanup.policy",
+        kind: Kind::List,
+        synonyms: &["log.cleanup.policy"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "compression.type",
+        kind: Kind::String,
+        synonyms: &["compression.type"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "delete.retention.ms",
+        kind: Kind::Long,
+        synonyms: &["log.cleaner.delete.retention.ms"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "file.delete.delay.ms",
+        kind: Kind::Long,
+        synonyms: &["log.segment.delete.delay.ms"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "flush.messages",
+        kind: Kind::Long,
+        synonyms: &["log.flush.interval.messages"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "flush.ms",
+        kind: Kind::Long,
+        synonyms: &["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "flush.policy",
+        kind: Kind::String,
+        synonyms: &["log.flush.policy"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "index.interval.bytes",
+        kind: Kind::Int,
+        synonyms: &["log.index.interval.bytes"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "max.compaction.lag.ms",
+        kind: Kind::Long,
+        synonyms: &["log.cleaner.max.compaction.lag.ms"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "max.message.bytes",
+        kind: Kind::Int,
+        synonyms: &["message.max.bytes"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "message.timestamp.after.max.ms",
+        kind: Kind::Long,
+        synonyms: &["log.message.timestamp.after.max.ms"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "message.timestamp.before.max.ms",
+        kind: Kind::Long,
+        synonyms: &["log.message.timestamp.before.max.ms"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "message.timestamp.type",
+        kind: Kind::String,
+        synonyms: &["log.message.timestamp.type"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "min.cleanable.dirty.ratio",
+        kind: Kind::Double,
+        synonyms: &["log.cleaner.min.cleanable.ratio"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "min.compaction.lag.ms",
+        kind: Kind::Long,
+        synonyms: &["log.cleaner.min.compaction.lag.ms"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "min.insync.replicas",
+        kind: Kind::Int,
+        synonyms: &["min.insync.replicas"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "preallocate",
+        kind: Kind::Bool,
+        synonyms: &["log.preallocate"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "retention.bytes",
+        kind: Kind::Long,
+        synonyms: &["log.retention.bytes"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "retention.ms",
+        kind: Kind::Long,
+        synonyms: &[
+            "log.retention.ms",
+            "log.retention.minutes",
+            "log.retention.hours",
+        ],
+        scale: 1,
+    },
+    TopicDef {
+        name: "segment.bytes",
+        kind: Kind::Int,
+        synonyms: &["log.segment.bytes"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "segment.index.bytes",
+        kind: Kind::Int,
+        synonyms: &["log.index.size.max.bytes"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "segment.jitter.ms",
+        kind: Kind::Long,
+        synonyms: &["log.roll.jitter.ms"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "segment.ms",
+        kind: Kind::Long,
+        synonyms: &["log.roll.ms", "log.roll.hours"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "unclean.leader.election.enable",
+        kind: Kind::Bool,
+        synonyms: &["unclean.leader.election.enable"],
+        scale: 1,
+    },
+];
+
+pub fn broker_def(name: &str) -> Option<&'static BrokerDef> {
+    BROKER_DEFS.iter().find(|d| d.name == name)
+}
+
+pub fn topic_def(name: &str) -> Option<&'static TopicDef> {
+    TOPIC_DEFS.iter().find(|d| d.name == name)
+}
+
+/// How a setting's value was determined, as DescribeConfigs reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    TopicConfig,
+    StaticBrokerConfig,
+    Default,
+}
+
+impl ConfigSource {
+    /// Kafka's ConfigSource code (DescribeConfigs v1+).
+    pub fn code(self) -> i8 {
+        match self {
+            ConfigSource::TopicConfig => 1,
+            ConfigSource::StaticBrokerConfig => 4,
+            ConfigSource::Default => 5,
+        }
+    }
+}
+
+/// How acks=all writes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// fsync (group commit) before answering acks=all.
+    Durable,
+    /// Kafka's default: flush only by flush.ms / flush.messages; replication is the durability.
+    Background,
+}
+
+/// Where the timestamp of stored records comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+/// A listener such as `PLAINTEXT://127.0.0.1:9092`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    pub fn parse(setting: &str, s: &str) -> Result<Listener, ConfigError> {
+        let bad = |reason: &str| ConfigError::Invalid {
+            name: setting.to_string(),
+            value: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let (name, rest) = s
+            .split_once("://")
+            .ok_or_else(|| bad("expected NAME://host:port"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected NAME://host:port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("port is not a number 0-65535"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if name.is_empty() {
+            return Err(bad("listener name is empty"));
+        }
+        Ok(Listener {
+            name: name.to_string(),
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// The address to bind; an empty host or 0.0.0.0 binds every interface.
+    pub fn bind_addr(&self) -> String {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// Resolved, validated broker settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Every setting given explicitly (file, env, --set), by name.
+    pub explicit: BTreeMap<String, String>,
+    pub node_id: i32,
+    pub cluster_id: Option<String>,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dirs: Vec<PathBuf>,
+    pub metadata_dir: PathBuf,
+    pub rack: Option<String>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub delete_topic_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub retention_check_interval_ms: u64,
+    pub flush_scheduler_interval_ms: u64,
+    pub producer_id_expiration_ms: i64,
+}
+
+impl Config {
+    /// Embedded defaults only.
+    pub fn defaults() -> Config {
+        Config::from_explicit(BTreeMap::new()).expect("embedded defaults are valid")
+    }
+
+    /// Load from an optional file, then the environment, then `--set` pairs.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        sets: &[String],
+    ) -> Result<Config, ConfigError> {
+        let mut explicit = BTreeMap::new();
+        if let Some(path) = file {
+            explicit.extend(read_file(path)?);
+        }
+        for (k, v) in env {
+            if let Some(rest) = k.strip_prefix("WEIR_") {
+                let name = rest.to_ascii_lowercase().replace('_', ".");
+                explicit.insert(name, v);
+            }
+        }
+        for s in sets {
+            let (k, v) = s.split_once('=').ok_or_else(|| ConfigError::Invalid {
+                name: s.clone(),
+                value: String::new(),
+                reason: "--set expects name=value".into(),
+            })?;
+            explicit.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Config::from_explicit(explicit)
+    }
+
+    /// Validate explicit settings and resolve every typed field.
+    pub fn from_explicit(explicit: BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        for (name, value) in &explicit {
+            let def = broker_def(name).ok_or_else(|| ConfigError::Unknown(name.clone()))?;
+            check_value(name, def.kind, value)?;
+        }
+        let get = |name: &str| -> String {
+            explicit.get(name).cloned().unwrap_or_else(|| {
+                broker_def(name)
+                    .map(|d| d.default.to_string())
+                    .unwrap_or_default()
+            })
+        };
+        let int = |name: &str| -> i64 { get(name).parse().unwrap_or(0) };
+
+        let broker_id = int("broker.id");
+        let node_id = if explicit.contains_key("node.id") || broker_id < 0 {
+            int("node.id")
+        } else {
+            broker_id
+        } as i32;
+        let listeners = parse_listeners("listeners", &get("listeners"))?;
+        if listeners.is_empty() {
+            return Err(invalid(
+                "listeners",
+                "",
+                "at least one listener is required",
+            ));
+        }
+        let mut advertised = parse_listeners("advertised.listeners", &get("advertised.listeners"))?;
+        if advertised.is_empty() {
+            advertised = listeners.clone();
+        }
+        for l in &mut advertised {
+            if l.host.is_empty() || l.host == "0.0.0.0" {
+                l.host = "127.0.0.1".into();
+            }
+        }
+        let log_dirs: Vec<PathBuf> =
+            if explicit.contains_key("log.dirs") || !explicit.contains_key("log.dir") {
+                split_list(&get("log.dirs"))
+                    .into_iter()
+                    .map(PathBuf::from)
+                    .collect()
+            } else {
+                vec![PathBuf::from(get("log.dir"))]
+            };
+        if log_dirs.is_empty() {
+            return Err(invalid(
+                "log.dirs",
+                "",
+                "at least one directory is required",
+            ));
+        }
+        let metadata_dir = match get("metadata.log.dir") {
+            d if d.is_empty() => log_dirs[0].join("__cluster_metadata"),
+            d => PathBuf::from(d),
+        };
+        let metrics_listen = match get("metrics.listen") {
+            s if s.is_empty() => None,
+            s => Some(
+                s.parse()
+                    .map_err(|_| invalid("metrics.listen", &s, "expected host:port"))?,
+            ),
+        };
+        let policy = get("log.flush.policy");
+        if policy != "durable" && policy != "background" {
+            return Err(invalid(
+                "log.flush.policy",
+                &policy,
+                "expected durable or background",
+            ));
+        }
+        check_topic_value("message.timestamp.type", &get("log.message.timestamp.type"))
+            .map_err(|e| rename(e, "log.message.timestamp.type"))?;
+        check_topic_value("cleanup.policy", &get("log.cleanup.policy"))
+            .map_err(|e| rename(e, "log.cleanup.policy"))?;
+        check_topic_value("compression.type", &get("compression.type"))?;
+        let positive = |name: &str| -> Result<i64, ConfigError> {
+            let v = int(name);
+            if v <= 0 {
+                return Err(invalid(name, &v.to_string(), "must be positive"));
+            }
+            Ok(v)
+        };
+        let num_partitions = positive("num.partitions")? as i32;
+        let rf = positive("default.replication.factor")? as i16;
+        let req_max = positive("socket.request.max.bytes")? as usize;
+        positive("log.segment.bytes")?;
+        positive("message.max.bytes")?;
+        let cluster_id = Some(get("cluster.id")).filter(|s| !s.is_empty());
+        let rack = Some(get("broker.rack")).filter(|s| !s.is_empty());
+        let cfg = Config {
+            node_id,
+            cluster_id,
+            listeners,
+            advertised_listeners: advertised,
+            log_dirs,
+            metadata_dir,
+            rack,
+            metrics_listen,
+            num_partitions,
+            default_replication_factor: rf,
+            auto_create_topics: get("auto.create.topics.enable") == "true",
+            delete_topic_enable: get("delete.topic.enable") == "true",
+            socket_request_max_bytes: req_max,
+            retention_check_interval_ms: positive("log.retention.check.interval.ms")? as u64,
+            flush_scheduler_interval_ms: positive("log.flush.scheduler.interval.ms")? as u64,
+            producer_id_expiration_ms: positive("producer.id.expiration.ms")?,
+            explicit,
+        };
+        Ok(cfg)
+    }
+
+    /// The broker's value of a broker-level setting (explicit or default), if it has one.
+    pub fn broker_value(&self, name: &str) -> Option<(String, ConfigSource)> {
+        if let Some(v) = self.explicit.get(name) {
+            return Some((v.clone(), ConfigSource::StaticBrokerConfig));
+        }
+        broker_def(name)
+            .filter(|d| !d.default.is_empty())
+            .map(|d| (d.default.to_string(), ConfigSource::Default))
+    }
+
+    /// The effective value of a topic-level setting from broker settings alone: the first
+    /// synonym that is set, converted to the topic setting's unit.
+    pub fn topic_default(&self, name: &str) -> Option<(String, ConfigSource, &'static str)> {
+        let def = topic_def(name)?;
+        // Explicit synonyms first (most specific wins), then defaults in the same order.
+        for explicit_only in [true, false] {
+            for syn in def.synonyms {
+                let v = if explicit_only {
+                    self.explicit
+                        .get(*syn)
+                        .map(|v| (v.clone(), ConfigSource::StaticBrokerConfig))
+                } else {
+                    broker_def(syn)
+                        .filter(|d| !d.default.is_empty())
+                        .map(|d| (d.default.to_string(), ConfigSource::Default))
+                };
+                if let Some((v, src)) = v {
+                    return Some((scale_synonym(syn, &v), src, syn));
+                }
+            }
+        }
+        None
+    }
+
+    /// Topic settings resolved from broker defaults overlaid with a topic's own overrides.
+    pub fn topic_config(&self, overrides: &BTreeMap<String, String>) -> TopicConfig {
+        let get = |name: &str| -> String {
+            overrides
+                .get(name)
+                .cloned()
+                .or_else(|| self.topic_default(name).map(|(v, _, _)| v))
+                .unwrap_or_default()
+        };
+        let long = |name: &str, dflt: i64| get(name).parse::<i64>().unwrap_or(dflt);
+        let policy = get("cleanup.policy");
+        TopicConfig {
+            compact: split_list(&policy).iter().any(|p| p == "compact"),
+            delete: split_list(&policy).iter().any(|p| p == "delete"),
+            retention_ms: long("retention.ms", -1),
+            retention_bytes: long("retention.bytes", -1),
+            segment_bytes: long("segment.bytes", 1 << 30).clamp(14, i32::MAX as i64) as u64,
+            segment_ms: long("segment.ms", 604_800_000).max(1),
+            segment_jitter_ms: long("segment.jitter.ms", 0).max(0),
+            segment_index_bytes: long("segment.index.bytes", 10 << 20).max(8) as u64,
+            index_interval_bytes: long("index.interval.bytes", 4096).max(0) as u64,
+            max_message_bytes: long("max.message.bytes", 1_048_588).max(0) as usize,
+            timestamp_type: if get("message.timestamp.type") == "LogAppendTime" {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            },
+            timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
+            timestamp_after_max_ms: long("message.timestamp.after.max.ms", i64::MAX),
+            flush_messages: long("flush.messages", i64::MAX),
+            flush_ms: long("flush.ms", i64::MAX),
+            flush_policy: if get("flush.policy") == "background" {
+                FlushPolicy::Background
+            } else {
+                FlushPolicy::Durable
+            },
+            delete_retention_ms: long("delete.retention.ms", 86_400_000),
+            min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
+            max_compaction_lag_ms: long("max.compaction.lag.ms", i64::MAX),
+            min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio").parse().unwrap_or(0.5),
+            min_insync_replicas: long("min.insync.replicas", 1) as i32,
+            file_delete_delay_ms: long("file.delete.delay.ms", 60_000),
+            preallocate: get("preallocate") == "true",
+        }
+    }
+}
+
+/// The topic settings the log, produce path and cleaner act on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicConfig {
+    pub compact: bool,
+    pub delete: bool,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub segment_jitter_ms: i64,
+    pub segment_index_bytes: u64,
+    pub index_interval_bytes: u64,
+    pub max_message_bytes: usize,
+    pub timestamp_type: TimestampType,
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    pub flush_messages: i64,
+    pub flush_ms: i64,
+    pub flush_policy: FlushPolicy,
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
+    pub min_insync_replicas: i32,
+    pub file_delete_delay_ms: i64,
+    pub preallocate: bool,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        Config::defaults().topic_config(&BTreeMap::new())
+    }
+}
+
+/// Validate one topic-level setting (CreateTopics configs, AlterConfigs).
+pub fn check_topic_value(name: &str, value: &str) -> Result<(), ConfigError> {
+    let def = topic_def(name).ok_or_else(|| ConfigError::Unknown(name.to_string()))?;
+    check_value(name, def.kind, value)?;
+    match name {
+        "cleanup.policy" => {
+            let parts = split_list(value);
+            if parts.is_empty() || parts.iter().any(|p| p != "delete" && p != "compact") {
+                return Err(invalid(
+                    name,
+                    value,
+                    "expected delete, compact or compact,delete",
+                ));
+            }
+        }
+        "message.timestamp.type" if value != "CreateTime" && value != "LogAppendTime" => {
+            return Err(invalid(name, value, "expected CreateTime or LogAppendTime"));
+        }
+        "compression.type" if value != "producer" => {
+            return Err(invalid(
+                name,
+                value,
+                "Weir stores batches as the producer sent them; only `producer` is supported",
+            ));
+        }
+        "flush.policy" if value != "durable" && value != "background" => {
+            return Err(invalid(name, value, "expected durable or background"));
+        }
+        "segment.bytes" if value.parse::<i64>().unwrap_or(0) < 14 => {
+            return Err(invalid(name, value, "must be at least 14"));
+        }
+        "max.message.bytes" | "segment.index.bytes" | "min.insync.replicas"
+            if value.parse::<i64>().unwrap_or(0) < 1 =>
+        {
+            return Err(invalid(name, value, "must be at least 1"));
+        }
+        "segment.ms" if value.parse::<i64>().unwrap_or(0) < 1 => {
+            return Err(invalid(name, value, "must be at least 1"));
+        }
+        "retention.ms" | "retention.bytes" if value.parse::<i64>().unwrap_or(0) < -1 => {
+            return Err(invalid(name, value, "must be -1 (unlimited) or more"));
+        }
+        "min.cleanable.dirty.ratio" => {
+            let r: f64 = value.parse().unwrap_or(-1.0);
+            if !(0.0..=1.0).contains(&r) {
+                return Err(invalid(name, value, "must be between 0 and 1"));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_value(name: &str, kind: Kind, value: &str) -> Result<(), ConfigError> {
+    let ok = match kind {
+        Kind::Bool => value == "true" || value == "false",
+        Kind::Int => value.parse::<i32>().is_ok(),
+        Kind::Long => value.parse::<i64>().is_ok(),
+        Kind::Double => value.parse::<f64>().is_ok(),
+        Kind::String | Kind::List | Kind::Password => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            name,
+            value,
+            &format!("expected {kind:?}").to_lowercase(),
+        ))
+    }
+}
+
+fn scale_synonym(syn: &str, v: &str) -> String {
+    let factor = match syn {
+        "log.retention.minutes" => 60_000,
+        "log.retention.hours" | "log.roll.hours" => 3_600_000,
+        _ => return v.to_string(),
+    };
+    match v.parse::<i64>() {
+        Ok(n) if n >= 0 => (n.saturating_mul(factor)).to_string(),
+        _ => v.to_string(),
+    }
+}
+
+fn invalid(name: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        name: name.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+fn rename(e: ConfigError, name: &str) -> ConfigError {
+    match e {
+        ConfigError::Invalid { value, reason, .. } => ConfigError::Invalid {
+            name: name.into(),
+            value,
+            reason,
+        },
+        other => other,
+    }
+}
+
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn parse_listeners(setting: &str, s: &str) -> Result<Vec<Listener>, ConfigError> {
+    split_list(s)
+        .iter()
+        .map(|l| Listener::parse(setting, l))
+        .collect()
+}
+
+/// Read a TOML file (nested tables flatten to dotted names) or a `server.properties` file.
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let is_toml = path.extension().is_some_and(|e| e == "toml");
+    if is_toml {
+        parse_toml(path, &text)
+    } else {
+        Ok(parse_properties(&text))
+    }
+}
+
+fn parse_toml(path: &Path, text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+    let mut out = BTreeMap::new();
+    flatten_toml("", &toml::Value::Table(table), &mut out);
+    Ok(out)
+}
+
+fn flatten_toml(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten_toml(&key, v, out);
+            }
+        }
+        toml::Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        toml::Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            out.insert(prefix.to_string(), parts.join(","));
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// Java properties: `key=value` or `key: value` or `key value`, `#`/`!` comments,
+/// backslash line continuations.
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut pending = String::new();
+    for raw in text.lines() {
+        let line = raw.trim_start();
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
+            continue;
+        }
+        if let Some(stripped) = line.strip_suffix('\\') {
+            pending.push_str(stripped);
+            continue;
+        }
+        pending.push_str(line);
+        let full = std::mem::take(&mut pending);
+        let idx = full
+            .find(['=', ':'])
+            .or_else(|| full.find(char::is_whitespace));
+        let (k, v) = match idx {
+            Some(i) => (&full[..i], &full[i + 1..]),
+            None => (full.as_str(), ""),
+        };
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(sets: &[&str]) -> Result<Config, ConfigError> {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Config::load(None, Vec::new(), &sets)
+    }
+
+    #[test]
+    fn defaults_start_a_local_broker() {
+        let c = Config::defaults();
+        assert_eq!(c.listeners[0].bind_addr(), "127.0.0.1:9092");
+        assert_eq!(c.log_dirs, vec![PathBuf::from("./weir-data")]);
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9644".parse().unwrap()));
+        let t = c.topic_config(&BTreeMap::new());
+        assert_eq!(t.retention_ms, 168 * 3_600_000);
+        assert_eq!(t.segment_bytes, 1 << 30);
+        assert_eq!(t.flush_policy, FlushPolicy::Durable);
+        assert!(t.delete && !t.compact);
+    }
+
+    #[test]
+    fn unknown_and_invalid_settings_name_the_setting() {
+        let e = load(&["no.such.thing=1"]).unwrap_err().to_string();
+        assert!(e.contains("no.such.thing"), "{e}");
+        let e = load(&["num.partitions=abc"]).unwrap_err().to_string();
+        assert!(e.contains("num.partitions"), "{e}");
+        let e = load(&["listeners=127.0.0.1"]).unwrap_err().to_string();
+        assert!(e.contains("listeners"), "{e}");
+        let e = load(&["log.flush.policy=sometimes"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log.flush.policy"), "{e}");
+    }
+
+    #[test]
+    fn precedence_file_then_env_then_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("server.properties");
+        std::fs::write(
+            &p,
+            "# comment\nnum.partitions=3\nlog.dirs=/a\nlog.retention.hours = 1\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("WEIR_LOG_DIRS".to_string(), "/b".to_string()),
+            ("HOME".into(), "/root".into()),
+        ];
+        let c = Config::load(Some(&p), env, &["num.partitions=5".into()]).unwrap();
+        assert_eq!(c.num_partitions, 5);
+        assert_eq!(c.log_dirs, vec![PathBuf::from("/b")]);
+        assert_eq!(c.topic_config(&BTreeMap::new()).retention_ms, 3_600_000);
+        let (_, src, syn) = c.topic_default("retention.ms").unwrap();
+        assert_eq!(
+            (src, syn),
+            (ConfigSource::StaticBrokerConfig, "log.retention.hours")
+        );
+    }
+
+    #[test]
+    fn toml_tables_flatten_to_dotted_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("weir.toml");
+        std::fs::write(&p, "listeners = [\"PLAINTEXT://127.0.0.1:19092\"]\n[log]\ndirs = \"/x\"\nsegment.bytes = 1024\n").unwrap();
+        let c = Config::load(Some(&p), Vec::new(), &[]).unwrap();
+        assert_eq!(c.listeners[0].port, 19092);
+        assert_eq!(c.log_dirs, vec![PathBuf::from("/x")]);
+        assert_eq!(c.topic_config(&BTreeMap::new()).segment_bytes, 1024);
+    }
+
+    #[test]
+    fn topic_values_are_validated() {
+        assert!(check_topic_value("cleanup.policy", "compact,delete").is_ok());
+        assert!(check_topic_value("cleanup.policy", "keep").is_err());
+        assert!(check_topic_value("retention.ms", "-1").is_ok());
+        assert!(check_topic_value("retention.ms", "x").is_err());
+        assert!(check_topic_value("nope", "1").is_err());
+    }
+}

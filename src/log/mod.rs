@@ -1,0 +1,61 @@
+//! The log manager: partition logs as Kafka lays them out on disk.
+//!
+//! Per partition a directory `<topic>-<partition>/` holds segments
+//! (`<base offset, 20 digits>.log`) with a sparse offset index (`.index`) and a time index
+//! (`.timeindex`), a leader-epoch checkpoint and producer-state snapshots. Record batches
+//! are validated ([`batch`]) and stored as received with only their base offset, leader
+//! epoch and (for LogAppendTime) timestamp patched. A per-directory flusher ([`flusher`])
+//! turns many appends into one fsync (group commit). On start, everything after the last
+//! recovery point is re-validated and a torn or corrupt tail is truncated, never served.
+
+pub mod batch;
+pub mod epoch;
+pub mod flusher;
+pub mod index;
+pub mod manager;
+pub mod partition;
+pub mod producer_state;
+pub mod retention;
+pub mod segment;
+
+pub use manager::LogManager;
+pub use partition::{AppendResult, PartitionLog, ReadResult};
+
+use thiserror::Error;
+
+/// Everything that can go wrong appending to or reading from a log. Mapped to Kafka error
+/// codes in one place (`crate::errors`).
+#[derive(Debug, Error)]
+pub enum LogError {
+    /// Bad CRC, bad lengths, record count mismatch: CORRUPT_MESSAGE.
+    #[error("corrupt record batch: {0}")]
+    Corrupt(String),
+    /// Larger than max.message.bytes: MESSAGE_TOO_LARGE.
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    TooLarge { size: usize, max: usize },
+    /// Not exactly one magic-2 batch, keyless record on a compacted topic, ...: INVALID_RECORD.
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    /// CreateTime outside message.timestamp.{before,after}.max.ms: INVALID_TIMESTAMP.
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER.
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
+    /// Producer epoch older than the one we know: INVALID_PRODUCER_EPOCH.
+    #[error("producer fenced: {0}")]
+    InvalidProducerEpoch(String),
+    /// OFFSET_OUT_OF_RANGE.
+    #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    /// I/O failure, full disk: KAFKA_STORAGE_ERROR. The log stays readable.
+    #[error("storage error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The partition was deleted or the log manager is shutting down.
+    #[error("log is closed")]
+    Closed,
+}
