@@ -8,14 +8,18 @@
 //! state machine. A node with no voters configured bootstraps a one-voter cluster by
 //! itself, so the single-node and cluster code paths are the same.
 
+mod cluster_id;
 pub mod controller;
 pub mod image;
+pub mod log_store;
 pub mod network;
 pub mod state;
+pub mod state_machine;
 pub mod store;
+pub mod store_sled;
 pub mod types;
 
-pub use controller::Controller;
+pub use controller::{Controller, ControllerConfig};
 pub use image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
 pub use state::{CommandResult, MetadataCommand, MetadataError};
 
