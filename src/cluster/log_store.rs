@@ -93,8 +93,9 @@ impl<S: MetadataStore> RaftLogReader<TypeConfig> for LogStore<S> {
             .log_range(start, end)
             .map_err(logs_err(ErrorVerb::Read))?;
         raw.iter()
-            .map(|(_, bytes)| decode::<Entry>(bytes).map_err(logs_err(ErrorVerb::Read)))
-            .collect()
+            .map(|(_, bytes)| decode::<Entry>(bytes))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(logs_err(ErrorVerb::Read))
     }
 }
 
@@ -227,6 +228,56 @@ mod tests {
     #[test]
     fn openraft_storage_suite() {
         Suite::test_all(SledBuilder).expect("openraft storage suite");
+    }
+
+    #[tokio::test]
+    async fn log_vote_and_commit_survive_reopen() {
+        use openraft::storage::RaftLogStorageExt;
+        use openraft::{CommittedLeaderId, EntryPayload};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log_id = |index| LogId::new(CommittedLeaderId::new(2, 1), index);
+        let vote = Vote::new(2, 1);
+        {
+            let mut log = LogStore::new(Arc::new(SledStore::open(dir.path()).expect("open")));
+            let entries = (1..=20).map(|i| Entry {
+                log_id: log_id(i),
+                payload: EntryPayload::Blank,
+            });
+            log.blocking_append(entries).await.expect("append");
+            log.save_vote(&vote).await.expect("vote");
+            log.save_committed(Some(log_id(15)))
+                .await
+                .expect("committed");
+            log.purge(log_id(5)).await.expect("purge");
+            log.truncate(log_id(18)).await.expect("truncate");
+            log.store.flush().await.expect("flush");
+        }
+        let mut log = LogStore::new(Arc::new(SledStore::open(dir.path()).expect("reopen")));
+        assert_eq!(log.read_vote().await.expect("vote"), Some(vote));
+        assert_eq!(
+            log.read_committed().await.expect("committed"),
+            Some(log_id(15))
+        );
+        let state = log.get_log_state().await.expect("log state");
+        assert_eq!(state.last_purged_log_id, Some(log_id(5)));
+        assert_eq!(state.last_log_id, Some(log_id(17)));
+        let entries = log.try_get_log_entries(6..=17).await.expect("entries");
+        assert_eq!(entries.len(), 12);
+        assert_eq!(entries[0].log_id, log_id(6));
+    }
+
+    #[tokio::test]
+    async fn log_state_after_purging_everything_points_at_the_purge() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = LogStore::new(Arc::new(SledStore::open(dir.path()).expect("open")));
+        let id = LogId::new(openraft::CommittedLeaderId::new(1, 1), 9);
+        log.purge(id).await.expect("purge");
+        let state = log.get_log_state().await.expect("log state");
+        assert_eq!(
+            (state.last_purged_log_id, state.last_log_id),
+            (Some(id), Some(id))
+        );
     }
 
     #[test]

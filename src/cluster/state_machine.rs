@@ -84,12 +84,6 @@ impl<S: MetadataStore> StateMachineStore<S> {
     pub fn applied(&self) -> &AppliedState {
         &self.applied
     }
-
-    fn persist(&self, items: &[(MetaKey, &[u8])]) -> Result<(), StorageError> {
-        self.store
-            .put(items)
-            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))
-    }
 }
 
 fn sm_err(verb: ErrorVerb) -> impl FnOnce(StoreError) -> StorageError {
@@ -132,7 +126,9 @@ impl<S: MetadataStore> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
             results.push(result);
         }
         let bytes = encode(&self.applied).map_err(sm_err(ErrorVerb::Write))?;
-        self.persist(&[(MetaKey::Applied, &bytes)])?;
+        self.store
+            .put(&[(MetaKey::Applied, &bytes)])
+            .map_err(sm_err(ErrorVerb::Write))?;
         publish(&self.images, &self.applied.state.image);
         Ok(results)
     }
@@ -160,11 +156,13 @@ impl<S: MetadataStore> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
         applied.last_membership = meta.last_membership.clone();
         let applied_bytes = encode(&applied).map_err(sm_err(ErrorVerb::Write))?;
         let meta_bytes = encode(meta).map_err(snapshot_err(ErrorVerb::Write))?;
-        self.persist(&[
-            (MetaKey::Applied, &applied_bytes),
-            (MetaKey::SnapshotMeta, &meta_bytes),
-            (MetaKey::SnapshotData, &data),
-        ])?;
+        self.store
+            .put(&[
+                (MetaKey::Applied, &applied_bytes),
+                (MetaKey::SnapshotMeta, &meta_bytes),
+                (MetaKey::SnapshotData, &data),
+            ])
+            .map_err(snapshot_err(ErrorVerb::Write))?;
         self.store
             .flush()
             .await
@@ -175,9 +173,10 @@ impl<S: MetadataStore> RaftStateMachine<TypeConfig> for StateMachineStore<S> {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let read = |key| self.store.get(key).map_err(snapshot_err(ErrorVerb::Read));
-        let (Some(meta), Some(data)) = (read(MetaKey::SnapshotMeta)?, read(MetaKey::SnapshotData)?)
-        else {
+        let read = |key| self.store.get(key);
+        let meta = read(MetaKey::SnapshotMeta).map_err(snapshot_err(ErrorVerb::Read))?;
+        let data = read(MetaKey::SnapshotData).map_err(snapshot_err(ErrorVerb::Read))?;
+        let (Some(meta), Some(data)) = (meta, data) else {
             return Ok(None);
         };
         let meta: SnapshotMeta = decode(&meta).map_err(snapshot_err(ErrorVerb::Read))?;
@@ -222,5 +221,122 @@ impl<S: MetadataStore> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, Membership};
+
+    use super::*;
+    use crate::cluster::state::MetadataCommand;
+    use crate::cluster::store_sled::SledStore;
+
+    fn log_id(index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(1, 1), index)
+    }
+
+    fn normal(index: u64, cmd: MetadataCommand) -> Entry {
+        Entry {
+            log_id: log_id(index),
+            payload: EntryPayload::Normal(cmd),
+        }
+    }
+
+    fn open(
+        dir: &std::path::Path,
+    ) -> (
+        StateMachineStore<SledStore>,
+        watch::Receiver<Arc<MetadataImage>>,
+    ) {
+        let store = Arc::new(SledStore::open(dir).expect("open store"));
+        let initial = MetadataImage {
+            controller_id: 9,
+            ..MetadataImage::default()
+        };
+        let (tx, rx) = watch::channel(Arc::new(initial));
+        let sm = StateMachineStore::open(store, Arc::new(tx)).expect("open state machine");
+        (sm, rx)
+    }
+
+    #[tokio::test]
+    async fn apply_publishes_and_keeps_controller_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut sm, mut rx) = open(dir.path());
+        rx.mark_unchanged();
+        let members = Membership::new(vec![[1u64].into()], None);
+        let results = sm
+            .apply([
+                Entry {
+                    log_id: log_id(1),
+                    payload: EntryPayload::Membership(members),
+                },
+                normal(2, MetadataCommand::AllocateProducerIds { count: 5 }),
+                normal(3, MetadataCommand::AllocateProducerIds { count: 0 }),
+            ])
+            .await
+            .expect("apply");
+        assert_eq!(results[1], CommandResult::ProducerIds { first: 0 });
+        assert!(matches!(results[2], CommandResult::Err(_)));
+        assert!(rx.has_changed().expect("sender alive"));
+        let img = rx.borrow_and_update().clone();
+        assert_eq!(
+            (img.applied_index, img.next_producer_id, img.controller_id),
+            (3, 5, 9)
+        );
+        let (last, membership) = sm.applied_state().await.expect("applied state");
+        assert_eq!(last, Some(log_id(3)));
+        assert_eq!(membership.log_id(), &Some(log_id(1)));
+    }
+
+    #[tokio::test]
+    async fn open_prefers_the_newer_of_applied_state_and_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (mut sm, _rx) = open(dir.path());
+            sm.apply([normal(
+                1,
+                MetadataCommand::AllocateProducerIds { count: 10 },
+            )])
+            .await
+            .expect("apply");
+            sm.get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await
+                .expect("snapshot");
+            sm.apply([normal(
+                2,
+                MetadataCommand::AllocateProducerIds { count: 10 },
+            )])
+            .await
+            .expect("apply");
+            // Simulate a crash that lost the latest applied-state write but kept an
+            // older one, while a newer snapshot is on disk.
+            let old = AppliedState::default();
+            let bytes = encode(&old).expect("encode");
+            sm.store.put(&[(MetaKey::Applied, &bytes)]).expect("put");
+            sm.store.flush().await.expect("flush");
+        }
+        let (mut sm, rx) = open(dir.path());
+        assert_eq!(rx.borrow().next_producer_id, 10, "state from the snapshot");
+        let (last, _) = sm.applied_state().await.expect("applied state");
+        assert_eq!(last, Some(log_id(1)));
+    }
+
+    #[tokio::test]
+    async fn corrupt_state_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = SledStore::open(dir.path()).expect("open store");
+            store.put(&[(MetaKey::Applied, b"{not json")]).expect("put");
+            store.flush().await.expect("flush");
+        }
+        let store = Arc::new(SledStore::open(dir.path()).expect("open store"));
+        let (tx, _rx) = watch::channel(Arc::default());
+        assert!(matches!(
+            StateMachineStore::open(store, Arc::new(tx)),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }
