@@ -62,7 +62,13 @@ impl Controller {
     pub async fn start(cfg: ControllerConfig) -> Result<Arc<Controller>, ClusterError> {
         let node_id = NodeId::try_from(cfg.node_id)
             .map_err(|_| ClusterError::Raft(format!("invalid node id {}", cfg.node_id)))?;
-        let store = Arc::new(SledStore::open(&cfg.dir).map_err(store_err)?);
+        // sled replays its log on open, which can take a while on a large database.
+        let dir = cfg.dir.clone();
+        let store = tokio::task::spawn_blocking(move || SledStore::open(&dir))
+            .await
+            .map_err(|e| ClusterError::Store(format!("open task failed: {e}")))?
+            .map_err(store_err)?;
+        let store = Arc::new(store);
 
         let initial = MetadataImage {
             controller_id: -1,
