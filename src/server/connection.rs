@@ -16,7 +16,7 @@ use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::broker::BrokerState;
 use crate::handlers::{self, Ctx, Outcome};
