@@ -341,12 +341,14 @@ impl PartitionLog {
             let flushed = self.flushed.load(Ordering::Acquire);
             let target = self.log_end.load(Ordering::Acquire);
             let n = inner.segments.len();
-            let files: Vec<(SegmentView, bool)> = inner
+            // The active segment, plus sealed ones still holding unflushed data (with
+            // their indexes: a sealed segment below the recovery point is not rebuilt).
+            let files: Vec<std::sync::Arc<std::fs::File>> = inner
                 .segments
                 .iter()
                 .enumerate()
                 .filter(|(i, s)| *i + 1 == n || s.next_offset() > flushed)
-                .map(|(i, s)| (s.view(), i + 1 < n))
+                .flat_map(|(i, s)| s.sync_handles(i + 1 < n))
                 .collect();
             (target, files, std::mem::take(&mut inner.dir_dirty))
         };
@@ -355,8 +357,8 @@ impl PartitionLog {
         }
         let unflushed_before = self.unflushed_messages.load(Ordering::Acquire);
         let result = (|| {
-            for (view, _sealed) in &files {
-                view.file.sync_data()?;
+            for f in &files {
+                f.sync_data()?;
             }
             if dir_dirty {
                 std::fs::File::open(&self.dir)?.sync_all()?;
@@ -367,17 +369,6 @@ impl PartitionLog {
             // The directory must be synced again next time.
             self.inner.lock().dir_dirty |= dir_dirty;
             return Err(e);
-        }
-        // Sealed segments' indexes are only needed for speed; sync them off the hot path
-        // of the next flush by doing it now, once per roll.
-        {
-            let inner = self.inner.lock();
-            let n = inner.segments.len();
-            for s in inner.segments.iter().take(n.saturating_sub(1)) {
-                if s.next_offset() > self.flushed.load(Ordering::Acquire) {
-                    let _ = s.sync(true);
-                }
-            }
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("weir_log_flushes_total").increment(1);
@@ -938,6 +929,35 @@ mod tests {
             Err(LogError::OffsetOutOfRange { .. })
         ));
         assert!(log.size_bytes() > 2048);
+    }
+
+    #[test]
+    fn segments_roll_by_time_and_index_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        fill(&log, 3, 1);
+        assert_eq!(log.num_segments(), 1);
+        let small_index = TopicConfig {
+            index_interval_bytes: 0,
+            segment_index_bytes: 16,
+            ..TopicConfig::default()
+        };
+        log.update_config(TopicConfig {
+            segment_ms: 1,
+            ..small_index.clone()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        fill(&log, 1, 1);
+        assert_eq!(log.num_segments(), 2);
+        // Index sizes apply to segments created after the change: this one's time index
+        // holds a single 12-byte entry, so every segment takes two batches.
+        log.update_config(small_index);
+        fill(&log, 12, 1);
+        assert_eq!(log.num_segments(), 8);
+        assert_eq!(
+            spans(&log.read(0, 1 << 20, i64::MAX, true).unwrap().records).len(),
+            3
+        );
     }
 
     #[test]
