@@ -246,7 +246,7 @@ pub fn validate_produce(buf: &[u8], opts: &ValidateOptions) -> Result<BatchHeade
         });
     }
     check_crc(&header, buf)?;
-    check_counts(&header)?;
+    check_counts(&header, Deltas::Contiguous)?;
     if header.record_count == 0 {
         return Err(LogError::InvalidRecord(
             "record batch must contain at least one record".into(),
@@ -274,19 +274,24 @@ pub fn validate_produce(buf: &[u8], opts: &ValidateOptions) -> Result<BatchHeade
     let records = buf.get(HEADER_LEN..size).unwrap_or_default();
     if header.compression() == 0 {
         // Uncompressed: walking the framing is cheap and proves the count and lengths.
-        walk_records(&header, &mut SliceSource::new(records), |r| {
-            opts.check_timestamp(r.timestamp, || format!("record {}", r.offset_delta))?;
-            check_key(opts, r.has_key)
-        })?;
+        walk_records(
+            &header,
+            Deltas::Contiguous,
+            &mut SliceSource::new(records),
+            |r| check_record(opts, &r),
+        )?;
     } else if opts.compacted {
         let mut source = decompressing_source(&header, records)?;
-        walk_records(&header, &mut source, |r| check_key(opts, r.has_key))?;
+        walk_records(&header, Deltas::Contiguous, &mut source, |r| {
+            check_record(opts, &r)
+        })?;
     }
     Ok(header)
 }
 
-fn check_key(opts: &ValidateOptions, has_key: bool) -> Result<(), LogError> {
-    if opts.compacted && !has_key {
+fn check_record(opts: &ValidateOptions, r: &RecordInfo) -> Result<(), LogError> {
+    opts.check_timestamp(r.timestamp, || format!("record {}", r.offset_delta))?;
+    if opts.compacted && !r.has_key {
         return Err(LogError::InvalidRecord(
             "Compacted topic cannot accept message without key".into(),
         ));
@@ -326,7 +331,7 @@ fn check_crc(header: &BatchHeader, buf: &[u8]) -> Result<(), LogError> {
 }
 
 /// Codec known, count non-negative and consistent with the offset range.
-fn check_counts(header: &BatchHeader) -> Result<(), LogError> {
+fn check_counts(header: &BatchHeader, deltas: Deltas) -> Result<(), LogError> {
     if header.compression() > 4 {
         return Err(corrupt(format!(
             "unknown compression codec {}",
@@ -339,7 +344,14 @@ fn check_counts(header: &BatchHeader) -> Result<(), LogError> {
             header.record_count
         )));
     }
-    if header.record_count > 0 && header.last_offset_delta != header.record_count - 1 {
+    let consistent = match deltas {
+        Deltas::Contiguous => header.last_offset_delta == header.record_count - 1,
+        Deltas::Increasing => {
+            header.last_offset_delta >= 0
+                && header.record_count as i64 <= header.last_offset_delta as i64 + 1
+        }
+    };
+    if header.record_count > 0 && !consistent {
         return Err(corrupt(format!(
             "last offset delta {} does not match record count {}",
             header.last_offset_delta, header.record_count
@@ -466,7 +478,7 @@ pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(i64, i64)>, LogError> {
         return Err(corrupt(format!("unexpected magic {}", header.magic)));
     }
     check_length(&header, batch.len())?;
-    check_counts(&header)?;
+    check_counts(&header, Deltas::Increasing)?;
     let records = batch.get(HEADER_LEN..header.size()).unwrap_or_default();
     let mut out = Vec::new();
     let mut visit = |r: RecordInfo| {
@@ -479,10 +491,15 @@ pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(i64, i64)>, LogError> {
         Ok(())
     };
     if header.compression() == 0 {
-        walk_records(&header, &mut SliceSource::new(records), &mut visit)?;
+        walk_records(
+            &header,
+            Deltas::Increasing,
+            &mut SliceSource::new(records),
+            &mut visit,
+        )?;
     } else {
         let mut source = decompressing_source(&header, records)?;
-        walk_records(&header, &mut source, &mut visit)?;
+        walk_records(&header, Deltas::Increasing, &mut source, &mut visit)?;
     }
     Ok(out)
 }
@@ -626,8 +643,8 @@ fn read_varlong(src: &mut impl Source) -> Result<i64, LogError> {
     Err(corrupt("varlong longer than 10 bytes"))
 }
 
-/// Skip a length-prefixed field; returns false for a null (-1) field.
-fn skip_nullable(src: &mut impl Source, what: &str) -> Result<bool, LogError> {
+/// Skip a length-prefixed field of the record ending at `end`; false for a null field.
+fn skip_nullable(src: &mut impl Source, what: &str, end: u64) -> Result<bool, LogError> {
     let len = read_varint(src)?;
     if len < -1 {
         return Err(corrupt(format!("negative {what} length {len}")));
@@ -635,17 +652,40 @@ fn skip_nullable(src: &mut impl Source, what: &str) -> Result<bool, LogError> {
     if len == -1 {
         return Ok(false);
     }
-    src.skip(len as usize)?;
+    skip_within(src, len, end)?;
     Ok(true)
 }
 
-/// Walk exactly `record_count` records that must fill `src` exactly, with offset deltas
-/// 0, 1, 2, ... in order, calling `visit` for each.
+/// Skip `len` bytes, failing before reading them if they overrun the record: a stream
+/// source would otherwise decompress them first.
+fn skip_within(src: &mut impl Source, len: i32, end: u64) -> Result<(), LogError> {
+    if src.position() + len as u64 > end {
+        return Err(corrupt(format!(
+            "a field of {len} bytes runs past the end of its record"
+        )));
+    }
+    src.skip(len as usize)
+}
+
+/// How offset deltas must run through a batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deltas {
+    /// 0, 1, 2, ...: what producers send.
+    Contiguous,
+    /// Increasing within `0..=last_offset_delta`: compaction may remove records from a
+    /// stored batch but keeps the survivors' offsets.
+    Increasing,
+}
+
+/// Walk exactly `record_count` records that must fill `src` exactly, calling `visit` for
+/// each.
 fn walk_records<S: Source>(
     header: &BatchHeader,
+    deltas: Deltas,
     src: &mut S,
     mut visit: impl FnMut(RecordInfo) -> Result<(), LogError>,
 ) -> Result<(), LogError> {
+    let mut previous_delta = -1i64;
     for index in 0..header.record_count {
         let len = read_varint(src)?;
         if len < 0 {
@@ -656,13 +696,20 @@ fn walk_records<S: Source>(
         let _attributes = src.byte()?;
         let timestamp_delta = read_varlong(src)?;
         let offset_delta = read_varint(src)?;
-        if offset_delta != index {
+        let in_order = match deltas {
+            Deltas::Contiguous => offset_delta == index,
+            Deltas::Increasing => {
+                offset_delta as i64 > previous_delta && offset_delta <= header.last_offset_delta
+            }
+        };
+        if !in_order {
             return Err(corrupt(format!(
                 "record {index} has offset delta {offset_delta}"
             )));
         }
-        let has_key = skip_nullable(src, "key")?;
-        skip_nullable(src, "value")?;
+        previous_delta = offset_delta as i64;
+        let has_key = skip_nullable(src, "key", body_end)?;
+        skip_nullable(src, "value", body_end)?;
         let headers = read_varint(src)?;
         if headers < 0 {
             return Err(corrupt(format!(
@@ -683,8 +730,8 @@ fn walk_records<S: Source>(
                     "record {index} has a header with negative key length"
                 )));
             }
-            src.skip(key_len as usize)?;
-            skip_nullable(src, "header value")?;
+            skip_within(src, key_len, body_end)?;
+            skip_nullable(src, "header value", body_end)?;
         }
         if src.position() != body_end {
             return Err(corrupt(format!(
@@ -1367,6 +1414,60 @@ mod tests {
         assert_eq!(items.len(), 3);
         assert!(items[2].is_err());
         assert_eq!(batches(&damaged, false).filter(Result::is_ok).count(), 5);
+    }
+
+    #[test]
+    fn stored_batches_thinned_by_compaction_still_read() {
+        // Offsets 0..=4 with records 1 and 3 removed: deltas 0, 2, 4, count 3.
+        let base = build_batch(0, &[(Some(b"k"), None, NOW)], None, Compression::None);
+        let record = |delta: u8| {
+            let body = [0u8, 0, delta * 2, 2, b'k', 1, 0];
+            let mut r = vec![(body.len() * 2) as u8];
+            r.extend_from_slice(&body);
+            r
+        };
+        let records: Vec<u8> = [0, 2, 4].into_iter().flat_map(record).collect();
+        let mut stored = with_records(&base, 0, &records);
+        set_i32(&mut stored, 57, 3);
+        set_i32(&mut stored, 23, 4);
+        refresh_crc(&mut stored);
+        assert_eq!(
+            record_timestamps(&stored).unwrap(),
+            vec![(0, NOW), (2, NOW), (4, NOW)]
+        );
+        assert!(batches(&stored, true).all(|b| b.is_ok()));
+        // Not from a producer, though.
+        assert!(is_corrupt(validate_produce(&stored, &opts())));
+        // Deltas must increase and stay within the last offset delta.
+        let records: Vec<u8> = [0, 4, 2].into_iter().flat_map(record).collect();
+        let mut bad = with_records(&stored, 0, &records);
+        refresh_crc(&mut bad);
+        assert!(is_corrupt(record_timestamps(&bad)));
+        let records: Vec<u8> = [0, 2, 5].into_iter().flat_map(record).collect();
+        let bad = with_records(&stored, 0, &records);
+        assert!(is_corrupt(record_timestamps(&bad)));
+    }
+
+    #[test]
+    fn compressed_records_are_checked_when_decompressed_anyway() {
+        let mut o = opts();
+        o.compacted = true;
+        o.timestamp_after_max_ms = 1000;
+        let buf = build_batch(
+            0,
+            &[(Some(b"k"), None, NOW), (Some(b"k"), None, NOW + 5000)],
+            None,
+            Compression::Zstd,
+        );
+        let mut lying = buf.clone();
+        lying[35..43].copy_from_slice(&NOW.to_be_bytes());
+        refresh_crc(&mut lying);
+        assert!(matches!(
+            validate_produce(&lying, &o),
+            Err(LogError::InvalidTimestamp(_))
+        ));
+        o.compacted = false;
+        validate_produce(&lying, &o).unwrap();
     }
 
     trait CloneErr {
