@@ -593,6 +593,8 @@ pub struct Cursor<'a> {
     pos: u64,
     chunk: Vec<u8>,
     chunk_pos: u64,
+    /// Where in `chunk` the header last returned starts.
+    last_at: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -602,7 +604,13 @@ impl<'a> Cursor<'a> {
             pos,
             chunk: Vec::new(),
             chunk_pos: 0,
+            last_at: 0,
         }
+    }
+
+    /// The full header of the batch last returned by [`next_header`](Self::next_header).
+    pub fn full_header(&self) -> Result<BatchHeader, super::LogError> {
+        BatchHeader::parse(self.chunk.get(self.last_at..).unwrap_or_default())
     }
 
     /// The next header and its position; `None` at the end of the valid data or at a
@@ -626,6 +634,7 @@ impl<'a> Cursor<'a> {
         if pos + p.size > self.view.size {
             return Ok(None);
         }
+        self.last_at = at;
         self.pos = pos + p.size;
         Ok(Some((p, pos)))
     }
