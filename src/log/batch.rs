@@ -1032,7 +1032,7 @@ pub fn build_batch(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -1547,6 +1547,13 @@ mod tests {
             segment.extend_from_slice(&keyed);
         }
         std::fs::write(format!("{dir}/segment"), segment).unwrap();
+        let mut state = crate::log::producer_state::ProducerStateManager::new();
+        for codec in CODECS {
+            state.update(&BatchHeader::parse(&three(codec)).unwrap());
+        }
+        let mut snapshot = vec![3u8];
+        snapshot.extend_from_slice(&state.encode_snapshot()[5..]);
+        std::fs::write(format!("{dir}/snapshot"), snapshot).unwrap();
     }
 
     trait CloneErr {
@@ -1684,8 +1691,16 @@ mod tests {
         assign_offsets(&mut copy, 1, 1, Some(1));
     }
 
+    /// 2000 cases per property by default; PROPTEST_CASES=n for a longer run.
+    pub(crate) fn proptest_cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2000)
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(proptest_cases()))]
 
         #[test]
         fn arbitrary_bytes_never_panic(buf in prop::collection::vec(any::<u8>(), 0..400)) {
