@@ -283,12 +283,18 @@ impl PartitionLog {
         self.maybe_roll(&mut inner, &cfg, records.len(), last, now)?;
         let active = inner.segments.last_mut().ok_or(LogError::Closed)?;
         active.append(&records, &hdr)?;
-        inner.producers.update(&hdr);
-        if inner.epochs.assign(leader_epoch, base)? {
-            tracing::info!(topic = %self.topic, partition = self.partition, epoch = leader_epoch,
-                start_offset = base, "new leader epoch");
-        }
+        // The batch is in the log: nothing below may fail the append, or its offsets
+        // would be handed out twice.
         self.log_end.store(last + 1, Ordering::Release);
+        inner.producers.update(&hdr);
+        match inner.epochs.assign(leader_epoch, base) {
+            Ok(true) => tracing::info!(topic = %self.topic, partition = self.partition,
+                epoch = leader_epoch, start_offset = base, "new leader epoch"),
+            Ok(false) => {}
+            // The entry is in memory; the checkpoint is rewritten on the next change.
+            Err(e) => tracing::error!(topic = %self.topic, partition = self.partition,
+                error = %e, "cannot persist leader-epoch checkpoint"),
+        }
         if self.auto_high_watermark.load(Ordering::Acquire) {
             self.hw.send_replace(last + 1);
         }
@@ -751,6 +757,7 @@ impl PartitionLog {
                 active.sync(true)?;
             }
             write_snapshot(&self.dir, &inner.producers)?;
+            inner.epochs.persist()?;
         }
         self.close();
         Ok(())
@@ -1201,6 +1208,58 @@ mod tests {
         log.shutdown().unwrap();
         let log = open_log(dir.path(), TopicConfig::default(), true, 6);
         assert_eq!(log.log_end_offset(), 6);
+    }
+
+    #[test]
+    fn corruption_in_an_older_segment_drops_everything_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        fill(&log, 40, 2);
+        let first_end = {
+            let inner = log.inner.lock();
+            assert!(inner.segments.len() > 3);
+            inner.segments[1].base_offset()
+        };
+        drop(log);
+        let first = dir.path().join("t-0").join(segment::file_name(0, "log"));
+        let mut bytes = std::fs::read(&first).unwrap();
+        let n = bytes.len();
+        bytes[n - 2] ^= 0x55;
+        std::fs::write(&first, &bytes).unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        assert_eq!(log.num_segments(), 1);
+        assert!(log.log_end_offset() < first_end);
+        let leo = log.log_end_offset();
+        assert_eq!(log.append_as_leader(batch(1), 0).unwrap().base_offset, leo);
+    }
+
+    #[test]
+    fn reads_run_concurrently_with_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        fill(&log, 1, 1);
+        let reader = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut next = 0;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while next < 399 && std::time::Instant::now() < deadline {
+                    let hw = log.high_watermark();
+                    if next >= hw {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    let r = log.read(next, 4096, hw, true).unwrap();
+                    for (b, l) in spans(&r.records) {
+                        assert_eq!(b, next);
+                        next = l + 1;
+                    }
+                }
+                next
+            })
+        };
+        fill(&log, 199, 2);
+        assert_eq!(reader.join().unwrap(), 399);
     }
 
     #[test]
