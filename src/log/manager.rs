@@ -502,6 +502,50 @@ mod tests {
     }
 
     #[test]
+    fn unclean_restart_recovers_past_the_recovery_point() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = config(&[d.path()]);
+        let mgr = LogManager::open(cfg.clone()).unwrap();
+        let small = TopicConfig {
+            segment_bytes: 1024,
+            ..TopicConfig::default()
+        };
+        let log = mgr.get_or_create("t", 0, Uuid::new_v4(), small).unwrap();
+        for _ in 0..20 {
+            log.append_as_leader(batch(2), 0).unwrap();
+        }
+        log.flush_blocking().unwrap();
+        mgr.checkpoint_recovery_points();
+        let points = checkpoint::read(&d.path().join(checkpoint::RECOVERY_POINT_FILE));
+        assert_eq!(points.get(&("t".to_string(), 0)), Some(&40));
+        for _ in 0..5 {
+            log.append_as_leader(batch(2), 0).unwrap();
+        }
+        let active = {
+            let mut files: Vec<_> = std::fs::read_dir(log.dir())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect();
+            files.sort();
+            files.pop().unwrap()
+        };
+        // Crash: no shutdown, and a torn write at the end.
+        drop((log, mgr));
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&active)
+            .unwrap();
+        std::io::Write::write_all(&mut f, &[1, 2, 3, 4, 5, 6, 7]).unwrap();
+        drop(f);
+        let mgr = LogManager::open(cfg).unwrap();
+        let log = mgr.get("t", 0).unwrap();
+        assert_eq!(log.log_end_offset(), 50);
+        assert_eq!(log.recovery_point(), 40);
+        assert!(!log.read(48, 1, i64::MAX, true).unwrap().records.is_empty());
+    }
+
+    #[test]
     fn delete_topic_removes_directories() {
         let d = tempfile::tempdir().unwrap();
         let cfg = config(&[d.path()]);
