@@ -644,6 +644,105 @@ impl PartitionLog {
         Ok(hit.map(|&(off, ts)| (off, ts, p.partition_leader_epoch)))
     }
 
+    /// Follower side of replication: append batches that already carry their offsets
+    /// and leader epochs (as fetched from the leader). The first must start at the log
+    /// end offset. Returns (first offset, last offset), or `None` for an empty set.
+    pub fn append_as_follower(&self, records: &[u8]) -> Result<Option<(i64, i64)>, LogError> {
+        self.check_open()?;
+        let headers: Vec<(BatchHeader, std::ops::Range<usize>)> =
+            batch::batches(records, true).collect::<Result<_, _>>()?;
+        if headers.last().is_none_or(|(_, r)| r.end != records.len()) && !records.is_empty() {
+            return Err(LogError::Corrupt(
+                "trailing bytes after the last batch".into(),
+            ));
+        }
+        let Some(first) = headers.first().map(|(h, _)| h.base_offset) else {
+            return Ok(None);
+        };
+        let cfg = self.config.read().clone();
+        let now = now_ms();
+        let mut inner = self.inner.lock();
+        self.check_open()?;
+        let mut expected = self.log_end.load(Ordering::Acquire);
+        if first != expected {
+            return Err(LogError::InvalidRecord(format!(
+                "follower append at offset {first}, log end is {expected}"
+            )));
+        }
+        let mut last = expected - 1;
+        for (hdr, range) in &headers {
+            if hdr.base_offset < expected {
+                return Err(LogError::InvalidRecord("batch offsets go backwards".into()));
+            }
+            self.maybe_roll(&mut inner, &cfg, range.len(), hdr.last_offset(), now)?;
+            let active = inner.segments.last_mut().ok_or(LogError::Closed)?;
+            active.append(&records[range.clone()], hdr)?;
+            expected = hdr.last_offset() + 1;
+            last = hdr.last_offset();
+            self.log_end.store(expected, Ordering::Release);
+            inner.producers.update(hdr);
+            if let Err(e) = inner
+                .epochs
+                .assign(hdr.partition_leader_epoch, hdr.base_offset)
+            {
+                tracing::error!(topic = %self.topic, partition = self.partition, error = %e,
+                    "cannot persist leader-epoch checkpoint");
+            }
+            self.unflushed_messages
+                .fetch_add(hdr.record_count.max(0) as i64, Ordering::AcqRel);
+        }
+        if self.auto_high_watermark.load(Ordering::Acquire) {
+            self.hw.send_replace(expected);
+        }
+        Ok(Some((first, last)))
+    }
+
+    /// Follower truncation (after OffsetForLeaderEpoch): remove every batch at or past
+    /// the one holding `offset`; the log then ends at that batch's base offset.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
+        self.check_open()?;
+        let mut inner = self.inner.lock();
+        let log_end = self.log_end.load(Ordering::Acquire);
+        let log_start = self.log_start.load(Ordering::Acquire);
+        if offset >= log_end {
+            return Ok(());
+        }
+        if offset < log_start {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end,
+            });
+        }
+        while inner.segments.len() > 1
+            && inner
+                .segments
+                .last()
+                .is_some_and(|s| s.base_offset() >= offset)
+        {
+            if let Some(gone) = inner.segments.pop() {
+                remove_later(gone.mark_deleted(), 0);
+            }
+        }
+        let active = inner.segments.last_mut().ok_or(LogError::Closed)?;
+        let view = active.view();
+        if let Some((_, pos)) = view.find(offset, active.position_hint(offset))? {
+            active.truncate_to_position(pos)?;
+        }
+        let new_end = active.next_offset();
+        inner.dir_dirty = true;
+        self.log_end.store(new_end, Ordering::Release);
+        inner.epochs.truncate_from_end(new_end)?;
+        inner.producers = load_producer_state(&self.dir, &inner.segments, log_start, new_end)?;
+        self.flushed.fetch_min(new_end, Ordering::AcqRel);
+        if self.high_watermark() > new_end {
+            self.hw.send_replace(new_end);
+        }
+        tracing::info!(topic = %self.topic, partition = self.partition, from = log_end,
+            to = new_end, "log truncated");
+        Ok(())
+    }
+
     /// DeleteRecords: move the log start offset up to `offset` (-1: the high watermark)
     /// and drop whole segments below it. Returns the new log start offset.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
@@ -1136,6 +1235,60 @@ mod tests {
         assert!(dup.duplicate);
         assert_eq!(dup.base_offset, end - 1);
         assert_eq!(log.producers()[0].last_sequence, 3);
+    }
+
+    #[test]
+    fn follower_truncates_and_appends_leader_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let leader = open_log(&dir.path().join("leader"), small_cfg(), false, 0);
+        for epoch in [
+            1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        ] {
+            leader.append_as_leader(batch(2), epoch).unwrap();
+        }
+        let follower = open_log(&dir.path().join("follower"), small_cfg(), false, 0);
+        for _ in 0..10 {
+            follower.append_as_leader(batch(1), 1).unwrap();
+        }
+        // Diverged at offset 6 (epoch 1 ends there on the leader).
+        assert_eq!(leader.end_offset_for_epoch(1), (1, 6));
+        follower.truncate_to(6).unwrap();
+        assert_eq!(follower.log_end_offset(), 6);
+        assert_eq!(follower.high_watermark(), 6);
+        assert!(matches!(
+            follower.append_as_follower(&leader.read(8, 1 << 20, i64::MAX, true).unwrap().records),
+            Err(LogError::InvalidRecord(_))
+        ));
+        let mut next = 6;
+        while next < leader.log_end_offset() {
+            let chunk = leader.read(next, 300, i64::MAX, true).unwrap().records;
+            let (first, last) = follower.append_as_follower(&chunk).unwrap().unwrap();
+            assert_eq!(first, next);
+            next = last + 1;
+        }
+        assert_eq!(follower.log_end_offset(), 48);
+        assert_eq!(follower.end_offset_for_epoch(1), (1, 6));
+        assert_eq!(follower.latest_epoch(), Some(2));
+        // Segment boundaries differ, so compare the whole logs from offset 6 on.
+        let all = |log: &PartitionLog| {
+            let mut out = Vec::new();
+            let mut next = 6;
+            while next < log.log_end_offset() {
+                let r = log.read(next, 1 << 20, i64::MAX, true).unwrap().records;
+                next = spans(&r).last().unwrap().1 + 1;
+                out.extend_from_slice(&r);
+            }
+            out
+        };
+        assert_eq!(all(&follower), all(&leader));
+        assert!(follower.num_segments() > 1);
+        // Truncating across segments.
+        follower.truncate_to(13).unwrap();
+        assert_eq!(follower.log_end_offset(), 12);
+        drop(follower);
+        let follower = open_log(&dir.path().join("follower"), small_cfg(), false, 0);
+        assert_eq!(follower.log_end_offset(), 12);
+        assert_eq!(follower.append_as_follower(&[]).unwrap(), None);
     }
 
     #[test]
