@@ -318,6 +318,8 @@ impl LogManager {
     }
 
     /// Flush everything, write recovery checkpoints and producer snapshots, mark clean.
+    /// Blocking file I/O: call it from `spawn_blocking` (or after the runtime stopped),
+    /// after the background tasks were told to stop.
     pub fn shutdown(&self) -> Result<(), LogError> {
         *self.flushers.lock() = None;
         let mut failed = None;

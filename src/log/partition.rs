@@ -1523,6 +1523,33 @@ mod tests {
         assert_eq!(deleted_files, 0, "no runtime: removed at once");
     }
 
+    #[tokio::test]
+    async fn deleted_segment_files_linger_for_the_delete_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TopicConfig {
+            file_delete_delay_ms: 100,
+            ..small_cfg()
+        };
+        let log = open_log(dir.path(), cfg, false, 0);
+        fill(&log, 30, 2);
+        log.delete_records_before(40).unwrap();
+        let deleted = || {
+            std::fs::read_dir(dir.path().join("t-0"))
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .to_string_lossy()
+                        .ends_with(".deleted")
+                })
+                .count()
+        };
+        assert!(deleted() >= 3, "log, index and time index of each segment");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert_eq!(deleted(), 0);
+    }
+
     #[test]
     fn delete_records_moves_log_start_and_persists() {
         let dir = tempfile::tempdir().unwrap();
