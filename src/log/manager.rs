@@ -133,7 +133,7 @@ impl LogManager {
                     break;
                 }
                 let Some(mgr) = me.upgrade() else { break };
-                mgr.background_flush_pass().await;
+                mgr.background_flush_pass();
                 if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
                     last_checkpoint = tokio::time::Instant::now();
                     let m = mgr.clone();
@@ -165,16 +165,14 @@ impl LogManager {
         tasks
     }
 
-    /// Flush logs whose flush.ms / flush.messages say so (Kafka's background flush).
-    async fn background_flush_pass(&self) {
+    /// Flush logs whose flush.ms / flush.messages say so (Kafka's background flush). The
+    /// requests go to the directory flushers without waiting, so due logs share fsync
+    /// rounds with producers' waits.
+    fn background_flush_pass(&self) {
         let now = now_ms();
         for log in self.all() {
             if log.background_flush_due(now) {
-                let leo = log.log_end_offset();
-                if let Err(e) = log.flush_to(leo.saturating_sub(1)).await {
-                    tracing::warn!(topic = log.topic(), partition = log.partition(), error = %e,
-                        "background flush failed");
-                }
+                log.kick_flush();
             }
         }
     }

@@ -419,8 +419,8 @@ impl PartitionLog {
         Ok(target)
     }
 
-    /// Ask the flusher to flush without waiting (flush.messages reached).
-    fn kick_flush(&self) {
+    /// Ask the directory flusher to flush without waiting (flush.messages / flush.ms).
+    pub fn kick_flush(&self) {
         let handle = self.flusher.lock().clone();
         if let (Some(h), Some(me)) = (handle, self.me.upgrade()) {
             h.kick(me);
