@@ -1341,6 +1341,34 @@ mod tests {
     }
 
     #[test]
+    fn recovery_at_any_cut_point_serves_only_whole_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        let mut ends = vec![0u64];
+        for _ in 0..4 {
+            log.append_as_leader(batch(2), 0).unwrap();
+            ends.push(log.size_bytes());
+        }
+        let file = active_log_file(&log);
+        drop(log);
+        let full = std::fs::read(&file).unwrap();
+        for cut in (0..=full.len()).step_by(7) {
+            std::fs::write(&file, &full[..cut]).unwrap();
+            let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+            let whole = ends.iter().filter(|&&e| e <= cut as u64).count() as i64 - 1;
+            assert_eq!(log.log_end_offset(), whole * 2, "cut at {cut}");
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().len(),
+                ends[whole as usize]
+            );
+            if whole > 0 {
+                let r = log.read(0, 1 << 20, i64::MAX, true).unwrap().records;
+                assert_eq!(r.len() as u64, ends[whole as usize]);
+            }
+        }
+    }
+
+    #[test]
     fn recovery_truncates_corrupt_crc_in_tail() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(dir.path(), TopicConfig::default(), false, 0);
