@@ -151,6 +151,10 @@ impl PartitionLog {
                 break;
             }
             let damaged = outcome.truncated_bytes > 0 && !outcome.zero_tail;
+            if damaged {
+                metrics::counter!("weir_log_recovery_truncated_bytes_total")
+                    .increment(outcome.truncated_bytes);
+            }
             segments.push(seg);
             if damaged && next_base.is_some() {
                 // Kafka's rule: after a corrupt batch nothing later can be trusted.
