@@ -53,10 +53,13 @@ async fn produce(c: &mut Conn, topic: &str, partition: i32, records: bytes::Byte
     resp.responses[0].partition_responses[0].error_code
 }
 
+/// (name, partitions, configs) of a topic to create.
+type NewTopicSpec<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
+
 async fn create_raw(
     c: &mut Conn,
     version: i16,
-    topics: Vec<(&str, i32, &[(&str, &str)])>,
+    topics: Vec<NewTopicSpec<'_>>,
     validate_only: bool,
 ) -> CreateTopicsResponse {
     use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
