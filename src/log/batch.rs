@@ -201,13 +201,15 @@ impl ValidateOptions {
 /// Validate a produce request's record set for one partition: exactly one magic-2 batch
 /// (else InvalidRecord; magic 0/1 also InvalidRecord like Kafka 4), lengths consistent,
 /// CRC-32C correct (Corrupt), codec known (Corrupt), size within max_message_bytes
-/// (TooLarge), record count consistent (walk records of uncompressed batches; Corrupt),
+/// (TooLarge), record count consistent with the offset range and, for uncompressed
+/// batches, with the records' framing (InvalidRecord, as Kafka's LogValidator answers),
 /// CreateTime timestamps within bounds (InvalidTimestamp), keys present on compacted
-/// topics (InvalidRecord; decompress only in that case). Returns the parsed header.
+/// topics (InvalidRecord; decompress only in that case, and a payload that does not
+/// decompress is Corrupt). Returns the parsed header.
 ///
-/// Beyond the list above, and like Kafka's LogValidator: empty batches, control batches
-/// and idempotent batches without a base sequence are InvalidRecord, and a producer may
-/// not set the LogAppendTime attribute (InvalidTimestamp).
+/// Also like Kafka: empty batches, control batches, transactional batches without
+/// producer id and idempotent batches without a base sequence are InvalidRecord, and a
+/// producer may not set the LogAppendTime attribute (InvalidTimestamp).
 pub fn validate_produce(buf: &[u8], opts: &ValidateOptions) -> Result<BatchHeader, LogError> {
     if buf.is_empty() {
         return Err(LogError::InvalidRecord(
@@ -246,15 +248,15 @@ pub fn validate_produce(buf: &[u8], opts: &ValidateOptions) -> Result<BatchHeade
         });
     }
     check_crc(&header, buf)?;
-    check_counts(&header)?;
-    if header.record_count == 0 {
-        return Err(LogError::InvalidRecord(
-            "record batch must contain at least one record".into(),
-        ));
-    }
+    check_counts(&header, Origin::Client)?;
     if header.is_control() {
         return Err(LogError::InvalidRecord(
             "clients are not allowed to write control records".into(),
+        ));
+    }
+    if header.is_transactional() && !header.has_producer_id() {
+        return Err(LogError::InvalidRecord(
+            "transactional record batch without a producer id".into(),
         ));
     }
     if header.has_producer_id() && header.base_sequence < 0 {
@@ -274,19 +276,24 @@ pub fn validate_produce(buf: &[u8], opts: &ValidateOptions) -> Result<BatchHeade
     let records = buf.get(HEADER_LEN..size).unwrap_or_default();
     if header.compression() == 0 {
         // Uncompressed: walking the framing is cheap and proves the count and lengths.
-        walk_records(&header, &mut SliceSource::new(records), |r| {
-            opts.check_timestamp(r.timestamp, || format!("record {}", r.offset_delta))?;
-            check_key(opts, r.has_key)
-        })?;
+        walk_records(
+            &header,
+            Origin::Client,
+            &mut SliceSource::new(records),
+            |r| check_record(opts, &r),
+        )?;
     } else if opts.compacted {
         let mut source = decompressing_source(&header, records)?;
-        walk_records(&header, &mut source, |r| check_key(opts, r.has_key))?;
+        walk_records(&header, Origin::Client, &mut source, |r| {
+            check_record(opts, &r)
+        })?;
     }
     Ok(header)
 }
 
-fn check_key(opts: &ValidateOptions, has_key: bool) -> Result<(), LogError> {
-    if opts.compacted && !has_key {
+fn check_record(opts: &ValidateOptions, r: &RecordInfo) -> Result<(), LogError> {
+    opts.check_timestamp(r.timestamp, || format!("record {}", r.offset_delta))?;
+    if opts.compacted && !r.has_key {
         return Err(LogError::InvalidRecord(
             "Compacted topic cannot accept message without key".into(),
         ));
@@ -325,25 +332,53 @@ fn check_crc(header: &BatchHeader, buf: &[u8]) -> Result<(), LogError> {
     Ok(())
 }
 
+/// Where a batch comes from. A client's malformed batch is its mistake: Kafka answers
+/// INVALID_RECORD (not retriable) for bad counts and record framing, and keeps
+/// CORRUPT_MESSAGE (retriable) for CRC and length errors that a resend can fix. A stored
+/// batch that does not parse is damage, so Corrupt. Stored batches may also have been
+/// thinned by compaction, which keeps the survivors' offsets: their offset deltas need
+/// only increase within the batch's range, while a producer's must run 0, 1, 2, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Client,
+    Stored,
+}
+
+impl Origin {
+    fn malformed(self, msg: String) -> LogError {
+        match self {
+            Origin::Client => LogError::InvalidRecord(msg),
+            Origin::Stored => LogError::Corrupt(msg),
+        }
+    }
+}
+
 /// Codec known, count non-negative and consistent with the offset range.
-fn check_counts(header: &BatchHeader) -> Result<(), LogError> {
+fn check_counts(header: &BatchHeader, origin: Origin) -> Result<(), LogError> {
     if header.compression() > 4 {
         return Err(corrupt(format!(
             "unknown compression codec {}",
             header.compression()
         )));
     }
-    if header.record_count < 0 {
-        return Err(corrupt(format!(
-            "negative record count {}",
-            header.record_count
-        )));
-    }
-    if header.record_count > 0 && header.last_offset_delta != header.record_count - 1 {
-        return Err(corrupt(format!(
-            "last offset delta {} does not match record count {}",
-            header.last_offset_delta, header.record_count
-        )));
+    let (first, last) = (header.base_offset, header.last_offset());
+    let count = header.record_count;
+    let consistent = match origin {
+        Origin::Client => count > 0 && header.last_offset_delta == count - 1,
+        Origin::Stored => {
+            count >= 0
+                && header.last_offset_delta >= 0
+                && count as i64 <= header.last_offset_delta as i64 + 1
+        }
+    };
+    if !consistent {
+        return Err(origin.malformed(if count <= 0 && origin == Origin::Client {
+            format!("Invalid reported count for record batch: {count}")
+        } else {
+            format!(
+                "Inconsistent batch offset range [{first}, {last}] and count of records {count}"
+            )
+        }));
     }
     Ok(())
 }
@@ -466,7 +501,7 @@ pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(i64, i64)>, LogError> {
         return Err(corrupt(format!("unexpected magic {}", header.magic)));
     }
     check_length(&header, batch.len())?;
-    check_counts(&header)?;
+    check_counts(&header, Origin::Stored)?;
     let records = batch.get(HEADER_LEN..header.size()).unwrap_or_default();
     let mut out = Vec::new();
     let mut visit = |r: RecordInfo| {
@@ -479,10 +514,15 @@ pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(i64, i64)>, LogError> {
         Ok(())
     };
     if header.compression() == 0 {
-        walk_records(&header, &mut SliceSource::new(records), &mut visit)?;
+        walk_records(
+            &header,
+            Origin::Stored,
+            &mut SliceSource::new(records),
+            &mut visit,
+        )?;
     } else {
         let mut source = decompressing_source(&header, records)?;
-        walk_records(&header, &mut source, &mut visit)?;
+        walk_records(&header, Origin::Stored, &mut source, &mut visit)?;
     }
     Ok(out)
 }
@@ -498,13 +538,13 @@ struct RecordInfo {
 }
 
 /// A byte source the record walker reads from: a slice for uncompressed batches, a
-/// streaming decompressor otherwise. Errors are already LogErrors so the walker can `?`.
+/// streaming decompressor otherwise.
 trait Source {
-    fn byte(&mut self) -> Result<u8, LogError>;
-    fn skip(&mut self, n: usize) -> Result<(), LogError>;
+    fn byte(&mut self) -> Result<u8, Fault>;
+    fn skip(&mut self, n: usize) -> Result<(), Fault>;
     /// Bytes consumed so far.
     fn position(&self) -> u64;
-    fn at_end(&mut self) -> Result<bool, LogError>;
+    fn at_end(&mut self) -> Result<bool, Fault>;
 }
 
 struct SliceSource<'a> {
@@ -519,18 +559,18 @@ impl<'a> SliceSource<'a> {
 }
 
 impl Source for SliceSource<'_> {
-    fn byte(&mut self) -> Result<u8, LogError> {
+    fn byte(&mut self) -> Result<u8, Fault> {
         let b = self
             .buf
             .get(self.pos)
             .copied()
-            .ok_or_else(|| corrupt("record runs past the end of the batch"))?;
+            .ok_or_else(|| malformed("record runs past the end of the batch"))?;
         self.pos += 1;
         Ok(b)
     }
-    fn skip(&mut self, n: usize) -> Result<(), LogError> {
+    fn skip(&mut self, n: usize) -> Result<(), Fault> {
         if n > self.buf.len() - self.pos {
-            return Err(corrupt("record field runs past the end of the batch"));
+            return Err(malformed("record field runs past the end of the batch"));
         }
         self.pos += n;
         Ok(())
@@ -538,7 +578,7 @@ impl Source for SliceSource<'_> {
     fn position(&self) -> u64 {
         self.pos as u64
     }
-    fn at_end(&mut self) -> Result<bool, LogError> {
+    fn at_end(&mut self) -> Result<bool, Fault> {
         Ok(self.pos == self.buf.len())
     }
 }
@@ -557,33 +597,33 @@ impl<R: Read> StreamSource<R> {
             pos: 0,
         }
     }
-    fn fill(&mut self) -> Result<&[u8], LogError> {
+    fn fill(&mut self) -> Result<&[u8], Fault> {
         if self.pos >= MAX_DECOMPRESSED_BYTES {
-            return Err(corrupt(format!(
+            return Err(Fault::Codec(format!(
                 "batch decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes"
             )));
         }
         self.inner
             .fill_buf()
-            .map_err(|e| corrupt(format!("cannot decompress batch: {e}")))
+            .map_err(|e| Fault::Codec(format!("cannot decompress batch: {e}")))
     }
 }
 
 impl<R: Read> Source for StreamSource<R> {
-    fn byte(&mut self) -> Result<u8, LogError> {
+    fn byte(&mut self) -> Result<u8, Fault> {
         let b = *self
             .fill()?
             .first()
-            .ok_or_else(|| corrupt("record runs past the end of the decompressed batch"))?;
+            .ok_or_else(|| malformed("record runs past the end of the decompressed batch"))?;
         self.inner.consume(1);
         self.pos += 1;
         Ok(b)
     }
-    fn skip(&mut self, mut n: usize) -> Result<(), LogError> {
+    fn skip(&mut self, mut n: usize) -> Result<(), Fault> {
         while n > 0 {
             let available = self.fill()?.len();
             if available == 0 {
-                return Err(corrupt(
+                return Err(malformed(
                     "record field runs past the end of the decompressed batch",
                 ));
             }
@@ -597,12 +637,12 @@ impl<R: Read> Source for StreamSource<R> {
     fn position(&self) -> u64 {
         self.pos
     }
-    fn at_end(&mut self) -> Result<bool, LogError> {
+    fn at_end(&mut self) -> Result<bool, Fault> {
         Ok(self.fill()?.is_empty())
     }
 }
 
-fn read_varint(src: &mut impl Source) -> Result<i32, LogError> {
+fn read_varint(src: &mut impl Source) -> Result<i32, Fault> {
     let mut raw: u32 = 0;
     for i in 0..5 {
         let b = src.byte()?;
@@ -611,10 +651,10 @@ fn read_varint(src: &mut impl Source) -> Result<i32, LogError> {
             return Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32));
         }
     }
-    Err(corrupt("varint longer than 5 bytes"))
+    Err(malformed("varint longer than 5 bytes"))
 }
 
-fn read_varlong(src: &mut impl Source) -> Result<i64, LogError> {
+fn read_varlong(src: &mut impl Source) -> Result<i64, Fault> {
     let mut raw: u64 = 0;
     for i in 0..10 {
         let b = src.byte()?;
@@ -623,49 +663,98 @@ fn read_varlong(src: &mut impl Source) -> Result<i64, LogError> {
             return Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64));
         }
     }
-    Err(corrupt("varlong longer than 10 bytes"))
+    Err(malformed("varlong longer than 10 bytes"))
 }
 
-/// Skip a length-prefixed field; returns false for a null (-1) field.
-fn skip_nullable(src: &mut impl Source, what: &str) -> Result<bool, LogError> {
+/// Skip a length-prefixed field of the record ending at `end`; false for a null field.
+fn skip_nullable(src: &mut impl Source, what: &str, end: u64) -> Result<bool, Fault> {
     let len = read_varint(src)?;
     if len < -1 {
-        return Err(corrupt(format!("negative {what} length {len}")));
+        return Err(malformed(format!("negative {what} length {len}")));
     }
     if len == -1 {
         return Ok(false);
     }
-    src.skip(len as usize)?;
+    skip_within(src, len, end)?;
     Ok(true)
 }
 
-/// Walk exactly `record_count` records that must fill `src` exactly, with offset deltas
-/// 0, 1, 2, ... in order, calling `visit` for each.
+/// Skip `len` bytes, failing before reading them if they overrun the record: a stream
+/// source would otherwise decompress them first.
+fn skip_within(src: &mut impl Source, len: i32, end: u64) -> Result<(), Fault> {
+    if src.position() + len as u64 > end {
+        return Err(malformed(format!(
+            "a field of {len} bytes runs past the end of its record"
+        )));
+    }
+    src.skip(len as usize)
+}
+
+/// Why a record walk failed; [`walk_records`] turns it into the right [`LogError`].
+enum Fault {
+    /// The framing is wrong: the sender's mistake or damage, depending on [`Origin`].
+    Malformed(String),
+    /// The compressed payload does not decode (or decodes to too much).
+    Codec(String),
+    /// The visitor refused a well-formed record.
+    Rejected(LogError),
+}
+
+fn malformed(msg: impl Into<String>) -> Fault {
+    Fault::Malformed(msg.into())
+}
+
+/// Walk exactly `record_count` records that must fill `src` exactly, calling `visit` for
+/// each.
 fn walk_records<S: Source>(
     header: &BatchHeader,
+    origin: Origin,
+    src: &mut S,
+    visit: impl FnMut(RecordInfo) -> Result<(), LogError>,
+) -> Result<(), LogError> {
+    walk(header, origin, src, visit).map_err(|fault| match fault {
+        Fault::Malformed(m) => origin.malformed(m),
+        Fault::Codec(m) => corrupt(m),
+        Fault::Rejected(e) => e,
+    })
+}
+
+fn walk<S: Source>(
+    header: &BatchHeader,
+    origin: Origin,
     src: &mut S,
     mut visit: impl FnMut(RecordInfo) -> Result<(), LogError>,
-) -> Result<(), LogError> {
+) -> Result<(), Fault> {
+    let mut previous_delta = -1i64;
     for index in 0..header.record_count {
         let len = read_varint(src)?;
         if len < 0 {
-            return Err(corrupt(format!("record {index} has negative length {len}")));
+            return Err(malformed(format!(
+                "record {index} has negative length {len}"
+            )));
         }
         let body_start = src.position();
         let body_end = body_start + len as u64;
         let _attributes = src.byte()?;
         let timestamp_delta = read_varlong(src)?;
         let offset_delta = read_varint(src)?;
-        if offset_delta != index {
-            return Err(corrupt(format!(
+        let in_order = match origin {
+            Origin::Client => offset_delta == index,
+            Origin::Stored => {
+                offset_delta as i64 > previous_delta && offset_delta <= header.last_offset_delta
+            }
+        };
+        if !in_order {
+            return Err(malformed(format!(
                 "record {index} has offset delta {offset_delta}"
             )));
         }
-        let has_key = skip_nullable(src, "key")?;
-        skip_nullable(src, "value")?;
+        previous_delta = offset_delta as i64;
+        let has_key = skip_nullable(src, "key", body_end)?;
+        skip_nullable(src, "value", body_end)?;
         let headers = read_varint(src)?;
         if headers < 0 {
-            return Err(corrupt(format!(
+            return Err(malformed(format!(
                 "record {index} has negative header count {headers}"
             )));
         }
@@ -673,21 +762,21 @@ fn walk_records<S: Source>(
             // Each header takes at least two bytes, so a huge count on a short record
             // ends here rather than looping.
             if src.position() >= body_end {
-                return Err(corrupt(format!(
+                return Err(malformed(format!(
                     "record {index}: headers run past its length {len}"
                 )));
             }
             let key_len = read_varint(src)?;
             if key_len < 0 {
-                return Err(corrupt(format!(
+                return Err(malformed(format!(
                     "record {index} has a header with negative key length"
                 )));
             }
-            src.skip(key_len as usize)?;
-            skip_nullable(src, "header value")?;
+            skip_within(src, key_len, body_end)?;
+            skip_nullable(src, "header value", body_end)?;
         }
         if src.position() != body_end {
-            return Err(corrupt(format!(
+            return Err(malformed(format!(
                 "record {index} declares {len} bytes but its fields take {}",
                 src.position() - body_start
             )));
@@ -696,10 +785,11 @@ fn walk_records<S: Source>(
             offset_delta,
             timestamp: header.base_timestamp.wrapping_add(timestamp_delta),
             has_key,
-        })?;
+        })
+        .map_err(Fault::Rejected)?;
     }
     if !src.at_end()? {
-        return Err(corrupt(format!(
+        return Err(malformed(format!(
             "bytes remain after the batch's {} records",
             header.record_count
         )));
@@ -942,7 +1032,7 @@ pub fn build_batch(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -1135,23 +1225,23 @@ mod tests {
         let mut wrong_delta = base.clone();
         set_i32(&mut wrong_delta, 23, 5);
         refresh_crc(&mut wrong_delta);
-        assert!(is_corrupt(validate_produce(&wrong_delta, &opts())));
+        assert!(is_invalid(validate_produce(&wrong_delta, &opts())));
         let mut negative = base.clone();
         set_i32(&mut negative, 57, -3);
         refresh_crc(&mut negative);
-        assert!(is_corrupt(validate_produce(&negative, &opts())));
+        assert!(is_invalid(validate_produce(&negative, &opts())));
         // Header claims 4 records with delta 3, but only three are present.
         let mut more = base.clone();
         set_i32(&mut more, 57, 4);
         set_i32(&mut more, 23, 3);
         refresh_crc(&mut more);
-        assert!(is_corrupt(validate_produce(&more, &opts())));
+        assert!(is_invalid(validate_produce(&more, &opts())));
         // Header claims 2: the third record is left over.
         let mut fewer = base.clone();
         set_i32(&mut fewer, 57, 2);
         set_i32(&mut fewer, 23, 1);
         refresh_crc(&mut fewer);
-        assert!(is_corrupt(validate_produce(&fewer, &opts())));
+        assert!(is_invalid(validate_produce(&fewer, &opts())));
         // An empty batch from a producer is refused like Kafka does.
         let empty = with_records(&base, 0, &[]);
         let mut empty = empty;
@@ -1179,34 +1269,34 @@ mod tests {
         validate_produce(&single(&good), &opts()).unwrap();
         let mut bad_delta = good.clone();
         bad_delta[3] = 2;
-        assert!(is_corrupt(validate_produce(&single(&bad_delta), &opts())));
+        assert!(is_invalid(validate_produce(&single(&bad_delta), &opts())));
         let mut long = good.clone();
         long[0] += 2;
-        assert!(is_corrupt(validate_produce(&single(&long), &opts())));
+        assert!(is_invalid(validate_produce(&single(&long), &opts())));
         let mut short = good.clone();
         short[0] -= 2;
-        assert!(is_corrupt(validate_produce(&single(&short), &opts())));
+        assert!(is_invalid(validate_produce(&single(&short), &opts())));
         let mut neg_key = good.clone();
         neg_key[4] = 3; // -2
-        assert!(is_corrupt(validate_produce(&single(&neg_key), &opts())));
+        assert!(is_invalid(validate_produce(&single(&neg_key), &opts())));
         let mut huge_headers = good.clone();
         huge_headers[8] = 0xfe; // a 5-byte varint header count near i32::MAX
         huge_headers.extend_from_slice(&[0xff, 0xff, 0xff, 0x0f]);
         huge_headers[0] = ((huge_headers.len() - 1) * 2) as u8;
-        assert!(is_corrupt(validate_produce(
+        assert!(is_invalid(validate_produce(
             &single(&huge_headers),
             &opts()
         )));
         let mut overlong_varint = good.clone();
         overlong_varint.truncate(3);
         overlong_varint.extend_from_slice(&[0x80; 6]);
-        assert!(is_corrupt(validate_produce(
+        assert!(is_invalid(validate_produce(
             &single(&overlong_varint),
             &opts()
         )));
         let mut extra = good.clone();
         extra.push(0);
-        assert!(is_corrupt(validate_produce(&single(&extra), &opts())));
+        assert!(is_invalid(validate_produce(&single(&extra), &opts())));
         // A header with a null value is legal.
         let with_header = [0, 0, 0, 0, 2, b'k', 2, b'v', 2, 2, b'h', 1];
         let mut with_header = with_header.to_vec();
@@ -1298,6 +1388,11 @@ mod tests {
             .record(Some(b"k"), None, NOW)
             .build();
         assert!(validate_produce(&txn, &opts()).unwrap().is_transactional());
+        let txn_without_pid = BatchBuilder::new(0)
+            .transactional(true)
+            .record(Some(b"k"), None, NOW)
+            .build();
+        assert!(is_invalid(validate_produce(&txn_without_pid, &opts())));
     }
 
     #[test]
@@ -1369,6 +1464,98 @@ mod tests {
         assert_eq!(batches(&damaged, false).filter(Result::is_ok).count(), 5);
     }
 
+    #[test]
+    fn stored_batches_thinned_by_compaction_still_read() {
+        // Offsets 0..=4 with records 1 and 3 removed: deltas 0, 2, 4, count 3.
+        let base = build_batch(0, &[(Some(b"k"), None, NOW)], None, Compression::None);
+        let record = |delta: u8| {
+            let body = [0u8, 0, delta * 2, 2, b'k', 1, 0];
+            let mut r = vec![(body.len() * 2) as u8];
+            r.extend_from_slice(&body);
+            r
+        };
+        let records: Vec<u8> = [0, 2, 4].into_iter().flat_map(record).collect();
+        let mut stored = with_records(&base, 0, &records);
+        set_i32(&mut stored, 57, 3);
+        set_i32(&mut stored, 23, 4);
+        refresh_crc(&mut stored);
+        assert_eq!(
+            record_timestamps(&stored).unwrap(),
+            vec![(0, NOW), (2, NOW), (4, NOW)]
+        );
+        assert!(batches(&stored, true).all(|b| b.is_ok()));
+        // Not from a producer, though.
+        assert!(is_invalid(validate_produce(&stored, &opts())));
+        // Deltas must increase and stay within the last offset delta.
+        let records: Vec<u8> = [0, 4, 2].into_iter().flat_map(record).collect();
+        let mut bad = with_records(&stored, 0, &records);
+        refresh_crc(&mut bad);
+        assert!(is_corrupt(record_timestamps(&bad)));
+        let records: Vec<u8> = [0, 2, 5].into_iter().flat_map(record).collect();
+        let bad = with_records(&stored, 0, &records);
+        assert!(is_corrupt(record_timestamps(&bad)));
+    }
+
+    #[test]
+    fn compressed_records_are_checked_when_decompressed_anyway() {
+        let mut o = opts();
+        o.compacted = true;
+        o.timestamp_after_max_ms = 1000;
+        let buf = build_batch(
+            0,
+            &[(Some(b"k"), None, NOW), (Some(b"k"), None, NOW + 5000)],
+            None,
+            Compression::Zstd,
+        );
+        let mut lying = buf.clone();
+        lying[35..43].copy_from_slice(&NOW.to_be_bytes());
+        refresh_crc(&mut lying);
+        assert!(matches!(
+            validate_produce(&lying, &o),
+            Err(LogError::InvalidTimestamp(_))
+        ));
+        o.compacted = false;
+        validate_produce(&lying, &o).unwrap();
+    }
+
+    /// Writes the seed corpus of the `batch_validate` fuzz target (fuzz/seeds/):
+    /// `WEIR_FUZZ_SEEDS=fuzz/seeds/batch_validate cargo test --lib write_fuzz_seeds -- --ignored`
+    #[test]
+    #[ignore]
+    fn write_fuzz_seeds() {
+        let Ok(dir) = std::env::var("WEIR_FUZZ_SEEDS") else {
+            return;
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut segment = vec![2u8];
+        for codec in CODECS {
+            let keyed = three(codec);
+            let keyless = build_batch(
+                0,
+                &[(None, Some(b"v"), NOW), (Some(b"k"), Some(b"v"), NOW + 1)],
+                None,
+                codec,
+            );
+            for (name, batch) in [("keyed", &keyed), ("keyless", &keyless)] {
+                for mode in [0u8, 1] {
+                    let mut seed = vec![mode];
+                    seed.extend_from_slice(batch);
+                    let path = format!("{dir}/{codec:?}-{name}-{mode}").to_lowercase();
+                    std::fs::write(path, seed).unwrap();
+                }
+            }
+            segment.extend_from_slice(&keyed);
+        }
+        std::fs::write(format!("{dir}/segment"), segment).unwrap();
+        let mut state = crate::log::producer_state::ProducerStateManager::new();
+        for codec in CODECS {
+            state.update(&BatchHeader::parse(&three(codec)).unwrap());
+        }
+        let mut snapshot = vec![3u8];
+        snapshot.extend_from_slice(&state.encode_snapshot()[5..]);
+        std::fs::write(format!("{dir}/snapshot"), snapshot).unwrap();
+    }
+
     trait CloneErr {
         fn clone_err(&self) -> Result<(), LogError>;
     }
@@ -1412,8 +1599,13 @@ mod tests {
         for codec in 1..=4 {
             for payload in [&b""[..], b"garbage", &[0u8; 64], &plain[HEADER_LEN..]] {
                 let bad = with_records(&plain, codec, payload);
+                // Corrupt when it does not decompress, InvalidRecord when what it
+                // decompresses to is not records.
                 assert!(
-                    is_corrupt(validate_produce(&bad, &compacted)),
+                    matches!(
+                        validate_produce(&bad, &compacted),
+                        Err(LogError::Corrupt(_) | LogError::InvalidRecord(_))
+                    ),
                     "codec {codec}"
                 );
                 assert!(is_corrupt(record_timestamps(&bad)), "codec {codec}");
@@ -1499,8 +1691,16 @@ mod tests {
         assign_offsets(&mut copy, 1, 1, Some(1));
     }
 
+    /// 2000 cases per property by default; PROPTEST_CASES=n for a longer run.
+    pub(crate) fn proptest_cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2000)
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(proptest_cases()))]
 
         #[test]
         fn arbitrary_bytes_never_panic(buf in prop::collection::vec(any::<u8>(), 0..400)) {

@@ -13,6 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Bytes of one offset-index entry.
 pub const OFFSET_ENTRY: usize = 8;
@@ -48,7 +49,7 @@ fn read_all(file: &File) -> io::Result<Vec<u8>> {
 #[derive(Debug)]
 pub struct OffsetIndex {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     base_offset: i64,
     /// (relative offset, position), both strictly increasing.
     entries: Vec<(u32, u32)>,
@@ -68,7 +69,7 @@ impl OffsetIndex {
         let raw = read_all(&file)?;
         let mut idx = OffsetIndex {
             path: path.to_path_buf(),
-            file,
+            file: Arc::new(file),
             base_offset,
             entries: Vec::with_capacity(raw.len() / OFFSET_ENTRY),
             max_entries: (max_bytes as usize / OFFSET_ENTRY).max(1),
@@ -163,6 +164,11 @@ impl OffsetIndex {
         self.file.sync_data()
     }
 
+    /// The file, for an fsync outside the partition lock.
+    pub fn handle(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -172,7 +178,7 @@ impl OffsetIndex {
 #[derive(Debug)]
 pub struct TimeIndex {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     base_offset: i64,
     /// (timestamp, relative offset), both strictly increasing.
     entries: Vec<(i64, u32)>,
@@ -192,7 +198,7 @@ impl TimeIndex {
         let raw = read_all(&file)?;
         let mut idx = TimeIndex {
             path: path.to_path_buf(),
-            file,
+            file: Arc::new(file),
             base_offset,
             entries: Vec::with_capacity(raw.len() / TIME_ENTRY),
             max_entries: (max_bytes as usize / TIME_ENTRY).max(1),
@@ -274,6 +280,11 @@ impl TimeIndex {
 
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    /// The file, for an fsync outside the partition lock.
+    pub fn handle(&self) -> Arc<File> {
+        self.file.clone()
     }
 
     pub fn path(&self) -> &Path {

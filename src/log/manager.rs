@@ -73,7 +73,7 @@ impl LogManager {
                 path: path.clone(),
                 error: Mutex::new(None),
             };
-            if let Err(e) = load_dir(path, &default_topic_cfg, &mut logs) {
+            if let Err(e) = load_dir(path, &cfg, &default_topic_cfg, &mut logs) {
                 tracing::error!(dir = %path.display(), error = %e, "log directory failed");
                 *dir.error.lock() = Some(e.to_string());
             }
@@ -253,6 +253,7 @@ impl LogManager {
             config: cfg,
             recovery_point: 0,
             clean_shutdown: false,
+            producer_id_expiration_ms: self.cfg.producer_id_expiration_ms,
         })?;
         if let Some(handles) = self.flushers.lock().as_ref() {
             log.attach_flusher(handles.get(dir).cloned());
@@ -346,6 +347,7 @@ impl LogManager {
 /// Load every partition directory in one log directory.
 fn load_dir(
     path: &Path,
+    cfg: &Config,
     topic_cfg: &TopicConfig,
     logs: &mut BTreeMap<(String, i32), Arc<PartitionLog>>,
 ) -> Result<(), LogError> {
@@ -387,6 +389,7 @@ fn load_dir(
             config: topic_cfg.clone(),
             recovery_point,
             clean_shutdown: clean,
+            producer_id_expiration_ms: cfg.producer_id_expiration_ms,
         })?;
         logs.insert((topic, partition), log);
     }

@@ -21,12 +21,16 @@ use super::batch::{self, BatchHeader, ValidateOptions};
 use super::checkpoint;
 use super::epoch::{self, EpochCache};
 use super::flusher::FlusherHandle;
+use super::producer_state::{ProducerInfo, ProducerStateManager, SeqCheck};
 use super::segment::{self, Segment, SegmentOptions, SegmentView};
 use super::LogError;
 use crate::config::{FlushPolicy, TimestampType, TopicConfig};
 
 /// Name of the file holding the topic id, as Kafka writes it.
 pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
+
+/// Producer-state snapshots kept; older ones are removed when a new one is written.
+const SNAPSHOTS_KEPT: usize = 3;
 
 /// How many segments a read snapshots past the one holding its offset: a read moves on
 /// only when a segment holds nothing at or past the offset, which is rare.
@@ -63,12 +67,15 @@ pub struct OpenOptions {
     pub recovery_point: i64,
     /// The previous run shut down cleanly: nothing needs re-validation.
     pub clean_shutdown: bool,
+    /// Idle producers are forgotten after this long (producer.id.expiration.ms).
+    pub producer_id_expiration_ms: i64,
 }
 
 struct Inner {
     /// Sorted by base offset; never empty; the last one takes appends.
     segments: Vec<Segment>,
     epochs: EpochCache,
+    producers: ProducerStateManager,
     /// A segment file was created or removed since the last directory fsync.
     dir_dirty: bool,
 }
@@ -98,6 +105,7 @@ pub struct PartitionLog {
     flusher: Mutex<Option<FlusherHandle>>,
     closed: AtomicBool,
     roll_jitter_ms: i64,
+    producer_id_expiration_ms: i64,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -171,6 +179,7 @@ impl PartitionLog {
         } else {
             opts.recovery_point.clamp(first_base, log_end)
         };
+        let producers = load_producer_state(&dir, &segments, log_start, log_end)?;
         if recovered_any {
             tracing::info!(topic = %opts.topic, partition = opts.partition, log_start,
                 log_end, "partition log recovered");
@@ -190,6 +199,7 @@ impl PartitionLog {
             inner: Mutex::new(Inner {
                 segments,
                 epochs,
+                producers,
                 dir_dirty: true,
             }),
             config: RwLock::new(opts.config),
@@ -205,6 +215,7 @@ impl PartitionLog {
             flusher: Mutex::new(None),
             closed: AtomicBool::new(false),
             roll_jitter_ms: jitter,
+            producer_id_expiration_ms: opts.producer_id_expiration_ms,
         }))
     }
 
@@ -250,6 +261,20 @@ impl PartitionLog {
         let validated = batch::validate_produce(&records, &opts)?;
         let mut inner = self.inner.lock();
         self.check_open()?;
+        if let SeqCheck::Duplicate {
+            first_offset,
+            last_offset,
+            timestamp,
+        } = inner.producers.check(&validated)?
+        {
+            return Ok(AppendResult {
+                base_offset: first_offset,
+                last_offset,
+                log_append_time: if log_append_time { timestamp } else { -1 },
+                log_start_offset: self.log_start.load(Ordering::Acquire),
+                duplicate: true,
+            });
+        }
         let base = self.log_end.load(Ordering::Acquire);
         let stamp = log_append_time.then_some(now);
         batch::assign_offsets(&mut records, base, leader_epoch, stamp);
@@ -258,6 +283,7 @@ impl PartitionLog {
         self.maybe_roll(&mut inner, &cfg, records.len(), last, now)?;
         let active = inner.segments.last_mut().ok_or(LogError::Closed)?;
         active.append(&records, &hdr)?;
+        inner.producers.update(&hdr);
         if inner.epochs.assign(leader_epoch, base)? {
             tracing::info!(topic = %self.topic, partition = self.partition, epoch = leader_epoch,
                 start_offset = base, "new leader epoch");
@@ -300,6 +326,12 @@ impl PartitionLog {
         }
         active.seal()?;
         let base = active.next_offset();
+        // Recovery replays batch headers from the newest snapshot; one per segment keeps
+        // that replay to at most one segment.
+        if let Err(e) = write_snapshot(&self.dir, &inner.producers) {
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                "cannot write producer snapshot");
+        }
         let seg = Segment::create(&self.dir, base, SegmentOptions::from(cfg))?;
         inner.segments.push(seg);
         inner.dir_dirty = true;
@@ -341,12 +373,14 @@ impl PartitionLog {
             let flushed = self.flushed.load(Ordering::Acquire);
             let target = self.log_end.load(Ordering::Acquire);
             let n = inner.segments.len();
-            let files: Vec<(SegmentView, bool)> = inner
+            // The active segment, plus sealed ones still holding unflushed data (with
+            // their indexes: a sealed segment below the recovery point is not rebuilt).
+            let files: Vec<std::sync::Arc<std::fs::File>> = inner
                 .segments
                 .iter()
                 .enumerate()
                 .filter(|(i, s)| *i + 1 == n || s.next_offset() > flushed)
-                .map(|(i, s)| (s.view(), i + 1 < n))
+                .flat_map(|(i, s)| s.sync_handles(i + 1 < n))
                 .collect();
             (target, files, std::mem::take(&mut inner.dir_dirty))
         };
@@ -355,8 +389,8 @@ impl PartitionLog {
         }
         let unflushed_before = self.unflushed_messages.load(Ordering::Acquire);
         let result = (|| {
-            for (view, _sealed) in &files {
-                view.file.sync_data()?;
+            for f in &files {
+                f.sync_data()?;
             }
             if dir_dirty {
                 std::fs::File::open(&self.dir)?.sync_all()?;
@@ -367,17 +401,6 @@ impl PartitionLog {
             // The directory must be synced again next time.
             self.inner.lock().dir_dirty |= dir_dirty;
             return Err(e);
-        }
-        // Sealed segments' indexes are only needed for speed; sync them off the hot path
-        // of the next flush by doing it now, once per roll.
-        {
-            let inner = self.inner.lock();
-            let n = inner.segments.len();
-            for s in inner.segments.iter().take(n.saturating_sub(1)) {
-                if s.next_offset() > self.flushed.load(Ordering::Acquire) {
-                    let _ = s.sync(true);
-                }
-            }
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("weir_log_flushes_total").increment(1);
@@ -528,6 +551,11 @@ impl PartitionLog {
         self.inner.lock().segments.len()
     }
 
+    /// Every idempotent producer with state in this partition (DescribeProducers).
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        self.inner.lock().producers.producers().collect()
+    }
+
     pub fn latest_epoch(&self) -> Option<i32> {
         self.inner.lock().epochs.latest_epoch()
     }
@@ -643,6 +671,7 @@ impl PartitionLog {
         checkpoint::write(&self.dir.join(checkpoint::LOG_START_FILE), &m)?;
         self.log_start.fetch_max(start, Ordering::AcqRel);
         inner.epochs.truncate_from_start(start)?;
+        inner.producers.truncate_head(start);
         Ok(())
     }
 
@@ -673,6 +702,11 @@ impl PartitionLog {
         let cfg = self.config.read().clone();
         let hw = self.high_watermark();
         let mut inner = self.inner.lock();
+        let expired = inner.producers.expire(now, self.producer_id_expiration_ms);
+        if expired > 0 {
+            tracing::debug!(topic = %self.topic, partition = self.partition, expired,
+                "expired idle producers");
+        }
         let log_start = self.log_start.load(Ordering::Acquire);
         let segs: Vec<super::retention::SegmentInfo> = inner
             .segments
@@ -716,6 +750,7 @@ impl PartitionLog {
                 active.seal()?;
                 active.sync(true)?;
             }
+            write_snapshot(&self.dir, &inner.producers)?;
         }
         self.close();
         Ok(())
@@ -743,6 +778,83 @@ fn list_segments(dir: &Path) -> std::io::Result<Vec<i64>> {
         }
     }
     Ok(bases)
+}
+
+/// `<offset, 20 digits>.snapshot` files in `dir`, newest first.
+fn list_snapshots(dir: &Path) -> Vec<(i64, PathBuf)> {
+    let mut out: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let stem = name.to_str()?.strip_suffix(".snapshot")?;
+            if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some((stem.parse().ok()?, e.path()))
+        })
+        .collect();
+    out.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
+    out
+}
+
+/// Write the producer state as `<end offset>.snapshot` and drop old snapshots.
+fn write_snapshot(dir: &Path, producers: &ProducerStateManager) -> std::io::Result<()> {
+    let path = dir.join(segment::file_name(producers.end_offset(), "snapshot"));
+    epoch::write_atomically(&path, &producers.encode_snapshot())?;
+    for (_, old) in list_snapshots(dir).into_iter().skip(SNAPSHOTS_KEPT) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(())
+}
+
+/// Rebuild the producer state: the newest readable snapshot at or below the log end, then
+/// the headers of every batch after it. Snapshots past the log end (their batches were
+/// truncated away) are deleted.
+fn load_producer_state(
+    dir: &Path,
+    segments: &[Segment],
+    log_start: i64,
+    log_end: i64,
+) -> Result<ProducerStateManager, LogError> {
+    let mut state = ProducerStateManager::new();
+    let mut from = log_start;
+    for (offset, path) in list_snapshots(dir) {
+        if offset > log_end || offset < log_start {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        match std::fs::read(&path)
+            .map_err(LogError::from)
+            .and_then(|b| ProducerStateManager::decode_snapshot(&b))
+        {
+            Ok(s) => {
+                from = s.end_offset().max(log_start);
+                state = s;
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "producer snapshot unreadable");
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    let first = segment_index(segments, from);
+    for seg in &segments[first..] {
+        if seg.next_offset() <= from {
+            continue;
+        }
+        let view = seg.view();
+        let mut cursor = segment::Cursor::new(&view, seg.position_hint(from));
+        while let Some((p, _)) = cursor.next_header()? {
+            if p.last_offset >= from {
+                state.update(&cursor.full_header()?);
+            }
+        }
+    }
+    state.truncate_head(log_start);
+    Ok(state)
 }
 
 fn remove_segment_files(dir: &Path, base: i64) {
@@ -856,6 +968,7 @@ mod tests {
             config: cfg,
             recovery_point,
             clean_shutdown: clean,
+            producer_id_expiration_ms: DAY,
         })
         .unwrap()
     }
@@ -938,6 +1051,84 @@ mod tests {
             Err(LogError::OffsetOutOfRange { .. })
         ));
         assert!(log.size_bytes() > 2048);
+    }
+
+    #[test]
+    fn segments_roll_by_time_and_index_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        fill(&log, 3, 1);
+        assert_eq!(log.num_segments(), 1);
+        let small_index = TopicConfig {
+            index_interval_bytes: 0,
+            segment_index_bytes: 16,
+            ..TopicConfig::default()
+        };
+        log.update_config(TopicConfig {
+            segment_ms: 1,
+            ..small_index.clone()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        fill(&log, 1, 1);
+        assert_eq!(log.num_segments(), 2);
+        // Index sizes apply to segments created after the change: this one's time index
+        // holds a single 12-byte entry, so every segment takes two batches.
+        log.update_config(small_index);
+        fill(&log, 12, 1);
+        assert_eq!(log.num_segments(), 8);
+        assert_eq!(
+            spans(&log.read(0, 1 << 20, i64::MAX, true).unwrap().records).len(),
+            3
+        );
+    }
+
+    fn idempotent(seq: i32, n: usize) -> BytesMut {
+        let mut b = BatchBuilder::new(0).producer(7, 0, seq);
+        for i in 0..n {
+            b = b.record(None, Some(b"v"), now_ms() - 100 + i as i64);
+        }
+        BytesMut::from(&b.build()[..])
+    }
+
+    #[test]
+    fn idempotent_retries_are_answered_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        let first = log.append_as_leader(idempotent(0, 2), 0).unwrap();
+        fill(&log, 3, 1);
+        let retry = log.append_as_leader(idempotent(0, 2), 0).unwrap();
+        assert!(retry.duplicate);
+        assert_eq!(
+            (retry.base_offset, retry.last_offset),
+            (first.base_offset, first.last_offset)
+        );
+        assert_eq!(log.log_end_offset(), 5);
+        assert!(matches!(
+            log.append_as_leader(idempotent(5, 1), 0),
+            Err(LogError::OutOfOrderSequence(_))
+        ));
+        log.append_as_leader(idempotent(2, 1), 0).unwrap();
+        assert_eq!(log.producers().len(), 1);
+        assert_eq!(log.producers()[0].last_sequence, 2);
+        // Rebuilt after a crash (replay of headers) ...
+        drop(log);
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        assert!(log.append_as_leader(idempotent(2, 1), 0).unwrap().duplicate);
+        // ... and after a clean shutdown, from the snapshot.
+        fill(&log, 30, 1);
+        log.append_as_leader(idempotent(3, 1), 0).unwrap();
+        log.shutdown().unwrap();
+        let end = log.log_end_offset();
+        let snapshot = dir
+            .path()
+            .join("t-0")
+            .join(segment::file_name(end, "snapshot"));
+        assert!(snapshot.exists());
+        let log = open_log(dir.path(), small_cfg(), true, end);
+        let dup = log.append_as_leader(idempotent(3, 1), 0).unwrap();
+        assert!(dup.duplicate);
+        assert_eq!(dup.base_offset, end - 1);
+        assert_eq!(log.producers()[0].last_sequence, 3);
     }
 
     #[test]

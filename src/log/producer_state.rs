@@ -410,6 +410,7 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::batch::tests::proptest_cases;
     use crate::log::batch::{batches, build_batch, Compression};
     use proptest::prelude::*;
 
@@ -689,7 +690,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(proptest_cases()))]
 
         #[test]
         fn snapshot_decode_never_panics(buf in prop::collection::vec(any::<u8>(), 0..300)) {

@@ -486,6 +486,17 @@ impl Segment {
         Ok(())
     }
 
+    /// The files an fsync of this segment covers: the log, and for sealed segments the
+    /// indexes too (so the fsync can run without the partition lock).
+    pub fn sync_handles(&self, with_indexes: bool) -> Vec<Arc<File>> {
+        let mut v = vec![self.log.clone()];
+        if with_indexes {
+            v.push(self.offset_index.handle());
+            v.push(self.time_index.handle());
+        }
+        v
+    }
+
     /// Rename the files to `*.deleted` (Kafka's convention) and return the new paths; the
     /// caller removes them after `file.delete.delay.ms`.
     pub fn mark_deleted(&self) -> Vec<PathBuf> {
@@ -582,6 +593,8 @@ pub struct Cursor<'a> {
     pos: u64,
     chunk: Vec<u8>,
     chunk_pos: u64,
+    /// Where in `chunk` the header last returned starts.
+    last_at: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -591,7 +604,13 @@ impl<'a> Cursor<'a> {
             pos,
             chunk: Vec::new(),
             chunk_pos: 0,
+            last_at: 0,
         }
+    }
+
+    /// The full header of the batch last returned by [`next_header`](Self::next_header).
+    pub fn full_header(&self) -> Result<BatchHeader, super::LogError> {
+        BatchHeader::parse(self.chunk.get(self.last_at..).unwrap_or_default())
     }
 
     /// The next header and its position; `None` at the end of the valid data or at a
@@ -615,6 +634,7 @@ impl<'a> Cursor<'a> {
         if pos + p.size > self.view.size {
             return Ok(None);
         }
+        self.last_at = at;
         self.pos = pos + p.size;
         Ok(Some((p, pos)))
     }
@@ -680,5 +700,90 @@ impl SegmentView {
     /// The bytes of one batch found by a [`Cursor`].
     pub fn read_batch(&self, pos: u64, size: u64) -> io::Result<Vec<u8>> {
         read_at(&self.file, pos, size as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::BatchBuilder;
+
+    fn opts() -> SegmentOptions {
+        SegmentOptions {
+            segment_bytes: 1 << 20,
+            index_interval_bytes: 0,
+            segment_index_bytes: 1 << 10,
+            preallocate: false,
+        }
+    }
+
+    fn stored(base: i64, n: usize) -> (Vec<u8>, BatchHeader) {
+        let mut b = BatchBuilder::new(base);
+        for i in 0..n {
+            b = b.record(None, Some(b"v"), 1_000 + i as i64);
+        }
+        let bytes = b.build();
+        let hdr = BatchHeader::parse(&bytes).unwrap();
+        (bytes, hdr)
+    }
+
+    #[test]
+    fn file_names_follow_kafka() {
+        assert_eq!(file_name(42, "log"), "00000000000000000042.log");
+        assert_eq!(parse_log_name("00000000000000000042.log"), Some(42));
+        assert_eq!(parse_log_name("42.log"), None);
+        assert_eq!(parse_log_name("00000000000000000042.index"), None);
+        assert_eq!(parse_log_name("0000000000000000004x.log"), None);
+    }
+
+    #[test]
+    fn failed_write_leaves_segment_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, opts()).unwrap();
+        let (a, ha) = stored(0, 2);
+        seg.append(&a, &ha).unwrap();
+        let good = seg.log.clone();
+        // /dev/full fails every write with ENOSPC, like a full disk.
+        let Ok(full) = OpenOptions::new().write(true).read(true).open("/dev/full") else {
+            return;
+        };
+        seg.log = Arc::new(full);
+        let (b, hb) = stored(2, 2);
+        let err = seg.append(&b, &hb).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
+        assert_eq!((seg.size(), seg.next_offset()), (a.len() as u64, 2));
+        seg.log = good;
+        seg.append(&b, &hb).unwrap();
+        let view = seg.view();
+        let all = view.read_batches(0, 1 << 20, i64::MAX, true).unwrap();
+        assert_eq!(all.len(), a.len() + b.len());
+        assert_eq!(&all[a.len()..], &b[..]);
+    }
+
+    #[test]
+    fn reads_never_trust_damaged_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, opts()).unwrap();
+        let (a, ha) = stored(0, 1);
+        seg.append(&a, &ha).unwrap();
+        let size = seg.size();
+        // Damage the header behind the segment's back: reads stop instead of panicking.
+        seg.log.write_all_at(&[0xff; 12], 0).unwrap();
+        let view = seg.view();
+        assert_eq!(view.find(0, 0).unwrap(), None);
+        assert!(view
+            .read_batches(0, 100, i64::MAX, true)
+            .unwrap()
+            .is_empty());
+        assert!(view
+            .read_batches(size + 10, 100, i64::MAX, true)
+            .unwrap()
+            .is_empty());
+        assert_eq!(peek(&[0u8; 10]), None);
+        // Recovery cuts the damaged batch.
+        let outcome = seg.recover().unwrap();
+        assert_eq!(outcome.truncated_bytes, size);
+        assert!(!outcome.zero_tail);
+        assert_eq!((seg.size(), seg.next_offset()), (0, 0));
     }
 }
