@@ -749,3 +749,59 @@ async fn delete_records() {
     );
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_producers() {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    let b = TestBroker::start(&[]).await;
+    let mut c = Conn::connect(b.addr).await;
+    create_raw(&mut c, 7, vec![("idem", 1, &[])], false).await;
+    let init: InitProducerIdResponse = c
+        .call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .await;
+    assert_eq!(init.error_code, 0);
+    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    let recs = [
+        Rec::kv(b"a", b"1"),
+        Rec::kv(b"b", b"2"),
+        Rec::kv(b"c", b"3"),
+    ];
+    let records = batch(&recs, Compression::None, Some((pid, epoch, 0)));
+    assert_eq!(produce(&mut c, "idem", 0, records).await, 0);
+
+    let req = DescribeProducersRequest::default().with_topics(vec![
+        TopicRequest::default()
+            .with_name(name("idem"))
+            .with_partition_indexes(vec![0, 1]),
+        TopicRequest::default()
+            .with_name(name("missing"))
+            .with_partition_indexes(vec![0]),
+    ]);
+    let r: DescribeProducersResponse = c.call(ApiKey::DescribeProducers, 0, &req).await;
+    let p0 = &r.topics[0].partitions[0];
+    assert_eq!(p0.error_code, 0);
+    assert_eq!(p0.active_producers.len(), 1);
+    let s = &p0.active_producers[0];
+    assert_eq!(s.producer_id.0, pid);
+    assert_eq!(s.producer_epoch, epoch as i32);
+    assert_eq!(s.last_sequence, 2);
+    assert!(s.last_timestamp > 0);
+    assert_eq!(s.current_txn_start_offset, -1);
+    assert_eq!(
+        r.topics[0].partitions[1].error_code,
+        code(ResponseError::UnknownTopicOrPartition)
+    );
+    assert_eq!(
+        r.topics[1].partitions[0].error_code,
+        code(ResponseError::UnknownTopicOrPartition)
+    );
+    b.stop().await;
+}
