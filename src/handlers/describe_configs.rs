@@ -7,8 +7,13 @@
 //! in the config file (STATIC_BROKER_CONFIG), then each synonym with a built-in default
 //! (DEFAULT_CONFIG), in the broker's own units (`log.retention.hours` = 168, while the
 //! topic value is 604800000 ms). The source of a value is that of its first synonym.
-//! Broker (type 4): named by this node's id, every broker setting; all are read-only as
-//! there are no dynamic broker configs yet. An empty name asks for the cluster-wide
+//! (Kafka itself drops the broker synonyms of a topic setting unless the most specific
+//! one, such as `log.retention.ms`, has a value, so it reports `retention.ms` with no
+//! synonyms and DEFAULT_CONFIG even when `log.retention.hours` is set; we list them all
+//! and report STATIC_BROKER_CONFIG, which is what actually decided the value.)
+//! Broker (type 4): named by this node's id, every broker setting, its synonyms starting
+//! at the setting itself as in Kafka; all are read-only as there are no dynamic broker
+//! configs yet. A null or empty key list asks for every setting. An empty name asks for the cluster-wide
 //! dynamic defaults, of which there are none, so the list is empty (as on a Kafka broker
 //! with none set). Broker loggers (type 8) answer an empty list. Errors are per resource.
 
@@ -121,7 +126,15 @@ pub fn describe_topic_setting(
 pub fn describe_broker_setting(cfg: &Config, name: &'static str) -> Option<Described> {
     let def = broker_def(name)?;
     let sensitive = def.kind == Kind::Password;
-    let synonyms = broker_synonyms(cfg, &broker_group(def.name), sensitive);
+    // Kafka lists a broker setting's synonyms from the setting itself on: the more
+    // specific ones before it (log.retention.ms for log.retention.hours) do not decide
+    // its own value.
+    let mut synonyms = broker_synonyms(cfg, &broker_group(def.name), sensitive);
+    let own = synonyms
+        .iter()
+        .position(|(n, _, _)| *n == def.name)
+        .unwrap_or(synonyms.len());
+    synonyms.drain(..own);
     Some(Described {
         name: def.name,
         value: cfg
@@ -149,9 +162,17 @@ pub fn describe_topic(
 ) -> Vec<Described> {
     TOPIC_DEFS
         .iter()
-        .filter(|d| keys.is_none_or(|k| k.iter().any(|k| k == d.name)))
+        .filter(|d| wanted(keys, d.name))
         .map(|d| describe_topic_setting(cfg, d, overrides))
         .collect()
+}
+
+/// Whether a setting was asked for: a null or empty key list asks for all (as in Kafka).
+fn wanted(keys: Option<&[String]>, name: &str) -> bool {
+    match keys {
+        Some(k) if !k.is_empty() => k.iter().any(|k| k == name),
+        _ => true,
+    }
 }
 
 /// The checks Kafka applies to a topic resource name before using it: not empty (the
@@ -209,19 +230,15 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> DescribeConfigsRe
                     image
                         .topic(&name)
                         .map(|t| describe_topic(cfg, &t.configs, keys.as_deref()))
-                        .ok_or_else(|| {
-                            KafkaError::with_message(
-                                ResponseError::UnknownTopicOrPartition,
-                                format!("The topic '{name}' does not exist."),
-                            )
-                        })
+                        // Kafka sends no message with this one.
+                        .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))
                 })
             }
             RESOURCE_BROKER if name.is_empty() => Ok(Vec::new()),
             RESOURCE_BROKER => check_broker_id(ctx.state.node_id, &name).map(|_| {
                 BROKER_DEFS
                     .iter()
-                    .filter(|d| keys.as_ref().is_none_or(|k| k.iter().any(|k| k == d.name)))
+                    .filter(|d| wanted(keys.as_deref(), d.name))
                     .filter_map(|d| describe_broker_setting(cfg, d.name))
                     .collect()
             }),
@@ -391,7 +408,28 @@ mod tests {
         let keys = vec!["cleanup.policy".to_string(), "nope".to_string()];
         let some = describe_topic(&c, &BTreeMap::new(), Some(&keys));
         assert_eq!(some.len(), 1);
+        assert_eq!(
+            describe_topic(&c, &BTreeMap::new(), Some(&[])).len(),
+            all.len()
+        );
         assert_eq!(some[0].value.as_deref(), Some("delete"));
+    }
+
+    #[test]
+    fn broker_synonyms_start_at_the_setting_itself() {
+        let c = cfg(&["log.retention.ms=1000"]);
+        let d = describe_broker_setting(&c, "log.retention.hours").unwrap();
+        assert_eq!(
+            (d.value.as_deref(), d.source),
+            (Some("168"), ConfigSource::Default)
+        );
+        assert_eq!(
+            names(&d),
+            vec![("log.retention.hours", Some("168"), ConfigSource::Default)]
+        );
+        let d = describe_broker_setting(&c, "log.retention.ms").unwrap();
+        assert_eq!(d.source, ConfigSource::StaticBrokerConfig);
+        assert_eq!(d.synonyms.len(), 2);
     }
 
     #[test]
