@@ -374,6 +374,30 @@ async fn create_topics_versions_and_duplicates() {
         code(ResponseError::InvalidPartitions)
     );
 
+    // Kafka's cap: at most 10 000 new partitions per request.
+    let r = create_raw(
+        &mut c,
+        7,
+        vec![("huge", 10_000, &[]), ("small", 1, &[])],
+        false,
+    )
+    .await;
+    for t in &r.topics {
+        assert_eq!(t.error_code, code(ResponseError::PolicyViolation));
+    }
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name("ok"))
+            .with_count(i32::MAX)
+            .with_assignments(None)]);
+    let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &req).await;
+    assert_eq!(
+        r.results[0].error_code,
+        code(ResponseError::PolicyViolation)
+    );
+
     // DeleteTopics v6 by id, and an unknown id.
     let id = {
         let r = create_raw(&mut c, 7, vec![("by-id", 1, &[])], false).await;

@@ -4,7 +4,8 @@
 //! partitions get the replication factor of partition 0, spread over the brokers, or the
 //! given assignment, which must have exactly one replica list per new partition with that
 //! many replicas (INVALID_REPLICA_ASSIGNMENT). A topic named twice gets one
-//! INVALID_REQUEST; an unknown one UNKNOWN_TOPIC_OR_PARTITION. `validate_only` commits
+//! INVALID_REQUEST; an unknown one UNKNOWN_TOPIC_OR_PARTITION. A request adding more than
+//! 10 000 partitions in all fails with POLICY_VIOLATION, as in Kafka. `validate_only` commits
 //! nothing. The new partitions' logs exist on this broker before the answer.
 
 use std::collections::{HashMap, HashSet};
@@ -16,6 +17,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::protocol::VersionRange;
 
 use super::alter_configs::commit;
+use super::create_topics::MAX_PARTITIONS_PER_REQUEST;
 use super::util::s;
 use super::Ctx;
 use crate::cluster::{MetadataCommand, MetadataImage, PartitionMeta};
@@ -29,6 +31,18 @@ pub async fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> CreatePartitions
     for t in &req.topics {
         *counts.entry(t.name.to_string()).or_insert(0) += 1;
     }
+    // As in Kafka, one request may not add more than 10 000 partitions in all.
+    let image = ctx.state.controller.image();
+    let added: i64 = req
+        .topics
+        .iter()
+        .filter(|t| counts[&t.name.to_string()] == 1)
+        .filter_map(|t| {
+            let current = image.topic(&t.name)?.partitions.len() as i64;
+            Some((i64::from(t.count) - current).max(0))
+        })
+        .sum();
+    let too_many = added > MAX_PARTITIONS_PER_REQUEST;
     let mut reported = HashSet::new();
     let mut results = Vec::new();
     for topic in req.topics {
@@ -40,6 +54,11 @@ pub async fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> CreatePartitions
             Err(KafkaError::with_message(
                 ResponseError::InvalidRequest,
                 "Duplicate topic name.",
+            ))
+        } else if too_many {
+            Err(KafkaError::with_message(
+                ResponseError::PolicyViolation,
+                "Unable to perform excessively large batch operation.",
             ))
         } else {
             let image = ctx.state.controller.image();

@@ -6,7 +6,9 @@
 //! `default.replication.factor`), or a manual assignment (partitions numbered 0..n with
 //! the same number of replicas each), and configs validated with the reason in the
 //! error message (INVALID_CONFIG). A name given more than once gets one INVALID_REQUEST
-//! ("Duplicate topic name.") and is not created. `validate_only` runs every check and
+//! ("Duplicate topic name.") and is not created. A request that would create more than
+//! 10 000 partitions in all fails with POLICY_VIOLATION for every topic, as Kafka's
+//! controller does. `validate_only` runs every check and
 //! commits nothing. v5+ answers with the partition count, replication factor and every
 //! resulting topic setting with its source; v7 with the new topic id.
 
@@ -30,11 +32,27 @@ use crate::topics;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 7 };
 
+/// Kafka's cap on the partitions one request may create (MAX_PARTITIONS_PER_BATCH).
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
 pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut counts: HashMap<String, usize> = HashMap::new();
     for t in &req.topics {
         *counts.entry(t.name.to_string()).or_insert(0) += 1;
     }
+    // Kafka's controller refuses a request that would create more than 10 000
+    // partitions in one go: every topic in it fails with POLICY_VIOLATION.
+    let total: i64 = req
+        .topics
+        .iter()
+        .filter(|t| counts[&t.name.to_string()] == 1)
+        .map(|t| match (t.assignments.len(), t.num_partitions) {
+            (0, -1) => i64::from(ctx.state.config.num_partitions),
+            (0, n) => i64::from(n.max(0)),
+            (n, _) => n as i64,
+        })
+        .sum();
+    let too_many = total > MAX_PARTITIONS_PER_REQUEST;
     let mut reported = HashSet::new();
     let mut results = Vec::new();
     for topic in req.topics {
@@ -46,6 +64,11 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse
             Err(KafkaError::with_message(
                 ResponseError::InvalidRequest,
                 "Duplicate topic name.",
+            ))
+        } else if too_many {
+            Err(KafkaError::with_message(
+                ResponseError::PolicyViolation,
+                "Excessively large number of partitions per request.",
             ))
         } else {
             create_one(ctx, topic, req.validate_only).await
