@@ -1,6 +1,6 @@
 //! AlterConfigs (key 33), v0–v2: the legacy, non-incremental config change. For a topic
 //! the given set replaces ALL of its overrides (a setting left out returns to the broker
-//! default), as in Kafka.
+//! default), as in Kafka; a null value also leaves that setting unset.
 //!
 //! Every value is validated (INVALID_CONFIG with the reason) before anything is
 //! committed; `validate_only` stops there. A resource named twice gets one
@@ -135,16 +135,12 @@ async fn replace_topic_configs(
     validate_only: bool,
 ) -> Result<(), KafkaError> {
     check_topic_resource(&ctx.state.controller.image(), topic)?;
-    let mut new = BTreeMap::new();
-    for (name, value) in configs {
-        let value = value.ok_or_else(|| {
-            KafkaError::with_message(
-                ResponseError::InvalidRequest,
-                format!("Null value not supported for : {name}"),
-            )
-        })?;
-        new.insert(name, value);
-    }
+    // A null value leaves the setting unset, as Kafka's controller does: with the whole
+    // set being replaced, that is the same as leaving it out.
+    let new: BTreeMap<String, String> = configs
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .collect();
     topics::validate_configs(&new)?;
     if validate_only {
         return Ok(());
