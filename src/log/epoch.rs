@@ -106,7 +106,8 @@ impl EpochCache {
         self.persist()
     }
 
-    fn persist(&self) -> io::Result<()> {
+    /// Rewrite the checkpoint (at shutdown, in case an earlier write failed).
+    pub fn persist(&self) -> io::Result<()> {
         let mut text = format!("0\n{}\n", self.entries.len());
         for (e, o) in &self.entries {
             text.push_str(&format!("{e} {o}\n"));

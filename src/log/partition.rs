@@ -151,6 +151,10 @@ impl PartitionLog {
                 break;
             }
             let damaged = outcome.truncated_bytes > 0 && !outcome.zero_tail;
+            if damaged {
+                metrics::counter!("weir_log_recovery_truncated_bytes_total")
+                    .increment(outcome.truncated_bytes);
+            }
             segments.push(seg);
             if damaged && next_base.is_some() {
                 // Kafka's rule: after a corrupt batch nothing later can be trusted.
@@ -283,12 +287,18 @@ impl PartitionLog {
         self.maybe_roll(&mut inner, &cfg, records.len(), last, now)?;
         let active = inner.segments.last_mut().ok_or(LogError::Closed)?;
         active.append(&records, &hdr)?;
-        inner.producers.update(&hdr);
-        if inner.epochs.assign(leader_epoch, base)? {
-            tracing::info!(topic = %self.topic, partition = self.partition, epoch = leader_epoch,
-                start_offset = base, "new leader epoch");
-        }
+        // The batch is in the log: nothing below may fail the append, or its offsets
+        // would be handed out twice.
         self.log_end.store(last + 1, Ordering::Release);
+        inner.producers.update(&hdr);
+        match inner.epochs.assign(leader_epoch, base) {
+            Ok(true) => tracing::info!(topic = %self.topic, partition = self.partition,
+                epoch = leader_epoch, start_offset = base, "new leader epoch"),
+            Ok(false) => {}
+            // The entry is in memory; the checkpoint is rewritten on the next change.
+            Err(e) => tracing::error!(topic = %self.topic, partition = self.partition,
+                error = %e, "cannot persist leader-epoch checkpoint"),
+        }
         if self.auto_high_watermark.load(Ordering::Acquire) {
             self.hw.send_replace(last + 1);
         }
@@ -413,8 +423,8 @@ impl PartitionLog {
         Ok(target)
     }
 
-    /// Ask the flusher to flush without waiting (flush.messages reached).
-    fn kick_flush(&self) {
+    /// Ask the directory flusher to flush without waiting (flush.messages / flush.ms).
+    pub fn kick_flush(&self) {
         let handle = self.flusher.lock().clone();
         if let (Some(h), Some(me)) = (handle, self.me.upgrade()) {
             h.kick(me);
@@ -638,6 +648,105 @@ impl PartitionLog {
         Ok(hit.map(|&(off, ts)| (off, ts, p.partition_leader_epoch)))
     }
 
+    /// Follower side of replication: append batches that already carry their offsets
+    /// and leader epochs (as fetched from the leader). The first must start at the log
+    /// end offset. Returns (first offset, last offset), or `None` for an empty set.
+    pub fn append_as_follower(&self, records: &[u8]) -> Result<Option<(i64, i64)>, LogError> {
+        self.check_open()?;
+        let headers: Vec<(BatchHeader, std::ops::Range<usize>)> =
+            batch::batches(records, true).collect::<Result<_, _>>()?;
+        if headers.last().is_none_or(|(_, r)| r.end != records.len()) && !records.is_empty() {
+            return Err(LogError::Corrupt(
+                "trailing bytes after the last batch".into(),
+            ));
+        }
+        let Some(first) = headers.first().map(|(h, _)| h.base_offset) else {
+            return Ok(None);
+        };
+        let cfg = self.config.read().clone();
+        let now = now_ms();
+        let mut inner = self.inner.lock();
+        self.check_open()?;
+        let mut expected = self.log_end.load(Ordering::Acquire);
+        if first != expected {
+            return Err(LogError::InvalidRecord(format!(
+                "follower append at offset {first}, log end is {expected}"
+            )));
+        }
+        let mut last = expected - 1;
+        for (hdr, range) in &headers {
+            if hdr.base_offset < expected {
+                return Err(LogError::InvalidRecord("batch offsets go backwards".into()));
+            }
+            self.maybe_roll(&mut inner, &cfg, range.len(), hdr.last_offset(), now)?;
+            let active = inner.segments.last_mut().ok_or(LogError::Closed)?;
+            active.append(&records[range.clone()], hdr)?;
+            expected = hdr.last_offset() + 1;
+            last = hdr.last_offset();
+            self.log_end.store(expected, Ordering::Release);
+            inner.producers.update(hdr);
+            if let Err(e) = inner
+                .epochs
+                .assign(hdr.partition_leader_epoch, hdr.base_offset)
+            {
+                tracing::error!(topic = %self.topic, partition = self.partition, error = %e,
+                    "cannot persist leader-epoch checkpoint");
+            }
+            self.unflushed_messages
+                .fetch_add(hdr.record_count.max(0) as i64, Ordering::AcqRel);
+        }
+        if self.auto_high_watermark.load(Ordering::Acquire) {
+            self.hw.send_replace(expected);
+        }
+        Ok(Some((first, last)))
+    }
+
+    /// Follower truncation (after OffsetForLeaderEpoch): remove every batch at or past
+    /// the one holding `offset`; the log then ends at that batch's base offset.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
+        self.check_open()?;
+        let mut inner = self.inner.lock();
+        let log_end = self.log_end.load(Ordering::Acquire);
+        let log_start = self.log_start.load(Ordering::Acquire);
+        if offset >= log_end {
+            return Ok(());
+        }
+        if offset < log_start {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end,
+            });
+        }
+        while inner.segments.len() > 1
+            && inner
+                .segments
+                .last()
+                .is_some_and(|s| s.base_offset() >= offset)
+        {
+            if let Some(gone) = inner.segments.pop() {
+                remove_later(gone.mark_deleted(), 0);
+            }
+        }
+        let active = inner.segments.last_mut().ok_or(LogError::Closed)?;
+        let view = active.view();
+        if let Some((_, pos)) = view.find(offset, active.position_hint(offset))? {
+            active.truncate_to_position(pos)?;
+        }
+        let new_end = active.next_offset();
+        inner.dir_dirty = true;
+        self.log_end.store(new_end, Ordering::Release);
+        inner.epochs.truncate_from_end(new_end)?;
+        inner.producers = load_producer_state(&self.dir, &inner.segments, log_start, new_end)?;
+        self.flushed.fetch_min(new_end, Ordering::AcqRel);
+        if self.high_watermark() > new_end {
+            self.hw.send_replace(new_end);
+        }
+        tracing::info!(topic = %self.topic, partition = self.partition, from = log_end,
+            to = new_end, "log truncated");
+        Ok(())
+    }
+
     /// DeleteRecords: move the log start offset up to `offset` (-1: the high watermark)
     /// and drop whole segments below it. Returns the new log start offset.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
@@ -751,6 +860,7 @@ impl PartitionLog {
                 active.sync(true)?;
             }
             write_snapshot(&self.dir, &inner.producers)?;
+            inner.epochs.persist()?;
         }
         self.close();
         Ok(())
@@ -1132,6 +1242,60 @@ mod tests {
     }
 
     #[test]
+    fn follower_truncates_and_appends_leader_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let leader = open_log(&dir.path().join("leader"), small_cfg(), false, 0);
+        for epoch in [
+            1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        ] {
+            leader.append_as_leader(batch(2), epoch).unwrap();
+        }
+        let follower = open_log(&dir.path().join("follower"), small_cfg(), false, 0);
+        for _ in 0..10 {
+            follower.append_as_leader(batch(1), 1).unwrap();
+        }
+        // Diverged at offset 6 (epoch 1 ends there on the leader).
+        assert_eq!(leader.end_offset_for_epoch(1), (1, 6));
+        follower.truncate_to(6).unwrap();
+        assert_eq!(follower.log_end_offset(), 6);
+        assert_eq!(follower.high_watermark(), 6);
+        assert!(matches!(
+            follower.append_as_follower(&leader.read(8, 1 << 20, i64::MAX, true).unwrap().records),
+            Err(LogError::InvalidRecord(_))
+        ));
+        let mut next = 6;
+        while next < leader.log_end_offset() {
+            let chunk = leader.read(next, 300, i64::MAX, true).unwrap().records;
+            let (first, last) = follower.append_as_follower(&chunk).unwrap().unwrap();
+            assert_eq!(first, next);
+            next = last + 1;
+        }
+        assert_eq!(follower.log_end_offset(), 48);
+        assert_eq!(follower.end_offset_for_epoch(1), (1, 6));
+        assert_eq!(follower.latest_epoch(), Some(2));
+        // Segment boundaries differ, so compare the whole logs from offset 6 on.
+        let all = |log: &PartitionLog| {
+            let mut out = Vec::new();
+            let mut next = 6;
+            while next < log.log_end_offset() {
+                let r = log.read(next, 1 << 20, i64::MAX, true).unwrap().records;
+                next = spans(&r).last().unwrap().1 + 1;
+                out.extend_from_slice(&r);
+            }
+            out
+        };
+        assert_eq!(all(&follower), all(&leader));
+        assert!(follower.num_segments() > 1);
+        // Truncating across segments.
+        follower.truncate_to(13).unwrap();
+        assert_eq!(follower.log_end_offset(), 12);
+        drop(follower);
+        let follower = open_log(&dir.path().join("follower"), small_cfg(), false, 0);
+        assert_eq!(follower.log_end_offset(), 12);
+        assert_eq!(follower.append_as_follower(&[]).unwrap(), None);
+    }
+
+    #[test]
     fn max_bytes_min_one_and_max_offset() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(dir.path(), TopicConfig::default(), false, 0);
@@ -1181,6 +1345,34 @@ mod tests {
     }
 
     #[test]
+    fn recovery_at_any_cut_point_serves_only_whole_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        let mut ends = vec![0u64];
+        for _ in 0..4 {
+            log.append_as_leader(batch(2), 0).unwrap();
+            ends.push(log.size_bytes());
+        }
+        let file = active_log_file(&log);
+        drop(log);
+        let full = std::fs::read(&file).unwrap();
+        for cut in (0..=full.len()).step_by(7) {
+            std::fs::write(&file, &full[..cut]).unwrap();
+            let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+            let whole = ends.iter().filter(|&&e| e <= cut as u64).count() as i64 - 1;
+            assert_eq!(log.log_end_offset(), whole * 2, "cut at {cut}");
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().len(),
+                ends[whole as usize]
+            );
+            if whole > 0 {
+                let r = log.read(0, 1 << 20, i64::MAX, true).unwrap().records;
+                assert_eq!(r.len() as u64, ends[whole as usize]);
+            }
+        }
+    }
+
+    #[test]
     fn recovery_truncates_corrupt_crc_in_tail() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(dir.path(), TopicConfig::default(), false, 0);
@@ -1201,6 +1393,58 @@ mod tests {
         log.shutdown().unwrap();
         let log = open_log(dir.path(), TopicConfig::default(), true, 6);
         assert_eq!(log.log_end_offset(), 6);
+    }
+
+    #[test]
+    fn corruption_in_an_older_segment_drops_everything_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        fill(&log, 40, 2);
+        let first_end = {
+            let inner = log.inner.lock();
+            assert!(inner.segments.len() > 3);
+            inner.segments[1].base_offset()
+        };
+        drop(log);
+        let first = dir.path().join("t-0").join(segment::file_name(0, "log"));
+        let mut bytes = std::fs::read(&first).unwrap();
+        let n = bytes.len();
+        bytes[n - 2] ^= 0x55;
+        std::fs::write(&first, &bytes).unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        assert_eq!(log.num_segments(), 1);
+        assert!(log.log_end_offset() < first_end);
+        let leo = log.log_end_offset();
+        assert_eq!(log.append_as_leader(batch(1), 0).unwrap().base_offset, leo);
+    }
+
+    #[test]
+    fn reads_run_concurrently_with_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        fill(&log, 1, 1);
+        let reader = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut next = 0;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while next < 399 && std::time::Instant::now() < deadline {
+                    let hw = log.high_watermark();
+                    if next >= hw {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    let r = log.read(next, 4096, hw, true).unwrap();
+                    for (b, l) in spans(&r.records) {
+                        assert_eq!(b, next);
+                        next = l + 1;
+                    }
+                }
+                next
+            })
+        };
+        fill(&log, 199, 2);
+        assert_eq!(reader.join().unwrap(), 399);
     }
 
     #[test]
@@ -1309,6 +1553,33 @@ mod tests {
             })
             .count();
         assert_eq!(deleted_files, 0, "no runtime: removed at once");
+    }
+
+    #[tokio::test]
+    async fn deleted_segment_files_linger_for_the_delete_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TopicConfig {
+            file_delete_delay_ms: 100,
+            ..small_cfg()
+        };
+        let log = open_log(dir.path(), cfg, false, 0);
+        fill(&log, 30, 2);
+        log.delete_records_before(40).unwrap();
+        let deleted = || {
+            std::fs::read_dir(dir.path().join("t-0"))
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .to_string_lossy()
+                        .ends_with(".deleted")
+                })
+                .count()
+        };
+        assert!(deleted() >= 3, "log, index and time index of each segment");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert_eq!(deleted(), 0);
     }
 
     #[test]

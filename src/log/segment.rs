@@ -268,6 +268,14 @@ impl Segment {
         Ok((seg, RecoveryOutcome::default()))
     }
 
+    /// Cut the segment at `position` (a batch boundary) and rebuild its bookkeeping.
+    pub fn truncate_to_position(&mut self, position: u64) -> io::Result<()> {
+        if position < self.size {
+            self.log.set_len(position)?;
+        }
+        self.recover().map(|_| ())
+    }
+
     /// Re-validate every batch, truncate at the first bad one and rebuild the indexes.
     pub fn recover(&mut self) -> io::Result<RecoveryOutcome> {
         self.offset_index.reset()?;
