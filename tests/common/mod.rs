@@ -223,7 +223,11 @@ pub fn batch(
                 offset: i as i64,
                 // The encoder starts a new batch when offset - sequence changes, and takes
                 // the base sequence from the first record: -1 + i keeps "no sequence".
-                sequence: if seq < 0 { i as i32 - 1 } else { seq + i as i32 },
+                sequence: if seq < 0 {
+                    i as i32 - 1
+                } else {
+                    seq + i as i32
+                },
                 timestamp: r.timestamp,
                 key: r.key.map(Bytes::copy_from_slice),
                 value: r.value.map(Bytes::copy_from_slice),
