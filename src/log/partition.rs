@@ -84,7 +84,9 @@ struct Inner {
 pub struct PartitionLog {
     topic: String,
     partition: i32,
-    topic_id: Uuid,
+    /// Nil while a log found on disk without `partition.metadata` waits for the id from
+    /// the metadata ([`PartitionLog::adopt_topic_id`]).
+    topic_id: Mutex<Uuid>,
     dir: PathBuf,
     me: Weak<PartitionLog>,
     inner: Mutex<Inner>,
@@ -117,16 +119,28 @@ pub(crate) fn now_ms() -> i64 {
 
 impl PartitionLog {
     /// Open (creating if needed) the partition directory and recover its log.
+    ///
+    /// Opening an existing log writes nothing it cannot do without: rebuilt indexes stay
+    /// in memory until their files can be written, and checkpoint, snapshot and metadata
+    /// writes that fail (full disk) are retried later. So a full disk still opens, and
+    /// serves, every acknowledged record. Only a new (empty) log needs its first segment
+    /// file created.
     pub fn open(opts: OpenOptions) -> Result<Arc<PartitionLog>, LogError> {
         let dir = opts.dir.clone();
-        std::fs::create_dir_all(&dir)?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir)?;
+        }
         let topic_id = match read_partition_metadata(&dir) {
             Some(id) => id,
             None => {
                 // A directory found on disk without metadata keeps it absent until the
-                // controller supplies the id; never record a nil id.
+                // controller supplies the id; never record a nil id. A failed write is
+                // retried at shutdown: the id is known in memory meanwhile.
                 if !opts.topic_id.is_nil() {
-                    write_partition_metadata(&dir, opts.topic_id)?;
+                    if let Err(e) = write_partition_metadata(&dir, opts.topic_id) {
+                        tracing::warn!(dir = %dir.display(), error = %e,
+                            "cannot write partition.metadata; will retry");
+                    }
                 }
                 opts.topic_id
             }
@@ -176,8 +190,15 @@ impl PartitionLog {
         let log_end = segments.last().map_or(0, |s| s.next_offset());
         let log_start = saved_start.clamp(first_base, log_end.max(first_base));
         let mut epochs = EpochCache::open(&dir);
-        epochs.truncate_from_end(log_end)?;
-        epochs.truncate_from_start(log_start)?;
+        // The cache is right in memory either way; the checkpoint is rewritten on its next
+        // change or at shutdown, and re-truncated by the next open if we crash first.
+        if let Err(e) = epochs
+            .truncate_from_end(log_end)
+            .and_then(|()| epochs.truncate_from_start(log_start))
+        {
+            tracing::warn!(dir = %dir.display(), error = %e,
+                "cannot rewrite leader-epoch checkpoint; will retry");
+        }
         let flushed = if opts.clean_shutdown {
             log_end
         } else {
@@ -197,7 +218,7 @@ impl PartitionLog {
         Ok(Arc::new_cyclic(|me| PartitionLog {
             topic: opts.topic,
             partition: opts.partition,
-            topic_id,
+            topic_id: Mutex::new(topic_id),
             dir,
             me: me.clone(),
             inner: Mutex::new(Inner {
@@ -230,7 +251,39 @@ impl PartitionLog {
         self.partition
     }
     pub fn topic_id(&self) -> Uuid {
-        self.topic_id
+        *self.topic_id.lock()
+    }
+
+    /// Give a log opened without a topic id (its directory lacked `partition.metadata`)
+    /// the id the metadata knows, writing `partition.metadata` atomically. Idempotent for
+    /// the same id; a log that already has a different id refuses (it belongs to an
+    /// earlier incarnation of the topic and must be deleted instead). On a write error
+    /// the id stays unchanged, so the caller may retry.
+    pub fn adopt_topic_id(&self, id: Uuid) -> Result<(), LogError> {
+        if id.is_nil() {
+            return Err(LogError::InvalidRecord("cannot adopt the nil topic id".into()));
+        }
+        // Held across the write so two adopters cannot interleave file and memory.
+        let mut current = self.topic_id.lock();
+        if !current.is_nil() && *current != id {
+            return Err(LogError::InvalidRecord(format!(
+                "{}-{} has topic id {}, not {}",
+                self.topic,
+                self.partition,
+                topic_id_to_string(*current),
+                topic_id_to_string(id)
+            )));
+        }
+        if *current == id && read_partition_metadata(&self.dir) == Some(id) {
+            return Ok(());
+        }
+        write_partition_metadata(&self.dir, id)?;
+        if current.is_nil() {
+            tracing::info!(topic = %self.topic, partition = self.partition,
+                topic_id = %topic_id_to_string(id), "adopted topic id");
+        }
+        *current = id;
+        Ok(())
     }
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -383,14 +436,20 @@ impl PartitionLog {
             let flushed = self.flushed.load(Ordering::Acquire);
             let target = self.log_end.load(Ordering::Acquire);
             let n = inner.segments.len();
+            // Index files that lag (a write failed on a full disk) are caught up here,
+            // cheaply and off the append path; the ones that catch up are synced.
+            let mut caught_up = vec![false; n];
+            for (i, s) in inner.segments.iter_mut().enumerate() {
+                caught_up[i] = s.indexes_lagging() && s.persist_indexes().is_ok();
+            }
             // The active segment, plus sealed ones still holding unflushed data (with
             // their indexes: a sealed segment below the recovery point is not rebuilt).
             let files: Vec<std::sync::Arc<std::fs::File>> = inner
                 .segments
                 .iter()
                 .enumerate()
-                .filter(|(i, s)| *i + 1 == n || s.next_offset() > flushed)
-                .flat_map(|(i, s)| s.sync_handles(i + 1 < n))
+                .filter(|(i, s)| *i + 1 == n || s.next_offset() > flushed || caught_up[*i])
+                .flat_map(|(i, s)| s.sync_handles(i + 1 < n || caught_up[i]))
                 .collect();
             (target, files, std::mem::take(&mut inner.dir_dirty))
         };
@@ -851,16 +910,58 @@ impl PartitionLog {
 
     /// Clean shutdown of this log: flush, seal the active segment (gives back
     /// preallocated space) and flush again so the files are exactly what a restart reads.
+    ///
+    /// An error means the next start must not trust this log without recovery (the data
+    /// is not durable, or a segment file does not end with its last batch). Everything
+    /// else is best effort, because a full disk must not turn a clean shutdown into a
+    /// full recovery: index files that cannot be completed are removed (the next open
+    /// rebuilds them from the log), a missing producer snapshot only costs a longer
+    /// replay, and the leader-epoch checkpoint was written when each epoch began.
     pub fn shutdown(&self) -> Result<(), LogError> {
         self.flush_blocking()?;
         {
             let mut inner = self.inner.lock();
-            if let Some(active) = inner.segments.last_mut() {
-                active.seal()?;
-                active.sync(true)?;
+            let n = inner.segments.len();
+            let mut dir_changed = false;
+            for (i, seg) in inner.segments.iter_mut().enumerate() {
+                if i + 1 == n {
+                    seg.seal()?;
+                }
+                if !seg.indexes_lagging() {
+                    if i + 1 == n {
+                        seg.sync(true)?;
+                    }
+                    continue;
+                }
+                match seg.persist_indexes().and_then(|()| seg.sync(true)) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::warn!(topic = %self.topic, partition = self.partition,
+                            base = seg.base_offset(), error = %e,
+                            "cannot complete index files; removing them for a rebuild");
+                        seg.remove_index_files()?;
+                        dir_changed = true;
+                    }
+                }
             }
-            write_snapshot(&self.dir, &inner.producers)?;
-            inner.epochs.persist()?;
+            if dir_changed {
+                std::fs::File::open(&self.dir)?.sync_all()?;
+            }
+            if let Err(e) = write_snapshot(&self.dir, &inner.producers) {
+                tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                    "cannot write producer snapshot at shutdown");
+            }
+            if let Err(e) = inner.epochs.persist_if_dirty() {
+                tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                    "cannot rewrite leader-epoch checkpoint at shutdown");
+            }
+            let id = self.topic_id();
+            if !id.is_nil() && read_partition_metadata(&self.dir) != Some(id) {
+                if let Err(e) = write_partition_metadata(&self.dir, id) {
+                    tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                        "cannot write partition.metadata at shutdown");
+                }
+            }
         }
         self.close();
         Ok(())
