@@ -130,6 +130,17 @@ impl IndexFile {
         }
     }
 
+    #[cfg(test)]
+    fn fail_writes(&mut self) -> bool {
+        match OpenOptions::new().write(true).open("/dev/full") {
+            Ok(f) => {
+                self.file = Some(Arc::new(f));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     fn sync(&self) -> io::Result<()> {
         match &self.file {
             Some(f) => f.sync_data(),
@@ -290,6 +301,12 @@ impl OffsetIndex {
     pub fn path(&self) -> &Path {
         &self.file.path
     }
+
+    /// Send writes to `/dev/full` (ENOSPC), like a full disk; false without it.
+    #[cfg(test)]
+    pub(crate) fn fail_writes(&mut self) -> bool {
+        self.file.fail_writes()
+    }
 }
 
 /// Sparse timestamp → offset index of one segment.
@@ -432,6 +449,12 @@ impl TimeIndex {
 
     pub fn path(&self) -> &Path {
         &self.file.path
+    }
+
+    /// Send writes to `/dev/full` (ENOSPC), like a full disk; false without it.
+    #[cfg(test)]
+    pub(crate) fn fail_writes(&mut self) -> bool {
+        self.file.fail_writes()
     }
 }
 

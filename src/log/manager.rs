@@ -400,7 +400,11 @@ impl LogManager {
             }
         }
         for (dir, _) in self.offline.lock().values() {
-            if let Some(i) = self.dirs.iter().position(|d| Some(d.path.as_path()) == dir.parent()) {
+            if let Some(i) = self
+                .dirs
+                .iter()
+                .position(|d| Some(d.path.as_path()) == dir.parent())
+            {
                 unclean[i] = true;
             }
         }
@@ -714,5 +718,61 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[test]
+    fn a_partition_that_cannot_open_stays_offline_not_its_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = config(&[d.path()]);
+        let id = Uuid::new_v4();
+        let mgr = LogManager::open(cfg.clone()).unwrap();
+        for p in 0..2 {
+            let log = mgr
+                .get_or_create("t", p, id, TopicConfig::default())
+                .unwrap();
+            log.append_as_leader(batch(2), 0).unwrap();
+        }
+        mgr.shutdown().unwrap();
+        drop(mgr);
+        // A segment "file" that cannot be opened (a directory in its place).
+        let bad = d
+            .path()
+            .join("t-1")
+            .join(super::super::segment::file_name(2, "log"));
+        std::fs::create_dir(&bad).unwrap();
+        let mgr = LogManager::open(cfg.clone()).unwrap();
+        assert_eq!(
+            mgr.get("t", 0).unwrap().log_end_offset(),
+            2,
+            "the others serve"
+        );
+        assert!(mgr.get("t", 1).is_none());
+        assert_eq!(mgr.offline_partitions().len(), 1);
+        assert!(mgr.dirs()[0].error.is_none());
+        // Never re-created empty (its offsets would be handed out twice).
+        assert!(matches!(
+            mgr.get_or_create("t", 1, id, TopicConfig::default()),
+            Err(LogError::Io(_))
+        ));
+        mgr.shutdown().unwrap();
+        assert!(
+            !d.path().join(CLEAN_SHUTDOWN_FILE).exists(),
+            "an offline partition was not shut down cleanly"
+        );
+        // Repaired: the next request opens it where it lies.
+        std::fs::remove_dir(&bad).unwrap();
+        let mgr = LogManager::open(cfg).unwrap();
+        assert_eq!(mgr.get("t", 1).unwrap().log_end_offset(), 2);
+        std::fs::create_dir(&bad).unwrap();
+        drop(mgr);
+        let mgr = LogManager::open(config(&[d.path()])).unwrap();
+        std::fs::remove_dir(&bad).unwrap();
+        let log = mgr
+            .get_or_create("t", 1, id, TopicConfig::default())
+            .unwrap();
+        assert_eq!((log.log_end_offset(), log.topic_id()), (2, id));
+        assert!(mgr.offline_partitions().is_empty());
+        mgr.delete_topic("t").unwrap();
+        assert!(!d.path().join("t-1").exists());
     }
 }

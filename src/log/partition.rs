@@ -261,7 +261,9 @@ impl PartitionLog {
     /// the id stays unchanged, so the caller may retry.
     pub fn adopt_topic_id(&self, id: Uuid) -> Result<(), LogError> {
         if id.is_nil() {
-            return Err(LogError::InvalidRecord("cannot adopt the nil topic id".into()));
+            return Err(LogError::InvalidRecord(
+                "cannot adopt the nil topic id".into(),
+            ));
         }
         // Held across the write so two adopters cannot interleave file and memory.
         let mut current = self.topic_id.lock();
@@ -1859,5 +1861,229 @@ mod tests {
         log.append_as_leader(batch(1), 0).unwrap();
         log.flush_to(64).await.unwrap();
         assert_eq!(log.recovery_point(), 65);
+    }
+
+    #[test]
+    fn adopt_topic_id_gives_a_found_log_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let open_nil = || {
+            PartitionLog::open(OpenOptions {
+                dir: dir.path().join("t-0"),
+                topic: "t".into(),
+                partition: 0,
+                topic_id: Uuid::nil(),
+                config: TopicConfig::default(),
+                recovery_point: 0,
+                clean_shutdown: false,
+                producer_id_expiration_ms: DAY,
+            })
+            .unwrap()
+        };
+        let log = open_nil();
+        let meta = dir.path().join("t-0").join(PARTITION_METADATA_FILE);
+        assert!(log.topic_id().is_nil());
+        assert!(!meta.exists(), "a nil id is never recorded");
+        assert!(log.adopt_topic_id(Uuid::nil()).is_err());
+        let id = Uuid::new_v4();
+        log.adopt_topic_id(id).unwrap();
+        assert_eq!(log.topic_id(), id);
+        assert_eq!(read_partition_metadata(&dir.path().join("t-0")), Some(id));
+        log.adopt_topic_id(id).unwrap();
+        let other = Uuid::new_v4();
+        assert!(matches!(
+            log.adopt_topic_id(other),
+            Err(LogError::InvalidRecord(_))
+        ));
+        assert_eq!(log.topic_id(), id);
+        // The same id again rewrites a lost file.
+        std::fs::remove_file(&meta).unwrap();
+        log.adopt_topic_id(id).unwrap();
+        assert!(meta.exists());
+        drop(log);
+        assert_eq!(open_nil().topic_id(), id);
+    }
+
+    /// Every batch from the log start, across segments.
+    fn read_everything(log: &PartitionLog) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut next = log.log_start_offset();
+        while next < log.log_end_offset() {
+            let r = log.read(next, 1 << 20, i64::MAX, true).unwrap().records;
+            let last = spans(&r).last().expect("progress").1;
+            out.extend_from_slice(&r);
+            next = last + 1;
+        }
+        out
+    }
+
+    /// A tiny tmpfs: a real full disk. Needs root; `None` elsewhere.
+    struct Tmpfs(tempfile::TempDir);
+
+    impl Tmpfs {
+        fn mount(size: &str) -> Option<Tmpfs> {
+            let dir = tempfile::tempdir().ok()?;
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then_some(Tmpfs(dir))
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    /// Write a file until the disk is full.
+    fn fill_disk(path: &Path) {
+        let mut f = std::fs::File::create(path).unwrap();
+        let chunk = [7u8; 4096];
+        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    }
+
+    #[test]
+    fn full_disk_crash_recovers_without_writing_and_appends_resume_when_space_is_freed() {
+        let Some(fs) = Tmpfs::mount("512k") else {
+            eprintln!("SKIPPED: mounting a tmpfs needs root");
+            return;
+        };
+        let root = fs.0.path();
+        let ballast = root.join("ballast");
+        std::fs::write(&ballast, vec![1u8; 128 << 10]).unwrap();
+        let cfg = TopicConfig {
+            segment_bytes: 64 << 10,
+            index_interval_bytes: 256,
+            ..TopicConfig::default()
+        };
+        let log = open_log(root, cfg.clone(), false, 0);
+        let mut acked = 0i64;
+        loop {
+            match log.append_as_leader(batch(20), 0) {
+                Ok(r) => {
+                    assert_eq!(r.base_offset, acked);
+                    acked = r.last_offset + 1;
+                }
+                Err(LogError::Io(_)) => break,
+                Err(e) => panic!("unexpected {e}"),
+            }
+            assert!(acked < 1_000_000, "the disk never filled");
+        }
+        assert!(acked > 100);
+        log.flush_blocking().unwrap();
+        let expected = read_everything(&log);
+        assert_eq!(spans(&expected).last().map(|s| s.1), Some(acked - 1));
+        // A crash (no shutdown, no checkpoint) that lost the index files, and every byte
+        // left taken: the open must rebuild the indexes without writing them.
+        drop(log);
+        for e in std::fs::read_dir(root.join("t-0")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension()
+                .is_some_and(|x| x == "index" || x == "timeindex")
+            {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        let filler = root.join("filler");
+        fill_disk(&filler);
+        let log = open_log(root, cfg.clone(), false, 0);
+        assert!(
+            log.inner
+                .lock()
+                .segments
+                .iter()
+                .any(Segment::indexes_lagging),
+            "the disk was full while indexes were rebuilt"
+        );
+        assert_eq!(log.log_end_offset(), acked);
+        assert_eq!(read_everything(&log), expected);
+        for o in (0..acked).step_by(37) {
+            let s = spans(&log.read(o, 1, i64::MAX, true).unwrap().records);
+            assert!(s[0].0 <= o && o <= s[0].1, "offset {o} found via the index");
+        }
+        // Space freed: appends resume at the next offset, and lagging files catch up.
+        std::fs::remove_file(&ballast).unwrap();
+        std::fs::remove_file(&filler).unwrap();
+        for _ in 0..3 {
+            let r = log.append_as_leader(batch(20), 0).unwrap();
+            assert_eq!(r.base_offset, acked);
+            acked = r.last_offset + 1;
+        }
+        log.flush_blocking().unwrap();
+        let all = read_everything(&log);
+        log.shutdown().unwrap();
+        assert!(!log
+            .inner
+            .lock()
+            .segments
+            .iter()
+            .any(Segment::indexes_lagging));
+        let log = open_log(root, cfg.clone(), true, acked);
+        assert_eq!(log.log_end_offset(), acked);
+        assert_eq!(read_everything(&log), all);
+    }
+
+    #[test]
+    fn shutdown_on_a_full_disk_leaves_files_a_clean_start_accepts() {
+        let Some(fs) = Tmpfs::mount("256k") else {
+            eprintln!("SKIPPED: mounting a tmpfs needs root");
+            return;
+        };
+        let root = fs.0.path();
+        let cfg = TopicConfig {
+            segment_bytes: 32 << 10,
+            index_interval_bytes: 256,
+            ..TopicConfig::default()
+        };
+        let log = open_log(root, cfg.clone(), false, 0);
+        while log.append_as_leader(batch(20), 0).is_ok() {}
+        fill_disk(&root.join("filler"));
+        let expected = read_everything(&log);
+        let (leo, max_ts) = (log.log_end_offset(), log.max_timestamp().unwrap());
+        log.shutdown().unwrap();
+
+        let log = open_log(root, cfg, true, leo);
+        assert_eq!(log.log_end_offset(), leo);
+        assert_eq!(log.max_timestamp().unwrap(), max_ts);
+        assert_eq!(read_everything(&log), expected);
+    }
+
+    #[test]
+    fn index_files_that_cannot_be_completed_are_removed_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        fill(&log, 3, 2);
+        if !log.inner.lock().segments[0].fail_index_writes() {
+            return; // no /dev/full here
+        }
+        fill(&log, 6, 2);
+        assert_eq!(log.num_segments(), 1);
+        assert!(log.inner.lock().segments[0].indexes_lagging());
+        let expected: Vec<_> = (0..18)
+            .map(|o| log.read(o, 1, i64::MAX, true).unwrap().records)
+            .collect();
+        let max_ts = log.max_timestamp().unwrap();
+        log.shutdown().unwrap();
+        let pdir = dir.path().join("t-0");
+        assert!(!pdir.join(segment::file_name(0, "index")).exists());
+        assert!(!pdir.join(segment::file_name(0, "timeindex")).exists());
+        let log = open_log(dir.path(), small_cfg(), true, 18);
+        assert_eq!(log.log_end_offset(), 18);
+        assert_eq!(log.max_timestamp().unwrap(), max_ts);
+        for (o, want) in expected.iter().enumerate() {
+            assert_eq!(
+                &log.read(o as i64, 1, i64::MAX, true).unwrap().records,
+                want
+            );
+        }
+        assert!(
+            pdir.join(segment::file_name(0, "index")).exists(),
+            "rebuilt"
+        );
     }
 }

@@ -417,10 +417,13 @@ impl Segment {
             self.offset_of_max_timestamp = hdr.last_offset();
         }
         if self.bytes_since_index > self.opts.index_interval_bytes {
-            let written = self.offset_index.append(hdr.last_offset(), pos).and_then(|()| {
-                self.time_index
-                    .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-            });
+            let written = self
+                .offset_index
+                .append(hdr.last_offset(), pos)
+                .and_then(|()| {
+                    self.time_index
+                        .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+                });
             self.note_index_write(written);
             self.bytes_since_index = 0;
         }
@@ -447,7 +450,10 @@ impl Segment {
             .offset_index
             .persist()
             .and_then(|()| self.time_index.persist());
-        let failed = written.as_ref().err().map(|e| io::Error::new(e.kind(), e.to_string()));
+        let failed = written
+            .as_ref()
+            .err()
+            .map(|e| io::Error::new(e.kind(), e.to_string()));
         self.note_index_write(written);
         failed.map_or(Ok(()), Err)
     }
@@ -621,6 +627,13 @@ impl Segment {
     }
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+
+    /// Point both index files at `/dev/full`, where every write fails with ENOSPC.
+    /// Returns false where there is no `/dev/full`.
+    #[cfg(test)]
+    pub(crate) fn fail_index_writes(&mut self) -> bool {
+        self.offset_index.fail_writes() && self.time_index.fail_writes()
     }
 }
 
