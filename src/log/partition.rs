@@ -797,7 +797,12 @@ impl PartitionLog {
         let new_end = active.next_offset();
         inner.dir_dirty = true;
         self.log_end.store(new_end, Ordering::Release);
-        inner.epochs.truncate_from_end(new_end)?;
+        // The log is already cut: the bookkeeping below must follow whatever the disk
+        // says. A stale checkpoint is re-truncated to the log end by the next open.
+        if let Err(e) = inner.epochs.truncate_from_end(new_end) {
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                "cannot rewrite leader-epoch checkpoint; will retry");
+        }
         inner.producers = load_producer_state(&self.dir, &inner.segments, log_start, new_end)?;
         self.flushed.fetch_min(new_end, Ordering::AcqRel);
         if self.high_watermark() > new_end {
@@ -825,7 +830,7 @@ impl PartitionLog {
         if target <= self.log_start.load(Ordering::Acquire) {
             return Ok(self.log_start.load(Ordering::Acquire));
         }
-        self.advance_log_start(&mut inner, target)?;
+        self.advance_log_start(&mut inner, target, false)?;
         let removable = inner
             .segments
             .windows(2)
@@ -835,12 +840,31 @@ impl PartitionLog {
         Ok(target)
     }
 
-    fn advance_log_start(&self, inner: &mut Inner, start: i64) -> Result<(), LogError> {
+    /// Move the log start to `start`. The checkpoint is written first, so a start inside
+    /// a segment (DeleteRecords) survives a restart; `at_segment_boundary` says the
+    /// segments below `start` are about to be removed, which records the start on its
+    /// own, so a failed checkpoint write (full disk) is then only logged.
+    fn advance_log_start(
+        &self,
+        inner: &mut Inner,
+        start: i64,
+        at_segment_boundary: bool,
+    ) -> Result<(), LogError> {
         let mut m = checkpoint::Offsets::new();
         m.insert((self.topic.clone(), self.partition), start);
-        checkpoint::write(&self.dir.join(checkpoint::LOG_START_FILE), &m)?;
+        if let Err(e) = checkpoint::write(&self.dir.join(checkpoint::LOG_START_FILE), &m) {
+            if !at_segment_boundary {
+                return Err(e.into());
+            }
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                "cannot write log-start checkpoint; the segment files record the start");
+        }
         self.log_start.fetch_max(start, Ordering::AcqRel);
-        inner.epochs.truncate_from_start(start)?;
+        // Right in memory; the next open re-truncates the checkpoint to the log start.
+        if let Err(e) = inner.epochs.truncate_from_start(start) {
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                "cannot rewrite leader-epoch checkpoint; will retry");
+        }
         inner.producers.truncate_head(start);
         Ok(())
     }
@@ -897,7 +921,9 @@ impl PartitionLog {
         }
         let new_start = inner.segments[count].base_offset();
         if new_start > log_start {
-            self.advance_log_start(&mut inner, new_start)?;
+            // The segments below `new_start` are removed next, so the files themselves
+            // carry the new start: retention must free space even on a full disk.
+            self.advance_log_start(&mut inner, new_start, true)?;
         }
         self.remove_oldest(&mut inner, count, "retention");
         metrics::counter!("weir_log_retention_deleted_segments_total").increment(count as u64);
@@ -2085,5 +2111,40 @@ mod tests {
             pdir.join(segment::file_name(0, "index")).exists(),
             "rebuilt"
         );
+    }
+
+    #[test]
+    fn retention_frees_a_full_disk() {
+        let Some(fs) = Tmpfs::mount("256k") else {
+            eprintln!("SKIPPED: mounting a tmpfs needs root");
+            return;
+        };
+        let root = fs.0.path();
+        let cfg = TopicConfig {
+            segment_bytes: 16 << 10,
+            ..TopicConfig::default()
+        };
+        let log = open_log(root, cfg.clone(), false, 0);
+        while log.append_as_leader(batch(20), 0).is_ok() {}
+        fill_disk(&root.join("filler"));
+        assert!(log.append_as_leader(batch(20), 0).is_err());
+        let leo = log.log_end_offset();
+        log.update_config(TopicConfig {
+            retention_bytes: 32 << 10,
+            ..cfg.clone()
+        });
+        let deleted = log.apply_retention(now_ms()).unwrap();
+        assert!(
+            deleted > 0,
+            "retention runs although no checkpoint can be written"
+        );
+        let start = log.log_start_offset();
+        assert!(start > 0);
+        let r = log.append_as_leader(batch(20), 0).unwrap();
+        assert_eq!(r.base_offset, leo);
+        drop(log);
+        let log = open_log(root, cfg, false, 0);
+        assert_eq!(log.log_start_offset(), start);
+        assert_eq!(log.log_end_offset(), r.last_offset + 1);
     }
 }

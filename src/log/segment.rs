@@ -162,8 +162,12 @@ impl Segment {
         if opts.preallocate {
             preallocate(&log, opts.segment_bytes)?;
         }
-        // Stale index files of the same name are replaced on the first index write; only
-        // the log file itself must be creatable.
+        // Stale index files of the same name must never be read for this segment: they
+        // go now (which frees space), and whatever stays is replaced on the first index
+        // write. Only the log file itself must be creatable.
+        for ext in ["index", "timeindex"] {
+            let _ = std::fs::remove_file(dir.join(file_name(base_offset, ext)));
+        }
         let mut offset_index = OffsetIndex::empty(
             &dir.join(file_name(base_offset, "index")),
             base_offset,
