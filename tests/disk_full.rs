@@ -152,6 +152,13 @@ async fn full_disk_is_a_storage_error_and_loses_nothing() {
     let recs = fetch_all(&mut c, acked).await;
     assert_eq!(recs.len(), acked, "every acknowledged record is readable");
     drop(c);
+    // Take the last free page too (a failed append may have left part of one), so the
+    // shutdown and the restart below run on a disk with no space at all.
+    let filler = data.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while std::io::Write::write_all(&mut f, &[7u8; 4096]).is_ok() {}
+    }
     // The shutdown may fail to write checkpoints on the full disk; recovery must cope.
     let _ = broker.shutdown().await;
     let broker = start(&data, &meta, port).await;
@@ -168,6 +175,7 @@ async fn full_disk_is_a_storage_error_and_loses_nothing() {
     // Space freed: the same log takes appends again, at the next offsets, without a
     // restart (Kafka would have taken the directory offline until one).
     std::fs::remove_file(&ballast).unwrap();
+    std::fs::remove_file(&filler).unwrap();
     for i in 0..3u32 {
         let n = acked as u32 + i;
         let (error_code, base_offset, message) = produce(&mut c, n, &value).await;
