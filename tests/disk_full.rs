@@ -1,6 +1,7 @@
 //! A full disk answers KAFKA_STORAGE_ERROR, loses no acknowledged write, and leaves the
-//! log readable, before and after a restart. Uses a small tmpfs, so it needs root (CI and
-//! the dev machines run as root); elsewhere it says so and does nothing.
+//! log readable, before and after a restart; once space is freed, appends work again.
+//! Uses a small tmpfs, so it needs root (CI and the dev machines run as root); elsewhere
+//! it says so and does nothing.
 
 mod common;
 
@@ -42,6 +43,26 @@ async fn start(data: &std::path::Path, meta: &std::path::Path, port: u16) -> Bro
     Broker::start(Config::load(None, Vec::new(), &settings).unwrap())
         .await
         .expect("broker starts")
+}
+
+async fn produce(c: &mut Conn, i: u32, value: &[u8]) -> (i16, i64, Option<String>) {
+    let key = i.to_be_bytes();
+    let records: Bytes = batch(&[Rec::kv(&key, value)], Compression::None, None);
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name("full"))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let resp: ProduceResponse = c.call(ApiKey::Produce, 9, &req).await;
+    let p = &resp.responses[0].partition_responses[0];
+    (
+        p.error_code,
+        p.base_offset,
+        p.error_message.as_ref().map(|m| m.to_string()),
+    )
 }
 
 async fn fetch_all(c: &mut Conn, expected: usize) -> Vec<kafka_protocol::records::Record> {
@@ -86,6 +107,9 @@ async fn full_disk_is_a_storage_error_and_loses_nothing() {
         return;
     }
     let _guard = Tmpfs(data.clone());
+    // Space to free later: a plain file in the log directory, which the broker ignores.
+    let ballast = data.join("ballast");
+    std::fs::write(&ballast, vec![1u8; 512 << 10]).unwrap();
     let broker = start(&data, &meta, 0).await;
     let port = broker.client_addr().port();
     let mut c = Conn::connect(broker.client_addr()).await;
@@ -105,32 +129,21 @@ async fn full_disk_is_a_storage_error_and_loses_nothing() {
     let mut acked = 0usize;
     let mut saw_storage_error = false;
     for i in 0..200u32 {
-        let key = i.to_be_bytes();
-        let records: Bytes = batch(&[Rec::kv(&key, &value)], Compression::None, None);
-        let req = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(5000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name("full"))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(records))])]);
-        let resp: ProduceResponse = c.call(ApiKey::Produce, 9, &req).await;
-        let p = &resp.responses[0].partition_responses[0];
-        if p.error_code == 0 {
-            assert_eq!(p.base_offset, acked as i64, "offsets stay dense");
+        let (error_code, base_offset, message) = produce(&mut c, i, &value).await;
+        if error_code == 0 {
+            assert_eq!(base_offset, acked as i64, "offsets stay dense");
             acked += 1;
         } else {
             assert_eq!(
-                p.error_code,
+                error_code,
                 ResponseError::KafkaStorageError.code(),
-                "{:?}",
-                p.error_message
+                "{message:?}"
             );
             saw_storage_error = true;
             break;
         }
     }
+    eprintln!("acked {acked} before the disk filled");
     assert!(saw_storage_error, "3 MiB cannot hold 200 x 64 KiB");
     assert!(
         acked > 5,
@@ -139,6 +152,13 @@ async fn full_disk_is_a_storage_error_and_loses_nothing() {
     let recs = fetch_all(&mut c, acked).await;
     assert_eq!(recs.len(), acked, "every acknowledged record is readable");
     drop(c);
+    // Take the last free page too (a failed append may have left part of one), so the
+    // shutdown and the restart below run on a disk with no space at all.
+    let filler = data.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while std::io::Write::write_all(&mut f, &[7u8; 4096]).is_ok() {}
+    }
     // The shutdown may fail to write checkpoints on the full disk; recovery must cope.
     let _ = broker.shutdown().await;
     let broker = start(&data, &meta, port).await;
@@ -152,6 +172,27 @@ async fn full_disk_is_a_storage_error_and_loses_nothing() {
     for (i, r) in recs.iter().enumerate() {
         assert_eq!(r.key.as_deref(), Some(&(i as u32).to_be_bytes()[..]));
     }
+    // Space freed: the same log takes appends again, at the next offsets, without a
+    // restart (Kafka would have taken the directory offline until one).
+    std::fs::remove_file(&ballast).unwrap();
+    std::fs::remove_file(&filler).unwrap();
+    for i in 0..3u32 {
+        let n = acked as u32 + i;
+        let (error_code, base_offset, message) = produce(&mut c, n, &value).await;
+        assert_eq!(error_code, 0, "append after space was freed: {message:?}");
+        assert_eq!(base_offset, n as i64, "offsets stay dense");
+    }
+    let recs = fetch_all(&mut c, acked + 3).await;
+    assert_eq!(recs.len(), acked + 3);
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.key.as_deref(), Some(&(i as u32).to_be_bytes()[..]));
+    }
+    drop(c);
+    // And the log written after the full disk survives a restart too.
+    let _ = broker.shutdown().await;
+    let broker = start(&data, &meta, port).await;
+    let mut c = Conn::connect(broker.client_addr()).await;
+    assert_eq!(fetch_all(&mut c, acked + 3).await.len(), acked + 3);
     drop(c);
     let _ = broker.shutdown().await;
 }

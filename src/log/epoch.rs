@@ -16,6 +16,8 @@ pub const CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 pub struct EpochCache {
     path: PathBuf,
     entries: Vec<(i32, i64)>,
+    /// The file lags the entries: a write failed (full disk) and must be retried.
+    dirty: bool,
 }
 
 impl EpochCache {
@@ -30,7 +32,11 @@ impl EpochCache {
             }),
             Err(_) => Vec::new(),
         };
-        EpochCache { path, entries }
+        EpochCache {
+            path,
+            entries,
+            dirty: false,
+        }
     }
 
     pub fn entries(&self) -> &[(i32, i64)] {
@@ -106,13 +112,24 @@ impl EpochCache {
         self.persist()
     }
 
-    /// Rewrite the checkpoint (at shutdown, in case an earlier write failed).
-    pub fn persist(&self) -> io::Result<()> {
+    /// Rewrite the checkpoint. On failure the entries stay right in memory and the cache
+    /// is dirty until a later write succeeds.
+    pub fn persist(&mut self) -> io::Result<()> {
         let mut text = format!("0\n{}\n", self.entries.len());
         for (e, o) in &self.entries {
             text.push_str(&format!("{e} {o}\n"));
         }
-        write_atomically(&self.path, text.as_bytes())
+        let written = write_atomically(&self.path, text.as_bytes());
+        self.dirty = written.is_err();
+        written
+    }
+
+    /// Rewrite the checkpoint if an earlier write failed (at shutdown, on flush).
+    pub fn persist_if_dirty(&mut self) -> io::Result<()> {
+        if self.dirty {
+            self.persist()?;
+        }
+        Ok(())
     }
 }
 
@@ -141,12 +158,17 @@ fn parse_checkpoint(text: &str) -> Option<Vec<(i32, i64)>> {
 /// Replace `path` with `data` so that a crash leaves the old or the new contents, whole.
 pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    {
+    let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
         f.sync_data()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        // A full disk: give back what the partial file took; the old file is untouched.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, path)?;
     if let Some(parent) = path.parent() {
         // The rename is only durable once the directory entry is.
         if let Ok(d) = std::fs::File::open(parent) {

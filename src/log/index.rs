@@ -8,6 +8,11 @@
 //! `Vec` and the file is appended with positioned writes; lookups are binary searches on
 //! the `Vec`. A file whose contents are not strictly increasing (torn write, zeros from a
 //! crash, foreign garbage) is reported as inconsistent so the segment rebuilds it.
+//!
+//! The `Vec` is the truth and the file a cache of it: a write that fails (full disk)
+//! keeps the entry in memory and leaves the file a consistent prefix, which is caught up
+//! by the next write or [`OffsetIndex::persist`]. So an index can always be rebuilt, and a
+//! log opened, without writing anything.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -45,11 +50,109 @@ fn read_all(file: &File) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The file behind an index. It may lag the in-memory entries, but whatever it holds is
+/// always a prefix of them, so a restart that finds it reads a consistent (if sparser)
+/// index.
+#[derive(Debug)]
+struct IndexFile {
+    path: PathBuf,
+    /// `None` until the file could be opened: creating it may itself need space.
+    file: Option<Arc<File>>,
+    /// How many leading entries the file holds.
+    persisted: usize,
+    /// The file may hold bytes past `persisted` entries (a reset or truncation whose
+    /// `set_len` failed, or an inconsistent file being replaced) that must be cut.
+    stale_tail: bool,
+}
+
+impl IndexFile {
+    /// Open (creating if absent) and read the whole file.
+    fn open(path: &Path) -> io::Result<(IndexFile, Vec<u8>)> {
+        let file = open_rw(path)?;
+        let raw = read_all(&file)?;
+        Ok((
+            IndexFile {
+                path: path.to_path_buf(),
+                file: Some(Arc::new(file)),
+                persisted: 0,
+                stale_tail: false,
+            },
+            raw,
+        ))
+    }
+
+    /// An index whose file is replaced on the first successful write; no I/O now.
+    fn detached(path: &Path) -> IndexFile {
+        IndexFile {
+            path: path.to_path_buf(),
+            file: None,
+            persisted: 0,
+            stale_tail: true,
+        }
+    }
+
+    fn lagging(&self, len: usize) -> bool {
+        self.file.is_none() || self.stale_tail || self.persisted < len
+    }
+
+    /// Bring the file up to `len` entries; `tail` encodes entries `persisted..len`.
+    fn catch_up(&mut self, len: usize, entry: usize, tail: &[u8]) -> io::Result<()> {
+        let file = match &self.file {
+            Some(f) => f.clone(),
+            None => {
+                let f = Arc::new(open_rw(&self.path)?);
+                self.file = Some(f.clone());
+                f
+            }
+        };
+        if !tail.is_empty() {
+            file.write_all_at(tail, (self.persisted * entry) as u64)?;
+        }
+        if self.stale_tail {
+            file.set_len((len * entry) as u64)?;
+            self.stale_tail = false;
+        }
+        self.persisted = len;
+        Ok(())
+    }
+
+    /// Memory now holds only `keep` entries: cut the file to match, now if possible.
+    fn truncate(&mut self, keep: usize, entry: usize) {
+        if self.persisted <= keep && !self.stale_tail {
+            return;
+        }
+        self.persisted = self.persisted.min(keep);
+        self.stale_tail = true;
+        if let Some(f) = &self.file {
+            if f.set_len((self.persisted * entry) as u64).is_ok() {
+                self.stale_tail = false;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn fail_writes(&mut self) -> bool {
+        match OpenOptions::new().write(true).open("/dev/full") {
+            Ok(f) => {
+                self.file = Some(Arc::new(f));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        match &self.file {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Sparse offset → position index of one segment.
 #[derive(Debug)]
 pub struct OffsetIndex {
-    path: PathBuf,
-    file: Arc<File>,
+    file: IndexFile,
     base_offset: i64,
     /// (relative offset, position), both strictly increasing.
     entries: Vec<(u32, u32)>,
@@ -65,34 +168,45 @@ impl OffsetIndex {
         max_bytes: u64,
         segment_size: u64,
     ) -> Result<OffsetIndex, IndexError> {
-        let file = open_rw(path)?;
-        let raw = read_all(&file)?;
+        let (file, raw) = IndexFile::open(path)?;
         let mut idx = OffsetIndex {
-            path: path.to_path_buf(),
-            file: Arc::new(file),
+            file,
             base_offset,
             entries: Vec::with_capacity(raw.len() / OFFSET_ENTRY),
             max_entries: (max_bytes as usize / OFFSET_ENTRY).max(1),
         };
         if raw.len() % OFFSET_ENTRY != 0 {
-            return Err(IndexError::Inconsistent(idx.path));
+            return Err(IndexError::Inconsistent(idx.file.path));
         }
         for chunk in raw.chunks_exact(OFFSET_ENTRY) {
             let rel = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
             let pos = u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
             let increasing = idx.entries.last().is_none_or(|&(r, p)| rel > r && pos > p);
             if !increasing || pos as u64 >= segment_size.max(1) {
-                return Err(IndexError::Inconsistent(idx.path));
+                return Err(IndexError::Inconsistent(idx.file.path));
             }
             idx.entries.push((rel, pos));
         }
+        idx.file.persisted = idx.entries.len();
         Ok(idx)
     }
 
-    /// Discard every entry (before a rebuild).
-    pub fn reset(&mut self) -> io::Result<()> {
+    /// An empty index whose file at `path` (absent, unreadable or inconsistent) is
+    /// replaced on the first successful write. Does no I/O.
+    pub fn empty(path: &Path, base_offset: i64, max_bytes: u64) -> OffsetIndex {
+        OffsetIndex {
+            file: IndexFile::detached(path),
+            base_offset,
+            entries: Vec::new(),
+            max_entries: (max_bytes as usize / OFFSET_ENTRY).max(1),
+        }
+    }
+
+    /// Discard every entry (before a rebuild). The file is cut now if possible, else on
+    /// the next write.
+    pub fn reset(&mut self) {
         self.entries.clear();
-        self.file.set_len(0)
+        self.file.truncate(0, OFFSET_ENTRY);
     }
 
     pub fn is_full(&self) -> bool {
@@ -110,6 +224,7 @@ impl OffsetIndex {
     /// Record that the batch whose last offset is `offset` starts at `position` (Kafka
     /// indexes last offsets, so a lookup lands at or before the batch holding a target).
     /// Entries that would not increase are ignored: the index stays sorted by construction.
+    /// An error means only the file lags: the entry is in memory.
     pub fn append(&mut self, offset: i64, position: u64) -> io::Result<()> {
         let rel = offset - self.base_offset;
         if self.is_full() || !(0..=u32::MAX as i64).contains(&rel) || position > u32::MAX as u64 {
@@ -121,13 +236,27 @@ impl OffsetIndex {
                 return Ok(());
             }
         }
-        let mut entry = [0u8; OFFSET_ENTRY];
-        entry[..4].copy_from_slice(&rel.to_be_bytes());
-        entry[4..].copy_from_slice(&pos.to_be_bytes());
-        let at = (self.entries.len() * OFFSET_ENTRY) as u64;
-        self.file.write_all_at(&entry, at)?;
         self.entries.push((rel, pos));
-        Ok(())
+        self.persist()
+    }
+
+    /// Write the entries the file lacks.
+    pub fn persist(&mut self) -> io::Result<()> {
+        if !self.is_lagging() {
+            return Ok(());
+        }
+        let from = self.file.persisted.min(self.entries.len());
+        let mut tail = Vec::with_capacity((self.entries.len() - from) * OFFSET_ENTRY);
+        for &(rel, pos) in &self.entries[from..] {
+            tail.extend_from_slice(&rel.to_be_bytes());
+            tail.extend_from_slice(&pos.to_be_bytes());
+        }
+        self.file.catch_up(self.entries.len(), OFFSET_ENTRY, &tail)
+    }
+
+    /// The file does not (yet) hold exactly the in-memory entries.
+    pub fn is_lagging(&self) -> bool {
+        self.file.lagging(self.entries.len())
     }
 
     /// The last entry whose offset is <= `offset`, as (absolute offset, position); the
@@ -149,36 +278,41 @@ impl OffsetIndex {
     }
 
     /// Drop entries pointing at or past `position` (after the segment was truncated).
-    pub fn truncate_to_position(&mut self, position: u64) -> io::Result<()> {
+    pub fn truncate_to_position(&mut self, position: u64) {
         let keep = self
             .entries
             .partition_point(|&(_, p)| (p as u64) < position);
         if keep < self.entries.len() {
             self.entries.truncate(keep);
-            self.file.set_len((keep * OFFSET_ENTRY) as u64)?;
+            self.file.truncate(keep, OFFSET_ENTRY);
         }
-        Ok(())
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.sync()
     }
 
-    /// The file, for an fsync outside the partition lock.
-    pub fn handle(&self) -> Arc<File> {
-        self.file.clone()
+    /// The file, for an fsync outside the partition lock (`None` while it could not be
+    /// opened).
+    pub fn handle(&self) -> Option<Arc<File>> {
+        self.file.file.clone()
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.file.path
+    }
+
+    /// Send writes to `/dev/full` (ENOSPC), like a full disk; false without it.
+    #[cfg(test)]
+    pub(crate) fn fail_writes(&mut self) -> bool {
+        self.file.fail_writes()
     }
 }
 
 /// Sparse timestamp → offset index of one segment.
 #[derive(Debug)]
 pub struct TimeIndex {
-    path: PathBuf,
-    file: Arc<File>,
+    file: IndexFile,
     base_offset: i64,
     /// (timestamp, relative offset), both strictly increasing.
     entries: Vec<(i64, u32)>,
@@ -194,17 +328,15 @@ impl TimeIndex {
         max_bytes: u64,
         next_offset: i64,
     ) -> Result<TimeIndex, IndexError> {
-        let file = open_rw(path)?;
-        let raw = read_all(&file)?;
+        let (file, raw) = IndexFile::open(path)?;
         let mut idx = TimeIndex {
-            path: path.to_path_buf(),
-            file: Arc::new(file),
+            file,
             base_offset,
             entries: Vec::with_capacity(raw.len() / TIME_ENTRY),
             max_entries: (max_bytes as usize / TIME_ENTRY).max(1),
         };
         if raw.len() % TIME_ENTRY != 0 {
-            return Err(IndexError::Inconsistent(idx.path));
+            return Err(IndexError::Inconsistent(idx.file.path));
         }
         for chunk in raw.chunks_exact(TIME_ENTRY) {
             let mut ts = [0u8; 8];
@@ -213,16 +345,29 @@ impl TimeIndex {
             let rel = u32::from_be_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]);
             let increasing = idx.entries.last().is_none_or(|&(t, r)| ts > t && rel >= r);
             if !increasing || base_offset + rel as i64 >= next_offset {
-                return Err(IndexError::Inconsistent(idx.path));
+                return Err(IndexError::Inconsistent(idx.file.path));
             }
             idx.entries.push((ts, rel));
         }
+        idx.file.persisted = idx.entries.len();
         Ok(idx)
     }
 
-    pub fn reset(&mut self) -> io::Result<()> {
+    /// An empty index whose file at `path` is replaced on the first successful write.
+    /// Does no I/O.
+    pub fn empty(path: &Path, base_offset: i64, max_bytes: u64) -> TimeIndex {
+        TimeIndex {
+            file: IndexFile::detached(path),
+            base_offset,
+            entries: Vec::new(),
+            max_entries: (max_bytes as usize / TIME_ENTRY).max(1),
+        }
+    }
+
+    /// Discard every entry (before a rebuild); the file follows when it can.
+    pub fn reset(&mut self) {
         self.entries.clear();
-        self.file.set_len(0)
+        self.file.truncate(0, TIME_ENTRY);
     }
 
     pub fn is_full(&self) -> bool {
@@ -236,7 +381,8 @@ impl TimeIndex {
             .map(|&(t, r)| (t, self.base_offset + r as i64))
     }
 
-    /// Add an entry when `timestamp` is larger than every indexed one.
+    /// Add an entry when `timestamp` is larger than every indexed one. An error means
+    /// only the file lags: the entry is in memory.
     pub fn maybe_append(&mut self, timestamp: i64, offset: i64) -> io::Result<()> {
         let rel = offset - self.base_offset;
         if self.is_full() || !(0..=u32::MAX as i64).contains(&rel) {
@@ -247,13 +393,27 @@ impl TimeIndex {
                 return Ok(());
             }
         }
-        let mut entry = [0u8; TIME_ENTRY];
-        entry[..8].copy_from_slice(&timestamp.to_be_bytes());
-        entry[8..].copy_from_slice(&(rel as u32).to_be_bytes());
-        let at = (self.entries.len() * TIME_ENTRY) as u64;
-        self.file.write_all_at(&entry, at)?;
         self.entries.push((timestamp, rel as u32));
-        Ok(())
+        self.persist()
+    }
+
+    /// Write the entries the file lacks.
+    pub fn persist(&mut self) -> io::Result<()> {
+        if !self.is_lagging() {
+            return Ok(());
+        }
+        let from = self.file.persisted.min(self.entries.len());
+        let mut tail = Vec::with_capacity((self.entries.len() - from) * TIME_ENTRY);
+        for &(ts, rel) in &self.entries[from..] {
+            tail.extend_from_slice(&ts.to_be_bytes());
+            tail.extend_from_slice(&rel.to_be_bytes());
+        }
+        self.file.catch_up(self.entries.len(), TIME_ENTRY, &tail)
+    }
+
+    /// The file does not (yet) hold exactly the in-memory entries.
+    pub fn is_lagging(&self) -> bool {
+        self.file.lagging(self.entries.len())
     }
 
     /// The last entry with a timestamp strictly below `timestamp`, as (timestamp,
@@ -267,28 +427,34 @@ impl TimeIndex {
     }
 
     /// Drop entries for offsets at or past `offset`.
-    pub fn truncate_to_offset(&mut self, offset: i64) -> io::Result<()> {
+    pub fn truncate_to_offset(&mut self, offset: i64) {
         let keep = self
             .entries
             .partition_point(|&(_, r)| self.base_offset + (r as i64) < offset);
         if keep < self.entries.len() {
             self.entries.truncate(keep);
-            self.file.set_len((keep * TIME_ENTRY) as u64)?;
+            self.file.truncate(keep, TIME_ENTRY);
         }
-        Ok(())
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.sync()
     }
 
-    /// The file, for an fsync outside the partition lock.
-    pub fn handle(&self) -> Arc<File> {
-        self.file.clone()
+    /// The file, for an fsync outside the partition lock (`None` while it could not be
+    /// opened).
+    pub fn handle(&self) -> Option<Arc<File>> {
+        self.file.file.clone()
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.file.path
+    }
+
+    /// Send writes to `/dev/full` (ENOSPC), like a full disk; false without it.
+    #[cfg(test)]
+    pub(crate) fn fail_writes(&mut self) -> bool {
+        self.file.fail_writes()
     }
 }
 
@@ -333,7 +499,7 @@ mod tests {
         }
         assert!(idx.is_full());
         assert_eq!(idx.len(), 3);
-        idx.truncate_to_position(200).unwrap();
+        idx.truncate_to_position(200);
         assert_eq!(idx.len(), 1);
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 8);
     }
@@ -352,8 +518,55 @@ mod tests {
         assert_eq!(idx.last_below(5000), Some((2000, 9)));
         drop(idx);
         let mut idx = TimeIndex::open(&p, 0, 1200, 10).unwrap();
-        idx.truncate_to_offset(9).unwrap();
+        idx.truncate_to_offset(9);
         assert_eq!(idx.last(), Some((1000, 4)));
         assert!(TimeIndex::open(&p, 0, 1200, 4).is_err());
+    }
+
+    #[test]
+    fn failed_writes_keep_entries_in_memory_and_catch_up_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.index");
+        let mut idx = OffsetIndex::open(&p, 0, 1024, 0).unwrap();
+        idx.append(10, 100).unwrap();
+        let good = idx.file.file.clone();
+        // /dev/full fails every write with ENOSPC, like a full disk.
+        let Ok(full) = OpenOptions::new().write(true).read(true).open("/dev/full") else {
+            return;
+        };
+        idx.file.file = Some(Arc::new(full));
+        assert!(idx.append(20, 200).is_err());
+        assert!(idx.append(30, 300).is_err());
+        assert!(idx.is_lagging());
+        assert_eq!(idx.lookup(25), (20, 200), "the entry is served from memory");
+        // Truncation while lagging: memory is cut, and the file stays a prefix.
+        idx.truncate_to_position(300);
+        assert_eq!(idx.len(), 2);
+        idx.file.file = good;
+        idx.persist().unwrap();
+        assert!(!idx.is_lagging());
+        drop(idx);
+        let idx = OffsetIndex::open(&p, 0, 1024, 1000).unwrap();
+        assert_eq!((idx.len(), idx.lookup(25)), (2, (20, 200)));
+
+        // A detached index creates and replaces its file on the first write.
+        std::fs::write(&p, [0xffu8; 13]).unwrap();
+        let mut idx = OffsetIndex::empty(&p, 0, 1024);
+        assert!(idx.is_lagging());
+        idx.append(5, 50).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), [0, 0, 0, 5, 0, 0, 0, 50]);
+
+        let tp = dir.path().join("0.timeindex");
+        let mut t = TimeIndex::empty(&tp, 0, 1200);
+        t.maybe_append(1000, 3).unwrap();
+        t.file.file = Some(Arc::new(
+            OpenOptions::new().write(true).open("/dev/full").unwrap(),
+        ));
+        assert!(t.maybe_append(2000, 7).is_err());
+        assert_eq!(t.last(), Some((2000, 7)));
+        t.file.file = None;
+        t.persist().unwrap();
+        let t = TimeIndex::open(&tp, 0, 1200, 10).unwrap();
+        assert_eq!(t.last(), Some((2000, 7)));
     }
 }

@@ -6,6 +6,13 @@
 //! directory holding the fewest, and runs the background work: one group-commit flusher
 //! per directory, the flush.ms / flush.messages scheduler, recovery-point checkpoints and
 //! retention.
+//!
+//! A failing disk is handled per partition, not per directory (where Kafka takes the
+//! whole directory offline): a full disk keeps every log readable, answers appends with
+//! KAFKA_STORAGE_ERROR, and takes them again once space is freed. A partition that cannot
+//! be opened at all stays offline, remembered with its directory so that it is neither
+//! re-created empty elsewhere nor forgotten; opening it is retried when it is next asked
+//! for.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +55,8 @@ pub struct LogManager {
     cfg: Arc<Config>,
     dirs: Vec<LogDir>,
     logs: RwLock<BTreeMap<(String, i32), Arc<PartitionLog>>>,
+    /// Partitions found on disk that could not be opened: their directory and the error.
+    offline: Mutex<BTreeMap<(String, i32), (PathBuf, String)>>,
     /// One per directory once the background tasks run.
     flushers: Mutex<Option<Vec<FlusherHandle>>>,
 }
@@ -67,13 +76,14 @@ impl LogManager {
     pub fn open(cfg: Arc<Config>) -> Result<Arc<LogManager>, LogError> {
         let mut dirs = Vec::new();
         let mut logs = BTreeMap::new();
+        let mut offline = BTreeMap::new();
         let default_topic_cfg = cfg.topic_config(&BTreeMap::new());
         for path in &cfg.log_dirs {
             let dir = LogDir {
                 path: path.clone(),
                 error: Mutex::new(None),
             };
-            if let Err(e) = load_dir(path, &cfg, &default_topic_cfg, &mut logs) {
+            if let Err(e) = load_dir(path, &cfg, &default_topic_cfg, &mut logs, &mut offline) {
                 tracing::error!(dir = %path.display(), error = %e, "log directory failed");
                 *dir.error.lock() = Some(e.to_string());
             }
@@ -88,6 +98,7 @@ impl LogManager {
             cfg,
             dirs,
             logs: RwLock::new(logs),
+            offline: Mutex::new(offline),
             flushers: Mutex::new(None),
         }))
     }
@@ -218,7 +229,19 @@ impl LogManager {
             .cloned()
     }
 
+    /// Partitions found on disk that could not be opened, with their directory and
+    /// error (they answer KAFKA_STORAGE_ERROR until an open succeeds).
+    pub fn offline_partitions(&self) -> Vec<((String, i32), PathBuf, String)> {
+        self.offline
+            .lock()
+            .iter()
+            .map(|(k, (p, e))| (k.clone(), p.clone(), e.clone()))
+            .collect()
+    }
+
     /// The log of a partition, created (in the directory with fewest partitions) if absent.
+    /// An offline partition is opened again where it lies, never re-created elsewhere:
+    /// that would hand out its offsets a second time.
     pub fn get_or_create(
         &self,
         topic: &str,
@@ -232,6 +255,39 @@ impl LogManager {
         let mut logs = self.logs.write();
         if let Some(log) = logs.get(&(topic.to_string(), partition)) {
             return Ok(log.clone());
+        }
+        let key = (topic.to_string(), partition);
+        let offline_at = self.offline.lock().get(&key).map(|(p, _)| p.clone());
+        if let Some(path) = offline_at {
+            let log = PartitionLog::open(OpenOptions {
+                dir: path.clone(),
+                topic: topic.to_string(),
+                partition,
+                topic_id: Uuid::nil(),
+                config: cfg,
+                recovery_point: 0,
+                clean_shutdown: false,
+                producer_id_expiration_ms: self.cfg.producer_id_expiration_ms,
+            })
+            .inspect_err(|e| {
+                if let Some(entry) = self.offline.lock().get_mut(&key) {
+                    entry.1 = e.to_string();
+                }
+            })?;
+            tracing::info!(dir = %path.display(), "offline partition opened");
+            self.offline.lock().remove(&key);
+            if log.topic_id().is_nil() && !topic_id.is_nil() {
+                if let Err(e) = log.adopt_topic_id(topic_id) {
+                    tracing::warn!(dir = %path.display(), error = %e, "cannot record topic id");
+                }
+            }
+            if let Some(handles) = self.flushers.lock().as_ref() {
+                if let Some(i) = self.dir_index(&log) {
+                    log.attach_flusher(handles.get(i).cloned());
+                }
+            }
+            logs.insert(key, log.clone());
+            return Ok(log);
         }
         let mut counts = vec![0usize; self.dirs.len()];
         for log in logs.values() {
@@ -260,24 +316,30 @@ impl LogManager {
         Ok(log)
     }
 
-    /// Close and remove every partition of a topic.
+    /// Close and remove every partition of a topic (offline ones too).
     pub fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
-        let removed: Vec<Arc<PartitionLog>> = {
+        let mut removed: Vec<(i32, PathBuf)> = {
             let mut logs = self.logs.write();
             let keys: Vec<(String, i32)> =
                 logs.keys().filter(|(t, _)| t == topic).cloned().collect();
-            keys.iter().filter_map(|k| logs.remove(k)).collect()
+            keys.iter()
+                .filter_map(|k| logs.remove(k))
+                .map(|log| {
+                    log.close();
+                    (log.partition(), log.dir().to_path_buf())
+                })
+                .collect()
         };
+        self.offline.lock().retain(|(t, p), (dir, _)| {
+            let gone = t == topic;
+            if gone {
+                removed.push((*p, dir.clone()));
+            }
+            !gone
+        });
         let mut first_err = None;
-        for log in removed {
-            log.close();
-            let dir = log.dir().to_path_buf();
-            let name = format!(
-                "{}-{}.{}-delete",
-                log.topic(),
-                log.partition(),
-                Uuid::new_v4().simple()
-            );
+        for (partition, dir) in removed {
+            let name = format!("{topic}-{partition}.{}-delete", Uuid::new_v4().simple());
             let doomed = dir.with_file_name(name);
             let result =
                 std::fs::rename(&dir, &doomed).and_then(|()| std::fs::remove_dir_all(&doomed));
@@ -318,29 +380,53 @@ impl LogManager {
     /// Flush everything, write recovery checkpoints and producer snapshots, mark clean.
     /// Blocking file I/O: call it from `spawn_blocking` (or after the runtime stopped),
     /// after the background tasks were told to stop.
+    ///
+    /// A directory is marked clean only if every partition in it shut down cleanly and
+    /// none is offline: the marker lets the next start trust the files without
+    /// re-validation. The recovery-point checkpoint is best effort (without it the next
+    /// unclean start re-validates more).
     pub fn shutdown(&self) -> Result<(), LogError> {
         *self.flushers.lock() = None;
         let mut failed = None;
+        let mut unclean = vec![false; self.dirs.len()];
         for log in self.all() {
             if let Err(e) = log.shutdown() {
                 tracing::error!(topic = log.topic(), partition = log.partition(), error = %e,
                     "log shutdown failed");
+                if let Some(i) = self.dir_index(&log) {
+                    unclean[i] = true;
+                }
                 failed.get_or_insert(e);
             }
         }
-        self.checkpoint_recovery_points();
-        if let Some(e) = failed {
-            return Err(e);
+        for (dir, _) in self.offline.lock().values() {
+            if let Some(i) = self
+                .dirs
+                .iter()
+                .position(|d| Some(d.path.as_path()) == dir.parent())
+            {
+                unclean[i] = true;
+            }
         }
-        for dir in &self.dirs {
-            if dir.error.lock().is_some() {
+        self.checkpoint_recovery_points();
+        for (i, dir) in self.dirs.iter().enumerate() {
+            if dir.error.lock().is_some() || unclean[i] {
                 continue;
             }
             let marker = dir.path.join(CLEAN_SHUTDOWN_FILE);
-            std::fs::File::create(&marker)?.sync_all()?;
-            std::fs::File::open(&dir.path)?.sync_all()?;
+            let marked = std::fs::File::create(&marker)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::File::open(&dir.path)?.sync_all());
+            if let Err(e) = marked {
+                tracing::warn!(dir = %dir.path.display(), error = %e,
+                    "cannot mark clean shutdown; the next start recovers");
+                failed.get_or_insert(LogError::Io(e));
+            }
         }
-        Ok(())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 
@@ -350,8 +436,11 @@ fn load_dir(
     cfg: &Config,
     topic_cfg: &TopicConfig,
     logs: &mut BTreeMap<(String, i32), Arc<PartitionLog>>,
+    offline: &mut BTreeMap<(String, i32), (PathBuf, String)>,
 ) -> Result<(), LogError> {
-    std::fs::create_dir_all(path)?;
+    if !path.is_dir() {
+        std::fs::create_dir_all(path)?;
+    }
     let marker = path.join(CLEAN_SHUTDOWN_FILE);
     let clean = marker.exists();
     let recovery_points = checkpoint::read(&path.join(checkpoint::RECOVERY_POINT_FILE));
@@ -372,7 +461,9 @@ fn load_dir(
             tracing::debug!(dir = %entry.path().display(), "not a partition directory; skipped");
             continue;
         };
-        if logs.contains_key(&(topic.clone(), partition)) {
+        if logs.contains_key(&(topic.clone(), partition))
+            || offline.contains_key(&(topic.clone(), partition))
+        {
             tracing::error!(dir = %entry.path().display(),
                 "partition present in two log directories; keeping the first");
             continue;
@@ -381,7 +472,7 @@ fn load_dir(
             .get(&(topic.clone(), partition))
             .copied()
             .unwrap_or(0);
-        let log = PartitionLog::open(OpenOptions {
+        let opened = PartitionLog::open(OpenOptions {
             dir: entry.path(),
             topic: topic.clone(),
             partition,
@@ -390,8 +481,18 @@ fn load_dir(
             recovery_point,
             clean_shutdown: clean,
             producer_id_expiration_ms: cfg.producer_id_expiration_ms,
-        })?;
-        logs.insert((topic, partition), log);
+        });
+        match opened {
+            Ok(log) => {
+                logs.insert((topic, partition), log);
+            }
+            // One unreadable partition must not take the directory's others down.
+            Err(e) => {
+                tracing::error!(dir = %entry.path().display(), error = %e,
+                    "cannot open partition log; it stays offline");
+                offline.insert((topic, partition), (entry.path(), e.to_string()));
+            }
+        }
     }
     // From now on a crash is unclean until the next orderly shutdown.
     if clean {
@@ -617,5 +718,61 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[test]
+    fn a_partition_that_cannot_open_stays_offline_not_its_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = config(&[d.path()]);
+        let id = Uuid::new_v4();
+        let mgr = LogManager::open(cfg.clone()).unwrap();
+        for p in 0..2 {
+            let log = mgr
+                .get_or_create("t", p, id, TopicConfig::default())
+                .unwrap();
+            log.append_as_leader(batch(2), 0).unwrap();
+        }
+        mgr.shutdown().unwrap();
+        drop(mgr);
+        // A segment "file" that cannot be opened (a directory in its place).
+        let bad = d
+            .path()
+            .join("t-1")
+            .join(super::super::segment::file_name(2, "log"));
+        std::fs::create_dir(&bad).unwrap();
+        let mgr = LogManager::open(cfg.clone()).unwrap();
+        assert_eq!(
+            mgr.get("t", 0).unwrap().log_end_offset(),
+            2,
+            "the others serve"
+        );
+        assert!(mgr.get("t", 1).is_none());
+        assert_eq!(mgr.offline_partitions().len(), 1);
+        assert!(mgr.dirs()[0].error.is_none());
+        // Never re-created empty (its offsets would be handed out twice).
+        assert!(matches!(
+            mgr.get_or_create("t", 1, id, TopicConfig::default()),
+            Err(LogError::Io(_))
+        ));
+        mgr.shutdown().unwrap();
+        assert!(
+            !d.path().join(CLEAN_SHUTDOWN_FILE).exists(),
+            "an offline partition was not shut down cleanly"
+        );
+        // Repaired: the next request opens it where it lies.
+        std::fs::remove_dir(&bad).unwrap();
+        let mgr = LogManager::open(cfg).unwrap();
+        assert_eq!(mgr.get("t", 1).unwrap().log_end_offset(), 2);
+        std::fs::create_dir(&bad).unwrap();
+        drop(mgr);
+        let mgr = LogManager::open(config(&[d.path()])).unwrap();
+        std::fs::remove_dir(&bad).unwrap();
+        let log = mgr
+            .get_or_create("t", 1, id, TopicConfig::default())
+            .unwrap();
+        assert_eq!((log.log_end_offset(), log.topic_id()), (2, id));
+        assert!(mgr.offline_partitions().is_empty());
+        mgr.delete_topic("t").unwrap();
+        assert!(!d.path().join("t-1").exists());
     }
 }

@@ -7,6 +7,13 @@
 //! epoch and (for LogAppendTime) timestamp patched. A per-directory flusher ([`flusher`])
 //! turns many appends into one fsync (group commit). On start, everything after the last
 //! recovery point is re-validated and a torn or corrupt tail is truncated, never served.
+//!
+//! A full disk never makes data unreadable. Appends answer KAFKA_STORAGE_ERROR (a failed
+//! write is cut back) and work again as soon as space is freed; opening a log needs no
+//! write (rebuilt indexes stay in memory until their files can be written; checkpoint,
+//! snapshot and metadata writes are retried later); retention still frees space; and a
+//! partition that cannot be opened at all goes offline alone, not its whole directory
+//! (Kafka takes the directory offline until a restart).
 
 pub mod batch;
 pub mod checkpoint;

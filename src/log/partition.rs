@@ -84,7 +84,9 @@ struct Inner {
 pub struct PartitionLog {
     topic: String,
     partition: i32,
-    topic_id: Uuid,
+    /// Nil while a log found on disk without `partition.metadata` waits for the id from
+    /// the metadata ([`PartitionLog::adopt_topic_id`]).
+    topic_id: Mutex<Uuid>,
     dir: PathBuf,
     me: Weak<PartitionLog>,
     inner: Mutex<Inner>,
@@ -117,16 +119,28 @@ pub(crate) fn now_ms() -> i64 {
 
 impl PartitionLog {
     /// Open (creating if needed) the partition directory and recover its log.
+    ///
+    /// Opening an existing log writes nothing it cannot do without: rebuilt indexes stay
+    /// in memory until their files can be written, and checkpoint, snapshot and metadata
+    /// writes that fail (full disk) are retried later. So a full disk still opens, and
+    /// serves, every acknowledged record. Only a new (empty) log needs its first segment
+    /// file created.
     pub fn open(opts: OpenOptions) -> Result<Arc<PartitionLog>, LogError> {
         let dir = opts.dir.clone();
-        std::fs::create_dir_all(&dir)?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir)?;
+        }
         let topic_id = match read_partition_metadata(&dir) {
             Some(id) => id,
             None => {
                 // A directory found on disk without metadata keeps it absent until the
-                // controller supplies the id; never record a nil id.
+                // controller supplies the id; never record a nil id. A failed write is
+                // retried at shutdown: the id is known in memory meanwhile.
                 if !opts.topic_id.is_nil() {
-                    write_partition_metadata(&dir, opts.topic_id)?;
+                    if let Err(e) = write_partition_metadata(&dir, opts.topic_id) {
+                        tracing::warn!(dir = %dir.display(), error = %e,
+                            "cannot write partition.metadata; will retry");
+                    }
                 }
                 opts.topic_id
             }
@@ -176,8 +190,15 @@ impl PartitionLog {
         let log_end = segments.last().map_or(0, |s| s.next_offset());
         let log_start = saved_start.clamp(first_base, log_end.max(first_base));
         let mut epochs = EpochCache::open(&dir);
-        epochs.truncate_from_end(log_end)?;
-        epochs.truncate_from_start(log_start)?;
+        // The cache is right in memory either way; the checkpoint is rewritten on its next
+        // change or at shutdown, and re-truncated by the next open if we crash first.
+        if let Err(e) = epochs
+            .truncate_from_end(log_end)
+            .and_then(|()| epochs.truncate_from_start(log_start))
+        {
+            tracing::warn!(dir = %dir.display(), error = %e,
+                "cannot rewrite leader-epoch checkpoint; will retry");
+        }
         let flushed = if opts.clean_shutdown {
             log_end
         } else {
@@ -197,7 +218,7 @@ impl PartitionLog {
         Ok(Arc::new_cyclic(|me| PartitionLog {
             topic: opts.topic,
             partition: opts.partition,
-            topic_id,
+            topic_id: Mutex::new(topic_id),
             dir,
             me: me.clone(),
             inner: Mutex::new(Inner {
@@ -230,7 +251,41 @@ impl PartitionLog {
         self.partition
     }
     pub fn topic_id(&self) -> Uuid {
-        self.topic_id
+        *self.topic_id.lock()
+    }
+
+    /// Give a log opened without a topic id (its directory lacked `partition.metadata`)
+    /// the id the metadata knows, writing `partition.metadata` atomically. Idempotent for
+    /// the same id; a log that already has a different id refuses (it belongs to an
+    /// earlier incarnation of the topic and must be deleted instead). On a write error
+    /// the id stays unchanged, so the caller may retry.
+    pub fn adopt_topic_id(&self, id: Uuid) -> Result<(), LogError> {
+        if id.is_nil() {
+            return Err(LogError::InvalidRecord(
+                "cannot adopt the nil topic id".into(),
+            ));
+        }
+        // Held across the write so two adopters cannot interleave file and memory.
+        let mut current = self.topic_id.lock();
+        if !current.is_nil() && *current != id {
+            return Err(LogError::InvalidRecord(format!(
+                "{}-{} has topic id {}, not {}",
+                self.topic,
+                self.partition,
+                topic_id_to_string(*current),
+                topic_id_to_string(id)
+            )));
+        }
+        if *current == id && read_partition_metadata(&self.dir) == Some(id) {
+            return Ok(());
+        }
+        write_partition_metadata(&self.dir, id)?;
+        if current.is_nil() {
+            tracing::info!(topic = %self.topic, partition = self.partition,
+                topic_id = %topic_id_to_string(id), "adopted topic id");
+        }
+        *current = id;
+        Ok(())
     }
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -383,14 +438,20 @@ impl PartitionLog {
             let flushed = self.flushed.load(Ordering::Acquire);
             let target = self.log_end.load(Ordering::Acquire);
             let n = inner.segments.len();
+            // Index files that lag (a write failed on a full disk) are caught up here,
+            // cheaply and off the append path; the ones that catch up are synced.
+            let mut caught_up = vec![false; n];
+            for (i, s) in inner.segments.iter_mut().enumerate() {
+                caught_up[i] = s.indexes_lagging() && s.persist_indexes().is_ok();
+            }
             // The active segment, plus sealed ones still holding unflushed data (with
             // their indexes: a sealed segment below the recovery point is not rebuilt).
             let files: Vec<std::sync::Arc<std::fs::File>> = inner
                 .segments
                 .iter()
                 .enumerate()
-                .filter(|(i, s)| *i + 1 == n || s.next_offset() > flushed)
-                .flat_map(|(i, s)| s.sync_handles(i + 1 < n))
+                .filter(|(i, s)| *i + 1 == n || s.next_offset() > flushed || caught_up[*i])
+                .flat_map(|(i, s)| s.sync_handles(i + 1 < n || caught_up[i]))
                 .collect();
             (target, files, std::mem::take(&mut inner.dir_dirty))
         };
@@ -736,7 +797,12 @@ impl PartitionLog {
         let new_end = active.next_offset();
         inner.dir_dirty = true;
         self.log_end.store(new_end, Ordering::Release);
-        inner.epochs.truncate_from_end(new_end)?;
+        // The log is already cut: the bookkeeping below must follow whatever the disk
+        // says. A stale checkpoint is re-truncated to the log end by the next open.
+        if let Err(e) = inner.epochs.truncate_from_end(new_end) {
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                "cannot rewrite leader-epoch checkpoint; will retry");
+        }
         inner.producers = load_producer_state(&self.dir, &inner.segments, log_start, new_end)?;
         self.flushed.fetch_min(new_end, Ordering::AcqRel);
         if self.high_watermark() > new_end {
@@ -764,7 +830,7 @@ impl PartitionLog {
         if target <= self.log_start.load(Ordering::Acquire) {
             return Ok(self.log_start.load(Ordering::Acquire));
         }
-        self.advance_log_start(&mut inner, target)?;
+        self.advance_log_start(&mut inner, target, false)?;
         let removable = inner
             .segments
             .windows(2)
@@ -774,12 +840,31 @@ impl PartitionLog {
         Ok(target)
     }
 
-    fn advance_log_start(&self, inner: &mut Inner, start: i64) -> Result<(), LogError> {
+    /// Move the log start to `start`. The checkpoint is written first, so a start inside
+    /// a segment (DeleteRecords) survives a restart; `at_segment_boundary` says the
+    /// segments below `start` are about to be removed, which records the start on its
+    /// own, so a failed checkpoint write (full disk) is then only logged.
+    fn advance_log_start(
+        &self,
+        inner: &mut Inner,
+        start: i64,
+        at_segment_boundary: bool,
+    ) -> Result<(), LogError> {
         let mut m = checkpoint::Offsets::new();
         m.insert((self.topic.clone(), self.partition), start);
-        checkpoint::write(&self.dir.join(checkpoint::LOG_START_FILE), &m)?;
+        if let Err(e) = checkpoint::write(&self.dir.join(checkpoint::LOG_START_FILE), &m) {
+            if !at_segment_boundary {
+                return Err(e.into());
+            }
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                "cannot write log-start checkpoint; the segment files record the start");
+        }
         self.log_start.fetch_max(start, Ordering::AcqRel);
-        inner.epochs.truncate_from_start(start)?;
+        // Right in memory; the next open re-truncates the checkpoint to the log start.
+        if let Err(e) = inner.epochs.truncate_from_start(start) {
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                "cannot rewrite leader-epoch checkpoint; will retry");
+        }
         inner.producers.truncate_head(start);
         Ok(())
     }
@@ -836,7 +921,9 @@ impl PartitionLog {
         }
         let new_start = inner.segments[count].base_offset();
         if new_start > log_start {
-            self.advance_log_start(&mut inner, new_start)?;
+            // The segments below `new_start` are removed next, so the files themselves
+            // carry the new start: retention must free space even on a full disk.
+            self.advance_log_start(&mut inner, new_start, true)?;
         }
         self.remove_oldest(&mut inner, count, "retention");
         metrics::counter!("weir_log_retention_deleted_segments_total").increment(count as u64);
@@ -851,16 +938,58 @@ impl PartitionLog {
 
     /// Clean shutdown of this log: flush, seal the active segment (gives back
     /// preallocated space) and flush again so the files are exactly what a restart reads.
+    ///
+    /// An error means the next start must not trust this log without recovery (the data
+    /// is not durable, or a segment file does not end with its last batch). Everything
+    /// else is best effort, because a full disk must not turn a clean shutdown into a
+    /// full recovery: index files that cannot be completed are removed (the next open
+    /// rebuilds them from the log), a missing producer snapshot only costs a longer
+    /// replay, and the leader-epoch checkpoint was written when each epoch began.
     pub fn shutdown(&self) -> Result<(), LogError> {
         self.flush_blocking()?;
         {
             let mut inner = self.inner.lock();
-            if let Some(active) = inner.segments.last_mut() {
-                active.seal()?;
-                active.sync(true)?;
+            let n = inner.segments.len();
+            let mut dir_changed = false;
+            for (i, seg) in inner.segments.iter_mut().enumerate() {
+                if i + 1 == n {
+                    seg.seal()?;
+                }
+                if !seg.indexes_lagging() {
+                    if i + 1 == n {
+                        seg.sync(true)?;
+                    }
+                    continue;
+                }
+                match seg.persist_indexes().and_then(|()| seg.sync(true)) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::warn!(topic = %self.topic, partition = self.partition,
+                            base = seg.base_offset(), error = %e,
+                            "cannot complete index files; removing them for a rebuild");
+                        seg.remove_index_files()?;
+                        dir_changed = true;
+                    }
+                }
             }
-            write_snapshot(&self.dir, &inner.producers)?;
-            inner.epochs.persist()?;
+            if dir_changed {
+                std::fs::File::open(&self.dir)?.sync_all()?;
+            }
+            if let Err(e) = write_snapshot(&self.dir, &inner.producers) {
+                tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                    "cannot write producer snapshot at shutdown");
+            }
+            if let Err(e) = inner.epochs.persist_if_dirty() {
+                tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                    "cannot rewrite leader-epoch checkpoint at shutdown");
+            }
+            let id = self.topic_id();
+            if !id.is_nil() && read_partition_metadata(&self.dir) != Some(id) {
+                if let Err(e) = write_partition_metadata(&self.dir, id) {
+                    tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                        "cannot write partition.metadata at shutdown");
+                }
+            }
         }
         self.close();
         Ok(())
@@ -1758,5 +1887,264 @@ mod tests {
         log.append_as_leader(batch(1), 0).unwrap();
         log.flush_to(64).await.unwrap();
         assert_eq!(log.recovery_point(), 65);
+    }
+
+    #[test]
+    fn adopt_topic_id_gives_a_found_log_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let open_nil = || {
+            PartitionLog::open(OpenOptions {
+                dir: dir.path().join("t-0"),
+                topic: "t".into(),
+                partition: 0,
+                topic_id: Uuid::nil(),
+                config: TopicConfig::default(),
+                recovery_point: 0,
+                clean_shutdown: false,
+                producer_id_expiration_ms: DAY,
+            })
+            .unwrap()
+        };
+        let log = open_nil();
+        let meta = dir.path().join("t-0").join(PARTITION_METADATA_FILE);
+        assert!(log.topic_id().is_nil());
+        assert!(!meta.exists(), "a nil id is never recorded");
+        assert!(log.adopt_topic_id(Uuid::nil()).is_err());
+        let id = Uuid::new_v4();
+        log.adopt_topic_id(id).unwrap();
+        assert_eq!(log.topic_id(), id);
+        assert_eq!(read_partition_metadata(&dir.path().join("t-0")), Some(id));
+        log.adopt_topic_id(id).unwrap();
+        let other = Uuid::new_v4();
+        assert!(matches!(
+            log.adopt_topic_id(other),
+            Err(LogError::InvalidRecord(_))
+        ));
+        assert_eq!(log.topic_id(), id);
+        // The same id again rewrites a lost file.
+        std::fs::remove_file(&meta).unwrap();
+        log.adopt_topic_id(id).unwrap();
+        assert!(meta.exists());
+        drop(log);
+        assert_eq!(open_nil().topic_id(), id);
+    }
+
+    /// Every batch from the log start, across segments.
+    fn read_everything(log: &PartitionLog) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut next = log.log_start_offset();
+        while next < log.log_end_offset() {
+            let r = log.read(next, 1 << 20, i64::MAX, true).unwrap().records;
+            let last = spans(&r).last().expect("progress").1;
+            out.extend_from_slice(&r);
+            next = last + 1;
+        }
+        out
+    }
+
+    /// A tiny tmpfs: a real full disk. Needs root; `None` elsewhere.
+    struct Tmpfs(tempfile::TempDir);
+
+    impl Tmpfs {
+        fn mount(size: &str) -> Option<Tmpfs> {
+            let dir = tempfile::tempdir().ok()?;
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then_some(Tmpfs(dir))
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    /// Write a file until the disk is full.
+    fn fill_disk(path: &Path) {
+        let mut f = std::fs::File::create(path).unwrap();
+        let chunk = [7u8; 4096];
+        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    }
+
+    #[test]
+    fn full_disk_crash_recovers_without_writing_and_appends_resume_when_space_is_freed() {
+        let Some(fs) = Tmpfs::mount("512k") else {
+            eprintln!("SKIPPED: mounting a tmpfs needs root");
+            return;
+        };
+        let root = fs.0.path();
+        let ballast = root.join("ballast");
+        std::fs::write(&ballast, vec![1u8; 128 << 10]).unwrap();
+        let cfg = TopicConfig {
+            segment_bytes: 64 << 10,
+            index_interval_bytes: 256,
+            ..TopicConfig::default()
+        };
+        let log = open_log(root, cfg.clone(), false, 0);
+        let mut acked = 0i64;
+        loop {
+            match log.append_as_leader(batch(20), 0) {
+                Ok(r) => {
+                    assert_eq!(r.base_offset, acked);
+                    acked = r.last_offset + 1;
+                }
+                Err(LogError::Io(_)) => break,
+                Err(e) => panic!("unexpected {e}"),
+            }
+            assert!(acked < 1_000_000, "the disk never filled");
+        }
+        assert!(acked > 100);
+        log.flush_blocking().unwrap();
+        let expected = read_everything(&log);
+        assert_eq!(spans(&expected).last().map(|s| s.1), Some(acked - 1));
+        // A crash (no shutdown, no checkpoint) that lost the index files, and every byte
+        // left taken: the open must rebuild the indexes without writing them.
+        drop(log);
+        for e in std::fs::read_dir(root.join("t-0")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension()
+                .is_some_and(|x| x == "index" || x == "timeindex")
+            {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        let filler = root.join("filler");
+        fill_disk(&filler);
+        let log = open_log(root, cfg.clone(), false, 0);
+        assert!(
+            log.inner
+                .lock()
+                .segments
+                .iter()
+                .any(Segment::indexes_lagging),
+            "the disk was full while indexes were rebuilt"
+        );
+        assert_eq!(log.log_end_offset(), acked);
+        assert_eq!(read_everything(&log), expected);
+        for o in (0..acked).step_by(37) {
+            let s = spans(&log.read(o, 1, i64::MAX, true).unwrap().records);
+            assert!(s[0].0 <= o && o <= s[0].1, "offset {o} found via the index");
+        }
+        // Space freed: appends resume at the next offset, and lagging files catch up.
+        std::fs::remove_file(&ballast).unwrap();
+        std::fs::remove_file(&filler).unwrap();
+        for _ in 0..3 {
+            let r = log.append_as_leader(batch(20), 0).unwrap();
+            assert_eq!(r.base_offset, acked);
+            acked = r.last_offset + 1;
+        }
+        log.flush_blocking().unwrap();
+        let all = read_everything(&log);
+        log.shutdown().unwrap();
+        assert!(!log
+            .inner
+            .lock()
+            .segments
+            .iter()
+            .any(Segment::indexes_lagging));
+        let log = open_log(root, cfg.clone(), true, acked);
+        assert_eq!(log.log_end_offset(), acked);
+        assert_eq!(read_everything(&log), all);
+    }
+
+    #[test]
+    fn shutdown_on_a_full_disk_leaves_files_a_clean_start_accepts() {
+        let Some(fs) = Tmpfs::mount("256k") else {
+            eprintln!("SKIPPED: mounting a tmpfs needs root");
+            return;
+        };
+        let root = fs.0.path();
+        let cfg = TopicConfig {
+            segment_bytes: 32 << 10,
+            index_interval_bytes: 256,
+            ..TopicConfig::default()
+        };
+        let log = open_log(root, cfg.clone(), false, 0);
+        while log.append_as_leader(batch(20), 0).is_ok() {}
+        fill_disk(&root.join("filler"));
+        let expected = read_everything(&log);
+        let (leo, max_ts) = (log.log_end_offset(), log.max_timestamp().unwrap());
+        log.shutdown().unwrap();
+
+        let log = open_log(root, cfg, true, leo);
+        assert_eq!(log.log_end_offset(), leo);
+        assert_eq!(log.max_timestamp().unwrap(), max_ts);
+        assert_eq!(read_everything(&log), expected);
+    }
+
+    #[test]
+    fn index_files_that_cannot_be_completed_are_removed_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        fill(&log, 3, 2);
+        if !log.inner.lock().segments[0].fail_index_writes() {
+            return; // no /dev/full here
+        }
+        fill(&log, 6, 2);
+        assert_eq!(log.num_segments(), 1);
+        assert!(log.inner.lock().segments[0].indexes_lagging());
+        let expected: Vec<_> = (0..18)
+            .map(|o| log.read(o, 1, i64::MAX, true).unwrap().records)
+            .collect();
+        let max_ts = log.max_timestamp().unwrap();
+        log.shutdown().unwrap();
+        let pdir = dir.path().join("t-0");
+        assert!(!pdir.join(segment::file_name(0, "index")).exists());
+        assert!(!pdir.join(segment::file_name(0, "timeindex")).exists());
+        let log = open_log(dir.path(), small_cfg(), true, 18);
+        assert_eq!(log.log_end_offset(), 18);
+        assert_eq!(log.max_timestamp().unwrap(), max_ts);
+        for (o, want) in expected.iter().enumerate() {
+            assert_eq!(
+                &log.read(o as i64, 1, i64::MAX, true).unwrap().records,
+                want
+            );
+        }
+        assert!(
+            pdir.join(segment::file_name(0, "index")).exists(),
+            "rebuilt"
+        );
+    }
+
+    #[test]
+    fn retention_frees_a_full_disk() {
+        let Some(fs) = Tmpfs::mount("256k") else {
+            eprintln!("SKIPPED: mounting a tmpfs needs root");
+            return;
+        };
+        let root = fs.0.path();
+        let cfg = TopicConfig {
+            segment_bytes: 16 << 10,
+            ..TopicConfig::default()
+        };
+        let log = open_log(root, cfg.clone(), false, 0);
+        while log.append_as_leader(batch(20), 0).is_ok() {}
+        fill_disk(&root.join("filler"));
+        assert!(log.append_as_leader(batch(20), 0).is_err());
+        let leo = log.log_end_offset();
+        log.update_config(TopicConfig {
+            retention_bytes: 32 << 10,
+            ..cfg.clone()
+        });
+        let deleted = log.apply_retention(now_ms()).unwrap();
+        assert!(
+            deleted > 0,
+            "retention runs although no checkpoint can be written"
+        );
+        let start = log.log_start_offset();
+        assert!(start > 0);
+        let r = log.append_as_leader(batch(20), 0).unwrap();
+        assert_eq!(r.base_offset, leo);
+        drop(log);
+        let log = open_log(root, cfg, false, 0);
+        assert_eq!(log.log_start_offset(), start);
+        assert_eq!(log.log_end_offset(), r.last_offset + 1);
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
-use super::index::{IndexError, OffsetIndex, TimeIndex};
+use super::index::{OffsetIndex, TimeIndex};
 use crate::config::TopicConfig;
 
 /// How much of a segment recovery reads at once.
@@ -127,6 +127,8 @@ pub struct Segment {
     /// clock when the segment was created.
     rolling_timestamp: Option<i64>,
     created_ms: i64,
+    /// An index write failed and was reported; quiet until one succeeds again.
+    index_warned: bool,
 }
 
 fn now_ms() -> i64 {
@@ -160,27 +162,24 @@ impl Segment {
         if opts.preallocate {
             preallocate(&log, opts.segment_bytes)?;
         }
+        // Stale index files of the same name must never be read for this segment: they
+        // go now (which frees space), and whatever stays is replaced on the first index
+        // write. Only the log file itself must be creatable.
         for ext in ["index", "timeindex"] {
             let _ = std::fs::remove_file(dir.join(file_name(base_offset, ext)));
         }
-        let index_err = |e: IndexError| match e {
-            IndexError::Io(e) => e,
-            other => io::Error::other(other.to_string()),
-        };
-        let offset_index = OffsetIndex::open(
+        let mut offset_index = OffsetIndex::empty(
             &dir.join(file_name(base_offset, "index")),
             base_offset,
             opts.segment_index_bytes,
-            0,
-        )
-        .map_err(index_err)?;
-        let time_index = TimeIndex::open(
+        );
+        let mut time_index = TimeIndex::empty(
             &dir.join(file_name(base_offset, "timeindex")),
             base_offset,
             opts.segment_index_bytes,
-            i64::MAX,
-        )
-        .map_err(index_err)?;
+        );
+        let _ = offset_index.persist();
+        let _ = time_index.persist();
         Ok(Segment {
             base_offset,
             log_path,
@@ -195,12 +194,16 @@ impl Segment {
             offset_of_max_timestamp: base_offset,
             rolling_timestamp: None,
             created_ms: now_ms(),
+            index_warned: false,
         })
     }
 
     /// Open an existing segment. With `recover` (it lies past the recovery point) every
     /// batch is re-validated and a bad tail truncated; otherwise the stored indexes are
     /// used when consistent and rebuilt when missing or not.
+    ///
+    /// Needs no write: rebuilt indexes live in memory until their files can be written,
+    /// and a tail that cannot be cut is kept out of reach (see [`Segment::recover`]).
     pub fn open(
         dir: &Path,
         base_offset: i64,
@@ -225,26 +228,16 @@ impl Segment {
             TimeIndex::open(&time_path, base_offset, opts.segment_index_bytes, i64::MAX);
         let must_rebuild =
             recover || !index_existed || offset_index.is_err() || time_index.is_err();
-        let offset_index = match offset_index {
-            Ok(i) => i,
-            Err(IndexError::Io(e)) => return Err(e),
-            Err(IndexError::Inconsistent(p)) => {
-                tracing::warn!(file = %p.display(), "offset index inconsistent; rebuilding");
-                let _ = std::fs::remove_file(&p);
-                OffsetIndex::open(&p, base_offset, opts.segment_index_bytes, 0)
-                    .map_err(|e| io::Error::other(e.to_string()))?
-            }
-        };
-        let time_index = match time_index {
-            Ok(i) => i,
-            Err(IndexError::Io(e)) => return Err(e),
-            Err(IndexError::Inconsistent(p)) => {
-                tracing::warn!(file = %p.display(), "time index inconsistent; rebuilding");
-                let _ = std::fs::remove_file(&p);
-                TimeIndex::open(&p, base_offset, opts.segment_index_bytes, i64::MAX)
-                    .map_err(|e| io::Error::other(e.to_string()))?
-            }
-        };
+        // An index that cannot be read (or created: that may need space) or does not fit
+        // its segment is rebuilt in memory from the log; its file is replaced later.
+        let offset_index = offset_index.unwrap_or_else(|e| {
+            tracing::warn!(file = %index_path.display(), error = %e, "offset index unusable; rebuilding");
+            OffsetIndex::empty(&index_path, base_offset, opts.segment_index_bytes)
+        });
+        let time_index = time_index.unwrap_or_else(|e| {
+            tracing::warn!(file = %time_path.display(), error = %e, "time index unusable; rebuilding");
+            TimeIndex::empty(&time_path, base_offset, opts.segment_index_bytes)
+        });
         let mut seg = Segment {
             base_offset,
             log_path,
@@ -259,6 +252,7 @@ impl Segment {
             offset_of_max_timestamp: base_offset,
             rolling_timestamp: None,
             created_ms,
+            index_warned: false,
         };
         if must_rebuild {
             let outcome = seg.recover()?;
@@ -277,9 +271,14 @@ impl Segment {
     }
 
     /// Re-validate every batch, truncate at the first bad one and rebuild the indexes.
+    ///
+    /// Writes are best effort: the indexes are rebuilt in memory whatever their files
+    /// allow, and a tail that cannot be cut stays on disk past `size`, where nothing reads
+    /// it, appends overwrite it and [`seal`](Self::seal) cuts it later.
     pub fn recover(&mut self) -> io::Result<RecoveryOutcome> {
-        self.offset_index.reset()?;
-        self.time_index.reset()?;
+        self.offset_index.reset();
+        self.time_index.reset();
+        self.index_warned = false;
         self.bytes_since_index = 0;
         self.next_offset = self.base_offset;
         self.max_timestamp = -1;
@@ -300,7 +299,7 @@ impl Segment {
                 if hdr.base_offset < self.next_offset || range.start != consumed {
                     break;
                 }
-                self.account(&hdr, pos + range.start as u64, range.len() as u64)?;
+                self.account(&hdr, pos + range.start as u64, range.len() as u64);
                 consumed = range.end;
             }
             want = RECOVERY_CHUNK;
@@ -339,7 +338,10 @@ impl Segment {
                 tracing::warn!(file = %self.log_path.display(), position = valid_end,
                     bytes = outcome.truncated_bytes, "truncating torn or corrupt tail");
             }
-            self.log.set_len(valid_end)?;
+            if let Err(e) = self.log.set_len(valid_end) {
+                tracing::warn!(file = %self.log_path.display(), error = %e,
+                    "cannot cut the tail now; it stays unread until it can be");
+            }
         }
         self.size = valid_end;
         Ok(outcome)
@@ -393,16 +395,20 @@ impl Segment {
             // way nothing past the last whole batch may be served.
             tracing::warn!(file = %self.log_path.display(), position = end,
                 "segment ends in a partial batch; truncating");
-            self.log.set_len(end)?;
+            if let Err(e) = self.log.set_len(end) {
+                tracing::warn!(file = %self.log_path.display(), error = %e,
+                    "cannot cut the tail now; it stays unread until it can be");
+            }
             self.size = end;
-            self.offset_index.truncate_to_position(end)?;
-            self.time_index.truncate_to_offset(self.next_offset)?;
+            self.offset_index.truncate_to_position(end);
+            self.time_index.truncate_to_offset(self.next_offset);
         }
         Ok(())
     }
 
     /// Index bookkeeping for a batch now stored at `pos` (Kafka's LogSegment.append).
-    fn account(&mut self, hdr: &BatchHeader, pos: u64, len: u64) -> io::Result<()> {
+    /// Never fails: an index entry that cannot be written stays in memory.
+    fn account(&mut self, hdr: &BatchHeader, pos: u64, len: u64) {
         if self.rolling_timestamp.is_none() {
             self.rolling_timestamp = Some(if hdr.max_timestamp >= 0 {
                 hdr.max_timestamp
@@ -415,13 +421,61 @@ impl Segment {
             self.offset_of_max_timestamp = hdr.last_offset();
         }
         if self.bytes_since_index > self.opts.index_interval_bytes {
-            self.offset_index.append(hdr.last_offset(), pos)?;
-            self.time_index
-                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
+            let written = self
+                .offset_index
+                .append(hdr.last_offset(), pos)
+                .and_then(|()| {
+                    self.time_index
+                        .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+                });
+            self.note_index_write(written);
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += len;
         self.next_offset = hdr.last_offset() + 1;
+    }
+
+    /// Warn once per run of failures, not once per batch of a full-disk recovery.
+    fn note_index_write(&mut self, written: io::Result<()>) {
+        match written {
+            Ok(()) => self.index_warned = false,
+            Err(e) if !self.index_warned => {
+                self.index_warned = true;
+                tracing::warn!(file = %self.log_path.display(), error = %e,
+                    "index file lags (kept in memory; written when possible)");
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Write index entries their files lack (after a failed write).
+    pub fn persist_indexes(&mut self) -> io::Result<()> {
+        let written = self
+            .offset_index
+            .persist()
+            .and_then(|()| self.time_index.persist());
+        let failed = written
+            .as_ref()
+            .err()
+            .map(|e| io::Error::new(e.kind(), e.to_string()));
+        self.note_index_write(written);
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Whether an index file does not hold exactly the in-memory index.
+    pub fn indexes_lagging(&self) -> bool {
+        self.offset_index.is_lagging() || self.time_index.is_lagging()
+    }
+
+    /// Remove both index files, so the next open rebuilds them from the log (a lagging
+    /// time index would understate the segment's largest timestamp).
+    pub fn remove_index_files(&self) -> io::Result<()> {
+        for p in [self.offset_index.path(), self.time_index.path()] {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
         Ok(())
     }
 
@@ -441,12 +495,7 @@ impl Segment {
             return Err(e);
         }
         self.size += batch.len() as u64;
-        if let Err(e) = self.account(hdr, pos, batch.len() as u64) {
-            // The batch is stored; a missing sparse-index entry only costs a longer scan
-            // and a bad index file is rebuilt on the next open.
-            tracing::warn!(file = %self.log_path.display(), error = %e, "index write failed");
-            self.next_offset = hdr.last_offset() + 1;
-        }
+        self.account(hdr, pos, batch.len() as u64);
         Ok(())
     }
 
@@ -472,13 +521,18 @@ impl Segment {
     }
 
     /// The segment stops taking appends: record its final largest timestamp in the time
-    /// index (retention reads it after a restart) and give back preallocated space.
+    /// index (retention reads it after a restart) and cut the file to its valid bytes
+    /// (preallocated space, or a tail recovery could not cut). Only the cut can fail: a
+    /// sealed segment must end with its last batch, since after a restart it is trusted
+    /// without re-validation.
     pub fn seal(&mut self) -> io::Result<()> {
         if self.max_timestamp >= 0 {
-            self.time_index
-                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
+            let written = self
+                .time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
+            self.note_index_write(written);
         }
-        if self.opts.preallocate && self.log.metadata()?.len() > self.size {
+        if self.log.metadata()?.len() > self.size {
             self.log.set_len(self.size)?;
         }
         Ok(())
@@ -499,8 +553,8 @@ impl Segment {
     pub fn sync_handles(&self, with_indexes: bool) -> Vec<Arc<File>> {
         let mut v = vec![self.log.clone()];
         if with_indexes {
-            v.push(self.offset_index.handle());
-            v.push(self.time_index.handle());
+            v.extend(self.offset_index.handle());
+            v.extend(self.time_index.handle());
         }
         v
     }
@@ -577,6 +631,13 @@ impl Segment {
     }
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+
+    /// Point both index files at `/dev/full`, where every write fails with ENOSPC.
+    /// Returns false where there is no `/dev/full`.
+    #[cfg(test)]
+    pub(crate) fn fail_index_writes(&mut self) -> bool {
+        self.offset_index.fail_writes() && self.time_index.fail_writes()
     }
 }
 
