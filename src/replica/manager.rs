@@ -81,9 +81,14 @@ impl ReplicaManager {
                 }
                 wanted.insert((topic.name.clone(), p.partition));
                 match self.logs.get(&topic.name, p.partition) {
-                    // A log whose partition.metadata was lost keeps its data; the id
-                    // comes from metadata.
+                    // A log whose partition.metadata was lost keeps its data and takes
+                    // its id from metadata.
                     Some(log) if log.topic_id() == topic.id || log.topic_id().is_nil() => {
+                        if log.topic_id().is_nil() {
+                            if let Err(e) = log.adopt_topic_id(topic.id) {
+                                warn!(topic = %topic.name, partition = p.partition, error = %e, "cannot record the topic id");
+                            }
+                        }
                         if log.config() != cfg {
                             log.update_config(cfg.clone());
                         }
