@@ -369,3 +369,33 @@ async fn every_advertised_version_answers() {
     );
     b.stop().await;
 }
+
+/// README's API table lists exactly what the registry advertises.
+#[test]
+fn readme_api_table_matches_the_registry() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (api, range) in weir::handlers::APIS {
+        let want = if range.min == range.max {
+            format!("{}", range.min)
+        } else {
+            format!("{}–{}", range.min, range.max)
+        };
+        let row = format!("| {api:?} | {} | {want} |", *api as i16);
+        assert!(readme.contains(&row), "README lacks the row {row:?}");
+    }
+    let rows = readme
+        .lines()
+        .filter(|l| {
+            l.starts_with("| ")
+                && l.split('|')
+                    .nth(2)
+                    .is_some_and(|k| k.trim().parse::<i16>().is_ok())
+        })
+        .count();
+    assert_eq!(
+        rows,
+        weir::handlers::APIS.len(),
+        "README lists APIs that are not served"
+    );
+}
