@@ -1,4 +1,22 @@
 //! Weir: a Kafka-wire-compatible message broker.
+//!
+//! Request flow: [`server::listener`] accepts a TCP connection; [`server::connection`]
+//! reads size-prefixed frames and decodes headers ([`protocol`]); [`handlers`] (one file
+//! per Kafka API) decode bodies with the `kafka-protocol` crate and act through the
+//! [`replica`] manager (partition roles, acks, long-poll fetch) on the [`log`] manager
+//! (segments and indexes on disk), and through the [`cluster`] controller (openraft
+//! metadata log on sled) for topics, configs and producer ids. Internal errors become
+//! Kafka error codes in [`errors`]. [`broker`] wires it all up and shuts it down in order.
+
+pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod errors;
+pub mod handlers;
 pub mod log;
+pub mod metrics;
+pub mod producer_ids;
+pub mod protocol;
+pub mod replica;
+pub mod server;
+pub mod topics;

@@ -1,1 +1,98 @@
-fn main() {}
+//! The `weir` binary: command line → config → tracing and metrics → broker → wait for a
+//! signal → ordered shutdown.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+use weir::broker::Broker;
+use weir::config::Config;
+
+/// A Kafka-wire-compatible message broker.
+///
+/// Settings use Kafka's names. Precedence: embedded defaults < --config FILE <
+/// WEIR_<NAME> environment variables (WEIR_LOG_DIRS sets log.dirs) < --set name=value.
+#[derive(Parser, Debug)]
+#[command(name = "weir", version, about)]
+struct Cli {
+    /// TOML file or Kafka server.properties file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A setting, e.g. --set listeners=PLAINTEXT://127.0.0.1:19092 (repeatable).
+    #[arg(long = "set", short = 's', value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    let config = match Config::load(cli.config.as_deref(), std::env::vars(), &cli.set) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("weir: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("weir: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("weir: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    if let Some(addr) = config.metrics_listen {
+        weir::metrics::install(addr)
+            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+    }
+    let broker = Broker::start(config).await?;
+    wait_for_signal().await;
+    info!("signal received");
+    broker.shutdown().await
+}
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -85,4 +85,25 @@ impl PartitionLog {
     pub fn update_config(&self, _cfg: TopicConfig) {
         todo!()
     }
+    pub fn epoch_at(&self, _offset: i64) -> Option<i32> {
+        todo!()
+    }
+    pub fn latest_epoch(&self) -> Option<i32> {
+        todo!()
+    }
+    pub fn end_offset_for_epoch(&self, _epoch: i32) -> (i32, i64) {
+        todo!()
+    }
+    pub fn offset_for_timestamp(&self, _ts: i64) -> Result<Option<(i64, i64, i32)>, LogError> {
+        todo!()
+    }
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64, i32)>, LogError> {
+        todo!()
+    }
+    pub fn delete_records_before(&self, _offset: i64) -> Result<i64, LogError> {
+        todo!()
+    }
+    pub fn size_bytes(&self) -> u64 {
+        todo!()
+    }
 }

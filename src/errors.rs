@@ -1,0 +1,91 @@
+//! Internal errors become Kafka error codes here, and only here.
+//!
+//! Every module has its own error type; handlers call [`code`] (or the `From` impls) to
+//! turn one into the code a Kafka client expects, so the mapping is reviewed in one place.
+
+use kafka_protocol::error::ResponseError;
+
+use crate::cluster::{ClusterError, MetadataError};
+use crate::log::LogError;
+
+/// The Kafka error code for "no error".
+pub const NONE: i16 = 0;
+
+/// A Kafka error: code plus an optional message for responses that carry one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaError {
+    pub code: i16,
+    pub message: Option<String>,
+}
+
+impl KafkaError {
+    pub fn new(e: ResponseError) -> KafkaError {
+        KafkaError {
+            code: e.code(),
+            message: None,
+        }
+    }
+    pub fn with_message(e: ResponseError, msg: impl Into<String>) -> KafkaError {
+        KafkaError {
+            code: e.code(),
+            message: Some(msg.into()),
+        }
+    }
+}
+
+impl From<&LogError> for KafkaError {
+    fn from(e: &LogError) -> KafkaError {
+        use ResponseError as R;
+        let code = match e {
+            LogError::Corrupt(_) => R::CorruptMessage,
+            LogError::TooLarge { .. } => R::MessageTooLarge,
+            LogError::InvalidRecord(_) => R::InvalidRecord,
+            LogError::InvalidTimestamp(_) => R::InvalidTimestamp,
+            LogError::OutOfOrderSequence(_) => R::OutOfOrderSequenceNumber,
+            LogError::InvalidProducerEpoch(_) => R::InvalidProducerEpoch,
+            LogError::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
+            LogError::Io(_) => R::KafkaStorageError,
+            LogError::Closed => R::NotLeaderOrFollower,
+        };
+        KafkaError::with_message(code, e.to_string())
+    }
+}
+
+impl From<&MetadataError> for KafkaError {
+    fn from(e: &MetadataError) -> KafkaError {
+        use ResponseError as R;
+        let code = match e {
+            MetadataError::TopicExists(_) => R::TopicAlreadyExists,
+            MetadataError::UnknownTopic(_) => R::UnknownTopicOrPartition,
+            MetadataError::UnknownTopicId(_) => R::UnknownTopicId,
+            MetadataError::InvalidPartitions(_) => R::InvalidPartitions,
+            MetadataError::AlreadyInitialised(_) => R::InvalidRequest,
+        };
+        KafkaError::with_message(code, e.to_string())
+    }
+}
+
+impl From<&ClusterError> for KafkaError {
+    fn from(e: &ClusterError) -> KafkaError {
+        use ResponseError as R;
+        let code = match e {
+            ClusterError::NotLeader => R::NotController,
+            ClusterError::Timeout => R::RequestTimedOut,
+            ClusterError::ShuttingDown | ClusterError::Store(_) | ClusterError::Raft(_) => {
+                R::UnknownServerError
+            }
+        };
+        KafkaError::with_message(code, e.to_string())
+    }
+}
+
+impl From<&crate::config::ConfigError> for KafkaError {
+    fn from(e: &crate::config::ConfigError) -> KafkaError {
+        KafkaError::with_message(ResponseError::InvalidConfig, e.to_string())
+    }
+}
+
+/// Shorthand for a plain error code.
+pub fn code(e: ResponseError) -> i16 {
+    e.code()
+}

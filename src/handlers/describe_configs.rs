@@ -1,0 +1,12 @@
+//! DescribeConfigs: placeholder, being implemented.
+
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::VersionRange;
+
+use super::Ctx;
+
+pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+
+pub async fn handle(_ctx: &Ctx, _req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    todo!("admin helper")
+}

@@ -1,0 +1,200 @@
+//! Fetch (key 1), v4–v18, for consumers (follower fetching arrives with cluster mode).
+//!
+//! Whole stored batches from the one containing the fetch offset, within the partition,
+//! response and request byte limits (but at least one batch for the first partition with
+//! data, as Kafka does). Long-poll: when fewer than `min_bytes` are available the request
+//! parks on the partitions' high-watermark channels and is woken the moment data
+//! arrives, or answers at `max_wait_ms`. Fetch sessions (KIP-227) are not kept: every
+//! response has session id 0, which tells clients to send full requests.
+
+use std::time::{Duration, Instant};
+
+use futures::future::select_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::VersionRange;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::util::s;
+use super::Ctx;
+use crate::errors::KafkaError;
+use crate::metrics as m;
+use crate::replica::ReplicaManager;
+
+pub const VERSIONS: VersionRange = VersionRange { min: 4, max: 18 };
+
+/// One requested partition, resolved once.
+struct Target {
+    name: Option<String>,
+    topic_id: Uuid,
+    partition: i32,
+    fetch_offset: i64,
+    max_bytes: usize,
+    current_leader_epoch: i32,
+}
+
+pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
+    if req.session_id != 0 {
+        // We never hand out sessions, so the client's is unknown here (e.g. after a restart).
+        ctx.note_error(ResponseError::FetchSessionIdNotFound.code());
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let image = ctx.state.controller.image();
+    let mut targets = Vec::new();
+    let mut order: Vec<(String, Uuid)> = Vec::new();
+    for t in &req.topics {
+        let name = if ctx.version >= 13 {
+            image.topic_by_id(&t.topic_id).map(|m| m.name.clone())
+        } else {
+            Some(t.topic.to_string())
+        };
+        order.push((name.clone().unwrap_or_default(), t.topic_id));
+        for p in &t.partitions {
+            targets.push(Target {
+                name: name.clone(),
+                topic_id: t.topic_id,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+                current_leader_epoch: if ctx.version >= 9 {
+                    p.current_leader_epoch
+                } else {
+                    -1
+                },
+            });
+        }
+    }
+    let max_bytes = req.max_bytes.max(0) as usize;
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let read_committed = req.isolation_level == 1;
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    loop {
+        let (parts, total, mut waiters, errors) =
+            read_all(ctx, &targets, max_bytes, read_committed);
+        let now = Instant::now();
+        if total >= min_bytes
+            || errors
+            || now >= deadline
+            || waiters.is_empty()
+            || ctx.state.is_shutting_down()
+        {
+            return build(ctx, &order, parts);
+        }
+        let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout(deadline - now, changed).await.is_err() {
+            let (parts, _, _, _) = read_all(ctx, &targets, max_bytes, read_committed);
+            return build(ctx, &order, parts);
+        }
+    }
+}
+
+type Parts = Vec<(String, Uuid, PartitionData)>;
+
+fn read_all(
+    ctx: &Ctx,
+    targets: &[Target],
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Parts, usize, Vec<watch::Receiver<i64>>, bool) {
+    let image = ctx.state.controller.image();
+    let mut total = 0usize;
+    let mut waiters = Vec::new();
+    let mut errors = false;
+    let mut parts = Vec::new();
+    for t in targets {
+        let pd = match read_one(
+            ctx,
+            &image,
+            t,
+            max_bytes.saturating_sub(total),
+            total == 0,
+            &mut waiters,
+        ) {
+            Ok(pd) => pd,
+            Err(e) => {
+                errors = true;
+                PartitionData::default()
+                    .with_partition_index(t.partition)
+                    .with_error_code(e.code)
+                    .with_high_watermark(-1)
+            }
+        };
+        let pd = if read_committed {
+            pd
+        } else {
+            pd.with_aborted_transactions(None)
+        };
+        let n = pd.records.as_ref().map_or(0, |r| r.len());
+        if n > 0 {
+            if let Some(name) = &t.name {
+                metrics::counter!(m::BYTES_OUT_TOTAL, "topic" => name.clone()).increment(n as u64);
+            }
+        }
+        total += n;
+        parts.push((t.name.clone().unwrap_or_default(), t.topic_id, pd));
+    }
+    (parts, total, waiters, errors)
+}
+
+fn read_one(
+    ctx: &Ctx,
+    image: &crate::cluster::MetadataImage,
+    t: &Target,
+    budget: usize,
+    first: bool,
+    waiters: &mut Vec<watch::Receiver<i64>>,
+) -> Result<PartitionData, KafkaError> {
+    let name = t
+        .name
+        .as_deref()
+        .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicId))?;
+    let (log, meta) = ctx.state.replicas.leader_log(image, name, t.partition)?;
+    ReplicaManager::check_epoch(&meta, t.current_leader_epoch)?;
+    // Subscribe before reading so an append between the read and the wait still wakes us.
+    waiters.push(log.subscribe());
+    let hw = log.high_watermark();
+    let base = PartitionData::default()
+        .with_partition_index(t.partition)
+        .with_high_watermark(hw)
+        .with_last_stable_offset(hw)
+        .with_log_start_offset(log.log_start_offset());
+    let limit = t.max_bytes.min(budget);
+    let read = log.read(t.fetch_offset, limit, hw, first);
+    match read {
+        Ok(r) => Ok(base.with_records(Some(r.records))),
+        Err(e) => {
+            let e = KafkaError::from(&e);
+            Ok(base
+                .with_error_code(e.code)
+                .with_records(Some(Default::default())))
+        }
+    }
+}
+
+fn build(ctx: &Ctx, order: &[(String, Uuid)], parts: Parts) -> FetchResponse {
+    let mut topics: Vec<FetchableTopicResponse> = order
+        .iter()
+        .map(|(name, id)| {
+            let mut t = FetchableTopicResponse::default().with_topic_id(*id);
+            if ctx.version < 13 {
+                t.topic = TopicName(s(name));
+            }
+            t
+        })
+        .collect();
+    let mut idx = 0;
+    for (name, id, pd) in parts {
+        // Partitions arrive grouped by topic in request order.
+        while idx < order.len() && !(order[idx].0 == name && order[idx].1 == id) {
+            idx += 1;
+        }
+        if let Some(t) = topics.get_mut(idx) {
+            ctx.note_error(pd.error_code);
+            t.partitions.push(pd);
+        }
+    }
+    FetchResponse::default().with_responses(topics)
+}

@@ -1,0 +1,15 @@
+//! IncrementalAlterConfigs: placeholder, being implemented.
+
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::protocol::VersionRange;
+
+use super::Ctx;
+
+pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+
+pub async fn handle(
+    _ctx: &Ctx,
+    _req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    todo!("admin helper")
+}

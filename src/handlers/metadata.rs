@@ -1,0 +1,153 @@
+//! Metadata (key 3), v0–v13: brokers, controller, cluster id and topic/partition
+//! leadership, auto-creating requested topics when the broker allows it.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::VersionRange;
+use uuid::Uuid;
+
+use super::util::s;
+use super::Ctx;
+use crate::cluster::{MetadataImage, TopicMeta};
+use crate::topics;
+
+pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 13 };
+
+/// "Authorized operations not requested" in Kafka's encoding.
+const NO_AUTHORIZED_OPS: i32 = i32::MIN;
+
+pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
+    let state = &ctx.state;
+    // v0 has no null topic list: an empty list means all topics. v4+ lets the client
+    // turn auto-creation off.
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && ctx.version == 0,
+    };
+    let allow_auto =
+        state.config.auto_create_topics && (ctx.version < 4 || req.allow_auto_topic_creation);
+    let mut topics = Vec::new();
+    if all {
+        let image = state.controller.image();
+        for t in image.topics.values() {
+            topics.push(topic_response(&image, t, ctx.version));
+        }
+    } else {
+        for rt in req.topics.unwrap_or_default() {
+            let image = state.controller.image();
+            // v10+ may ask by id (name null).
+            let name = match (&rt.name, rt.topic_id) {
+                (Some(n), _) => n.to_string(),
+                (None, id) if id != Uuid::nil() => match image.topic_by_id(&id) {
+                    Some(t) => t.name.clone(),
+                    None => {
+                        topics.push(error_topic(None, id, ResponseError::UnknownTopicId.code()));
+                        continue;
+                    }
+                },
+                _ => {
+                    topics.push(error_topic(
+                        None,
+                        Uuid::nil(),
+                        ResponseError::InvalidRequest.code(),
+                    ));
+                    continue;
+                }
+            };
+            if let Some(t) = image.topic(&name) {
+                topics.push(topic_response(&image, t, ctx.version));
+                continue;
+            }
+            if let Err(e) = topics::validate_name(&name) {
+                topics.push(error_topic(Some(&name), Uuid::nil(), e.code));
+                continue;
+            }
+            if !allow_auto {
+                topics.push(error_topic(
+                    Some(&name),
+                    Uuid::nil(),
+                    ResponseError::UnknownTopicOrPartition.code(),
+                ));
+                continue;
+            }
+            match topics::auto_create(state, &name).await {
+                Ok(t) => {
+                    let image = state.controller.image();
+                    // Kafka answers LEADER_NOT_AVAILABLE for a topic it just created; the
+                    // client retries. Our leader is elected with the topic, so answer fully.
+                    topics.push(topic_response(&image, &t, ctx.version));
+                }
+                Err(e) => topics.push(error_topic(Some(&name), Uuid::nil(), e.code)),
+            }
+        }
+    }
+    for t in &topics {
+        ctx.note_error(t.error_code);
+    }
+    let image = state.controller.image();
+    let brokers = image
+        .brokers
+        .values()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(s(&b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.as_deref().map(s))
+        })
+        .collect();
+    let mut resp = MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(s(&image.cluster_id)))
+        .with_controller_id(BrokerId(image.controller_id))
+        .with_topics(topics);
+    if (8..=10).contains(&ctx.version) {
+        resp.cluster_authorized_operations = NO_AUTHORIZED_OPS;
+    }
+    resp
+}
+
+fn error_topic(name: Option<&str>, id: Uuid, code: i16) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code)
+        .with_name(name.map(|n| TopicName(s(n))))
+        .with_topic_id(id)
+        .with_topic_authorized_operations(NO_AUTHORIZED_OPS)
+}
+
+fn topic_response(image: &MetadataImage, t: &TopicMeta, _version: i16) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let offline: Vec<BrokerId> = p
+                .replicas
+                .iter()
+                .filter(|r| !image.brokers.contains_key(r))
+                .map(|r| BrokerId(*r))
+                .collect();
+            let code = if p.leader < 0 {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
+            MetadataResponsePartition::default()
+                .with_error_code(code)
+                .with_partition_index(p.partition)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
+                .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
+                .with_offline_replicas(offline)
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(s(&t.name))))
+        .with_topic_id(t.id)
+        .with_is_internal(t.internal)
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(NO_AUTHORIZED_OPS)
+}

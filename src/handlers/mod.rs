@@ -1,0 +1,227 @@
+//! One file per Kafka API, each declaring the version range it fully implements, and the
+//! registry that dispatches to them and generates the ApiVersions table.
+//!
+//! A handler receives the decoded request and returns the response message; errors are
+//! already Kafka error codes inside the response (mapped in `crate::errors`). Produce is
+//! split in two: its appends run when the request is started (in arrival order), and
+//! only the wait for durability is deferred.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Encodable, VersionRange};
+use tracing::{debug, warn};
+
+use crate::broker::BrokerState;
+use crate::metrics as m;
+use crate::protocol::codec::{decode_body, encode_response};
+
+pub mod alter_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+mod util;
+
+/// Everything a handler knows about the request it serves.
+#[derive(Clone)]
+pub struct Ctx {
+    pub state: Arc<BrokerState>,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: String,
+    pub peer: SocketAddr,
+}
+
+impl Ctx {
+    /// Count an error code put into a response (zero is ignored).
+    pub fn note_error(&self, code: i16) {
+        if code != 0 {
+            metrics::counter!(m::REQUEST_ERRORS_TOTAL, "api" => format!("{:?}", self.api_key), "error_code" => code.to_string())
+                .increment(1);
+        }
+    }
+}
+
+/// What the connection does once a request completes.
+pub enum Outcome {
+    Respond(Bytes),
+    /// acks=0 produce: the client expects nothing back.
+    NoResponse,
+    /// Kafka closes the connection instead of answering (malformed body, acks=0 failure).
+    Close(String),
+}
+
+pub type Pending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// The APIs we serve and the versions of each we fully implement.
+pub const APIS: &[(ApiKey, VersionRange)] = &[
+    (ApiKey::Produce, produce::VERSIONS),
+    (ApiKey::Fetch, fetch::VERSIONS),
+    (ApiKey::ListOffsets, list_offsets::VERSIONS),
+    (ApiKey::Metadata, metadata::VERSIONS),
+    (ApiKey::ApiVersions, api_versions::VERSIONS),
+    (ApiKey::CreateTopics, create_topics::VERSIONS),
+    (ApiKey::DeleteTopics, delete_topics::VERSIONS),
+    (ApiKey::DeleteRecords, delete_records::VERSIONS),
+    (ApiKey::InitProducerId, init_producer_id::VERSIONS),
+    (
+        ApiKey::OffsetForLeaderEpoch,
+        offset_for_leader_epoch::VERSIONS,
+    ),
+    (ApiKey::DescribeConfigs, describe_configs::VERSIONS),
+    (ApiKey::AlterConfigs, alter_configs::VERSIONS),
+    (ApiKey::DescribeLogDirs, describe_log_dirs::VERSIONS),
+    (ApiKey::CreatePartitions, create_partitions::VERSIONS),
+    (
+        ApiKey::IncrementalAlterConfigs,
+        incremental_alter_configs::VERSIONS,
+    ),
+    (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
+    (ApiKey::DescribeProducers, describe_producers::VERSIONS),
+];
+
+/// The version range we serve for an API, if any.
+pub fn supported(api: ApiKey) -> Option<VersionRange> {
+    APIS.iter().find(|(k, _)| *k == api).map(|(_, r)| *r)
+}
+
+fn respond<T: Encodable>(ctx: &Ctx, resp: &T) -> Outcome {
+    match encode_response(ctx.api_key, ctx.version, ctx.correlation_id, resp) {
+        Ok(b) => Outcome::Respond(b),
+        Err(e) => {
+            warn!(api = ?ctx.api_key, version = ctx.version, error = %e, "cannot encode response");
+            Outcome::Close(format!(
+                "cannot encode {:?} v{} response: {e}",
+                ctx.api_key, ctx.version
+            ))
+        }
+    }
+}
+
+macro_rules! run {
+    ($ctx:expr, $body:expr, $req:ty, $module:ident) => {{
+        let ctx = $ctx;
+        let mut body = $body;
+        let req: $req = match decode_body(ctx.api_key, ctx.version, &mut body) {
+            Ok(r) => r,
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(Box::pin(async move {
+            let resp = $module::handle(&ctx, req).await;
+            respond(&ctx, &resp)
+        }) as Pending)
+    }};
+}
+
+/// Decode a request and start it. `Err` means the connection must close (as Kafka does
+/// for unknown APIs, unsupported versions and malformed requests).
+pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
+    let version = ctx.version;
+    metrics::counter!(m::REQUESTS_TOTAL, "api" => format!("{:?}", ctx.api_key), "version" => version.to_string()).increment(1);
+    debug!(api = ?ctx.api_key, version, correlation_id = ctx.correlation_id, client_id = %ctx.client_id, peer = %ctx.peer, "request");
+    let range = supported(ctx.api_key);
+    let in_range = range.is_some_and(|r| version >= r.min && version <= r.max);
+    if ctx.api_key == ApiKey::ApiVersions && !in_range {
+        // KIP-511: answer at v0 with UNSUPPORTED_VERSION and our ranges.
+        let resp = api_versions::unsupported_version_response();
+        return Ok(Box::pin(async move {
+            match encode_response(ApiKey::ApiVersions, 0, ctx.correlation_id, &resp) {
+                Ok(b) => Outcome::Respond(b),
+                Err(e) => Outcome::Close(e),
+            }
+        }));
+    }
+    if !in_range {
+        return Err(format!(
+            "unsupported version {version} of {:?} from client {:?}",
+            ctx.api_key, ctx.client_id
+        ));
+    }
+    match ctx.api_key {
+        ApiKey::Produce => {
+            let mut body = body;
+            let req: ProduceRequest =
+                decode_body(ctx.api_key, version, &mut body).map_err(|e| e.to_string())?;
+            Ok(produce::start(ctx, req))
+        }
+        ApiKey::Fetch => run!(ctx, body, FetchRequest, fetch),
+        ApiKey::ListOffsets => run!(ctx, body, ListOffsetsRequest, list_offsets),
+        ApiKey::Metadata => run!(ctx, body, MetadataRequest, metadata),
+        ApiKey::ApiVersions => run!(ctx, body, ApiVersionsRequest, api_versions),
+        ApiKey::CreateTopics => run!(ctx, body, CreateTopicsRequest, create_topics),
+        ApiKey::DeleteTopics => run!(ctx, body, DeleteTopicsRequest, delete_topics),
+        ApiKey::DeleteRecords => run!(ctx, body, DeleteRecordsRequest, delete_records),
+        ApiKey::InitProducerId => run!(ctx, body, InitProducerIdRequest, init_producer_id),
+        ApiKey::OffsetForLeaderEpoch => run!(
+            ctx,
+            body,
+            OffsetForLeaderEpochRequest,
+            offset_for_leader_epoch
+        ),
+        ApiKey::DescribeConfigs => run!(ctx, body, DescribeConfigsRequest, describe_configs),
+        ApiKey::AlterConfigs => run!(ctx, body, AlterConfigsRequest, alter_configs),
+        ApiKey::DescribeLogDirs => run!(ctx, body, DescribeLogDirsRequest, describe_log_dirs),
+        ApiKey::CreatePartitions => run!(ctx, body, CreatePartitionsRequest, create_partitions),
+        ApiKey::IncrementalAlterConfigs => run!(
+            ctx,
+            body,
+            IncrementalAlterConfigsRequest,
+            incremental_alter_configs
+        ),
+        ApiKey::DescribeCluster => run!(ctx, body, DescribeClusterRequest, describe_cluster),
+        ApiKey::DescribeProducers => run!(ctx, body, DescribeProducersRequest, describe_producers),
+        other => Err(format!("{other:?} is not served")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_stays_within_what_the_codec_encodes() {
+        for (key, range) in APIS {
+            let codec = key.valid_versions();
+            assert!(
+                range.min >= codec.min && range.max <= codec.max,
+                "{key:?} {range:?} vs {codec:?}"
+            );
+            assert!(range.min <= range.max, "{key:?}");
+        }
+        let mut keys: Vec<i16> = APIS.iter().map(|(k, _)| *k as i16).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), APIS.len(), "an API is registered twice");
+    }
+
+    #[test]
+    fn api_versions_table_is_the_registry() {
+        let resp = api_versions::table();
+        assert_eq!(resp.len(), APIS.len());
+        for (k, r) in APIS {
+            let e = resp
+                .iter()
+                .find(|e| e.api_key == *k as i16)
+                .expect("advertised");
+            assert_eq!((e.min_version, e.max_version), (r.min, r.max));
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! OffsetForLeaderEpoch (key 23), v2–v4: the end offset of a leader epoch, from the
+//! partition's leader-epoch cache. Clients use it to detect log truncation (KIP-320);
+//! followers use it to truncate to the leader.
+
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use kafka_protocol::protocol::VersionRange;
+
+use super::Ctx;
+use crate::errors::KafkaError;
+use crate::replica::ReplicaManager;
+
+pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 4 };
+
+pub async fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+    let image = ctx.state.controller.image();
+    let mut topics = Vec::new();
+    for t in req.topics {
+        let name = t.topic.to_string();
+        let mut partitions = Vec::new();
+        for p in t.partitions {
+            let base = EpochEndOffset::default().with_partition(p.partition);
+            let r = (|| -> Result<(i32, i64), KafkaError> {
+                let (log, meta) = ctx.state.replicas.leader_log(&image, &name, p.partition)?;
+                ReplicaManager::check_epoch(&meta, p.current_leader_epoch)?;
+                Ok(log.end_offset_for_epoch(p.leader_epoch))
+            })();
+            partitions.push(match r {
+                Ok((epoch, offset)) => base.with_leader_epoch(epoch).with_end_offset(offset),
+                Err(e) => {
+                    ctx.note_error(e.code);
+                    base.with_error_code(e.code)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1)
+                }
+            });
+        }
+        topics.push(
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions),
+        );
+    }
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}

@@ -1,0 +1,132 @@
+//! Produce (key 0), v3–v13 (v13 names topics by id). Appends happen when the request is
+//! started, in arrival order; the response waits for durability (acks=all) afterwards.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::VersionRange;
+use uuid::Uuid;
+
+use super::util::s;
+use super::{respond, Ctx, Outcome, Pending};
+use crate::errors::KafkaError;
+use crate::metrics as m;
+use crate::replica::manager::PendingAppend;
+
+pub const VERSIONS: VersionRange = VersionRange { min: 3, max: 13 };
+
+enum Slot {
+    Written(PendingAppend),
+    Failed(KafkaError),
+}
+
+pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
+    let state = ctx.state.clone();
+    let image = state.controller.image();
+    let acks = req.acks;
+    let mut topics: Vec<(Option<String>, Uuid, Vec<(i32, Slot)>)> = Vec::new();
+    for td in req.topic_data {
+        let name = if ctx.version >= 13 {
+            image.topic_by_id(&td.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(td.name.to_string())
+        };
+        let mut parts = Vec::new();
+        for pd in td.partition_data {
+            let slot = if !matches!(acks, -1..=1) {
+                Slot::Failed(KafkaError::new(ResponseError::InvalidRequiredAcks))
+            } else if req.transactional_id.is_some() {
+                Slot::Failed(KafkaError::with_message(
+                    ResponseError::InvalidRequest,
+                    "transactions are not supported yet",
+                ))
+            } else {
+                match &name {
+                    None => Slot::Failed(KafkaError::new(ResponseError::UnknownTopicId)),
+                    Some(name) => {
+                        let records = pd.records.unwrap_or_default();
+                        let size = records.len() as u64;
+                        match state.replicas.append(
+                            &image,
+                            name,
+                            pd.index,
+                            BytesMut::from(&records[..]),
+                            acks,
+                        ) {
+                            Ok(p) => {
+                                metrics::counter!(m::BYTES_IN_TOTAL, "topic" => name.clone())
+                                    .increment(size);
+                                let n =
+                                    (p.result.last_offset - p.result.base_offset + 1).max(0) as u64;
+                                metrics::counter!(m::RECORDS_IN_TOTAL, "topic" => name.clone())
+                                    .increment(n);
+                                Slot::Written(p)
+                            }
+                            Err(e) => Slot::Failed(e),
+                        }
+                    }
+                }
+            };
+            parts.push((pd.index, slot));
+        }
+        topics.push((name, td.topic_id, parts));
+    }
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+    Box::pin(async move {
+        let mut responses = Vec::new();
+        let mut any_error = None;
+        for (name, topic_id, parts) in topics {
+            let waits = parts.into_iter().map(|(index, slot)| async move {
+                let outcome = match slot {
+                    Slot::Written(p) => p.complete(timeout).await.map(|_| p.result),
+                    Slot::Failed(e) => Err(e),
+                };
+                (index, outcome)
+            });
+            let mut partition_responses = Vec::new();
+            for (index, outcome) in join_all(waits).await {
+                let r = match outcome {
+                    Ok(res) => PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_base_offset(res.base_offset)
+                        .with_log_append_time_ms(res.log_append_time)
+                        .with_log_start_offset(res.log_start_offset),
+                    Err(e) => {
+                        ctx.note_error(e.code);
+                        any_error = Some(e.clone());
+                        PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_error_code(e.code)
+                            .with_base_offset(-1)
+                            .with_log_start_offset(-1)
+                            .with_error_message(e.message.map(|m| s(&m)))
+                    }
+                };
+                partition_responses.push(r);
+            }
+            let mut t = TopicProduceResponse::default()
+                .with_partition_responses(partition_responses)
+                .with_topic_id(topic_id);
+            if ctx.version < 13 {
+                t.name = TopicName(s(name.as_deref().unwrap_or_default()));
+            }
+            responses.push(t);
+        }
+        if acks == 0 {
+            // A producer that wants no answer learns of a failure by the connection
+            // closing, as with Kafka.
+            return match any_error {
+                Some(e) => Outcome::Close(format!(
+                    "acks=0 produce failed with error {}: {:?}",
+                    e.code, e.message
+                )),
+                None => Outcome::NoResponse,
+            };
+        }
+        respond(&ctx, &ProduceResponse::default().with_responses(responses))
+    })
+}

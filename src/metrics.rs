@@ -1,0 +1,79 @@
+//! Metric names in one place, and the Prometheus exporter.
+//!
+//! Names follow Prometheus conventions: `weir_` prefix, base units in the name, `_total`
+//! for counters. Recording goes through the `metrics` facade so subsystems need no
+//! handle; the exporter serves `/metrics` on `metrics.listen`.
+
+use std::net::SocketAddr;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+pub const REQUESTS_TOTAL: &str = "weir_requests_total";
+pub const REQUEST_ERRORS_TOTAL: &str = "weir_request_errors_total";
+pub const REQUEST_DURATION_SECONDS: &str = "weir_request_duration_seconds";
+pub const BYTES_IN_TOTAL: &str = "weir_topic_bytes_in_total";
+pub const BYTES_OUT_TOTAL: &str = "weir_topic_bytes_out_total";
+pub const RECORDS_IN_TOTAL: &str = "weir_topic_records_in_total";
+pub const RECORDS_OUT_TOTAL: &str = "weir_topic_records_out_total";
+pub const CONNECTIONS_OPEN: &str = "weir_connections_open";
+pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "weir_connections_accepted_total";
+pub const CONNECTIONS_CLOSED_TOTAL: &str = "weir_connections_closed_total";
+pub const PARTITIONS: &str = "weir_partitions";
+pub const UP: &str = "weir_up";
+
+/// Latency buckets from 50 µs to 30 s: produce with fsync sits in the ms range, long-poll
+/// fetches up to `fetch.max.wait.ms`.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0, 30.0,
+];
+
+/// Install the global recorder and start the HTTP listener.
+pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .install()?;
+    describe();
+    Ok(())
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(REQUESTS_TOTAL, "Requests received, by API and version.");
+    describe_counter!(
+        REQUEST_ERRORS_TOTAL,
+        "Error codes returned, by API and error."
+    );
+    describe_histogram!(
+        REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time from a request's arrival to its response, by API."
+    );
+    describe_counter!(
+        BYTES_IN_TOTAL,
+        Unit::Bytes,
+        "Record bytes appended, by topic."
+    );
+    describe_counter!(
+        BYTES_OUT_TOTAL,
+        Unit::Bytes,
+        "Record bytes sent to fetchers, by topic."
+    );
+    describe_counter!(RECORDS_IN_TOTAL, "Records appended, by topic.");
+    describe_counter!(
+        RECORDS_OUT_TOTAL,
+        "Record batches' records sent to fetchers, by topic."
+    );
+    describe_gauge!(CONNECTIONS_OPEN, "Open client connections, by listener.");
+    describe_counter!(
+        CONNECTIONS_ACCEPTED_TOTAL,
+        "Accepted client connections, by listener."
+    );
+    describe_counter!(
+        CONNECTIONS_CLOSED_TOTAL,
+        "Closed client connections, by listener."
+    );
+    describe_gauge!(PARTITIONS, "Partition logs hosted by this broker.");
+    describe_gauge!(UP, "1 while the broker is serving.");
+}

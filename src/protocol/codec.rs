@@ -1,0 +1,119 @@
+//! Request headers in, responses out.
+//!
+//! The header version depends on (api key, version): flexible versions use header v2 with
+//! tagged fields. ApiVersions responses always use header v0 so that a client can read
+//! our answer even when it asked with a version we do not know (KIP-511).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    #[error("request shorter than a header")]
+    Short,
+    #[error("unknown api key {0}")]
+    UnknownApiKey(i16),
+    #[error("malformed request header: {0}")]
+    Header(String),
+    #[error("malformed {api:?} v{version} request body: {reason}")]
+    Body {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+/// A request split into its decoded header and undecoded body.
+#[derive(Debug)]
+pub struct RequestFrame {
+    pub api_key: ApiKey,
+    pub api_version: i16,
+    pub header: RequestHeader,
+    pub body: Bytes,
+}
+
+/// The (api key, version, correlation id) of a frame, readable even when the rest is not.
+pub fn peek_ids(frame: &[u8]) -> Option<(i16, i16, i32)> {
+    if frame.len() < 8 {
+        return None;
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let corr = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    Some((key, version, corr))
+}
+
+/// Decode the request header. For an ApiVersions request of a version newer than we know
+/// the header is decoded as v1 (the KIP-511 rule), so we can still answer it.
+pub fn decode_header(frame: Bytes) -> Result<RequestFrame, DecodeError> {
+    let (key, version, _) = peek_ids(&frame).ok_or(DecodeError::Short)?;
+    let api_key = ApiKey::try_from(key).map_err(|_| DecodeError::UnknownApiKey(key))?;
+    let range = api_key.valid_versions();
+    let header_version = if api_key == ApiKey::ApiVersions && version > range.max {
+        1
+    } else if version < range.min || version > range.max {
+        // Outside what the schema knows: the caller answers or closes; decode as v1 so
+        // the client id can be logged.
+        1
+    } else {
+        api_key.request_header_version(version)
+    };
+    let mut buf = frame;
+    let header = RequestHeader::decode(&mut buf, header_version)
+        .map_err(|e| DecodeError::Header(e.to_string()))?;
+    Ok(RequestFrame {
+        api_key,
+        api_version: version,
+        header,
+        body: buf,
+    })
+}
+
+/// Decode a request body of a known version, rejecting trailing garbage.
+pub fn decode_body<T: Decodable>(
+    api: ApiKey,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<T, DecodeError> {
+    let body_err = |reason: String| DecodeError::Body {
+        api,
+        version,
+        reason,
+    };
+    // The crate can panic on some malformed inputs in older releases; we never let
+    // network input take the broker down.
+    let decoded =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| T::decode(body, version)))
+            .map_err(|_| body_err("decoder panicked".into()))?
+            .map_err(|e| body_err(e.to_string()))?;
+    Ok(decoded)
+}
+
+/// Encode a response with its size prefix and header.
+pub fn encode_response<T: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &T,
+) -> Result<Bytes, String> {
+    let header_version = if api_key == ApiKey::ApiVersions {
+        0
+    } else {
+        api_key.response_header_version(version)
+    };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let hsize = header
+        .compute_size(header_version)
+        .map_err(|e| e.to_string())?;
+    let bsize = body.compute_size(version).map_err(|e| e.to_string())?;
+    let total = hsize + bsize;
+    let mut out = BytesMut::with_capacity(4 + total);
+    out.put_i32(total as i32);
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| e.to_string())?;
+    body.encode(&mut out, version).map_err(|e| e.to_string())?;
+    Ok(out.freeze())
+}

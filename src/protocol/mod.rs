@@ -1,0 +1,12 @@
+//! The Kafka wire protocol: length-prefixed frames, request headers, response encoding
+//! and the ApiVersions table.
+//!
+//! Message bodies are decoded and encoded by the `kafka-protocol` crate; this module adds
+//! what the crate leaves to the broker: frame limits, picking the header version for an
+//! (api key, version) pair, and Kafka's KIP-511 ApiVersions fallback.
+
+pub mod codec;
+pub mod frame;
+
+pub use codec::{decode_header, encode_response, DecodeError, RequestFrame};
+pub use frame::{read_frame, FrameError};

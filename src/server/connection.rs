@@ -1,0 +1,133 @@
+//! One client connection.
+//!
+//! A reader task turns bytes into frames; the connection task decodes each request,
+//! starts it *in arrival order* (so appends to a partition happen in the order the client
+//! sent them), and queues its completion. Completions may overlap (several acks=all
+//! produces share one fsync) but responses are written strictly in request order, as the
+//! Kafka protocol requires.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::stream::{FuturesOrdered, StreamExt};
+use kafka_protocol::messages::ApiKey;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::broker::BrokerState;
+use crate::handlers::{self, Ctx, Outcome};
+use crate::metrics as m;
+use crate::protocol::{decode_header, read_frame, FrameError};
+
+/// Requests a client may have in flight on one connection before we stop reading.
+const MAX_IN_FLIGHT: usize = 64;
+
+pub async fn serve(
+    state: Arc<BrokerState>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let gauge = metrics::gauge!(m::CONNECTIONS_OPEN, "listener" => listener.clone());
+    gauge.increment(1.0);
+    debug!(%peer, %listener, "connection opened");
+    let (rd, mut wr) = stream.into_split();
+    let max = state.config.socket_request_max_bytes;
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, FrameError>>(8);
+    let reader = tokio::spawn(async move {
+        let mut rd = BufReader::with_capacity(64 * 1024, rd);
+        loop {
+            match read_frame(&mut rd, max).await {
+                Ok(Some(frame)) => {
+                    if tx.send(Ok(frame.freeze())).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    break;
+                }
+            }
+        }
+    });
+
+    let mut client_id = String::new();
+    let mut pending = FuturesOrdered::new();
+    let mut input_open = true;
+    let close_reason: Option<String> = loop {
+        tokio::select! {
+            frame = rx.recv(), if input_open && pending.len() < MAX_IN_FLIGHT => {
+                let frame = match frame {
+                    Some(Ok(f)) => f,
+                    Some(Err(e)) => break Some(e.to_string()),
+                    None => { input_open = false; continue; }
+                };
+                let arrived = Instant::now();
+                let req = match decode_header(frame) {
+                    Ok(r) => r,
+                    Err(e) => break Some(e.to_string()),
+                };
+                if let Some(id) = &req.header.client_id {
+                    if client_id != id.as_str() {
+                        client_id = id.to_string();
+                    }
+                }
+                let ctx = Ctx {
+                    state: state.clone(),
+                    api_key: req.api_key,
+                    version: req.api_version,
+                    correlation_id: req.header.correlation_id,
+                    client_id: client_id.clone(),
+                    peer,
+                };
+                match handlers::start(ctx, req.body) {
+                    Ok(fut) => pending.push_back(async move { (fut.await, req.api_key, arrived) }),
+                    Err(reason) => break Some(reason),
+                }
+            }
+            Some((outcome, api, arrived)) = pending.next(), if !pending.is_empty() => {
+                metrics::histogram!(m::REQUEST_DURATION_SECONDS, "api" => api_name(api)).record(arrived.elapsed().as_secs_f64());
+                match outcome {
+                    Outcome::Respond(bytes) => {
+                        if let Err(e) = wr.write_all(&bytes).await {
+                            break Some(format!("write failed: {e}"));
+                        }
+                    }
+                    Outcome::NoResponse => {}
+                    Outcome::Close(reason) => break Some(reason),
+                }
+            }
+            _ = shutdown.changed() => break None,
+            else => break None,
+        }
+    };
+    reader.abort();
+    // Drain what was already started so an acknowledged write is answered when possible.
+    if close_reason.is_none() {
+        while let Some((Outcome::Respond(bytes), _, _)) = pending.next().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    }
+    let _ = wr.shutdown().await;
+    gauge.decrement(1.0);
+    metrics::counter!(m::CONNECTIONS_CLOSED_TOTAL, "listener" => listener.clone()).increment(1);
+    match close_reason {
+        Some(reason) => warn!(%peer, client_id = %client_id, %reason, "closing connection"),
+        None => debug!(%peer, client_id = %client_id, "connection closed"),
+    }
+    if state.is_shutting_down() {
+        info!(%peer, "connection closed for shutdown");
+    }
+}
+
+pub fn api_name(api: ApiKey) -> String {
+    format!("{api:?}")
+}
