@@ -7,15 +7,28 @@
 //! [`MetadataImage`] on a `watch` channel; handlers read that image and never lock the
 //! state machine. A node with no voters configured bootstraps a one-voter cluster by
 //! itself, so the single-node and cluster code paths are the same.
+//!
+//! Where things live:
+//! - [`state`]: the pure state machine (`MetadataState::apply`), no I/O.
+//! - [`image`]: the immutable image brokers read.
+//! - [`types`]: openraft's type configuration.
+//! - [`store`] / [`store_sled`]: the byte-level store trait and its sled backend.
+//! - [`log_store`] / [`state_machine`]: openraft's storage traits on top of the store.
+//! - [`network`]: the Raft transport (none yet: every RPC is `Unreachable`).
+//! - [`controller`]: start/bootstrap, propose, image subscription, shutdown.
 
+mod cluster_id;
 pub mod controller;
 pub mod image;
+pub mod log_store;
 pub mod network;
 pub mod state;
+pub mod state_machine;
 pub mod store;
+pub mod store_sled;
 pub mod types;
 
-pub use controller::Controller;
+pub use controller::{Controller, ControllerConfig};
 pub use image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
 pub use state::{CommandResult, MetadataCommand, MetadataError};
 

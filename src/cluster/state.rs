@@ -3,8 +3,17 @@
 //! No I/O here: the openraft adapter in [`super::store`] feeds committed commands in
 //! order and persists the result. Validation that must be identical on every node (name
 //! taken, topic unknown) happens in `apply`, so every replica reaches the same answer.
-
-// IMPLEMENTATION OWNED BY THE CLUSTER HELPER; the types below are the contract.
+//! A refused command still consumes its log index (`applied_index` advances) but leaves
+//! the rest of the image untouched.
+//!
+//! Two rules worth knowing:
+//! - Producer ids start at 0, as in Kafka (`ProducerIdControlManager`), and only grow;
+//!   a block is never handed out twice because the counter is part of the replicated
+//!   state and survives restarts with it.
+//! - Leader epochs never go backwards. `UpdatePartition` that changes the leader must
+//!   carry a higher epoch; if it does not, the state machine assigns
+//!   `old epoch + 1` itself, so a caller that forgot to bump cannot make two leaders
+//!   share an epoch. A lower epoch with the same leader is raised to the current one.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
-use super::image::{BrokerMeta, MetadataImage, PartitionMeta};
+use super::image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
 
 /// A change to cluster metadata, replicated through the Raft log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +80,10 @@ pub enum MetadataError {
     InvalidPartitions(String),
     #[error("cluster already initialised with id {0}")]
     AlreadyInitialised(String),
+    /// A command that is malformed regardless of state (non-positive producer-id count,
+    /// a topic id that another topic already uses).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
 }
 
 /// The answer to a committed command.
@@ -92,7 +105,443 @@ pub struct MetadataState {
 
 impl MetadataState {
     /// Apply one committed command at `index`.
-    pub fn apply(&mut self, _index: u64, _cmd: &MetadataCommand) -> CommandResult {
-        todo!("cluster helper")
+    pub fn apply(&mut self, index: u64, cmd: &MetadataCommand) -> CommandResult {
+        let result = match self.apply_inner(cmd) {
+            Ok(r) => r,
+            Err(e) => CommandResult::Err(e),
+        };
+        self.image.applied_index = index;
+        result
+    }
+
+    /// Validates first and mutates only on success, so a refused command leaves no trace.
+    fn apply_inner(&mut self, cmd: &MetadataCommand) -> Result<CommandResult, MetadataError> {
+        let img = &mut self.image;
+        match cmd {
+            MetadataCommand::InitCluster { cluster_id } => {
+                if !img.cluster_id.is_empty() && img.cluster_id != *cluster_id {
+                    return Err(MetadataError::AlreadyInitialised(img.cluster_id.clone()));
+                }
+                img.cluster_id = cluster_id.clone();
+            }
+            MetadataCommand::RegisterBroker(b) => {
+                img.brokers.insert(b.id, b.clone());
+            }
+            MetadataCommand::CreateTopic {
+                name,
+                id,
+                partitions,
+                configs,
+                internal,
+            } => {
+                if img.topics.contains_key(name) {
+                    return Err(MetadataError::TopicExists(name.clone()));
+                }
+                if let Some(owner) = img.topic_names_by_id.get(id) {
+                    return Err(MetadataError::InvalidRequest(format!(
+                        "topic id {id} is already used by topic `{owner}`"
+                    )));
+                }
+                if partitions.is_empty() {
+                    return Err(MetadataError::InvalidPartitions(
+                        "a topic needs at least one partition".into(),
+                    ));
+                }
+                check_numbering(partitions, 0)?;
+                img.topic_names_by_id.insert(*id, name.clone());
+                img.topics.insert(
+                    name.clone(),
+                    TopicMeta {
+                        name: name.clone(),
+                        id: *id,
+                        partitions: partitions.clone(),
+                        configs: configs.clone(),
+                        internal: *internal,
+                    },
+                );
+            }
+            MetadataCommand::DeleteTopic { id } => {
+                let name = img
+                    .topic_names_by_id
+                    .remove(id)
+                    .ok_or(MetadataError::UnknownTopicId(*id))?;
+                img.topics.remove(&name);
+            }
+            MetadataCommand::CreatePartitions { topic, partitions } => {
+                let t = topic_mut(img, topic)?;
+                if partitions.is_empty() {
+                    return Err(MetadataError::InvalidPartitions(format!(
+                        "topic `{topic}` already has {} partitions",
+                        t.partitions.len()
+                    )));
+                }
+                check_numbering(partitions, t.partitions.len())?;
+                t.partitions.extend(partitions.iter().cloned());
+            }
+            MetadataCommand::AlterTopicConfigs { topic, changes } => {
+                let t = topic_mut(img, topic)?;
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => t.configs.insert(k.clone(), v.clone()),
+                        None => t.configs.remove(k),
+                    };
+                }
+            }
+            MetadataCommand::ReplaceTopicConfigs { topic, configs } => {
+                topic_mut(img, topic)?.configs = configs.clone();
+            }
+            MetadataCommand::AllocateProducerIds { count } => {
+                if *count <= 0 {
+                    return Err(MetadataError::InvalidRequest(format!(
+                        "producer id block size must be positive, got {count}"
+                    )));
+                }
+                let first = img.next_producer_id;
+                img.next_producer_id = first.checked_add(*count).ok_or_else(|| {
+                    MetadataError::InvalidRequest("producer ids exhausted".into())
+                })?;
+                return Ok(CommandResult::ProducerIds { first });
+            }
+            MetadataCommand::UpdatePartition { topic, partition } => {
+                let t = topic_mut(img, topic)?;
+                let slot = usize::try_from(partition.partition)
+                    .ok()
+                    .and_then(|p| t.partitions.get_mut(p))
+                    .ok_or_else(|| {
+                        MetadataError::InvalidPartitions(format!(
+                            "topic `{topic}` has no partition {}",
+                            partition.partition
+                        ))
+                    })?;
+                let mut next = partition.clone();
+                let floor = if next.leader != slot.leader {
+                    slot.leader_epoch.saturating_add(1)
+                } else {
+                    slot.leader_epoch
+                };
+                next.leader_epoch = next.leader_epoch.max(floor);
+                *slot = next;
+            }
+        }
+        Ok(CommandResult::Ok)
+    }
+}
+
+fn topic_mut<'a>(
+    img: &'a mut MetadataImage,
+    name: &str,
+) -> Result<&'a mut TopicMeta, MetadataError> {
+    img.topics
+        .get_mut(name)
+        .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
+}
+
+/// Partitions must be listed in order and continue the topic's numbering without gaps,
+/// because `TopicMeta::partitions` is indexed by partition number.
+fn check_numbering(partitions: &[PartitionMeta], start: usize) -> Result<(), MetadataError> {
+    for (offset, p) in partitions.iter().enumerate() {
+        let expected = start + offset;
+        if usize::try_from(p.partition).ok() != Some(expected) {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "expected partition {expected}, got {}",
+                p.partition
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(p: i32, leader: i32, epoch: i32) -> PartitionMeta {
+        PartitionMeta {
+            partition: p,
+            leader,
+            leader_epoch: epoch,
+            replicas: vec![leader],
+            isr: vec![leader],
+        }
+    }
+
+    fn create(name: &str, id: Uuid, n: i32) -> MetadataCommand {
+        MetadataCommand::CreateTopic {
+            name: name.into(),
+            id,
+            partitions: (0..n).map(|p| part(p, 1, 0)).collect(),
+            configs: BTreeMap::new(),
+            internal: false,
+        }
+    }
+
+    fn state_with_topic(name: &str, n: i32) -> (MetadataState, Uuid) {
+        let mut s = MetadataState::default();
+        let id = Uuid::new_v4();
+        assert_eq!(s.apply(1, &create(name, id, n)), CommandResult::Ok);
+        (s, id)
+    }
+
+    fn err(r: CommandResult) -> MetadataError {
+        match r {
+            CommandResult::Err(e) => e,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn init_cluster_sets_id_once() {
+        let mut s = MetadataState::default();
+        let init = |id: &str| MetadataCommand::InitCluster {
+            cluster_id: id.into(),
+        };
+        assert_eq!(s.apply(1, &init("a")), CommandResult::Ok);
+        assert_eq!(s.apply(2, &init("a")), CommandResult::Ok);
+        assert_eq!(
+            err(s.apply(3, &init("b"))),
+            MetadataError::AlreadyInitialised("a".into())
+        );
+        assert_eq!(s.image.cluster_id, "a");
+        assert_eq!(
+            s.image.applied_index, 3,
+            "a refused command still uses its index"
+        );
+    }
+
+    #[test]
+    fn register_broker_inserts_and_replaces() {
+        let mut s = MetadataState::default();
+        let b = |port| BrokerMeta {
+            id: 7,
+            host: "h".into(),
+            port,
+            rack: None,
+        };
+        s.apply(1, &MetadataCommand::RegisterBroker(b(1)));
+        s.apply(2, &MetadataCommand::RegisterBroker(b(2)));
+        assert_eq!(s.image.brokers.len(), 1);
+        assert_eq!(s.image.brokers[&7].port, 2);
+    }
+
+    #[test]
+    fn create_topic_indexes_by_name_and_id() {
+        let (s, id) = state_with_topic("t", 3);
+        let t = s.image.topic_by_id(&id).expect("topic by id");
+        assert_eq!(t.name, "t");
+        assert_eq!(t.partitions.len(), 3);
+        assert_eq!(s.image.partition("t", 2).map(|p| p.partition), Some(2));
+        assert_eq!(s.image.applied_index, 1);
+    }
+
+    #[test]
+    fn create_topic_rejects_taken_name_and_id() {
+        let (mut s, id) = state_with_topic("t", 1);
+        assert_eq!(
+            err(s.apply(2, &create("t", Uuid::new_v4(), 1))),
+            MetadataError::TopicExists("t".into())
+        );
+        assert!(matches!(
+            err(s.apply(3, &create("u", id, 1))),
+            MetadataError::InvalidRequest(_)
+        ));
+        assert_eq!(s.image.topics.len(), 1);
+        assert_eq!(s.image.topic_names_by_id.len(), 1);
+    }
+
+    #[test]
+    fn create_topic_rejects_bad_numbering() {
+        let mut s = MetadataState::default();
+        for parts in [
+            vec![],
+            vec![part(1, 1, 0)],
+            vec![part(0, 1, 0), part(2, 1, 0)],
+        ] {
+            let cmd = MetadataCommand::CreateTopic {
+                name: "t".into(),
+                id: Uuid::new_v4(),
+                partitions: parts,
+                configs: BTreeMap::new(),
+                internal: false,
+            };
+            assert!(matches!(
+                err(s.apply(1, &cmd)),
+                MetadataError::InvalidPartitions(_)
+            ));
+        }
+        assert!(s.image.topics.is_empty());
+        assert!(s.image.topic_names_by_id.is_empty());
+    }
+
+    #[test]
+    fn delete_topic_by_id() {
+        let (mut s, id) = state_with_topic("t", 1);
+        assert_eq!(
+            err(s.apply(2, &MetadataCommand::DeleteTopic { id: Uuid::nil() })),
+            MetadataError::UnknownTopicId(Uuid::nil())
+        );
+        assert_eq!(
+            s.apply(3, &MetadataCommand::DeleteTopic { id }),
+            CommandResult::Ok
+        );
+        assert!(s.image.topics.is_empty());
+        assert!(s.image.topic_names_by_id.is_empty());
+        // The name is free again, under a new id.
+        assert_eq!(
+            s.apply(4, &create("t", Uuid::new_v4(), 1)),
+            CommandResult::Ok
+        );
+    }
+
+    #[test]
+    fn create_partitions_continues_numbering() {
+        let (mut s, _) = state_with_topic("t", 2);
+        let add = |topic: &str, parts: Vec<PartitionMeta>| MetadataCommand::CreatePartitions {
+            topic: topic.into(),
+            partitions: parts,
+        };
+        assert_eq!(
+            err(s.apply(2, &add("nope", vec![part(0, 1, 0)]))),
+            MetadataError::UnknownTopic("nope".into())
+        );
+        for bad in [vec![], vec![part(3, 1, 0)], vec![part(1, 1, 0)]] {
+            assert!(matches!(
+                err(s.apply(3, &add("t", bad))),
+                MetadataError::InvalidPartitions(_)
+            ));
+        }
+        assert_eq!(
+            s.apply(4, &add("t", vec![part(2, 1, 0), part(3, 1, 0)])),
+            CommandResult::Ok
+        );
+        assert_eq!(s.image.topics["t"].partitions.len(), 4);
+    }
+
+    #[test]
+    fn alter_topic_configs_sets_and_removes() {
+        let (mut s, _) = state_with_topic("t", 1);
+        let alter =
+            |topic: &str, changes: &[(&str, Option<&str>)]| MetadataCommand::AlterTopicConfigs {
+                topic: topic.into(),
+                changes: changes
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                    .collect(),
+            };
+        s.apply(2, &alter("t", &[("a", Some("1")), ("b", Some("2"))]));
+        s.apply(3, &alter("t", &[("a", None), ("c", Some("3"))]));
+        let cfg: Vec<_> = s.image.topics["t"].configs.iter().collect();
+        assert_eq!(
+            cfg,
+            vec![
+                (&"b".to_string(), &"2".to_string()),
+                (&"c".to_string(), &"3".to_string())
+            ]
+        );
+        assert_eq!(
+            err(s.apply(4, &alter("x", &[]))),
+            MetadataError::UnknownTopic("x".into())
+        );
+    }
+
+    #[test]
+    fn replace_topic_configs_replaces_all() {
+        let (mut s, _) = state_with_topic("t", 1);
+        let replace = |topic: &str, kv: &[(&str, &str)]| MetadataCommand::ReplaceTopicConfigs {
+            topic: topic.into(),
+            configs: kv
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        s.apply(2, &replace("t", &[("a", "1"), ("b", "2")]));
+        s.apply(3, &replace("t", &[("c", "3")]));
+        assert_eq!(s.image.topics["t"].configs.len(), 1);
+        assert_eq!(s.image.topics["t"].configs["c"], "3");
+        assert_eq!(
+            err(s.apply(4, &replace("x", &[]))),
+            MetadataError::UnknownTopic("x".into())
+        );
+    }
+
+    #[test]
+    fn allocate_producer_ids_hands_out_disjoint_blocks() {
+        let mut s = MetadataState::default();
+        let alloc = |count| MetadataCommand::AllocateProducerIds { count };
+        assert_eq!(
+            s.apply(1, &alloc(1000)),
+            CommandResult::ProducerIds { first: 0 }
+        );
+        assert_eq!(
+            s.apply(2, &alloc(10)),
+            CommandResult::ProducerIds { first: 1000 }
+        );
+        assert_eq!(s.image.next_producer_id, 1010);
+        for bad in [0, -5] {
+            assert!(matches!(
+                err(s.apply(3, &alloc(bad))),
+                MetadataError::InvalidRequest(_)
+            ));
+        }
+        s.image.next_producer_id = i64::MAX - 1;
+        assert!(matches!(
+            err(s.apply(4, &alloc(2))),
+            MetadataError::InvalidRequest(_)
+        ));
+        assert_eq!(s.image.next_producer_id, i64::MAX - 1);
+    }
+
+    #[test]
+    fn update_partition_keeps_epochs_monotonic() {
+        let (mut s, _) = state_with_topic("t", 2);
+        let update = |topic: &str, p: PartitionMeta| MetadataCommand::UpdatePartition {
+            topic: topic.into(),
+            partition: p,
+        };
+        // Leader change with an explicit higher epoch: taken as given.
+        s.apply(2, &update("t", part(0, 2, 5)));
+        assert_eq!(s.image.partition("t", 0), Some(&part(0, 2, 5)));
+        // Leader change without a higher epoch: bumped to old + 1.
+        s.apply(3, &update("t", part(0, 3, 5)));
+        assert_eq!(
+            s.image
+                .partition("t", 0)
+                .map(|p| (p.leader, p.leader_epoch)),
+            Some((3, 6))
+        );
+        // Same leader, ISR change, stale epoch: epoch stays where it was.
+        let mut shrink = part(0, 3, 0);
+        shrink.isr = vec![];
+        s.apply(4, &update("t", shrink));
+        let p = s.image.partition("t", 0).expect("partition 0");
+        assert_eq!((p.leader_epoch, p.isr.len()), (6, 0));
+        // Errors.
+        assert_eq!(
+            err(s.apply(5, &update("x", part(0, 1, 0)))),
+            MetadataError::UnknownTopic("x".into())
+        );
+        for bad in [2, -1] {
+            assert!(matches!(
+                err(s.apply(6, &update("t", part(bad, 1, 0)))),
+                MetadataError::InvalidPartitions(_)
+            ));
+        }
+        assert_eq!(s.image.partition("t", 1), Some(&part(1, 1, 0)));
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let (mut s, _) = state_with_topic("t", 2);
+        s.apply(
+            2,
+            &MetadataCommand::RegisterBroker(BrokerMeta {
+                id: 3,
+                host: "h".into(),
+                port: 9092,
+                rack: Some("r".into()),
+            }),
+        );
+        let bytes = serde_json::to_vec(&s).expect("serialize");
+        let back: MetadataState = serde_json::from_slice(&bytes).expect("deserialize");
+        assert_eq!(back.image, s.image);
     }
 }

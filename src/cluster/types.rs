@@ -1,1 +1,32 @@
-//! (cluster helper) types
+//! The openraft type configuration of the metadata quorum and short aliases for it.
+//!
+//! Node ids are Kafka broker ids (non-negative `i32`) widened to `u64`; nodes carry no
+//! address yet because the internal listener that would use it does not exist (see
+//! [`super::network`]).
+
+use std::io::Cursor;
+
+use super::state::{CommandResult, MetadataCommand};
+
+openraft::declare_raft_types!(
+    /// Type configuration of the metadata Raft group.
+    pub TypeConfig:
+        D = MetadataCommand,
+        R = CommandResult,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type NodeId = u64;
+pub type Node = openraft::BasicNode;
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, Node>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Node>;
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
+pub type StorageError = openraft::StorageError<NodeId>;

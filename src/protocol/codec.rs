@@ -117,3 +117,56 @@ pub fn encode_response<T: Encodable>(
     body.encode(&mut out, version).map_err(|e| e.to_string())?;
     Ok(out.freeze())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::APIS;
+    use proptest::prelude::*;
+
+    fn frame(api: i16, version: i16, tail: &[u8]) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_i16(api);
+        b.put_i16(version);
+        b.put_i32(1);
+        b.put_slice(tail);
+        b.freeze()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, .. ProptestConfig::default() })]
+
+        /// Arbitrary bytes after a valid (api, version) prefix never panic the header or
+        /// body decoders: they decode or return an error.
+        #[test]
+        fn request_decoding_never_panics(idx in 0usize..64, version in -1i16..20, tail in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let (api, _) = APIS[idx % APIS.len()];
+            if let Ok(req) = decode_header(frame(api as i16, version, &tail)) {
+                let range = api.valid_versions();
+                if version >= range.min && version <= range.max {
+                    let mut body = req.body;
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        kafka_protocol::messages::RequestKind::decode(api, &mut body, version)
+                    })).map_err(|_| TestCaseError::fail(format!("{api:?} v{version} decoder panicked")))?;
+                }
+            }
+        }
+
+        #[test]
+        fn header_decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode_header(Bytes::from(bytes));
+        }
+    }
+
+    #[test]
+    fn short_and_unknown_frames_are_errors() {
+        assert!(matches!(
+            decode_header(Bytes::from_static(&[0, 1])),
+            Err(DecodeError::Short)
+        ));
+        assert!(matches!(
+            decode_header(frame(999, 0, &[0, 0])),
+            Err(DecodeError::UnknownApiKey(999))
+        ));
+    }
+}

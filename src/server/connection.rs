@@ -16,7 +16,7 @@ use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::broker::BrokerState;
 use crate::handlers::{self, Ctx, Outcome};
@@ -35,7 +35,7 @@ pub async fn serve(
 ) {
     let gauge = metrics::gauge!(m::CONNECTIONS_OPEN, "listener" => listener.clone());
     gauge.increment(1.0);
-    debug!(%peer, %listener, "connection opened");
+    info!(%peer, %listener, "connection opened");
     let (rd, mut wr) = stream.into_split();
     let max = state.config.socket_request_max_bytes;
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, FrameError>>(8);
@@ -110,9 +110,11 @@ pub async fn serve(
     reader.abort();
     // Drain what was already started so an acknowledged write is answered when possible.
     if close_reason.is_none() {
-        while let Some((Outcome::Respond(bytes), _, _)) = pending.next().await {
-            if wr.write_all(&bytes).await.is_err() {
-                break;
+        while let Some((outcome, _, _)) = pending.next().await {
+            if let Outcome::Respond(bytes) = outcome {
+                if wr.write_all(&bytes).await.is_err() {
+                    break;
+                }
             }
         }
     }
@@ -121,10 +123,7 @@ pub async fn serve(
     metrics::counter!(m::CONNECTIONS_CLOSED_TOTAL, "listener" => listener.clone()).increment(1);
     match close_reason {
         Some(reason) => warn!(%peer, client_id = %client_id, %reason, "closing connection"),
-        None => debug!(%peer, client_id = %client_id, "connection closed"),
-    }
-    if state.is_shutting_down() {
-        info!(%peer, "connection closed for shutdown");
+        None => info!(%peer, client_id = %client_id, "connection closed"),
     }
 }
 
