@@ -91,17 +91,16 @@ def describe(name, kind="topic"):
 @scenario("metadata")
 def metadata():
     t = topic_name("meta")
+    md = produce_all(producer(), t, [{"value": b"hello"}])  # produce to an unknown topic auto-creates it
+    eq(md[0].offset, 0, "first offset")
     c = consumer()
     try:
-        parts = wait_for(lambda: c.partitions_for_topic(t), T, f"auto-created topic {t}")
+        parts = wait_for(lambda: c.partitions_for_topic(t), T, f"partitions of auto-created topic {t}")
     finally:
         c.close()
     eq(sorted(parts), [0], "partitions of auto-created topic")
     cluster = admin().describe_cluster()
-    brokers = cluster["brokers"]
-    eq([f"{b['host']}:{b['port']}" for b in brokers], [BOOTSTRAP], "advertised broker address")
-    md = produce_all(producer(), t, [{"value": b"hello"}])
-    eq(md[0].offset, 0, "first offset")
+    eq([f"{b['host']}:{b['port']}" for b in cluster["brokers"]], [BOOTSTRAP], "advertised broker address")
 
 
 def codec_scenario(codec):
@@ -128,7 +127,8 @@ def keys_headers():
     msgs = [
         {"key": b"k1", "value": b"v1", "headers": [("h1", b"a"), ("h2", b""), ("h1", b"dup")]},
         {"key": None, "value": b"v2"},
-        {"key": b"k3", "value": None, "headers": [("nullhdr", None)]},
+        # kafka-python 3 refuses a None header value ("must be (str, bytes) tuples")
+        {"key": b"k3", "value": None, "headers": [("h3", b"x")]},
         {"key": b"", "value": b""},
     ]
     produce_all(producer(), t, msgs)
@@ -137,7 +137,8 @@ def keys_headers():
     eq([r.value for r in got], [b"v1", b"v2", None, b""], "values")
     eq(got[0].headers, [("h1", b"a"), ("h2", b""), ("h1", b"dup")], "headers")
     eq(got[1].headers, [], "no headers")
-    eq(got[2].headers, [("nullhdr", None)], "null header value")
+    eq(got[2].headers, [("h3", b"x")], "headers of a null-value record")
+    return "null header values: n/a (kafka-python refuses them)"
 
 
 @scenario("timestamp_create")
