@@ -99,8 +99,11 @@ def metadata():
     finally:
         c.close()
     eq(sorted(parts), [0], "partitions of auto-created topic")
-    cluster = admin().describe_cluster()
-    eq([f"{b['host']}:{b['port']}" for b in cluster["brokers"]], [BOOTSTRAP], "advertised broker address")
+    desc = admin().describe_topics([t])[0]  # Metadata request
+    eq([(p["partition_index"], p["error_code"]) for p in desc["partitions"]], [(0, 0)], "partition metadata")
+    brokers = admin()._manager.cluster.brokers()  # the client's view of Metadata's broker list
+    eq([f"{b.host}:{b.port}" for b in brokers], [BOOTSTRAP], "advertised broker address")
+    eq(desc["partitions"][0]["leader_id"], getattr(brokers[0], "node_id", None), "leader")
 
 
 def codec_scenario(codec):
