@@ -59,7 +59,9 @@ impl From<&MetadataError> for KafkaError {
             MetadataError::UnknownTopic(_) => R::UnknownTopicOrPartition,
             MetadataError::UnknownTopicId(_) => R::UnknownTopicId,
             MetadataError::InvalidPartitions(_) => R::InvalidPartitions,
-            MetadataError::AlreadyInitialised(_) | MetadataError::InvalidRequest(_) => R::InvalidRequest,
+            MetadataError::AlreadyInitialised(_) | MetadataError::InvalidRequest(_) => {
+                R::InvalidRequest
+            }
         };
         KafkaError::with_message(code, e.to_string())
     }

@@ -16,17 +16,28 @@ use weir::broker::Broker;
 use weir::config::Config;
 
 async fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("metrics port");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("metrics port");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await.expect("scrape in time").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .expect("scrape in time")
+        .unwrap();
     out
 }
 
 #[tokio::test]
 async fn metrics_endpoint_reports_requests_bytes_and_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let maddr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     weir::metrics::install(maddr).expect("exporter");
     let settings = vec![
@@ -34,23 +45,47 @@ async fn metrics_endpoint_reports_requests_bytes_and_connections() {
         format!("log.dirs={}", dir.path().display()),
         "metrics.listen=".to_string(),
     ];
-    let broker = Broker::start(Config::load(None, Vec::new(), &settings).unwrap()).await.unwrap();
+    let broker = Broker::start(Config::load(None, Vec::new(), &settings).unwrap())
+        .await
+        .unwrap();
     let mut c = Conn::connect(broker.client_addr()).await;
     let topic = TopicName(StrBytes::from_static_str("metered"));
     let _: MetadataResponse = c
-        .call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic.clone()))])).with_allow_auto_topic_creation(true))
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(topic.clone()))
+                ]))
+                .with_allow_auto_topic_creation(true),
+        )
         .await;
-    let req = ProduceRequest::default().with_acks(1).with_timeout_ms(1000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(topic.clone())
-        .with_partition_data(vec![PartitionProduceData::default()
-            .with_index(7)
-            .with_records(Some(batch(&[Rec::kv(b"k", b"v")], Compression::None, None)))])]);
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic.clone())
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(7)
+                .with_records(Some(batch(
+                    &[Rec::kv(b"k", b"v")],
+                    Compression::None,
+                    None,
+                )))])]);
     let _: ProduceResponse = c.call(ApiKey::Produce, 9, &req).await;
-    let req = ProduceRequest::default().with_acks(1).with_timeout_ms(1000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(topic)
-        .with_partition_data(vec![PartitionProduceData::default()
-            .with_index(0)
-            .with_records(Some(batch(&[Rec::kv(b"k", b"v")], Compression::None, None)))])]);
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic)
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(
+                    &[Rec::kv(b"k", b"v")],
+                    Compression::None,
+                    None,
+                )))])]);
     let _: ProduceResponse = c.call(ApiKey::Produce, 9, &req).await;
     let text = scrape(maddr).await;
     for needle in [

@@ -1,12 +1,445 @@
-//! DescribeConfigs: placeholder, being implemented.
+//! DescribeConfigs (key 32), v1–v4: the settings of topics and of this broker, with the
+//! source of each value and, on request, its synonyms (v1+), type and documentation (v3+).
+//!
+//! Topic (resource type 2): every topic setting (or only the requested keys); the value
+//! is the topic's override, else the broker-level synonym that supplies the default. The
+//! synonym list follows Kafka: the override (TOPIC_CONFIG), then each broker synonym set
+//! in the config file (STATIC_BROKER_CONFIG), then each synonym with a built-in default
+//! (DEFAULT_CONFIG), in the broker's own units (`log.retention.hours` = 168, while the
+//! topic value is 604800000 ms). The source of a value is that of its first synonym.
+//! (Kafka itself drops the broker synonyms of a topic setting unless the most specific
+//! one, such as `log.retention.ms`, has a value, so it reports `retention.ms` with no
+//! synonyms and DEFAULT_CONFIG even when `log.retention.hours` is set; we list them all
+//! and report STATIC_BROKER_CONFIG, which is what actually decided the value.)
+//! Broker (type 4): named by this node's id, every broker setting, its synonyms starting
+//! at the setting itself as in Kafka; all are read-only as there are no dynamic broker
+//! configs yet. A null or empty key list asks for every setting. An empty name asks for the cluster-wide
+//! dynamic defaults, of which there are none, so the list is empty (as on a Kafka broker
+//! with none set). Broker loggers (type 8) answer an empty list. Errors are per resource.
 
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
-use kafka_protocol::protocol::VersionRange;
+use kafka_protocol::protocol::{StrBytes, VersionRange};
 
+use super::util::s;
 use super::Ctx;
+use crate::cluster::MetadataImage;
+use crate::config::{broker_def, Config, ConfigSource, Kind, TopicDef, BROKER_DEFS, TOPIC_DEFS};
+use crate::errors::KafkaError;
+use crate::topics;
 
-pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 4 };
 
-pub async fn handle(_ctx: &Ctx, _req: DescribeConfigsRequest) -> DescribeConfigsResponse {
-    todo!("admin helper")
+/// Kafka's ConfigResource.Type codes.
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+
+/// One setting as DescribeConfigs (and CreateTopics v5+) reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    pub name: &'static str,
+    /// `None` for a setting with no value (and for sensitive ones).
+    pub value: Option<String>,
+    pub source: ConfigSource,
+    /// (name, value, source), most authoritative first.
+    pub synonyms: Vec<(&'static str, Option<String>, ConfigSource)>,
+    pub kind: Kind,
+    pub read_only: bool,
+    pub sensitive: bool,
+    pub doc: Option<&'static str>,
+}
+
+/// Broker-level synonyms of a broker setting: the group it belongs to (for example
+/// `log.retention.{ms,minutes,hours}`), as Kafka lists them, else the setting alone.
+fn broker_group(name: &'static str) -> Vec<&'static str> {
+    TOPIC_DEFS
+        .iter()
+        .find(|d| d.synonyms.len() > 1 && d.synonyms.contains(&name))
+        .map(|d| d.synonyms.to_vec())
+        .unwrap_or_else(|| vec![name])
+}
+
+/// The broker synonyms of a group that have a value: explicitly set ones first, then
+/// built-in defaults, each in the group's order (Kafka's `configSynonyms`).
+fn broker_synonyms(
+    cfg: &Config,
+    group: &[&'static str],
+    sensitive: bool,
+) -> Vec<(&'static str, Option<String>, ConfigSource)> {
+    let hide = |v: String| if sensitive { None } else { Some(v) };
+    let mut out = Vec::new();
+    for syn in group {
+        if let Some(v) = cfg.explicit.get(*syn) {
+            out.push((*syn, hide(v.clone()), ConfigSource::StaticBrokerConfig));
+        }
+    }
+    for syn in group {
+        if let Some(d) = broker_def(syn).filter(|d| !d.default.is_empty()) {
+            out.push((*syn, hide(d.default.to_string()), ConfigSource::Default));
+        }
+    }
+    out
+}
+
+/// Resolve one topic setting for a topic with the given overrides.
+pub fn describe_topic_setting(
+    cfg: &Config,
+    def: &TopicDef,
+    overrides: &BTreeMap<String, String>,
+) -> Described {
+    let sensitive = def.kind == Kind::Password;
+    let mut synonyms = Vec::new();
+    let own = overrides.get(def.name);
+    if let Some(v) = own {
+        let v = (!sensitive).then(|| v.clone());
+        synonyms.push((def.name, v, ConfigSource::TopicConfig));
+    }
+    synonyms.extend(broker_synonyms(cfg, def.synonyms, sensitive));
+    let value = match own {
+        Some(v) => Some(v.clone()),
+        None => cfg.topic_default(def.name).map(|(v, _, _)| v),
+    }
+    .filter(|_| !sensitive);
+    Described {
+        name: def.name,
+        value,
+        source: synonyms
+            .first()
+            .map(|s| s.2)
+            .unwrap_or(ConfigSource::Default),
+        synonyms,
+        kind: def.kind,
+        read_only: false,
+        sensitive,
+        // Topic settings carry no documentation of their own yet.
+        doc: None,
+    }
+}
+
+/// Resolve one broker setting of this broker.
+pub fn describe_broker_setting(cfg: &Config, name: &'static str) -> Option<Described> {
+    let def = broker_def(name)?;
+    let sensitive = def.kind == Kind::Password;
+    // Kafka lists a broker setting's synonyms from the setting itself on: the more
+    // specific ones before it (log.retention.ms for log.retention.hours) do not decide
+    // its own value.
+    let mut synonyms = broker_synonyms(cfg, &broker_group(def.name), sensitive);
+    let own = synonyms
+        .iter()
+        .position(|(n, _, _)| *n == def.name)
+        .unwrap_or(synonyms.len());
+    synonyms.drain(..own);
+    Some(Described {
+        name: def.name,
+        value: cfg
+            .broker_value(def.name)
+            .map(|(v, _)| v)
+            .filter(|_| !sensitive),
+        source: synonyms
+            .first()
+            .map(|s| s.2)
+            .unwrap_or(ConfigSource::Default),
+        synonyms,
+        kind: def.kind,
+        // Only static broker configs exist: nothing can be altered at runtime.
+        read_only: true,
+        sensitive,
+        doc: Some(def.doc),
+    })
+}
+
+/// Every setting of a topic, resolved against the broker config (sorted by name).
+pub fn describe_topic(
+    cfg: &Config,
+    overrides: &BTreeMap<String, String>,
+    keys: Option<&[String]>,
+) -> Vec<Described> {
+    TOPIC_DEFS
+        .iter()
+        .filter(|d| wanted(keys, d.name))
+        .map(|d| describe_topic_setting(cfg, d, overrides))
+        .collect()
+}
+
+/// Whether a setting was asked for: a null or empty key list asks for all (as in Kafka).
+fn wanted(keys: Option<&[String]>, name: &str) -> bool {
+    match keys {
+        Some(k) if !k.is_empty() => k.iter().any(|k| k == name),
+        _ => true,
+    }
+}
+
+/// The checks Kafka applies to a topic resource name before using it: not empty (the
+/// default topic resource does not exist in KRaft), a legal name, an existing topic.
+pub fn check_topic_resource(image: &MetadataImage, name: &str) -> Result<(), KafkaError> {
+    if name.is_empty() {
+        return Err(KafkaError::with_message(
+            ResponseError::InvalidRequest,
+            "Default topic resources are not allowed.",
+        ));
+    }
+    topics::validate_name(name)?;
+    if image.topic(name).is_none() {
+        return Err(KafkaError::with_message(
+            ResponseError::UnknownTopicOrPartition,
+            format!("The topic '{name}' does not exist."),
+        ));
+    }
+    Ok(())
+}
+
+/// Check that a broker resource name is this broker's id (Kafka's messages).
+pub fn check_broker_id(node_id: i32, name: &str) -> Result<(), KafkaError> {
+    let id: i32 = name.parse().map_err(|_| {
+        KafkaError::with_message(
+            ResponseError::InvalidRequest,
+            format!("Broker id must be an integer, but it is: {name}"),
+        )
+    })?;
+    if id != node_id {
+        return Err(KafkaError::with_message(
+            ResponseError::InvalidRequest,
+            format!(
+                "Unexpected broker id, expected {node_id} or empty string, but received {name}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let cfg = &ctx.state.config;
+    let image = ctx.state.controller.image();
+    let mut results = Vec::new();
+    for res in req.resources {
+        let name = res.resource_name.to_string();
+        let keys: Option<Vec<String>> = res
+            .configuration_keys
+            .map(|k| k.iter().map(|k| k.to_string()).collect());
+        let described = match res.resource_type {
+            RESOURCE_TOPIC => {
+                // Kafka validates the name (INVALID_TOPIC_EXCEPTION, also for "") before
+                // looking the topic up.
+                topics::validate_name(&name).and_then(|_| {
+                    image
+                        .topic(&name)
+                        .map(|t| describe_topic(cfg, &t.configs, keys.as_deref()))
+                        // Kafka sends no message with this one.
+                        .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))
+                })
+            }
+            RESOURCE_BROKER if name.is_empty() => Ok(Vec::new()),
+            RESOURCE_BROKER => check_broker_id(ctx.state.node_id, &name).map(|_| {
+                BROKER_DEFS
+                    .iter()
+                    .filter(|d| wanted(keys.as_deref(), d.name))
+                    .filter_map(|d| describe_broker_setting(cfg, d.name))
+                    .collect()
+            }),
+            RESOURCE_BROKER_LOGGER if name.is_empty() => Err(KafkaError::with_message(
+                ResponseError::InvalidRequest,
+                "Broker id must not be empty",
+            )),
+            RESOURCE_BROKER_LOGGER => check_broker_id(ctx.state.node_id, &name).map(|_| Vec::new()),
+            other => Err(KafkaError::with_message(
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type: {other}"),
+            )),
+        };
+        let mut result = DescribeConfigsResult::default()
+            .with_resource_type(res.resource_type)
+            .with_resource_name(res.resource_name);
+        match described {
+            Ok(list) => {
+                result.configs = list
+                    .into_iter()
+                    .map(|d| to_wire(d, req.include_synonyms, req.include_documentation))
+                    .collect();
+            }
+            Err(e) => {
+                ctx.note_error(e.code);
+                result.error_code = e.code;
+                result.error_message = e.message.as_deref().map(s);
+            }
+        }
+        results.push(result);
+    }
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn to_wire(d: Described, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
+    let synonyms = if synonyms {
+        d.synonyms
+            .iter()
+            .map(|(n, v, src)| {
+                DescribeConfigsSynonym::default()
+                    .with_name(s(n))
+                    .with_value(v.as_deref().map(s))
+                    .with_source(src.code())
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    DescribeConfigsResourceResult::default()
+        .with_name(s(d.name))
+        .with_value(d.value.as_deref().map(s))
+        .with_read_only(d.read_only)
+        .with_config_source(d.source.code())
+        .with_is_sensitive(d.sensitive)
+        .with_synonyms(synonyms)
+        .with_config_type(d.kind.kafka_type())
+        .with_documentation(if docs {
+            d.doc.map(StrBytes::from_static_str)
+        } else {
+            None
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::topic_def;
+
+    fn cfg(sets: &[&str]) -> Config {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Config::load(None, Vec::new(), &sets).unwrap()
+    }
+
+    fn names(d: &Described) -> Vec<(&str, Option<&str>, ConfigSource)> {
+        d.synonyms
+            .iter()
+            .map(|(n, v, s)| (*n, v.as_deref(), *s))
+            .collect()
+    }
+
+    #[test]
+    fn default_retention_comes_from_the_hours_default() {
+        let c = cfg(&[]);
+        let d = describe_topic_setting(&c, topic_def("retention.ms").unwrap(), &BTreeMap::new());
+        assert_eq!(d.value.as_deref(), Some("604800000"));
+        assert_eq!(d.source, ConfigSource::Default);
+        assert_eq!(
+            names(&d),
+            vec![("log.retention.hours", Some("168"), ConfigSource::Default)]
+        );
+        assert_eq!(d.kind.kafka_type(), 5);
+        assert!(!d.read_only && !d.sensitive);
+    }
+
+    #[test]
+    fn override_then_static_then_default() {
+        let c = cfg(&["log.retention.minutes=5"]);
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "1000".to_string());
+        let d = describe_topic_setting(&c, topic_def("retention.ms").unwrap(), &o);
+        assert_eq!(d.value.as_deref(), Some("1000"));
+        assert_eq!(d.source, ConfigSource::TopicConfig);
+        assert_eq!(
+            names(&d),
+            vec![
+                ("retention.ms", Some("1000"), ConfigSource::TopicConfig),
+                (
+                    "log.retention.minutes",
+                    Some("5"),
+                    ConfigSource::StaticBrokerConfig
+                ),
+                ("log.retention.hours", Some("168"), ConfigSource::Default),
+            ]
+        );
+        // Without the override the static synonym decides, converted to ms.
+        let d = describe_topic_setting(&c, topic_def("retention.ms").unwrap(), &BTreeMap::new());
+        assert_eq!(d.value.as_deref(), Some("300000"));
+        assert_eq!(d.source, ConfigSource::StaticBrokerConfig);
+    }
+
+    #[test]
+    fn setting_without_any_value_is_null() {
+        // flush.ms: log.flush.interval.ms has no default, the scheduler interval does.
+        let c = cfg(&[]);
+        let d = describe_topic_setting(&c, topic_def("flush.ms").unwrap(), &BTreeMap::new());
+        assert_eq!(d.value.as_deref(), Some("9223372036854775807"));
+        assert_eq!(d.synonyms.len(), 1);
+        let b = describe_broker_setting(&c, "log.retention.ms").unwrap();
+        assert_eq!(b.value, None);
+        assert_eq!(b.source, ConfigSource::Default);
+    }
+
+    #[test]
+    fn broker_settings_are_static_and_read_only() {
+        let c = cfg(&["num.partitions=3"]);
+        let d = describe_broker_setting(&c, "num.partitions").unwrap();
+        assert_eq!(d.value.as_deref(), Some("3"));
+        assert_eq!(d.source, ConfigSource::StaticBrokerConfig);
+        assert!(d.read_only);
+        assert_eq!(
+            names(&d),
+            vec![
+                (
+                    "num.partitions",
+                    Some("3"),
+                    ConfigSource::StaticBrokerConfig
+                ),
+                ("num.partitions", Some("1"), ConfigSource::Default),
+            ]
+        );
+        let d = describe_broker_setting(&c, "message.max.bytes").unwrap();
+        assert_eq!(
+            (d.value.as_deref(), d.source),
+            (Some("1048588"), ConfigSource::Default)
+        );
+        assert!(d.doc.is_some());
+    }
+
+    #[test]
+    fn keys_filter_and_order() {
+        let c = cfg(&[]);
+        let all = describe_topic(&c, &BTreeMap::new(), None);
+        assert_eq!(all.len(), TOPIC_DEFS.len());
+        let mut sorted: Vec<_> = all.iter().map(|d| d.name).collect();
+        sorted.sort();
+        assert_eq!(sorted, all.iter().map(|d| d.name).collect::<Vec<_>>());
+        let keys = vec!["cleanup.policy".to_string(), "nope".to_string()];
+        let some = describe_topic(&c, &BTreeMap::new(), Some(&keys));
+        assert_eq!(some.len(), 1);
+        assert_eq!(
+            describe_topic(&c, &BTreeMap::new(), Some(&[])).len(),
+            all.len()
+        );
+        assert_eq!(some[0].value.as_deref(), Some("delete"));
+    }
+
+    #[test]
+    fn broker_synonyms_start_at_the_setting_itself() {
+        let c = cfg(&["log.retention.ms=1000"]);
+        let d = describe_broker_setting(&c, "log.retention.hours").unwrap();
+        assert_eq!(
+            (d.value.as_deref(), d.source),
+            (Some("168"), ConfigSource::Default)
+        );
+        assert_eq!(
+            names(&d),
+            vec![("log.retention.hours", Some("168"), ConfigSource::Default)]
+        );
+        let d = describe_broker_setting(&c, "log.retention.ms").unwrap();
+        assert_eq!(d.source, ConfigSource::StaticBrokerConfig);
+        assert_eq!(d.synonyms.len(), 2);
+    }
+
+    #[test]
+    fn broker_ids_are_checked() {
+        assert!(check_broker_id(1, "1").is_ok());
+        for bad in ["2", "x", " 1"] {
+            assert_eq!(
+                check_broker_id(1, bad).unwrap_err().code,
+                ResponseError::InvalidRequest.code()
+            );
+        }
+    }
 }

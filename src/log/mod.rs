@@ -9,6 +9,7 @@
 //! recovery point is re-validated and a torn or corrupt tail is truncated, never served.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod epoch;
 pub mod flusher;
 pub mod index;

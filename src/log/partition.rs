@@ -1,13 +1,40 @@
-//! One partition's log: segments, indexes, epoch cache, producer state, append and read.
+//! One partition's log: its segments, the leader-epoch cache, the log start offset, the
+//! high watermark and the flushed offset; append, read, search by time and deletion.
+//!
+//! Appends are serialised by one mutex that covers only in-memory bookkeeping and a single
+//! positioned write. Reads take the mutex just long enough to snapshot the segments they
+//! need, then read the files without it, so a slow consumer never delays a producer.
+//! Durability is separate from appending: `flush_to` waits for the directory's flusher
+//! (group commit, see [`super::flusher`]), and everything flushed so far is this
+//! partition's recovery point.
 
-// IMPLEMENTATION OWNED BY THE STORAGE HELPER; the signatures below are the contract.
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::batch::{self, BatchHeader, ValidateOptions};
+use super::checkpoint;
+use super::epoch::{self, EpochCache};
+use super::flusher::FlusherHandle;
+use super::producer_state::{ProducerInfo, ProducerStateManager, SeqCheck};
+use super::segment::{self, Segment, SegmentOptions, SegmentView};
 use super::LogError;
-use crate::config::TopicConfig;
+use crate::config::{FlushPolicy, TimestampType, TopicConfig};
+
+/// Name of the file holding the topic id, as Kafka writes it.
+pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
+
+/// Producer-state snapshots kept; older ones are removed when a new one is written.
+const SNAPSHOTS_KEPT: usize = 3;
+
+/// How many segments a read snapshots past the one holding its offset: a read moves on
+/// only when a segment holds nothing at or past the offset, which is rare.
+const READ_SEGMENTS: usize = 3;
 
 /// Outcome of a successful append (or of a duplicate, answered with the original offsets).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,82 +55,1708 @@ pub struct ReadResult {
     pub records: Bytes,
 }
 
+/// How a partition is opened: where it lives and what the last run left behind.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub dir: PathBuf,
+    pub topic: String,
+    pub partition: i32,
+    pub topic_id: Uuid,
+    pub config: TopicConfig,
+    /// Offsets below this were fsynced by the previous run; later segments are recovered.
+    pub recovery_point: i64,
+    /// The previous run shut down cleanly: nothing needs re-validation.
+    pub clean_shutdown: bool,
+    /// Idle producers are forgotten after this long (producer.id.expiration.ms).
+    pub producer_id_expiration_ms: i64,
+}
+
+struct Inner {
+    /// Sorted by base offset; never empty; the last one takes appends.
+    segments: Vec<Segment>,
+    epochs: EpochCache,
+    producers: ProducerStateManager,
+    /// A segment file was created or removed since the last directory fsync.
+    dir_dirty: bool,
+}
+
 /// A partition log. Thread-safe; appends are serialised internally.
 pub struct PartitionLog {
-    _hw: watch::Sender<i64>,
+    topic: String,
+    partition: i32,
+    topic_id: Uuid,
+    dir: PathBuf,
+    me: Weak<PartitionLog>,
+    inner: Mutex<Inner>,
+    config: RwLock<TopicConfig>,
+    hw: watch::Sender<i64>,
+    /// Single node: the log moves its own high watermark to the log end after each
+    /// append. The replication layer turns this off and calls `set_high_watermark`.
+    auto_high_watermark: AtomicBool,
+    log_start: AtomicI64,
+    log_end: AtomicI64,
+    /// Everything below this offset is fsynced (the recovery point).
+    flushed: AtomicI64,
+    unflushed_messages: AtomicI64,
+    last_flush_ms: AtomicI64,
+    fsyncs: AtomicU64,
+    /// Serialises flushes when no directory flusher is attached (tests, shutdown).
+    local_flush: tokio::sync::Mutex<()>,
+    flusher: Mutex<Option<FlusherHandle>>,
+    closed: AtomicBool,
+    roll_jitter_ms: i64,
+    producer_id_expiration_ms: i64,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl PartitionLog {
+    /// Open (creating if needed) the partition directory and recover its log.
+    pub fn open(opts: OpenOptions) -> Result<Arc<PartitionLog>, LogError> {
+        let dir = opts.dir.clone();
+        std::fs::create_dir_all(&dir)?;
+        let topic_id = match read_partition_metadata(&dir) {
+            Some(id) => id,
+            None => {
+                // A directory found on disk without metadata keeps it absent until the
+                // controller supplies the id; never record a nil id.
+                if !opts.topic_id.is_nil() {
+                    write_partition_metadata(&dir, opts.topic_id)?;
+                }
+                opts.topic_id
+            }
+        };
+        let seg_opts = SegmentOptions::from(&opts.config);
+        let mut bases = list_segments(&dir)?;
+        bases.sort_unstable();
+        let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
+        let mut recovered_any = false;
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            // A segment may hold unflushed offsets if it reaches the recovery point.
+            let recover = !opts.clean_shutdown && next_base.is_none_or(|n| n > opts.recovery_point);
+            let (seg, outcome) = Segment::open(&dir, base, seg_opts, recover)?;
+            recovered_any |= recover;
+            let overlaps = segments.last().is_some_and(|p| p.next_offset() > base);
+            if overlaps {
+                tracing::warn!(dir = %dir.display(), base, "segment overlaps its predecessor; dropping it and later ones");
+                for b in &bases[i..] {
+                    remove_segment_files(&dir, *b);
+                }
+                break;
+            }
+            let damaged = outcome.truncated_bytes > 0 && !outcome.zero_tail;
+            if damaged {
+                metrics::counter!("weir_log_recovery_truncated_bytes_total")
+                    .increment(outcome.truncated_bytes);
+            }
+            segments.push(seg);
+            if damaged && next_base.is_some() {
+                // Kafka's rule: after a corrupt batch nothing later can be trusted.
+                tracing::warn!(dir = %dir.display(), base, "corruption inside the log; dropping later segments");
+                for b in &bases[i + 1..] {
+                    remove_segment_files(&dir, *b);
+                }
+                break;
+            }
+        }
+        let saved_start = checkpoint::read(&dir.join(checkpoint::LOG_START_FILE))
+            .get(&(opts.topic.clone(), opts.partition))
+            .copied()
+            .unwrap_or(0);
+        if segments.is_empty() {
+            segments.push(Segment::create(&dir, saved_start.max(0), seg_opts)?);
+        }
+        let first_base = segments[0].base_offset();
+        let log_end = segments.last().map_or(0, |s| s.next_offset());
+        let log_start = saved_start.clamp(first_base, log_end.max(first_base));
+        let mut epochs = EpochCache::open(&dir);
+        epochs.truncate_from_end(log_end)?;
+        epochs.truncate_from_start(log_start)?;
+        let flushed = if opts.clean_shutdown {
+            log_end
+        } else {
+            opts.recovery_point.clamp(first_base, log_end)
+        };
+        let producers = load_producer_state(&dir, &segments, log_start, log_end)?;
+        if recovered_any {
+            tracing::info!(topic = %opts.topic, partition = opts.partition, log_start,
+                log_end, "partition log recovered");
+        }
+        let (hw, _) = watch::channel(log_end);
+        let jitter = if opts.config.segment_jitter_ms > 0 {
+            (Uuid::new_v4().as_u128() % opts.config.segment_jitter_ms as u128) as i64
+        } else {
+            0
+        };
+        Ok(Arc::new_cyclic(|me| PartitionLog {
+            topic: opts.topic,
+            partition: opts.partition,
+            topic_id,
+            dir,
+            me: me.clone(),
+            inner: Mutex::new(Inner {
+                segments,
+                epochs,
+                producers,
+                dir_dirty: true,
+            }),
+            config: RwLock::new(opts.config),
+            hw,
+            auto_high_watermark: AtomicBool::new(true),
+            log_start: AtomicI64::new(log_start),
+            log_end: AtomicI64::new(log_end),
+            flushed: AtomicI64::new(flushed),
+            unflushed_messages: AtomicI64::new(0),
+            last_flush_ms: AtomicI64::new(now_ms()),
+            fsyncs: AtomicU64::new(0),
+            local_flush: tokio::sync::Mutex::new(()),
+            flusher: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            roll_jitter_ms: jitter,
+            producer_id_expiration_ms: opts.producer_id_expiration_ms,
+        }))
+    }
+
     pub fn topic(&self) -> &str {
-        todo!()
+        &self.topic
     }
     pub fn partition(&self) -> i32 {
-        todo!()
+        self.partition
     }
     pub fn topic_id(&self) -> Uuid {
-        todo!()
+        self.topic_id
     }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn check_open(&self) -> Result<(), LogError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(LogError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Validate, check producer sequences, assign offsets, write. Does not fsync.
     pub fn append_as_leader(
         &self,
-        _records: BytesMut,
-        _leader_epoch: i32,
+        mut records: BytesMut,
+        leader_epoch: i32,
     ) -> Result<AppendResult, LogError> {
-        todo!()
+        self.check_open()?;
+        let cfg = self.config.read().clone();
+        let now = now_ms();
+        let log_append_time = cfg.timestamp_type == TimestampType::LogAppendTime;
+        let opts = ValidateOptions {
+            max_message_bytes: cfg.max_message_bytes,
+            compacted: cfg.compact,
+            log_append_time,
+            now_ms: now,
+            timestamp_before_max_ms: cfg.timestamp_before_max_ms,
+            timestamp_after_max_ms: cfg.timestamp_after_max_ms,
+        };
+        let validated = batch::validate_produce(&records, &opts)?;
+        let mut inner = self.inner.lock();
+        self.check_open()?;
+        if let SeqCheck::Duplicate {
+            first_offset,
+            last_offset,
+            timestamp,
+        } = inner.producers.check(&validated)?
+        {
+            return Ok(AppendResult {
+                base_offset: first_offset,
+                last_offset,
+                log_append_time: if log_append_time { timestamp } else { -1 },
+                log_start_offset: self.log_start.load(Ordering::Acquire),
+                duplicate: true,
+            });
+        }
+        let base = self.log_end.load(Ordering::Acquire);
+        let stamp = log_append_time.then_some(now);
+        batch::assign_offsets(&mut records, base, leader_epoch, stamp);
+        let hdr = BatchHeader::parse(&records)?;
+        let last = base + validated.last_offset_delta as i64;
+        self.maybe_roll(&mut inner, &cfg, records.len(), last, now)?;
+        let active = inner.segments.last_mut().ok_or(LogError::Closed)?;
+        active.append(&records, &hdr)?;
+        // The batch is in the log: nothing below may fail the append, or its offsets
+        // would be handed out twice.
+        self.log_end.store(last + 1, Ordering::Release);
+        inner.producers.update(&hdr);
+        match inner.epochs.assign(leader_epoch, base) {
+            Ok(true) => tracing::info!(topic = %self.topic, partition = self.partition,
+                epoch = leader_epoch, start_offset = base, "new leader epoch"),
+            Ok(false) => {}
+            // The entry is in memory; the checkpoint is rewritten on the next change.
+            Err(e) => tracing::error!(topic = %self.topic, partition = self.partition,
+                error = %e, "cannot persist leader-epoch checkpoint"),
+        }
+        if self.auto_high_watermark.load(Ordering::Acquire) {
+            self.hw.send_replace(last + 1);
+        }
+        drop(inner);
+        let unflushed = self
+            .unflushed_messages
+            .fetch_add(validated.record_count.max(0) as i64, Ordering::AcqRel)
+            + validated.record_count.max(0) as i64;
+        if unflushed >= cfg.flush_messages {
+            self.kick_flush();
+        }
+        metrics::counter!("weir_log_appended_bytes_total").increment(records.len() as u64);
+        Ok(AppendResult {
+            base_offset: base,
+            last_offset: last,
+            log_append_time: stamp.unwrap_or(-1),
+            log_start_offset: self.log_start.load(Ordering::Acquire),
+            duplicate: false,
+        })
     }
+
+    fn maybe_roll(
+        &self,
+        inner: &mut Inner,
+        cfg: &TopicConfig,
+        batch_len: usize,
+        last_offset: i64,
+        now: i64,
+    ) -> Result<(), LogError> {
+        let Some(active) = inner.segments.last_mut() else {
+            return Err(LogError::Closed);
+        };
+        if !active.should_roll(cfg, batch_len, last_offset, now, self.roll_jitter_ms) {
+            return Ok(());
+        }
+        active.seal()?;
+        let base = active.next_offset();
+        // Recovery replays batch headers from the newest snapshot; one per segment keeps
+        // that replay to at most one segment.
+        if let Err(e) = write_snapshot(&self.dir, &inner.producers) {
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                "cannot write producer snapshot");
+        }
+        let seg = Segment::create(&self.dir, base, SegmentOptions::from(cfg))?;
+        inner.segments.push(seg);
+        inner.dir_dirty = true;
+        metrics::counter!("weir_log_segments_rolled_total").increment(1);
+        tracing::debug!(topic = %self.topic, partition = self.partition, base, "rolled segment");
+        Ok(())
+    }
+
     /// Wait until everything up to and including `offset` is fsynced (group commit).
-    pub async fn flush_to(&self, _offset: i64) -> Result<(), LogError> {
-        todo!()
+    pub async fn flush_to(&self, offset: i64) -> Result<(), LogError> {
+        if offset < self.flushed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let me = self.me.upgrade().ok_or(LogError::Closed)?;
+        let handle = self.flusher.lock().clone();
+        if let Some(h) = handle {
+            match h.flush(me.clone(), offset).await {
+                Err(LogError::Closed) => {}
+                other => return other,
+            }
+        }
+        // No flusher (tests, shutdown): flush here, still one fsync for all who queue.
+        let _guard = self.local_flush.lock().await;
+        if offset < self.flushed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || me.flush_blocking())
+            .await
+            .map_err(|e| LogError::Io(std::io::Error::other(e.to_string())))??;
+        Ok(())
     }
+
+    /// fsync every segment holding unflushed data and advance the recovery point to the
+    /// log end as it was when the flush began. Returns the new flushed offset.
+    pub fn flush_blocking(&self) -> std::io::Result<i64> {
+        let started = std::time::Instant::now();
+        let (target, files, dir_dirty) = {
+            let mut inner = self.inner.lock();
+            let flushed = self.flushed.load(Ordering::Acquire);
+            let target = self.log_end.load(Ordering::Acquire);
+            let n = inner.segments.len();
+            // The active segment, plus sealed ones still holding unflushed data (with
+            // their indexes: a sealed segment below the recovery point is not rebuilt).
+            let files: Vec<std::sync::Arc<std::fs::File>> = inner
+                .segments
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| *i + 1 == n || s.next_offset() > flushed)
+                .flat_map(|(i, s)| s.sync_handles(i + 1 < n))
+                .collect();
+            (target, files, std::mem::take(&mut inner.dir_dirty))
+        };
+        if target <= self.flushed.load(Ordering::Acquire) && !dir_dirty {
+            return Ok(target);
+        }
+        let unflushed_before = self.unflushed_messages.load(Ordering::Acquire);
+        let result = (|| {
+            for f in &files {
+                f.sync_data()?;
+            }
+            if dir_dirty {
+                std::fs::File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            // The directory must be synced again next time.
+            self.inner.lock().dir_dirty |= dir_dirty;
+            return Err(e);
+        }
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("weir_log_flushes_total").increment(1);
+        metrics::histogram!("weir_log_partition_flush_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        self.flushed.fetch_max(target, Ordering::AcqRel);
+        self.unflushed_messages
+            .fetch_sub(unflushed_before, Ordering::AcqRel);
+        self.last_flush_ms.store(now_ms(), Ordering::Release);
+        Ok(target)
+    }
+
+    /// Ask the directory flusher to flush without waiting (flush.messages / flush.ms).
+    pub fn kick_flush(&self) {
+        let handle = self.flusher.lock().clone();
+        if let (Some(h), Some(me)) = (handle, self.me.upgrade()) {
+            h.kick(me);
+        }
+    }
+
+    /// Whether the background flush policy (flush.ms / flush.messages) wants a flush now.
+    pub fn background_flush_due(&self, now: i64) -> bool {
+        let cfg = self.config.read();
+        let unflushed = self.unflushed_messages.load(Ordering::Acquire);
+        if unflushed <= 0 && self.flushed.load(Ordering::Acquire) >= self.log_end_offset() {
+            return false;
+        }
+        unflushed >= cfg.flush_messages
+            || now.saturating_sub(self.last_flush_ms.load(Ordering::Acquire)) >= cfg.flush_ms
+    }
+
+    /// Whether acks=all appends to this topic wait for an fsync (flush.policy=durable).
+    pub fn durable_acks(&self) -> bool {
+        self.config.read().flush_policy == FlushPolicy::Durable
+    }
+
+    /// Route flushes through a directory flusher (set by the log manager).
+    pub fn attach_flusher(&self, handle: Option<FlusherHandle>) {
+        *self.flusher.lock() = handle;
+    }
+
+    /// Number of fsync rounds this log has done (tests and metrics).
+    pub fn fsync_count(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Everything below this offset is durable.
+    pub fn recovery_point(&self) -> i64 {
+        self.flushed.load(Ordering::Acquire)
+    }
+
     /// Whole batches starting at the one containing `offset`, below `max_offset`, up to
     /// `max_bytes` (but at least one batch when `min_one`).
     pub fn read(
         &self,
-        _offset: i64,
-        _max_bytes: usize,
-        _max_offset: i64,
-        _min_one: bool,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one: bool,
     ) -> Result<ReadResult, LogError> {
-        todo!()
+        let empty = || {
+            Ok(ReadResult {
+                records: Bytes::new(),
+            })
+        };
+        let (views, hint) = {
+            let inner = self.inner.lock();
+            self.check_open()?;
+            let log_start = self.log_start.load(Ordering::Acquire);
+            let log_end = self.log_end.load(Ordering::Acquire);
+            if offset < log_start || offset > log_end {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start,
+                    log_end,
+                });
+            }
+            if offset == log_end || offset >= max_offset {
+                return empty();
+            }
+            let i = segment_index(&inner.segments, offset);
+            let hint = inner.segments[i].position_hint(offset);
+            let views: Vec<SegmentView> = inner.segments[i..]
+                .iter()
+                .take(1 + READ_SEGMENTS)
+                .map(Segment::view)
+                .collect();
+            (views, hint)
+        };
+        for (i, view) in views.iter().enumerate() {
+            let from = if i == 0 { hint } else { 0 };
+            if let Some((_, pos)) = view.find(offset, from)? {
+                let records = view.read_batches(pos, max_bytes, max_offset, min_one)?;
+                return Ok(ReadResult { records });
+            }
+        }
+        empty()
     }
+
     pub fn log_start_offset(&self) -> i64 {
-        todo!()
+        self.log_start.load(Ordering::Acquire)
     }
     pub fn log_end_offset(&self) -> i64 {
-        todo!()
+        self.log_end.load(Ordering::Acquire)
     }
     pub fn high_watermark(&self) -> i64 {
-        todo!()
+        *self.hw.borrow()
     }
     /// A receiver of high-watermark changes, for long-polling fetches.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
-        todo!()
+        self.hw.subscribe()
     }
+
+    /// Set the high watermark (replication layer); clamped to the log end.
+    pub fn set_high_watermark(&self, hw: i64) {
+        let hw = hw.clamp(self.log_start_offset(), self.log_end_offset());
+        self.hw.send_if_modified(|cur| {
+            let changed = *cur != hw;
+            *cur = hw;
+            changed
+        });
+    }
+
+    /// Whether appends move the high watermark to the log end (single node: yes).
+    pub fn set_auto_high_watermark(&self, on: bool) {
+        self.auto_high_watermark.store(on, Ordering::Release);
+        if on {
+            self.set_high_watermark(self.log_end_offset());
+        }
+    }
+
     pub fn config(&self) -> TopicConfig {
-        todo!()
+        self.config.read().clone()
     }
-    pub fn update_config(&self, _cfg: TopicConfig) {
-        todo!()
+
+    /// New topic settings; segment size, retention, limits and timestamp type apply from
+    /// the next append, roll or retention pass.
+    pub fn update_config(&self, cfg: TopicConfig) {
+        *self.config.write() = cfg;
     }
-    pub fn epoch_at(&self, _offset: i64) -> Option<i32> {
-        todo!()
-    }
-    pub fn latest_epoch(&self) -> Option<i32> {
-        todo!()
-    }
-    pub fn end_offset_for_epoch(&self, _epoch: i32) -> (i32, i64) {
-        todo!()
-    }
-    pub fn offset_for_timestamp(&self, _ts: i64) -> Result<Option<(i64, i64, i32)>, LogError> {
-        todo!()
-    }
-    pub fn max_timestamp(&self) -> Result<Option<(i64, i64, i32)>, LogError> {
-        todo!()
-    }
-    pub fn delete_records_before(&self, _offset: i64) -> Result<i64, LogError> {
-        todo!()
-    }
+
+    /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
-        todo!()
+        self.inner.lock().segments.iter().map(Segment::size).sum()
+    }
+
+    pub fn num_segments(&self) -> usize {
+        self.inner.lock().segments.len()
+    }
+
+    /// Every idempotent producer with state in this partition (DescribeProducers).
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        self.inner.lock().producers.producers().collect()
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.inner.lock().epochs.latest_epoch()
+    }
+
+    /// OffsetForLeaderEpoch: (epoch, end offset), Kafka's `endOffsetFor`.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let inner = self.inner.lock();
+        inner
+            .epochs
+            .end_offset_for(epoch, self.log_end.load(Ordering::Acquire))
+    }
+
+    /// The leader epoch the record at `offset` was written in.
+    pub fn epoch_at(&self, offset: i64) -> Option<i32> {
+        self.inner.lock().epochs.epoch_at(offset)
+    }
+
+    /// The first record with a timestamp >= `timestamp`: (offset, timestamp, epoch).
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64, i32)>, LogError> {
+        let (candidates, log_start) = {
+            let inner = self.inner.lock();
+            self.check_open()?;
+            let c: Vec<(SegmentView, u64)> = inner
+                .segments
+                .iter()
+                .filter(|s| s.max_timestamp() >= timestamp)
+                .map(|s| (s.view(), s.time_hint(timestamp)))
+                .collect();
+            (c, self.log_start.load(Ordering::Acquire))
+        };
+        for (view, hint) in candidates {
+            let mut cursor = segment::Cursor::new(&view, hint);
+            while let Some((p, pos)) = cursor.next_header()? {
+                if p.max_timestamp < timestamp || p.last_offset < log_start {
+                    continue;
+                }
+                let bytes = view.read_batch(pos, p.size)?;
+                for (off, ts) in batch::record_timestamps(&bytes)? {
+                    if ts >= timestamp && off >= log_start {
+                        return Ok(Some((off, ts, p.partition_leader_epoch)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp (ListOffsets MAX_TIMESTAMP): the first record
+    /// carrying it, as (offset, timestamp, epoch).
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64, i32)>, LogError> {
+        let found = {
+            let inner = self.inner.lock();
+            self.check_open()?;
+            let mut best: Option<&Segment> = None;
+            for s in &inner.segments {
+                if s.size() > 0 && best.is_none_or(|b| s.max_timestamp() > b.max_timestamp()) {
+                    best = Some(s);
+                }
+            }
+            best.map(|s| {
+                let off = s.offset_of_max_timestamp();
+                (s.view(), s.position_hint(off), off, s.max_timestamp())
+            })
+        };
+        let Some((view, hint, offset, max_ts)) = found else {
+            return Ok(None);
+        };
+        let Some((p, pos)) = view.find(offset, hint)? else {
+            return Ok(None);
+        };
+        let bytes = view.read_batch(pos, p.size)?;
+        let records = batch::record_timestamps(&bytes)?;
+        let hit = records
+            .iter()
+            .find(|&&(_, ts)| ts == max_ts)
+            .or_else(|| records.iter().max_by_key(|&&(_, ts)| ts));
+        Ok(hit.map(|&(off, ts)| (off, ts, p.partition_leader_epoch)))
+    }
+
+    /// Follower side of replication: append batches that already carry their offsets
+    /// and leader epochs (as fetched from the leader). The first must start at the log
+    /// end offset. Returns (first offset, last offset), or `None` for an empty set.
+    pub fn append_as_follower(&self, records: &[u8]) -> Result<Option<(i64, i64)>, LogError> {
+        self.check_open()?;
+        let headers: Vec<(BatchHeader, std::ops::Range<usize>)> =
+            batch::batches(records, true).collect::<Result<_, _>>()?;
+        if headers.last().is_none_or(|(_, r)| r.end != records.len()) && !records.is_empty() {
+            return Err(LogError::Corrupt(
+                "trailing bytes after the last batch".into(),
+            ));
+        }
+        let Some(first) = headers.first().map(|(h, _)| h.base_offset) else {
+            return Ok(None);
+        };
+        let cfg = self.config.read().clone();
+        let now = now_ms();
+        let mut inner = self.inner.lock();
+        self.check_open()?;
+        let mut expected = self.log_end.load(Ordering::Acquire);
+        if first != expected {
+            return Err(LogError::InvalidRecord(format!(
+                "follower append at offset {first}, log end is {expected}"
+            )));
+        }
+        let mut last = expected - 1;
+        for (hdr, range) in &headers {
+            if hdr.base_offset < expected {
+                return Err(LogError::InvalidRecord("batch offsets go backwards".into()));
+            }
+            self.maybe_roll(&mut inner, &cfg, range.len(), hdr.last_offset(), now)?;
+            let active = inner.segments.last_mut().ok_or(LogError::Closed)?;
+            active.append(&records[range.clone()], hdr)?;
+            expected = hdr.last_offset() + 1;
+            last = hdr.last_offset();
+            self.log_end.store(expected, Ordering::Release);
+            inner.producers.update(hdr);
+            if let Err(e) = inner
+                .epochs
+                .assign(hdr.partition_leader_epoch, hdr.base_offset)
+            {
+                tracing::error!(topic = %self.topic, partition = self.partition, error = %e,
+                    "cannot persist leader-epoch checkpoint");
+            }
+            self.unflushed_messages
+                .fetch_add(hdr.record_count.max(0) as i64, Ordering::AcqRel);
+        }
+        if self.auto_high_watermark.load(Ordering::Acquire) {
+            self.hw.send_replace(expected);
+        }
+        Ok(Some((first, last)))
+    }
+
+    /// Follower truncation (after OffsetForLeaderEpoch): remove every batch at or past
+    /// the one holding `offset`; the log then ends at that batch's base offset.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
+        self.check_open()?;
+        let mut inner = self.inner.lock();
+        let log_end = self.log_end.load(Ordering::Acquire);
+        let log_start = self.log_start.load(Ordering::Acquire);
+        if offset >= log_end {
+            return Ok(());
+        }
+        if offset < log_start {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end,
+            });
+        }
+        while inner.segments.len() > 1
+            && inner
+                .segments
+                .last()
+                .is_some_and(|s| s.base_offset() >= offset)
+        {
+            if let Some(gone) = inner.segments.pop() {
+                remove_later(gone.mark_deleted(), 0);
+            }
+        }
+        let active = inner.segments.last_mut().ok_or(LogError::Closed)?;
+        let view = active.view();
+        if let Some((_, pos)) = view.find(offset, active.position_hint(offset))? {
+            active.truncate_to_position(pos)?;
+        }
+        let new_end = active.next_offset();
+        inner.dir_dirty = true;
+        self.log_end.store(new_end, Ordering::Release);
+        inner.epochs.truncate_from_end(new_end)?;
+        inner.producers = load_producer_state(&self.dir, &inner.segments, log_start, new_end)?;
+        self.flushed.fetch_min(new_end, Ordering::AcqRel);
+        if self.high_watermark() > new_end {
+            self.hw.send_replace(new_end);
+        }
+        tracing::info!(topic = %self.topic, partition = self.partition, from = log_end,
+            to = new_end, "log truncated");
+        Ok(())
+    }
+
+    /// DeleteRecords: move the log start offset up to `offset` (-1: the high watermark)
+    /// and drop whole segments below it. Returns the new log start offset.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        self.check_open()?;
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset(),
+                log_end: hw,
+            });
+        }
+        let mut inner = self.inner.lock();
+        if target <= self.log_start.load(Ordering::Acquire) {
+            return Ok(self.log_start.load(Ordering::Acquire));
+        }
+        self.advance_log_start(&mut inner, target)?;
+        let removable = inner
+            .segments
+            .windows(2)
+            .take_while(|w| w[1].base_offset() <= target)
+            .count();
+        self.remove_oldest(&mut inner, removable, "delete-records");
+        Ok(target)
+    }
+
+    fn advance_log_start(&self, inner: &mut Inner, start: i64) -> Result<(), LogError> {
+        let mut m = checkpoint::Offsets::new();
+        m.insert((self.topic.clone(), self.partition), start);
+        checkpoint::write(&self.dir.join(checkpoint::LOG_START_FILE), &m)?;
+        self.log_start.fetch_max(start, Ordering::AcqRel);
+        inner.epochs.truncate_from_start(start)?;
+        inner.producers.truncate_head(start);
+        Ok(())
+    }
+
+    /// Drop the `count` oldest segments (never the active one); their files are renamed
+    /// to `.deleted` now and removed after `file.delete.delay.ms`.
+    fn remove_oldest(&self, inner: &mut Inner, count: usize, reason: &str) {
+        let count = count.min(inner.segments.len().saturating_sub(1));
+        if count == 0 {
+            return;
+        }
+        let gone: Vec<Segment> = inner.segments.drain(..count).collect();
+        inner.dir_dirty = true;
+        let mut paths = Vec::new();
+        for s in &gone {
+            tracing::info!(topic = %self.topic, partition = self.partition,
+                base = s.base_offset(), reason, "deleting segment");
+            paths.extend(s.mark_deleted());
+        }
+        let delay = self.config.read().file_delete_delay_ms;
+        remove_later(paths, delay);
+    }
+
+    /// Retention pass: delete closed segments past retention.ms / retention.bytes (for
+    /// `delete` topics) and segments wholly below the log start offset. Returns how many
+    /// segments were deleted.
+    pub fn apply_retention(&self, now: i64) -> Result<usize, LogError> {
+        self.check_open()?;
+        let cfg = self.config.read().clone();
+        let hw = self.high_watermark();
+        let mut inner = self.inner.lock();
+        let expired = inner.producers.expire(now, self.producer_id_expiration_ms);
+        if expired > 0 {
+            tracing::debug!(topic = %self.topic, partition = self.partition, expired,
+                "expired idle producers");
+        }
+        let log_start = self.log_start.load(Ordering::Acquire);
+        let segs: Vec<super::retention::SegmentInfo> = inner
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| super::retention::SegmentInfo {
+                size: s.size(),
+                largest_timestamp: s.largest_timestamp(),
+                end_offset: inner
+                    .segments
+                    .get(i + 1)
+                    .map_or(i64::MAX, |n| n.base_offset()),
+            })
+            .collect();
+        let count = super::retention::deletable(&segs, &cfg, now, hw, log_start);
+        if count == 0 {
+            return Ok(0);
+        }
+        let new_start = inner.segments[count].base_offset();
+        if new_start > log_start {
+            self.advance_log_start(&mut inner, new_start)?;
+        }
+        self.remove_oldest(&mut inner, count, "retention");
+        metrics::counter!("weir_log_retention_deleted_segments_total").increment(count as u64);
+        Ok(count)
+    }
+
+    /// Stop taking appends and reads (topic deleted).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        *self.flusher.lock() = None;
+    }
+
+    /// Clean shutdown of this log: flush, seal the active segment (gives back
+    /// preallocated space) and flush again so the files are exactly what a restart reads.
+    pub fn shutdown(&self) -> Result<(), LogError> {
+        self.flush_blocking()?;
+        {
+            let mut inner = self.inner.lock();
+            if let Some(active) = inner.segments.last_mut() {
+                active.seal()?;
+                active.sync(true)?;
+            }
+            write_snapshot(&self.dir, &inner.producers)?;
+            inner.epochs.persist()?;
+        }
+        self.close();
+        Ok(())
+    }
+}
+
+/// Index of the segment holding `offset`: the last one whose base offset is <= it.
+fn segment_index(segments: &[Segment], offset: i64) -> usize {
+    segments
+        .partition_point(|s| s.base_offset() <= offset)
+        .saturating_sub(1)
+}
+
+fn list_segments(dir: &Path) -> std::io::Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(base) = segment::parse_log_name(name) {
+            bases.push(base);
+        } else if name.ends_with(".deleted") || name.ends_with(".tmp") || name.ends_with(".swap") {
+            // Leftovers of a run that died before finishing a delete or a rewrite.
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(bases)
+}
+
+/// `<offset, 20 digits>.snapshot` files in `dir`, newest first.
+fn list_snapshots(dir: &Path) -> Vec<(i64, PathBuf)> {
+    let mut out: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let stem = name.to_str()?.strip_suffix(".snapshot")?;
+            if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some((stem.parse().ok()?, e.path()))
+        })
+        .collect();
+    out.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
+    out
+}
+
+/// Write the producer state as `<end offset>.snapshot` and drop old snapshots.
+fn write_snapshot(dir: &Path, producers: &ProducerStateManager) -> std::io::Result<()> {
+    let path = dir.join(segment::file_name(producers.end_offset(), "snapshot"));
+    epoch::write_atomically(&path, &producers.encode_snapshot())?;
+    for (_, old) in list_snapshots(dir).into_iter().skip(SNAPSHOTS_KEPT) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(())
+}
+
+/// Rebuild the producer state: the newest readable snapshot at or below the log end, then
+/// the headers of every batch after it. Snapshots past the log end (their batches were
+/// truncated away) are deleted.
+fn load_producer_state(
+    dir: &Path,
+    segments: &[Segment],
+    log_start: i64,
+    log_end: i64,
+) -> Result<ProducerStateManager, LogError> {
+    let mut state = ProducerStateManager::new();
+    let mut from = log_start;
+    for (offset, path) in list_snapshots(dir) {
+        if offset > log_end || offset < log_start {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        match std::fs::read(&path)
+            .map_err(LogError::from)
+            .and_then(|b| ProducerStateManager::decode_snapshot(&b))
+        {
+            Ok(s) => {
+                from = s.end_offset().max(log_start);
+                state = s;
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "producer snapshot unreadable");
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    let first = segment_index(segments, from);
+    for seg in &segments[first..] {
+        if seg.next_offset() <= from {
+            continue;
+        }
+        let view = seg.view();
+        let mut cursor = segment::Cursor::new(&view, seg.position_hint(from));
+        while let Some((p, _)) = cursor.next_header()? {
+            if p.last_offset >= from {
+                state.update(&cursor.full_header()?);
+            }
+        }
+    }
+    state.truncate_head(log_start);
+    Ok(state)
+}
+
+fn remove_segment_files(dir: &Path, base: i64) {
+    for ext in ["log", "index", "timeindex"] {
+        let _ = std::fs::remove_file(dir.join(segment::file_name(base, ext)));
+    }
+}
+
+/// Remove files after `delay_ms` (on the runtime when there is one).
+fn remove_later(paths: Vec<PathBuf>, delay_ms: i64) {
+    let remove = move |paths: Vec<PathBuf>| {
+        for p in paths {
+            if let Err(e) = std::fs::remove_file(&p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(file = %p.display(), error = %e, "cannot remove deleted file");
+                }
+            }
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if delay_ms > 0 => {
+            rt.spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms as u64)).await;
+                let _ = tokio::task::spawn_blocking(move || remove(paths)).await;
+            });
+        }
+        _ => remove(paths),
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// A topic id as Kafka prints it: URL-safe base64 of the 16 bytes, no padding.
+pub fn topic_id_to_string(id: Uuid) -> String {
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Parse a topic id written as Kafka's base64 or as a hyphenated UUID.
+pub fn parse_topic_id(s: &str) -> Option<Uuid> {
+    if let Ok(u) = Uuid::parse_str(s) {
+        return Some(u);
+    }
+    if s.len() != 22 {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for (i, c) in s.bytes().enumerate() {
+        let v = B64.iter().position(|&b| b == c)? as u128;
+        // 22 characters carry 132 bits: the last character holds 2 bits and 4 padding.
+        bits = if i < 21 {
+            (bits << 6) | v
+        } else {
+            (bits << 2) | (v >> 4)
+        };
+    }
+    Some(Uuid::from_u128(bits))
+}
+
+fn read_partition_metadata(dir: &Path) -> Option<Uuid> {
+    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA_FILE)).ok()?;
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("topic_id:"))
+        .map(str::trim)?;
+    parse_topic_id(id)
+}
+
+fn write_partition_metadata(dir: &Path, id: Uuid) -> std::io::Result<()> {
+    let text = format!("version: 0\ntopic_id: {}\n", topic_id_to_string(id));
+    epoch::write_atomically(&dir.join(PARTITION_METADATA_FILE), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::BatchBuilder;
+
+    const DAY: i64 = 86_400_000;
+
+    fn small_cfg() -> TopicConfig {
+        TopicConfig {
+            segment_bytes: 2048,
+            index_interval_bytes: 256,
+            ..TopicConfig::default()
+        }
+    }
+
+    fn open_log(
+        dir: &Path,
+        cfg: TopicConfig,
+        clean: bool,
+        recovery_point: i64,
+    ) -> Arc<PartitionLog> {
+        PartitionLog::open(OpenOptions {
+            dir: dir.join("t-0"),
+            topic: "t".into(),
+            partition: 0,
+            topic_id: Uuid::from_u128(0x1234_5678_9abc_def0_1122_3344_5566_7788),
+            config: cfg,
+            recovery_point,
+            clean_shutdown: clean,
+            producer_id_expiration_ms: DAY,
+        })
+        .unwrap()
+    }
+
+    /// A batch of `n` records with timestamps `ts, ts+1, ...`.
+    fn batch_at(n: usize, ts: i64) -> BytesMut {
+        let mut b = BatchBuilder::new(0);
+        for i in 0..n {
+            b = b.record(Some(b"key"), Some(&[b'v'; 60]), ts + i as i64);
+        }
+        BytesMut::from(&b.build()[..])
+    }
+
+    fn batch(n: usize) -> BytesMut {
+        batch_at(n, now_ms() - 1000)
+    }
+
+    /// (base offset, last offset) of every batch in a read.
+    fn spans(bytes: &[u8]) -> Vec<(i64, i64)> {
+        batch::batches(bytes, true)
+            .map(|r| {
+                let (h, _) = r.unwrap();
+                (h.base_offset, h.last_offset())
+            })
+            .collect()
+    }
+
+    fn fill(log: &PartitionLog, batches: usize, per_batch: usize) {
+        for _ in 0..batches {
+            log.append_as_leader(batch(per_batch), 0).unwrap();
+        }
+    }
+
+    fn active_log_file(log: &PartitionLog) -> PathBuf {
+        log.inner
+            .lock()
+            .segments
+            .last()
+            .unwrap()
+            .log_path()
+            .to_path_buf()
+    }
+
+    #[test]
+    fn append_and_read_across_rolls() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        for i in 0..40 {
+            let r = log.append_as_leader(batch(3), 0).unwrap();
+            assert_eq!((r.base_offset, r.last_offset), (i * 3, i * 3 + 2));
+            assert!(!r.duplicate);
+        }
+        assert_eq!(log.log_end_offset(), 120);
+        assert_eq!(log.high_watermark(), 120);
+        assert!(log.num_segments() > 3, "{}", log.num_segments());
+        for offset in 0..120 {
+            let r = log.read(offset, 1, i64::MAX, true).unwrap();
+            let s = spans(&r.records);
+            assert_eq!(s.len(), 1);
+            assert!(s[0].0 <= offset && offset <= s[0].1, "{offset}: {s:?}");
+        }
+        // Reading everything batch by batch yields each offset once, in order.
+        let mut next = 0;
+        while next < 120 {
+            let r = log.read(next, 10_000, i64::MAX, false).unwrap();
+            let s = spans(&r.records);
+            assert!(!s.is_empty());
+            for (b, l) in s {
+                assert_eq!(b, next);
+                next = l + 1;
+            }
+        }
+        assert!(log
+            .read(120, 100, i64::MAX, true)
+            .unwrap()
+            .records
+            .is_empty());
+        assert!(matches!(
+            log.read(121, 100, i64::MAX, true),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert!(log.size_bytes() > 2048);
+    }
+
+    #[test]
+    fn segments_roll_by_time_and_index_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        fill(&log, 3, 1);
+        assert_eq!(log.num_segments(), 1);
+        let small_index = TopicConfig {
+            index_interval_bytes: 0,
+            segment_index_bytes: 16,
+            ..TopicConfig::default()
+        };
+        log.update_config(TopicConfig {
+            segment_ms: 1,
+            ..small_index.clone()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        fill(&log, 1, 1);
+        assert_eq!(log.num_segments(), 2);
+        // Index sizes apply to segments created after the change: this one's time index
+        // holds a single 12-byte entry, so every segment takes two batches.
+        log.update_config(small_index);
+        fill(&log, 12, 1);
+        assert_eq!(log.num_segments(), 8);
+        assert_eq!(
+            spans(&log.read(0, 1 << 20, i64::MAX, true).unwrap().records).len(),
+            3
+        );
+    }
+
+    fn idempotent(seq: i32, n: usize) -> BytesMut {
+        let mut b = BatchBuilder::new(0).producer(7, 0, seq);
+        for i in 0..n {
+            b = b.record(None, Some(b"v"), now_ms() - 100 + i as i64);
+        }
+        BytesMut::from(&b.build()[..])
+    }
+
+    #[test]
+    fn idempotent_retries_are_answered_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        let first = log.append_as_leader(idempotent(0, 2), 0).unwrap();
+        fill(&log, 3, 1);
+        let retry = log.append_as_leader(idempotent(0, 2), 0).unwrap();
+        assert!(retry.duplicate);
+        assert_eq!(
+            (retry.base_offset, retry.last_offset),
+            (first.base_offset, first.last_offset)
+        );
+        assert_eq!(log.log_end_offset(), 5);
+        assert!(matches!(
+            log.append_as_leader(idempotent(5, 1), 0),
+            Err(LogError::OutOfOrderSequence(_))
+        ));
+        log.append_as_leader(idempotent(2, 1), 0).unwrap();
+        assert_eq!(log.producers().len(), 1);
+        assert_eq!(log.producers()[0].last_sequence, 2);
+        // Rebuilt after a crash (replay of headers) ...
+        drop(log);
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        assert!(log.append_as_leader(idempotent(2, 1), 0).unwrap().duplicate);
+        // ... and after a clean shutdown, from the snapshot.
+        fill(&log, 30, 1);
+        log.append_as_leader(idempotent(3, 1), 0).unwrap();
+        log.shutdown().unwrap();
+        let end = log.log_end_offset();
+        let snapshot = dir
+            .path()
+            .join("t-0")
+            .join(segment::file_name(end, "snapshot"));
+        assert!(snapshot.exists());
+        let log = open_log(dir.path(), small_cfg(), true, end);
+        let dup = log.append_as_leader(idempotent(3, 1), 0).unwrap();
+        assert!(dup.duplicate);
+        assert_eq!(dup.base_offset, end - 1);
+        assert_eq!(log.producers()[0].last_sequence, 3);
+    }
+
+    #[test]
+    fn follower_truncates_and_appends_leader_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let leader = open_log(&dir.path().join("leader"), small_cfg(), false, 0);
+        for epoch in [
+            1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        ] {
+            leader.append_as_leader(batch(2), epoch).unwrap();
+        }
+        let follower = open_log(&dir.path().join("follower"), small_cfg(), false, 0);
+        for _ in 0..10 {
+            follower.append_as_leader(batch(1), 1).unwrap();
+        }
+        // Diverged at offset 6 (epoch 1 ends there on the leader).
+        assert_eq!(leader.end_offset_for_epoch(1), (1, 6));
+        follower.truncate_to(6).unwrap();
+        assert_eq!(follower.log_end_offset(), 6);
+        assert_eq!(follower.high_watermark(), 6);
+        assert!(matches!(
+            follower.append_as_follower(&leader.read(8, 1 << 20, i64::MAX, true).unwrap().records),
+            Err(LogError::InvalidRecord(_))
+        ));
+        let mut next = 6;
+        while next < leader.log_end_offset() {
+            let chunk = leader.read(next, 300, i64::MAX, true).unwrap().records;
+            let (first, last) = follower.append_as_follower(&chunk).unwrap().unwrap();
+            assert_eq!(first, next);
+            next = last + 1;
+        }
+        assert_eq!(follower.log_end_offset(), 48);
+        assert_eq!(follower.end_offset_for_epoch(1), (1, 6));
+        assert_eq!(follower.latest_epoch(), Some(2));
+        // Segment boundaries differ, so compare the whole logs from offset 6 on.
+        let all = |log: &PartitionLog| {
+            let mut out = Vec::new();
+            let mut next = 6;
+            while next < log.log_end_offset() {
+                let r = log.read(next, 1 << 20, i64::MAX, true).unwrap().records;
+                next = spans(&r).last().unwrap().1 + 1;
+                out.extend_from_slice(&r);
+            }
+            out
+        };
+        assert_eq!(all(&follower), all(&leader));
+        assert!(follower.num_segments() > 1);
+        // Truncating across segments.
+        follower.truncate_to(13).unwrap();
+        assert_eq!(follower.log_end_offset(), 12);
+        drop(follower);
+        let follower = open_log(&dir.path().join("follower"), small_cfg(), false, 0);
+        assert_eq!(follower.log_end_offset(), 12);
+        assert_eq!(follower.append_as_follower(&[]).unwrap(), None);
+    }
+
+    #[test]
+    fn max_bytes_min_one_and_max_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        fill(&log, 5, 2);
+        let one = log.read(0, 1, i64::MAX, true).unwrap().records;
+        let size = one.len();
+        assert_eq!(spans(&one), vec![(0, 1)]);
+        assert!(log
+            .read(0, size - 1, i64::MAX, false)
+            .unwrap()
+            .records
+            .is_empty());
+        let two = log.read(1, 2 * size + 1, i64::MAX, false).unwrap().records;
+        assert_eq!(spans(&two), vec![(0, 1), (2, 3)]);
+        let capped = log.read(0, 1 << 20, 6, true).unwrap().records;
+        assert_eq!(spans(&capped), vec![(0, 1), (2, 3), (4, 5)]);
+        assert!(log.read(7, 1 << 20, 6, true).unwrap().records.is_empty());
+    }
+
+    #[test]
+    fn recovery_truncates_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        fill(&log, 10, 2);
+        let file = active_log_file(&log);
+        let whole = log.read(18, 1 << 20, i64::MAX, true).unwrap().records;
+        drop(log);
+        // Half a batch at the end, as a crash mid-write leaves it.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        std::io::Write::write_all(&mut f, &batch(2)[..40]).unwrap();
+        drop(f);
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        assert_eq!(log.log_end_offset(), 20);
+        assert_eq!(
+            log.read(18, 1 << 20, i64::MAX, true).unwrap().records,
+            whole
+        );
+        let r = log.append_as_leader(batch(1), 0).unwrap();
+        assert_eq!(r.base_offset, 20);
+        assert_eq!(
+            spans(&log.read(20, 1 << 20, i64::MAX, true).unwrap().records),
+            vec![(20, 20)]
+        );
+    }
+
+    #[test]
+    fn recovery_at_any_cut_point_serves_only_whole_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        let mut ends = vec![0u64];
+        for _ in 0..4 {
+            log.append_as_leader(batch(2), 0).unwrap();
+            ends.push(log.size_bytes());
+        }
+        let file = active_log_file(&log);
+        drop(log);
+        let full = std::fs::read(&file).unwrap();
+        for cut in (0..=full.len()).step_by(7) {
+            std::fs::write(&file, &full[..cut]).unwrap();
+            let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+            let whole = ends.iter().filter(|&&e| e <= cut as u64).count() as i64 - 1;
+            assert_eq!(log.log_end_offset(), whole * 2, "cut at {cut}");
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().len(),
+                ends[whole as usize]
+            );
+            if whole > 0 {
+                let r = log.read(0, 1 << 20, i64::MAX, true).unwrap().records;
+                assert_eq!(r.len() as u64, ends[whole as usize]);
+            }
+        }
+    }
+
+    #[test]
+    fn recovery_truncates_corrupt_crc_in_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        fill(&log, 4, 2);
+        let file = active_log_file(&log);
+        drop(log);
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0xff;
+        std::fs::write(&file, &bytes).unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        assert_eq!(log.log_end_offset(), 6);
+        assert_eq!(
+            spans(&log.read(0, 1 << 20, i64::MAX, true).unwrap().records).len(),
+            3
+        );
+        // A clean shutdown skips validation, but only for data it flushed itself.
+        log.shutdown().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), true, 6);
+        assert_eq!(log.log_end_offset(), 6);
+    }
+
+    #[test]
+    fn corruption_in_an_older_segment_drops_everything_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        fill(&log, 40, 2);
+        let first_end = {
+            let inner = log.inner.lock();
+            assert!(inner.segments.len() > 3);
+            inner.segments[1].base_offset()
+        };
+        drop(log);
+        let first = dir.path().join("t-0").join(segment::file_name(0, "log"));
+        let mut bytes = std::fs::read(&first).unwrap();
+        let n = bytes.len();
+        bytes[n - 2] ^= 0x55;
+        std::fs::write(&first, &bytes).unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        assert_eq!(log.num_segments(), 1);
+        assert!(log.log_end_offset() < first_end);
+        let leo = log.log_end_offset();
+        assert_eq!(log.append_as_leader(batch(1), 0).unwrap().base_offset, leo);
+    }
+
+    #[test]
+    fn reads_run_concurrently_with_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        fill(&log, 1, 1);
+        let reader = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut next = 0;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while next < 399 && std::time::Instant::now() < deadline {
+                    let hw = log.high_watermark();
+                    if next >= hw {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    let r = log.read(next, 4096, hw, true).unwrap();
+                    for (b, l) in spans(&r.records) {
+                        assert_eq!(b, next);
+                        next = l + 1;
+                    }
+                }
+                next
+            })
+        };
+        fill(&log, 199, 2);
+        assert_eq!(reader.join().unwrap(), 399);
+    }
+
+    #[test]
+    fn preallocated_segments_recover_to_their_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TopicConfig {
+            preallocate: true,
+            ..small_cfg()
+        };
+        let log = open_log(dir.path(), cfg.clone(), false, 0);
+        fill(&log, 12, 2);
+        let file = active_log_file(&log);
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 2048);
+        drop(log);
+        let log = open_log(dir.path(), cfg.clone(), false, 0);
+        assert_eq!(log.log_end_offset(), 24);
+        fill(&log, 1, 1);
+        log.shutdown().unwrap();
+        let log = open_log(dir.path(), cfg, true, 25);
+        assert_eq!(log.log_end_offset(), 25);
+    }
+
+    #[test]
+    fn indexes_are_rebuilt_when_missing_or_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        fill(&log, 30, 2);
+        let expected: Vec<_> = (0..60)
+            .map(|o| log.read(o, 1, i64::MAX, true).unwrap().records)
+            .collect();
+        log.shutdown().unwrap();
+        let pdir = dir.path().join("t-0");
+        let mut removed = 0;
+        for e in std::fs::read_dir(&pdir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "index") {
+                if removed % 2 == 0 {
+                    std::fs::remove_file(&p).unwrap();
+                } else {
+                    std::fs::write(&p, [0xffu8; 13]).unwrap();
+                }
+                removed += 1;
+            }
+        }
+        assert!(removed > 1);
+        let log = open_log(dir.path(), small_cfg(), true, 60);
+        for (o, want) in expected.iter().enumerate() {
+            assert_eq!(
+                &log.read(o as i64, 1, i64::MAX, true).unwrap().records,
+                want
+            );
+        }
+        let first_index = pdir.join(segment::file_name(0, "index"));
+        assert!(std::fs::metadata(first_index).unwrap().len() > 0);
+    }
+
+    #[test]
+    fn retention_by_time_and_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TopicConfig {
+            retention_ms: DAY,
+            retention_bytes: -1,
+            ..small_cfg()
+        };
+        let log = open_log(dir.path(), cfg.clone(), false, 0);
+        let old = now_ms() - 10 * DAY;
+        for _ in 0..20 {
+            log.append_as_leader(batch_at(2, old), 0).unwrap();
+        }
+        let old_end = log.log_end_offset();
+        fill(&log, 20, 2);
+        let segments = log.num_segments();
+        let deleted = log.apply_retention(now_ms()).unwrap();
+        assert!(deleted > 0);
+        assert_eq!(log.num_segments(), segments - deleted);
+        assert!(log.log_start_offset() > 0 && log.log_start_offset() <= old_end);
+        assert!(matches!(
+            log.read(0, 100, i64::MAX, true),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        // Segments with recent data stay.
+        assert_eq!(log.apply_retention(now_ms()).unwrap(), 0);
+
+        log.update_config(TopicConfig {
+            retention_ms: -1,
+            retention_bytes: 3000,
+            ..cfg
+        });
+        log.apply_retention(now_ms()).unwrap();
+        assert!(log.size_bytes() >= 3000 - 2048 && log.size_bytes() < 3000 + 2048);
+        assert!(log.num_segments() >= 1);
+        let start = log.log_start_offset();
+        assert!(!log
+            .read(start, 100, i64::MAX, true)
+            .unwrap()
+            .records
+            .is_empty());
+        let deleted_files = std::fs::read_dir(dir.path().join("t-0"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .to_string_lossy()
+                    .ends_with(".deleted")
+            })
+            .count();
+        assert_eq!(deleted_files, 0, "no runtime: removed at once");
+    }
+
+    #[tokio::test]
+    async fn deleted_segment_files_linger_for_the_delete_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TopicConfig {
+            file_delete_delay_ms: 100,
+            ..small_cfg()
+        };
+        let log = open_log(dir.path(), cfg, false, 0);
+        fill(&log, 30, 2);
+        log.delete_records_before(40).unwrap();
+        let deleted = || {
+            std::fs::read_dir(dir.path().join("t-0"))
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .to_string_lossy()
+                        .ends_with(".deleted")
+                })
+                .count()
+        };
+        assert!(deleted() >= 3, "log, index and time index of each segment");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert_eq!(deleted(), 0);
+    }
+
+    #[test]
+    fn delete_records_moves_log_start_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        fill(&log, 30, 2);
+        let segments = log.num_segments();
+        assert!(matches!(
+            log.delete_records_before(61),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(log.delete_records_before(25).unwrap(), 25);
+        assert_eq!(log.log_start_offset(), 25);
+        assert!(log.num_segments() < segments);
+        assert!(matches!(
+            log.read(24, 100, i64::MAX, true),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        // Reading at the start returns the batch holding it.
+        let s = spans(&log.read(25, 1, i64::MAX, true).unwrap().records);
+        assert_eq!(s, vec![(24, 25)]);
+        assert_eq!(log.delete_records_before(3).unwrap(), 25);
+        drop(log);
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        assert_eq!(log.log_start_offset(), 25);
+        assert_eq!(log.delete_records_before(-1).unwrap(), 60);
+        assert_eq!(log.num_segments(), 1);
+        assert!(log
+            .read(60, 100, i64::MAX, true)
+            .unwrap()
+            .records
+            .is_empty());
+    }
+
+    #[test]
+    fn leader_epochs_are_tracked_and_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        assert_eq!(log.latest_epoch(), None);
+        assert_eq!(log.end_offset_for_epoch(0), (-1, -1));
+        for epoch in [0, 0, 2, 2, 5] {
+            log.append_as_leader(batch(2), epoch).unwrap();
+        }
+        assert_eq!(log.latest_epoch(), Some(5));
+        assert_eq!(log.end_offset_for_epoch(5), (5, 10));
+        assert_eq!(log.end_offset_for_epoch(0), (0, 4));
+        assert_eq!(log.end_offset_for_epoch(1), (0, 4));
+        assert_eq!(log.end_offset_for_epoch(3), (2, 8));
+        assert_eq!(log.end_offset_for_epoch(6), (-1, -1));
+        assert_eq!(log.epoch_at(5), Some(2));
+        let r = log.read(4, 1, i64::MAX, true).unwrap().records;
+        assert_eq!(BatchHeader::parse(&r).unwrap().partition_leader_epoch, 2);
+        drop(log);
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        assert_eq!(log.end_offset_for_epoch(3), (2, 8));
+        assert_eq!(log.end_offset_for_epoch(5), (5, 10));
+    }
+
+    #[test]
+    fn search_by_timestamp_and_max_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), small_cfg(), false, 0);
+        assert_eq!(log.max_timestamp().unwrap(), None);
+        let t0 = now_ms() - 100_000;
+        // Batch i holds timestamps t0 + 10i .. t0 + 10i + 2, except one late outlier.
+        for i in 0..30 {
+            let ts = if i == 17 { t0 + 50_000 } else { t0 + 10 * i };
+            log.append_as_leader(batch_at(3, ts), i as i32 / 10)
+                .unwrap();
+        }
+        assert!(log.num_segments() > 2);
+        assert_eq!(log.offset_for_timestamp(t0).unwrap(), Some((0, t0, 0)));
+        assert_eq!(log.offset_for_timestamp(t0 - 5).unwrap(), Some((0, t0, 0)));
+        assert_eq!(
+            log.offset_for_timestamp(t0 + 101).unwrap(),
+            Some((31, t0 + 101, 1))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(t0 + 103).unwrap(),
+            Some((33, t0 + 110, 1))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(t0 + 300).unwrap(),
+            Some((51, t0 + 50_000, 1))
+        );
+        assert_eq!(log.offset_for_timestamp(t0 + 60_000).unwrap(), None);
+        assert_eq!(log.max_timestamp().unwrap(), Some((53, t0 + 50_002, 1)));
+        log.shutdown().unwrap();
+        let log = open_log(dir.path(), small_cfg(), true, 90);
+        assert_eq!(log.max_timestamp().unwrap(), Some((53, t0 + 50_002, 1)));
+        assert_eq!(
+            log.offset_for_timestamp(t0 + 103).unwrap(),
+            Some((33, t0 + 110, 1))
+        );
+    }
+
+    #[test]
+    fn log_append_time_is_stamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TopicConfig {
+            timestamp_type: TimestampType::LogAppendTime,
+            ..TopicConfig::default()
+        };
+        let log = open_log(dir.path(), cfg, false, 0);
+        let before = now_ms();
+        let r = log.append_as_leader(batch_at(2, 5), 0).unwrap();
+        assert!(r.log_append_time >= before);
+        let (off, ts, _) = log.offset_for_timestamp(before).unwrap().unwrap();
+        assert_eq!((off, ts), (0, r.log_append_time));
+    }
+
+    #[test]
+    fn invalid_batches_are_rejected_and_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        let mut b = batch(2);
+        let n = b.len();
+        b[n - 1] ^= 1;
+        assert!(matches!(
+            log.append_as_leader(b, 0),
+            Err(LogError::Corrupt(_))
+        ));
+        assert_eq!(log.log_end_offset(), 0);
+        assert_eq!(log.size_bytes(), 0);
+    }
+
+    #[test]
+    fn partition_metadata_uses_kafka_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        let text =
+            std::fs::read_to_string(dir.path().join("t-0").join(PARTITION_METADATA_FILE)).unwrap();
+        let id = log.topic_id();
+        assert_eq!(
+            text,
+            format!("version: 0\ntopic_id: {}\n", topic_id_to_string(id))
+        );
+        assert_eq!(topic_id_to_string(id).len(), 22);
+        assert_eq!(parse_topic_id(&topic_id_to_string(id)), Some(id));
+        assert_eq!(parse_topic_id(&id.to_string()), Some(id));
+        let u = Uuid::new_v4();
+        assert_eq!(parse_topic_id(&topic_id_to_string(u)), Some(u));
+        assert_eq!(parse_topic_id("not an id"), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_flushes_share_fsyncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), TopicConfig::default(), false, 0);
+        let (handle, flusher) = super::super::flusher::channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(flusher.run(stop_rx));
+        log.attach_flusher(Some(handle));
+        let mut waiters = Vec::new();
+        for _ in 0..64 {
+            let log = log.clone();
+            waiters.push(tokio::spawn(async move {
+                let r = log.append_as_leader(batch(1), 0).unwrap();
+                log.flush_to(r.last_offset).await.unwrap();
+                r.last_offset
+            }));
+        }
+        for w in waiters {
+            let last = w.await.unwrap();
+            assert!(log.recovery_point() > last);
+        }
+        let fsyncs = log.fsync_count();
+        assert!((1..64).contains(&fsyncs), "{fsyncs} fsyncs for 64 flushes");
+        // Already durable: no new fsync.
+        log.flush_to(10).await.unwrap();
+        assert_eq!(log.fsync_count(), fsyncs);
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+        // Without a flusher the log flushes by itself.
+        log.append_as_leader(batch(1), 0).unwrap();
+        log.flush_to(64).await.unwrap();
+        assert_eq!(log.recovery_point(), 65);
     }
 }

@@ -1,1 +1,797 @@
-//! (storage helper) segment
+//! One log segment: the append-only `<base offset>.log` file and its two indexes.
+//!
+//! A segment owns its files and knows its valid size, next offset and largest timestamp.
+//! Appends are one positioned write of a whole batch; a failed write (full disk) is cut
+//! back so no torn batch is ever visible. Recovery re-validates the file batch by batch
+//! (lengths and CRC through [`batch::batches`]), truncates at the first torn or corrupt
+//! batch and rebuilds both indexes. Readers work on a [`SegmentView`]: a snapshot of the
+//! file handle and the size taken under the partition lock, read after the lock is
+//! released, so reads never wait for appends.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use super::index::{IndexError, OffsetIndex, TimeIndex};
+use crate::config::TopicConfig;
+
+/// How much of a segment recovery reads at once.
+const RECOVERY_CHUNK: usize = 1 << 20;
+/// How much a header scan reads at once: a few batch headers, or one index interval.
+const SCAN_CHUNK: usize = 16 << 10;
+
+/// `<base offset, 20 digits>.<ext>`, Kafka's segment file name.
+pub fn file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// The base offset of a `.log` file name, if it is one.
+pub fn parse_log_name(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok().filter(|o: &i64| *o >= 0)
+}
+
+/// The segment settings of a topic, as they were when the segment was opened.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentOptions {
+    pub segment_bytes: u64,
+    pub index_interval_bytes: u64,
+    pub segment_index_bytes: u64,
+    pub preallocate: bool,
+}
+
+impl From<&TopicConfig> for SegmentOptions {
+    fn from(c: &TopicConfig) -> Self {
+        SegmentOptions {
+            segment_bytes: c.segment_bytes,
+            index_interval_bytes: c.index_interval_bytes,
+            segment_index_bytes: c.segment_index_bytes,
+            preallocate: c.preallocate,
+        }
+    }
+}
+
+/// The fields of a stored batch header that reads need, taken without trusting the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peek {
+    pub base_offset: i64,
+    /// Whole batch on disk: `LOG_OVERHEAD + batch_length`.
+    pub size: u64,
+    pub partition_leader_epoch: i32,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+/// Read the header fields at the start of `buf`; `None` if it is short or malformed.
+pub fn peek(buf: &[u8]) -> Option<Peek> {
+    if buf.len() < HEADER_LEN {
+        return None;
+    }
+    let i64_at = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&buf[at..at + 8]);
+        i64::from_be_bytes(b)
+    };
+    let i32_at = |at: usize| i32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+    let batch_length = i32_at(8);
+    let last_delta = i32_at(23);
+    if buf[16] != 2 || (batch_length as i64) < (HEADER_LEN - LOG_OVERHEAD) as i64 || last_delta < 0
+    {
+        return None;
+    }
+    let base_offset = i64_at(0);
+    Some(Peek {
+        base_offset,
+        size: LOG_OVERHEAD as u64 + batch_length as u64,
+        partition_leader_epoch: i32_at(12),
+        last_offset: base_offset.checked_add(last_delta as i64)?,
+        max_timestamp: i64_at(35),
+    })
+}
+
+/// What recovery found in a segment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RecoveryOutcome {
+    /// Bytes cut from the end (torn or corrupt tail); 0 when the file was whole.
+    pub truncated_bytes: u64,
+    /// The cut bytes were all zero: preallocated space, not damage.
+    pub zero_tail: bool,
+}
+
+/// A segment of a partition log.
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    log: Arc<File>,
+    /// Bytes of valid batches; the file may be longer when preallocated.
+    size: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    opts: SegmentOptions,
+    bytes_since_index: u64,
+    next_offset: i64,
+    max_timestamp: i64,
+    /// Last offset of the batch holding `max_timestamp`.
+    offset_of_max_timestamp: i64,
+    /// Kafka's rolling-based timestamp: the first batch's max timestamp, else the wall
+    /// clock when the segment was created.
+    rolling_timestamp: Option<i64>,
+    created_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    // SAFETY: plain syscall on a file descriptor we own for the duration of the call.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    match rc {
+        0 => Ok(()),
+        // Filesystems without fallocate: appends simply extend the file.
+        libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+impl Segment {
+    /// Create a new, empty segment (replacing stale files of the same name).
+    pub fn create(dir: &Path, base_offset: i64, opts: SegmentOptions) -> io::Result<Segment> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)?;
+        if opts.preallocate {
+            preallocate(&log, opts.segment_bytes)?;
+        }
+        for ext in ["index", "timeindex"] {
+            let _ = std::fs::remove_file(dir.join(file_name(base_offset, ext)));
+        }
+        let index_err = |e: IndexError| match e {
+            IndexError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        };
+        let offset_index = OffsetIndex::open(
+            &dir.join(file_name(base_offset, "index")),
+            base_offset,
+            opts.segment_index_bytes,
+            0,
+        )
+        .map_err(index_err)?;
+        let time_index = TimeIndex::open(
+            &dir.join(file_name(base_offset, "timeindex")),
+            base_offset,
+            opts.segment_index_bytes,
+            i64::MAX,
+        )
+        .map_err(index_err)?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size: 0,
+            offset_index,
+            time_index,
+            opts,
+            bytes_since_index: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            rolling_timestamp: None,
+            created_ms: now_ms(),
+        })
+    }
+
+    /// Open an existing segment. With `recover` (it lies past the recovery point) every
+    /// batch is re-validated and a bad tail truncated; otherwise the stored indexes are
+    /// used when consistent and rebuilt when missing or not.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        opts: SegmentOptions,
+        recover: bool,
+    ) -> io::Result<(Segment, RecoveryOutcome)> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        let size = log.metadata()?.len();
+        let created_ms = log
+            .metadata()?
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or_else(now_ms, |d| d.as_millis() as i64);
+        let index_path = dir.join(file_name(base_offset, "index"));
+        let time_path = dir.join(file_name(base_offset, "timeindex"));
+        let index_existed = index_path.exists() && time_path.exists();
+        let offset_index =
+            OffsetIndex::open(&index_path, base_offset, opts.segment_index_bytes, size);
+        let time_index =
+            TimeIndex::open(&time_path, base_offset, opts.segment_index_bytes, i64::MAX);
+        let must_rebuild =
+            recover || !index_existed || offset_index.is_err() || time_index.is_err();
+        let offset_index = match offset_index {
+            Ok(i) => i,
+            Err(IndexError::Io(e)) => return Err(e),
+            Err(IndexError::Inconsistent(p)) => {
+                tracing::warn!(file = %p.display(), "offset index inconsistent; rebuilding");
+                let _ = std::fs::remove_file(&p);
+                OffsetIndex::open(&p, base_offset, opts.segment_index_bytes, 0)
+                    .map_err(|e| io::Error::other(e.to_string()))?
+            }
+        };
+        let time_index = match time_index {
+            Ok(i) => i,
+            Err(IndexError::Io(e)) => return Err(e),
+            Err(IndexError::Inconsistent(p)) => {
+                tracing::warn!(file = %p.display(), "time index inconsistent; rebuilding");
+                let _ = std::fs::remove_file(&p);
+                TimeIndex::open(&p, base_offset, opts.segment_index_bytes, i64::MAX)
+                    .map_err(|e| io::Error::other(e.to_string()))?
+            }
+        };
+        let mut seg = Segment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size,
+            offset_index,
+            time_index,
+            opts,
+            bytes_since_index: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            rolling_timestamp: None,
+            created_ms,
+        };
+        if must_rebuild {
+            let outcome = seg.recover()?;
+            return Ok((seg, outcome));
+        }
+        seg.load_tail()?;
+        Ok((seg, RecoveryOutcome::default()))
+    }
+
+    /// Cut the segment at `position` (a batch boundary) and rebuild its bookkeeping.
+    pub fn truncate_to_position(&mut self, position: u64) -> io::Result<()> {
+        if position < self.size {
+            self.log.set_len(position)?;
+        }
+        self.recover().map(|_| ())
+    }
+
+    /// Re-validate every batch, truncate at the first bad one and rebuild the indexes.
+    pub fn recover(&mut self) -> io::Result<RecoveryOutcome> {
+        self.offset_index.reset()?;
+        self.time_index.reset()?;
+        self.bytes_since_index = 0;
+        self.next_offset = self.base_offset;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = self.base_offset;
+        self.rolling_timestamp = None;
+        self.size = 0;
+        let file_len = self.log.metadata()?.len();
+        let mut pos = 0u64;
+        let mut want = RECOVERY_CHUNK;
+        let mut buf = Vec::new();
+        'chunks: while pos < file_len {
+            let len = (want as u64).min(file_len - pos) as usize;
+            buf.resize(len, 0);
+            self.log.read_exact_at(&mut buf, pos)?;
+            let mut consumed = 0usize;
+            for item in batch::batches(&buf, true) {
+                let Ok((hdr, range)) = item else { break };
+                if hdr.base_offset < self.next_offset || range.start != consumed {
+                    break;
+                }
+                self.account(&hdr, pos + range.start as u64, range.len() as u64)?;
+                consumed = range.end;
+            }
+            want = RECOVERY_CHUNK;
+            if consumed == buf.len() {
+                pos += consumed as u64;
+                continue;
+            }
+            // A batch cut by the end of this chunk is read again whole.
+            let rest = &buf[consumed..];
+            let unread = file_len - pos - buf.len() as u64;
+            if unread > 0 {
+                if rest.len() < LOG_OVERHEAD {
+                    pos += consumed as u64;
+                    continue 'chunks;
+                }
+                let declared = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+                let total = LOG_OVERHEAD as u64 + declared.max(0) as u64;
+                if total > rest.len() as u64 && total <= rest.len() as u64 + unread {
+                    pos += consumed as u64;
+                    want = total as usize;
+                    continue 'chunks;
+                }
+            }
+            pos += consumed as u64;
+            break;
+        }
+        let valid_end = pos;
+        let mut outcome = RecoveryOutcome::default();
+        if valid_end < file_len {
+            outcome.truncated_bytes = file_len - valid_end;
+            outcome.zero_tail = self.is_zero_tail(valid_end, file_len)?;
+            if outcome.zero_tail {
+                tracing::debug!(file = %self.log_path.display(), position = valid_end,
+                    "trimming preallocated tail");
+            } else {
+                tracing::warn!(file = %self.log_path.display(), position = valid_end,
+                    bytes = outcome.truncated_bytes, "truncating torn or corrupt tail");
+            }
+            self.log.set_len(valid_end)?;
+        }
+        self.size = valid_end;
+        Ok(outcome)
+    }
+
+    fn is_zero_tail(&self, from: u64, to: u64) -> io::Result<bool> {
+        let mut buf = vec![0u8; RECOVERY_CHUNK];
+        let mut pos = from;
+        while pos < to {
+            let n = ((to - pos) as usize).min(buf.len());
+            self.log.read_exact_at(&mut buf[..n], pos)?;
+            if buf[..n].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            pos += n as u64;
+        }
+        Ok(true)
+    }
+
+    /// For a segment trusted without recovery: find the next offset and the largest
+    /// timestamp from the index tails and the batches after the last index entry.
+    fn load_tail(&mut self) -> io::Result<()> {
+        if let Some((ts, off)) = self.time_index.last() {
+            self.max_timestamp = ts;
+            self.offset_of_max_timestamp = off;
+        }
+        let (_, start) = self.offset_index.lookup(i64::MAX);
+        let view = self.view();
+        let mut cursor = Cursor::new(&view, start);
+        let mut end = start;
+        while let Some((p, pos)) = cursor.next_header()? {
+            if p.base_offset < self.next_offset && pos != 0 {
+                break;
+            }
+            if self.rolling_timestamp.is_none() && pos == 0 {
+                self.rolling_timestamp = (p.max_timestamp >= 0).then_some(p.max_timestamp);
+            }
+            self.next_offset = p.last_offset + 1;
+            if p.max_timestamp > self.max_timestamp {
+                self.max_timestamp = p.max_timestamp;
+                self.offset_of_max_timestamp = p.last_offset;
+            }
+            end = pos + p.size;
+        }
+        if self.rolling_timestamp.is_none() && self.size > 0 {
+            let first = read_at(&self.log, 0, HEADER_LEN.min(self.size as usize))?;
+            self.rolling_timestamp = peek(&first).map(|p| p.max_timestamp).filter(|&t| t >= 0);
+        }
+        if end < self.size {
+            // Only a trimmed preallocated file or damage can end in a non-batch; either
+            // way nothing past the last whole batch may be served.
+            tracing::warn!(file = %self.log_path.display(), position = end,
+                "segment ends in a partial batch; truncating");
+            self.log.set_len(end)?;
+            self.size = end;
+            self.offset_index.truncate_to_position(end)?;
+            self.time_index.truncate_to_offset(self.next_offset)?;
+        }
+        Ok(())
+    }
+
+    /// Index bookkeeping for a batch now stored at `pos` (Kafka's LogSegment.append).
+    fn account(&mut self, hdr: &BatchHeader, pos: u64, len: u64) -> io::Result<()> {
+        if self.rolling_timestamp.is_none() {
+            self.rolling_timestamp = Some(if hdr.max_timestamp >= 0 {
+                hdr.max_timestamp
+            } else {
+                self.created_ms
+            });
+        }
+        if hdr.max_timestamp > self.max_timestamp {
+            self.max_timestamp = hdr.max_timestamp;
+            self.offset_of_max_timestamp = hdr.last_offset();
+        }
+        if self.bytes_since_index > self.opts.index_interval_bytes {
+            self.offset_index.append(hdr.last_offset(), pos)?;
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += len;
+        self.next_offset = hdr.last_offset() + 1;
+        Ok(())
+    }
+
+    /// Append one whole batch (already validated and patched) with a single write. On
+    /// failure the file is cut back to its previous size and the segment is unchanged.
+    pub fn append(&mut self, batch: &[u8], hdr: &BatchHeader) -> io::Result<()> {
+        let pos = self.size;
+        if let Err(e) = self.log.write_all_at(batch, pos) {
+            // A partial write must never become readable; with preallocation the bytes
+            // past `size` are never served and recovery discards them.
+            if !self.opts.preallocate {
+                if let Err(te) = self.log.set_len(pos) {
+                    tracing::error!(file = %self.log_path.display(), error = %te,
+                        "cannot cut back a failed append");
+                }
+            }
+            return Err(e);
+        }
+        self.size += batch.len() as u64;
+        if let Err(e) = self.account(hdr, pos, batch.len() as u64) {
+            // The batch is stored; a missing sparse-index entry only costs a longer scan
+            // and a bad index file is rebuilt on the next open.
+            tracing::warn!(file = %self.log_path.display(), error = %e, "index write failed");
+            self.next_offset = hdr.last_offset() + 1;
+        }
+        Ok(())
+    }
+
+    /// Whether appending `batch_len` bytes ending at `last_offset` needs a new segment.
+    pub fn should_roll(
+        &self,
+        cfg: &TopicConfig,
+        batch_len: usize,
+        last_offset: i64,
+        now_ms: i64,
+        jitter_ms: i64,
+    ) -> bool {
+        if self.size == 0 {
+            return false;
+        }
+        let rolling = self.rolling_timestamp.unwrap_or(self.created_ms);
+        let expired = now_ms.saturating_sub(rolling) > cfg.segment_ms.saturating_sub(jitter_ms);
+        self.size + batch_len as u64 > cfg.segment_bytes
+            || expired
+            || self.offset_index.is_full()
+            || self.time_index.is_full()
+            || last_offset - self.base_offset > u32::MAX as i64
+    }
+
+    /// The segment stops taking appends: record its final largest timestamp in the time
+    /// index (retention reads it after a restart) and give back preallocated space.
+    pub fn seal(&mut self) -> io::Result<()> {
+        if self.max_timestamp >= 0 {
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
+        }
+        if self.opts.preallocate && self.log.metadata()?.len() > self.size {
+            self.log.set_len(self.size)?;
+        }
+        Ok(())
+    }
+
+    /// fsync the log file (and, for sealed segments, the indexes).
+    pub fn sync(&self, with_indexes: bool) -> io::Result<()> {
+        self.log.sync_data()?;
+        if with_indexes {
+            self.offset_index.sync()?;
+            self.time_index.sync()?;
+        }
+        Ok(())
+    }
+
+    /// The files an fsync of this segment covers: the log, and for sealed segments the
+    /// indexes too (so the fsync can run without the partition lock).
+    pub fn sync_handles(&self, with_indexes: bool) -> Vec<Arc<File>> {
+        let mut v = vec![self.log.clone()];
+        if with_indexes {
+            v.push(self.offset_index.handle());
+            v.push(self.time_index.handle());
+        }
+        v
+    }
+
+    /// Rename the files to `*.deleted` (Kafka's convention) and return the new paths; the
+    /// caller removes them after `file.delete.delay.ms`.
+    pub fn mark_deleted(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for p in [
+            self.log_path.clone(),
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+        ] {
+            let mut to = p.clone().into_os_string();
+            to.push(".deleted");
+            let to = PathBuf::from(to);
+            match std::fs::rename(&p, &to) {
+                Ok(()) => out.push(to),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(file = %p.display(), error = %e, "cannot rename deleted segment file");
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    /// Position at or before the batch holding `offset`.
+    pub fn position_hint(&self, offset: i64) -> u64 {
+        self.offset_index.lookup(offset).1
+    }
+
+    /// Position to start a timestamp search from: every record before it is older than
+    /// `timestamp`.
+    pub fn time_hint(&self, timestamp: i64) -> u64 {
+        match self.time_index.last_below(timestamp) {
+            Some((_, offset)) => self.position_hint(offset),
+            None => 0,
+        }
+    }
+
+    pub fn view(&self) -> SegmentView {
+        SegmentView {
+            base_offset: self.base_offset,
+            file: self.log.clone(),
+            size: self.size,
+        }
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    /// When the segment became "old" for time retention: its largest timestamp, or the
+    /// file's modification time when no batch carries one (Kafka's fallback).
+    pub fn largest_timestamp(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            self.max_timestamp
+        } else {
+            self.created_ms
+        }
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+}
+
+/// A read-only snapshot of a segment: safe to use without the partition lock, because
+/// the file only grows past `size` and deleted files stay readable through the handle.
+#[derive(Debug, Clone)]
+pub struct SegmentView {
+    pub base_offset: i64,
+    pub file: Arc<File>,
+    pub size: u64,
+}
+
+fn read_at(file: &File, pos: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, pos)?;
+    Ok(buf)
+}
+
+/// Walks batch headers of a [`SegmentView`] from a position, reading a chunk at a time.
+pub struct Cursor<'a> {
+    view: &'a SegmentView,
+    pos: u64,
+    chunk: Vec<u8>,
+    chunk_pos: u64,
+    /// Where in `chunk` the header last returned starts.
+    last_at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(view: &'a SegmentView, pos: u64) -> Cursor<'a> {
+        Cursor {
+            view,
+            pos,
+            chunk: Vec::new(),
+            chunk_pos: 0,
+            last_at: 0,
+        }
+    }
+
+    /// The full header of the batch last returned by [`next_header`](Self::next_header).
+    pub fn full_header(&self) -> Result<BatchHeader, super::LogError> {
+        BatchHeader::parse(self.chunk.get(self.last_at..).unwrap_or_default())
+    }
+
+    /// The next header and its position; `None` at the end of the valid data or at a
+    /// header that does not parse (nothing past it is served).
+    pub fn next_header(&mut self) -> io::Result<Option<(Peek, u64)>> {
+        let pos = self.pos;
+        if pos + HEADER_LEN as u64 > self.view.size {
+            return Ok(None);
+        }
+        let in_chunk = pos >= self.chunk_pos
+            && pos + HEADER_LEN as u64 <= self.chunk_pos + self.chunk.len() as u64;
+        if !in_chunk {
+            let len = (SCAN_CHUNK as u64).min(self.view.size - pos) as usize;
+            self.chunk = read_at(&self.view.file, pos, len)?;
+            self.chunk_pos = pos;
+        }
+        let at = (pos - self.chunk_pos) as usize;
+        let Some(p) = peek(&self.chunk[at..]) else {
+            return Ok(None);
+        };
+        if pos + p.size > self.view.size {
+            return Ok(None);
+        }
+        self.last_at = at;
+        self.pos = pos + p.size;
+        Ok(Some((p, pos)))
+    }
+}
+
+impl SegmentView {
+    /// Position of the first batch whose last offset is >= `offset`, scanning from
+    /// `hint`; with the batch header.
+    pub fn find(&self, offset: i64, hint: u64) -> io::Result<Option<(Peek, u64)>> {
+        let mut cursor = Cursor::new(self, hint);
+        while let Some((p, pos)) = cursor.next_header()? {
+            if p.last_offset >= offset {
+                return Ok(Some((p, pos)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from `start` (a batch boundary): batches whose last offset is below
+    /// `max_offset`, up to `max_bytes` in total, at least the first one when `min_one`.
+    /// One read for the common case.
+    pub fn read_batches(
+        &self,
+        start: u64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one: bool,
+    ) -> io::Result<Bytes> {
+        if start >= self.size {
+            return Ok(Bytes::new());
+        }
+        let avail = (self.size - start) as usize;
+        let first_len = (max_bytes.max(HEADER_LEN)).min(avail);
+        let mut buf = BytesMut::zeroed(first_len);
+        self.file.read_exact_at(&mut buf, start)?;
+        let mut end = 0usize;
+        while let Some(p) = peek(&buf[end.min(buf.len())..]) {
+            if p.last_offset >= max_offset {
+                break;
+            }
+            let batch_end = end as u64 + p.size;
+            if batch_end > avail as u64 {
+                break;
+            }
+            if batch_end > max_bytes as u64 && !(end == 0 && min_one) {
+                break;
+            }
+            if batch_end > buf.len() as u64 {
+                // Only the first batch can outgrow the buffer (min_one): read it whole.
+                let mut whole = BytesMut::zeroed(batch_end as usize);
+                self.file.read_exact_at(&mut whole, start)?;
+                buf = whole;
+            }
+            end = batch_end as usize;
+            if end >= max_bytes {
+                break;
+            }
+        }
+        buf.truncate(end);
+        Ok(buf.freeze())
+    }
+
+    /// The bytes of one batch found by a [`Cursor`].
+    pub fn read_batch(&self, pos: u64, size: u64) -> io::Result<Vec<u8>> {
+        read_at(&self.file, pos, size as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::BatchBuilder;
+
+    fn opts() -> SegmentOptions {
+        SegmentOptions {
+            segment_bytes: 1 << 20,
+            index_interval_bytes: 0,
+            segment_index_bytes: 1 << 10,
+            preallocate: false,
+        }
+    }
+
+    fn stored(base: i64, n: usize) -> (Vec<u8>, BatchHeader) {
+        let mut b = BatchBuilder::new(base);
+        for i in 0..n {
+            b = b.record(None, Some(b"v"), 1_000 + i as i64);
+        }
+        let bytes = b.build();
+        let hdr = BatchHeader::parse(&bytes).unwrap();
+        (bytes, hdr)
+    }
+
+    #[test]
+    fn file_names_follow_kafka() {
+        assert_eq!(file_name(42, "log"), "00000000000000000042.log");
+        assert_eq!(parse_log_name("00000000000000000042.log"), Some(42));
+        assert_eq!(parse_log_name("42.log"), None);
+        assert_eq!(parse_log_name("00000000000000000042.index"), None);
+        assert_eq!(parse_log_name("0000000000000000004x.log"), None);
+    }
+
+    #[test]
+    fn failed_write_leaves_segment_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, opts()).unwrap();
+        let (a, ha) = stored(0, 2);
+        seg.append(&a, &ha).unwrap();
+        let good = seg.log.clone();
+        // /dev/full fails every write with ENOSPC, like a full disk.
+        let Ok(full) = OpenOptions::new().write(true).read(true).open("/dev/full") else {
+            return;
+        };
+        seg.log = Arc::new(full);
+        let (b, hb) = stored(2, 2);
+        let err = seg.append(&b, &hb).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
+        assert_eq!((seg.size(), seg.next_offset()), (a.len() as u64, 2));
+        seg.log = good;
+        seg.append(&b, &hb).unwrap();
+        let view = seg.view();
+        let all = view.read_batches(0, 1 << 20, i64::MAX, true).unwrap();
+        assert_eq!(all.len(), a.len() + b.len());
+        assert_eq!(&all[a.len()..], &b[..]);
+    }
+
+    #[test]
+    fn reads_never_trust_damaged_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0, opts()).unwrap();
+        let (a, ha) = stored(0, 1);
+        seg.append(&a, &ha).unwrap();
+        let size = seg.size();
+        // Damage the header behind the segment's back: reads stop instead of panicking.
+        seg.log.write_all_at(&[0xff; 12], 0).unwrap();
+        let view = seg.view();
+        assert_eq!(view.find(0, 0).unwrap(), None);
+        assert!(view
+            .read_batches(0, 100, i64::MAX, true)
+            .unwrap()
+            .is_empty());
+        assert!(view
+            .read_batches(size + 10, 100, i64::MAX, true)
+            .unwrap()
+            .is_empty());
+        assert_eq!(peek(&[0u8; 10]), None);
+        // Recovery cuts the damaged batch.
+        let outcome = seg.recover().unwrap();
+        assert_eq!(outcome.truncated_bytes, size);
+        assert!(!outcome.zero_tail);
+        assert_eq!((seg.size(), seg.next_offset()), (0, 0));
+    }
+}
