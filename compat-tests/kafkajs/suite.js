@@ -330,7 +330,10 @@ scenarios.admin_delete_topic = async () => {
 scenarios.delete_records = async () => {
   const t = topicName('delrec')
   await produce(t, range(0, 10).map(i => ({ value: payload(i), partition: 0 })))
-  await withAdmin(a => a.deleteTopicRecords({ topic: t, partitions: [{ partition: 0, offset: '4' }] }))
+  await withAdmin(async a => {
+    await a.fetchTopicMetadata({ topics: [t] }) // deleteTopicRecords needs the topic in the admin's metadata
+    await a.deleteTopicRecords({ topic: t, partitions: [{ partition: 0, offset: '4' }] })
+  })
   eq(await watermarks(t), [4, 10], 'watermarks after DeleteRecords')
   eq((await consume(t, 0, 6)).map(m => Number(m.offset)), range(4, 10), 'offsets readable')
 }

@@ -27,6 +27,12 @@ def admin():
     return _admin[0]
 
 
+def fresh_admin():
+    """Drops the shared admin client (used after the broker restarted: a new client each time)."""
+    while _admin:
+        _admin.pop().close()
+
+
 def producer(**extra):
     conf = dict(bootstrap_servers=BOOTSTRAP, linger_ms=5, request_timeout_ms=TMS)
     conf.update(extra)
@@ -241,7 +247,7 @@ def admin_describe_configs():
     eq((cfg["segment.bytes"]["value"], cfg["segment.bytes"]["config_source"]),
        ("1073741824", "DEFAULT_CONFIG"), "default segment.bytes")
     eq(cfg["message.timestamp.type"]["value"], "CreateTime", "default message.timestamp.type")
-    broker_id = admin().describe_cluster()["brokers"][0]["node_id"]
+    broker_id = admin()._manager.cluster.brokers()[0].node_id
     bcfg = describe(str(broker_id), "broker")
     eq(bcfg["num.partitions"]["value"], "1", "broker num.partitions")
     eq(bcfg["log.dirs"]["config_source"], "STATIC_BROKER_CONFIG", "broker log.dirs source")
@@ -317,6 +323,7 @@ def restart():
              "headers": [("i", str(i).encode())]} for i in range(20)]
     produce_all(producer(), t, msgs)
     ctl("restart")
+    fresh_admin()
     eq(describe(t)["retention.ms"]["value"], "99999999", "topic config after restart")
     eq(watermarks(t), (0, 20), "watermarks after restart")
     got = consume(t, 0, 20)
@@ -366,6 +373,7 @@ def kill9():
         p.send(t, value=v, partition=0).add_callback(on_ok(v)).add_errback(on_err(v))
         i += 1
     ctl("start")
+    fresh_admin()
     p.flush(timeout=120)
     p.close(timeout=T)
     check(len(acked) + len(failed) == i, f"{i - len(acked) - len(failed)} sends without outcome")
