@@ -89,12 +89,11 @@ impl Broker {
             rack: config.rack.clone(),
         };
         if controller.image().brokers.get(&config.node_id) != Some(&me) {
-            match controller
+            let result = controller
                 .propose(MetadataCommand::RegisterBroker(me))
-                .await?
-            {
-                CommandResult::Err(e) => anyhow::bail!("broker registration refused: {e}"),
-                _ => {}
+                .await?;
+            if let CommandResult::Err(e) = result {
+                anyhow::bail!("broker registration refused: {e}");
             }
         }
 

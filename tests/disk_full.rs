@@ -31,6 +31,7 @@ fn name(s: &str) -> TopicName {
 }
 
 async fn start(data: &std::path::Path, meta: &std::path::Path, port: u16) -> Broker {
+    common::init_tracing();
     let settings = vec![
         format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
         format!("log.dirs={}", data.display()),

@@ -19,8 +19,11 @@ pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> InitProducerIdResp
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.is_some() {
-        return fail(ResponseError::TransactionalIdAuthorizationFailed.code());
+    match req.transactional_id.as_deref() {
+        None => {}
+        // Kafka refuses an empty transactional id outright.
+        Some(id) if id.is_empty() => return fail(ResponseError::InvalidRequest.code()),
+        Some(_) => return fail(ResponseError::TransactionalIdAuthorizationFailed.code()),
     }
     // Without a transactional id Kafka always hands out a new id (the KIP-360 epoch bump
     // applies to transactional producers); an idempotent producer then restarts its

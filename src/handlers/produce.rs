@@ -19,6 +19,10 @@ use crate::replica::manager::PendingAppend;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 3, max: 13 };
 
+/// One topic of the request: its name (None when a v13 topic id is unknown), id and
+/// partitions in request order.
+type TopicSlots = (Option<String>, Uuid, Vec<(i32, Slot)>);
+
 enum Slot {
     Written(PendingAppend),
     Failed(KafkaError),
@@ -28,7 +32,7 @@ pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
     let state = ctx.state.clone();
     let image = state.controller.image();
     let acks = req.acks;
-    let mut topics: Vec<(Option<String>, Uuid, Vec<(i32, Slot)>)> = Vec::new();
+    let mut topics: Vec<TopicSlots> = Vec::new();
     for td in req.topic_data {
         let name = if ctx.version >= 13 {
             image.topic_by_id(&td.topic_id).map(|t| t.name.clone())

@@ -81,7 +81,9 @@ impl ReplicaManager {
                 }
                 wanted.insert((topic.name.clone(), p.partition));
                 match self.logs.get(&topic.name, p.partition) {
-                    Some(log) if log.topic_id() == topic.id => {
+                    // A log whose partition.metadata was lost keeps its data; the id
+                    // comes from metadata.
+                    Some(log) if log.topic_id() == topic.id || log.topic_id().is_nil() => {
                         if log.config() != cfg {
                             log.update_config(cfg.clone());
                         }
@@ -104,7 +106,7 @@ impl ReplicaManager {
             }
         }
         for topic in gone {
-            if image.topics.get(&topic).is_none() {
+            if !image.topics.contains_key(&topic) {
                 info!(%topic, "topic deleted; removing its logs");
                 if let Err(e) = self.logs.delete_topic(&topic) {
                     warn!(%topic, error = %e, "cannot delete topic logs");

@@ -27,6 +27,7 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn start(extra: &[&str]) -> TestBroker {
+        init_tracing();
         let dir = tempfile::tempdir().expect("temp dir");
         Self::start_in(dir, extra, None).await
     }
@@ -75,6 +76,14 @@ impl TestBroker {
     pub fn bootstrap(&self) -> String {
         self.addr.to_string()
     }
+}
+
+/// Broker logs in test output (shown for failing tests only).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,openraft=warn"))
+        .with_test_writer()
+        .try_init();
 }
 
 /// A raw client connection.
@@ -212,8 +221,13 @@ pub fn batch(
                 producer_epoch: epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                // The encoder starts a new batch when offset - sequence changes.
-                sequence: if seq < 0 { -1 } else { seq + i as i32 },
+                // The encoder starts a new batch when offset - sequence changes, and takes
+                // the base sequence from the first record: -1 + i keeps "no sequence".
+                sequence: if seq < 0 {
+                    i as i32 - 1
+                } else {
+                    seq + i as i32
+                },
                 timestamp: r.timestamp,
                 key: r.key.map(Bytes::copy_from_slice),
                 value: r.value.map(Bytes::copy_from_slice),
