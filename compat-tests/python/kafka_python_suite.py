@@ -338,14 +338,17 @@ def kill9():
     create_topic(t)
     p = producer(enable_idempotence=True, acks="all", linger_ms=1, delivery_timeout_ms=90000,
                  request_timeout_ms=10000)
-    acked, failed = {}, []
-    lock = threading.Lock()
+    acked, failed = {}, []  # filled by the producer's I/O thread (dict/list updates are atomic)
 
     def on_ok(v):
-        return lambda md: (lock.acquire(), acked.__setitem__(v, md.offset), lock.release())
+        def cb(md):
+            acked[v] = md.offset
+        return cb
 
     def on_err(v):
-        return lambda e: failed.append(v)
+        def cb(_exc):
+            failed.append(v)
+        return cb
 
     killer_err = []
 
