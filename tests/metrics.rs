@@ -101,6 +101,21 @@ async fn metrics_endpoint_reports_requests_bytes_and_connections() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
+    // A client that goes away is counted as closed, promptly.
     drop(c);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = scrape(maddr).await;
+        if text.contains("weir_connections_open{listener=\"PLAINTEXT\"} 0")
+            && text.contains("weir_connections_closed_total{listener=\"PLAINTEXT\"} 1")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connection not counted as closed:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     broker.shutdown().await.unwrap();
 }

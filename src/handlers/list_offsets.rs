@@ -39,10 +39,13 @@ pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
                 p.current_leader_epoch,
                 p.timestamp,
             ) {
-                Ok((offset, timestamp, epoch)) => base
-                    .with_offset(offset)
-                    .with_timestamp(timestamp)
-                    .with_leader_epoch(epoch),
+                Ok((offset, timestamp, epoch)) => {
+                    // The leader epoch field exists from v4 on.
+                    let epoch = if ctx.version >= 4 { epoch } else { -1 };
+                    base.with_offset(offset)
+                        .with_timestamp(timestamp)
+                        .with_leader_epoch(epoch)
+                }
                 Err(e) => {
                     ctx.note_error(e.code);
                     base.with_error_code(e.code)

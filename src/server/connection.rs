@@ -66,7 +66,13 @@ pub async fn serve(
                 let frame = match frame {
                     Some(Ok(f)) => f,
                     Some(Err(e)) => break Some(e.to_string()),
-                    None => { input_open = false; continue; }
+                    None => {
+                        input_open = false;
+                        if pending.is_empty() {
+                            break None;
+                        }
+                        continue;
+                    }
                 };
                 let arrived = Instant::now();
                 let req = match decode_header(frame) {
@@ -101,6 +107,9 @@ pub async fn serve(
                     }
                     Outcome::NoResponse => {}
                     Outcome::Close(reason) => break Some(reason),
+                }
+                if !input_open && pending.is_empty() {
+                    break None;
                 }
             }
             _ = shutdown.changed() => break None,
