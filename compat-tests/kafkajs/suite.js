@@ -3,16 +3,17 @@
 // KafkaJS's consumer only works through consumer groups, so records are read with
 // KafkaJS's own Fetch request and RecordBatch decoder (the code path its consumer uses),
 // sent to the partition leader through KafkaJS's internal cluster object: a manual
-// assignment in all but name. Codecs: gzip built in, snappy via kafkajs-snappy, lz4 via
-// kafkajs-lz4 (its JS fallback; install scripts are skipped), zstd via a small codec
-// over zstd-codec (Emscripten; @kafkajs/zstd needs a native build that fails on Node 20).
+// assignment in all but name. Codecs: gzip built in, snappy via kafkajs-snappy (pure JS),
+// lz4 and zstd via small codecs over lz4js (pure JS) and zstd-codec (Emscripten):
+// kafkajs-lz4's lz4 package ships macOS binaries and @kafkajs/zstd's native build fails
+// on Node 20, so nothing here needs a native build.
 // Run by compat-tests/run with WEIR_BOOTSTRAP and WEIR_CTL set; prints RESULT lines.
 'use strict'
 const crypto = require('crypto')
 const { execFile } = require('child_process')
 const { Kafka, CompressionTypes, CompressionCodecs, ConfigResourceTypes, logLevel } = require('kafkajs')
 const SnappyCodec = require('kafkajs-snappy')
-const LZ4Codec = require('kafkajs-lz4')
+const lz4js = require('lz4js')
 const { ZstdCodec } = require('zstd-codec')
 
 const BOOTSTRAP = process.env.WEIR_BOOTSTRAP || '127.0.0.1:9092'
@@ -133,7 +134,10 @@ const hdr = h => Object.fromEntries(Object.entries(h || {}).map(([k, v]) => [k, 
 // ---------------------------------------------------------------- codecs
 
 CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
-CompressionCodecs[CompressionTypes.LZ4] = new LZ4Codec().codec
+CompressionCodecs[CompressionTypes.LZ4] = () => ({
+  async compress (encoder) { return Buffer.from(lz4js.compress(encoder.buffer)) },
+  async decompress (buffer) { return Buffer.from(lz4js.decompress(buffer)) }
+})
 let zstd = null
 CompressionCodecs[CompressionTypes.ZSTD] = () => ({
   async compress (encoder) { return Buffer.from(zstd.simple.compress(encoder.buffer)) },
