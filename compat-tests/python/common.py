@@ -1,0 +1,113 @@
+"""Shared helpers of the Python client suites: scenario selection, result lines, broker
+control through $WEIR_CTL, unique topic names, bounded waits and assertions.
+
+A suite registers scenarios with @scenario("name"); run_all() runs the selected ones in
+the runner's order and prints `RESULT <client> <scenario> PASS|FAIL|NA <detail>`.
+A scenario passes by returning, is n/a by raising NA(reason), and fails on any
+other exception (the exception text becomes the detail)."""
+import os
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+
+BOOTSTRAP = os.environ.get("WEIR_BOOTSTRAP", "127.0.0.1:9092")
+CTL = os.environ.get("WEIR_CTL")
+SELECTED = [s for s in os.environ.get("WEIR_SCENARIOS", "").split(",") if s]
+
+ORDER = [
+    "metadata", "codec_none", "codec_gzip", "codec_snappy", "codec_lz4", "codec_zstd",
+    "keys_headers", "timestamp_create", "timestamp_log_append", "large_message",
+    "list_offsets", "idempotent", "admin_create_topic", "admin_describe_configs",
+    "admin_alter_configs", "admin_create_partitions", "admin_delete_topic",
+    "delete_records", "restart", "kill9",
+]
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+ONE_MIB = 1024 * 1024
+# An old CreateTime (2020-09-13T12:26:40.123Z), far from "now", so it can't be confused
+# with a broker timestamp.
+OLD_TS = 1600000000123
+
+_registry = {}
+
+
+class NA(Exception):
+    """The client cannot do this scenario; the message says why."""
+
+
+class Fail(AssertionError):
+    pass
+
+
+def scenario(name):
+    assert name in ORDER, name
+
+    def deco(fn):
+        _registry[name] = fn
+        return fn
+    return deco
+
+
+def topic_name(tag):
+    return f"compat-{tag}-{uuid.uuid4().hex[:10]}"
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def eq(actual, expected, what):
+    if actual != expected:
+        a, e = repr(actual), repr(expected)
+        raise Fail(f"{what}: expected {e[:200]}, got {a[:200]}")
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    """Polls pred() until it returns a truthy value; fails after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise Fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})"[:300])
+
+
+def ctl(cmd, timeout=90):
+    """Runs `$WEIR_CTL cmd` (start, stop, restart, kill9); fails if it fails."""
+    if not CTL:
+        raise NA("WEIR_CTL not set (run through compat-tests/run)")
+    p = subprocess.run([CTL, cmd], capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise Fail(f"$WEIR_CTL {cmd} failed: {(p.stdout + p.stderr)[-300:]}")
+
+
+def payload(i, size=0):
+    base = f"value-{i}-".encode()
+    return base + b"x" * max(0, size - len(base))
+
+
+def run_all(client):
+    names = [n for n in ORDER if n in _registry and (not SELECTED or n in SELECTED)]
+    # Scenarios the suite does not implement at all are reported so nothing is silent.
+    for n in ORDER:
+        if n not in _registry and (not SELECTED or n in SELECTED):
+            print(f"RESULT {client} {n} NA not implemented for this client", flush=True)
+    failed = 0
+    for n in names:
+        t0 = time.monotonic()
+        try:
+            detail = _registry[n]() or ""
+            status = "PASS"
+        except NA as e:
+            status, detail = "NA", str(e)
+        except Exception as e:  # reported as FAIL with the reason, never swallowed
+            status = "FAIL"
+            detail = f"{type(e).__name__}: {e}".replace("\n", " ")
+            traceback.print_exc(file=sys.stdout)
+            failed += 1
+        print(f"RESULT {client} {n} {status} {detail} ({time.monotonic() - t0:.1f}s)", flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,1114 @@
+//! librdkafka (through the `rdkafka` crate) against Weir: the compatibility scenarios.
+//!
+//! With `WEIR_BOOTSTRAP` set (compat-tests/run does that, with `WEIR_CTL`), it talks to
+//! that broker. Otherwise it starts an in-process broker on 127.0.0.1:0 with a temp dir,
+//! so plain `cargo test` runs it too (there `kill9` is n/a: a process can't kill -9 its own
+//! broker). Prints `RESULT rdkafka <scenario> PASS|FAIL|NA <detail>`; exits 1 on failure.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, Timestamp, TopicPartitionList};
+
+const T: Duration = Duration::from_secs(30);
+const ONE_MIB: usize = 1024 * 1024;
+const OLD_TS: i64 = 1_600_000_000_123;
+const SCENARIOS: &[&str] = &[
+    "metadata",
+    "codec_none",
+    "codec_gzip",
+    "codec_snappy",
+    "codec_lz4",
+    "codec_zstd",
+    "keys_headers",
+    "timestamp_create",
+    "timestamp_log_append",
+    "large_message",
+    "list_offsets",
+    "idempotent",
+    "admin_create_topic",
+    "admin_describe_configs",
+    "admin_alter_configs",
+    "admin_create_partitions",
+    "admin_delete_topic",
+    "delete_records",
+    "restart",
+    "kill9",
+];
+
+/// Why a scenario did not pass.
+enum Outcome {
+    Fail(String),
+    Na(String),
+}
+
+impl<E: fmt::Display> From<E> for Outcome {
+    fn from(e: E) -> Self {
+        Outcome::Fail(e.to_string())
+    }
+}
+
+type R<T = ()> = Result<T, Outcome>;
+
+fn fail<T>(msg: impl Into<String>) -> R<T> {
+    Err(Outcome::Fail(msg.into()))
+}
+
+fn check(cond: bool, msg: impl FnOnce() -> String) -> R {
+    if cond {
+        Ok(())
+    } else {
+        fail(msg())
+    }
+}
+
+fn eq<A: PartialEq + fmt::Debug>(actual: A, expected: A, what: &str) -> R {
+    if actual == expected {
+        return Ok(());
+    }
+    let (mut a, mut e) = (format!("{actual:?}"), format!("{expected:?}"));
+    a.truncate(200);
+    e.truncate(200);
+    fail(format!("{what}: expected {e}, got {a}"))
+}
+
+fn topic_name(tag: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "compat-{tag}-{:x}{:04x}",
+        nanos % 0x00ff_ffff_ffff,
+        std::process::id() % 0xffff
+    )
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn payload(i: usize) -> Vec<u8> {
+    format!("value-{i}").into_bytes()
+}
+
+/// The broker under test: an external one (with `$WEIR_CTL`) or one in this process.
+enum Target {
+    External {
+        ctl: Option<String>,
+    },
+    InProcess {
+        rt: tokio::runtime::Runtime,
+        broker: Option<weir::broker::Broker>,
+        sets: Vec<String>,
+        _dir: tempfile::TempDir,
+    },
+}
+
+struct Ctx {
+    bootstrap: String,
+    target: Target,
+    admin: AdminClient<DefaultClientContext>,
+}
+
+fn admin_client(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client")
+}
+
+impl Ctx {
+    fn new() -> Ctx {
+        if let Ok(b) = std::env::var("WEIR_BOOTSTRAP") {
+            let ctl = std::env::var("WEIR_CTL").ok();
+            return Ctx {
+                admin: admin_client(&b),
+                bootstrap: b,
+                target: Target::External { ctl },
+            };
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rt = tokio::runtime::Runtime::new().expect("broker runtime");
+        let log_dirs = format!("log.dirs={}", dir.path().display());
+        let sets = vec![
+            "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
+            log_dirs.clone(),
+            "metrics.listen=".into(),
+        ];
+        let broker = rt
+            .block_on(start_broker(sets))
+            .expect("in-process broker starts");
+        let addr = broker.client_addr();
+        // Restarts reuse the port the first start got.
+        let sets = vec![
+            format!("listeners=PLAINTEXT://{addr}"),
+            log_dirs,
+            "metrics.listen=".into(),
+        ];
+        let bootstrap = addr.to_string();
+        Ctx {
+            admin: admin_client(&bootstrap),
+            bootstrap,
+            target: Target::InProcess {
+                rt,
+                broker: Some(broker),
+                sets,
+                _dir: dir,
+            },
+        }
+    }
+
+    async fn ctl(&mut self, cmd: &str) -> R {
+        match &mut self.target {
+            Target::External { ctl: None } => Err(Outcome::Na("WEIR_CTL not set".into())),
+            Target::External { ctl: Some(ctl) } => {
+                let out = tokio::process::Command::new(ctl.as_str())
+                    .arg(cmd)
+                    .output()
+                    .await?;
+                check(out.status.success(), || {
+                    format!(
+                        "$WEIR_CTL {cmd} failed: {}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                })
+            }
+            Target::InProcess {
+                rt, broker, sets, ..
+            } => match cmd {
+                "restart" => {
+                    if let Some(b) = broker.take() {
+                        rt.spawn(b.shutdown()).await??;
+                    }
+                    *broker = Some(rt.spawn(start_broker(sets.clone())).await??);
+                    Ok(())
+                }
+                _ => Err(Outcome::Na(format!(
+                    "in-process broker can't {cmd}; compat-tests/run covers it"
+                ))),
+            },
+        }
+    }
+
+    fn producer(&self, extra: &[(&str, &str)]) -> R<FutureProducer> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000");
+        for (k, v) in extra {
+            c.set(*k, *v);
+        }
+        Ok(c.create()?)
+    }
+
+    fn consumer(&self) -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", "compat-unused") // no subscribe: only assign() is used
+            .set("enable.auto.commit", "false")
+            .set("max.partition.fetch.bytes", (4 * ONE_MIB).to_string())
+            .set("fetch.max.bytes", (8 * ONE_MIB).to_string())
+            .set("receive.message.max.bytes", (16 * ONE_MIB).to_string())
+            .create()
+            .expect("consumer")
+    }
+
+    /// Reads exactly `count` messages of topic[partition] from `start`.
+    fn consume(
+        &self,
+        topic: &str,
+        partition: i32,
+        start: Offset,
+        count: usize,
+    ) -> R<Vec<OwnedMessage>> {
+        let c = self.consumer();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, start)?;
+        c.assign(&tpl)?;
+        let deadline = Instant::now() + T;
+        let mut out = Vec::new();
+        while out.len() < count && Instant::now() < deadline {
+            if let Some(m) = c.poll(Duration::from_millis(500)) {
+                out.push(m?.detach());
+            }
+        }
+        eq(
+            out.len(),
+            count,
+            &format!("messages consumed from {topic}[{partition}]"),
+        )?;
+        Ok(out)
+    }
+
+    fn watermarks(&self, topic: &str, partition: i32) -> R<(i64, i64)> {
+        Ok(self.consumer().fetch_watermarks(topic, partition, T)?)
+    }
+
+    async fn create_topic(&self, name: &str, partitions: i32, config: &[(&str, &str)]) -> R {
+        let mut nt = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in config {
+            nt = nt.set(k, v);
+        }
+        let res = self.admin.create_topics([&nt], &opts()).await?;
+        res[0]
+            .clone()
+            .map_err(|(t, e)| Outcome::Fail(format!("create {t}: {e}")))?;
+        Ok(())
+    }
+
+    async fn describe(
+        &self,
+        spec: ResourceSpecifier<'_>,
+    ) -> R<HashMap<String, (Option<String>, String)>> {
+        let res = self.admin.describe_configs([&spec], &opts()).await?;
+        let r = res
+            .into_iter()
+            .next()
+            .unwrap()
+            .map_err(|e| Outcome::Fail(format!("describe: {e}")))?;
+        // ConfigSource is neither Clone nor Copy: keep its name (DynamicTopic, Default, StaticBroker, ...).
+        Ok(r.entries
+            .into_iter()
+            .map(|e| (e.name, (e.value, format!("{:?}", e.source))))
+            .collect())
+    }
+}
+
+async fn start_broker(sets: Vec<String>) -> anyhow::Result<weir::broker::Broker> {
+    let cfg = weir::config::Config::load(None, Vec::new(), &sets)?;
+    weir::broker::Broker::start(cfg).await
+}
+
+fn opts() -> AdminOptions {
+    AdminOptions::new()
+        .operation_timeout(Some(T))
+        .request_timeout(Some(T))
+}
+
+struct Msg {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    ts: Option<i64>,
+    headers: Option<OwnedHeaders>,
+}
+
+fn msg(key: Option<&[u8]>, value: Option<&[u8]>) -> Msg {
+    Msg {
+        key: key.map(|k| k.to_vec()),
+        value: value.map(|v| v.to_vec()),
+        ts: None,
+        headers: None,
+    }
+}
+
+/// Sends all messages to topic[partition] (queued together, so they batch); returns
+/// (offset, timestamp) per message; fails on any delivery error.
+async fn produce_all(
+    p: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    msgs: &[Msg],
+) -> R<Vec<(i64, Timestamp)>> {
+    let mut futs = Vec::new();
+    for m in msgs {
+        let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).partition(partition);
+        if let Some(k) = &m.key {
+            r = r.key(k.as_slice());
+        }
+        if let Some(v) = &m.value {
+            r = r.payload(v.as_slice());
+        }
+        if let Some(ts) = m.ts {
+            r = r.timestamp(ts);
+        }
+        if let Some(h) = &m.headers {
+            r = r.headers(h.clone());
+        }
+        futs.push(
+            p.send_result(r)
+                .map_err(|(e, _)| Outcome::Fail(format!("enqueue: {e}")))?,
+        );
+    }
+    let mut out = Vec::new();
+    for f in futs {
+        match tokio::time::timeout(T, f).await {
+            Err(_) => return fail("delivery report timed out"),
+            Ok(Err(_)) => return fail("delivery future cancelled"),
+            Ok(Ok(Err((e, _)))) => return fail(format!("delivery failed: {e}")),
+            Ok(Ok(Ok(d))) => out.push((d.offset, d.timestamp)),
+        }
+    }
+    Ok(out)
+}
+
+fn headers_of(m: &OwnedMessage) -> Option<Vec<(String, Option<Vec<u8>>)>> {
+    m.headers().map(|h| {
+        h.iter()
+            .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
+            .collect()
+    })
+}
+
+// ------------------------------------------------------------------ scenarios
+
+async fn metadata(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("meta");
+    let p = cx.producer(&[])?;
+    let md = p.client().fetch_metadata(Some(&t), T)?;
+    let b = &md.brokers()[0];
+    eq(
+        format!("{}:{}", b.host(), b.port()),
+        cx.bootstrap.clone(),
+        "advertised broker address",
+    )?;
+    let deadline = Instant::now() + T;
+    loop {
+        let md = p.client().fetch_metadata(Some(&t), T)?;
+        let tm = &md.topics()[0];
+        if tm.error().is_none() && !tm.partitions().is_empty() {
+            eq(tm.partitions().len(), 1, "partitions of auto-created topic")?;
+            eq(tm.partitions()[0].leader(), b.id(), "leader")?;
+            break;
+        }
+        check(Instant::now() < deadline, || {
+            format!("topic {t} not auto-created: {:?}", tm.error())
+        })?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = produce_all(&p, &t, 0, &[msg(None, Some(b"hello"))]).await?;
+    eq(d[0].0, 0, "first offset")?;
+    Ok(format!("broker {} at {}:{}", b.id(), b.host(), b.port()))
+}
+
+async fn codec(cx: &mut Ctx, codec: &str) -> R<String> {
+    let t = topic_name(&format!("codec-{codec}"));
+    let n = 200;
+    let msgs: Vec<Msg> = (0..n)
+        .map(|i| msg(Some(format!("key-{i}").as_bytes()), Some(&payload(i))))
+        .collect();
+    let p = cx.producer(&[("compression.type", codec), ("linger.ms", "50")])?;
+    let d = produce_all(&p, &t, 0, &msgs).await?;
+    eq(
+        d.iter().map(|x| x.0).collect::<Vec<_>>(),
+        (0..n as i64).collect(),
+        "delivered offsets",
+    )?;
+    let got = cx.consume(&t, 0, Offset::Beginning, n)?;
+    eq(
+        got.iter().map(|m| m.offset()).collect::<Vec<_>>(),
+        (0..n as i64).collect(),
+        "consumed offsets",
+    )?;
+    eq(
+        got.iter()
+            .map(|m| m.key().map(|k| k.to_vec()))
+            .collect::<Vec<_>>(),
+        msgs.iter().map(|m| m.key.clone()).collect(),
+        "keys",
+    )?;
+    eq(
+        got.iter()
+            .map(|m| m.payload().map(|k| k.to_vec()))
+            .collect::<Vec<_>>(),
+        msgs.iter().map(|m| m.value.clone()).collect(),
+        "values",
+    )?;
+    Ok(format!("{n} messages"))
+}
+
+async fn keys_headers(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("keys");
+    let h = OwnedHeaders::new()
+        .insert(Header {
+            key: "h1",
+            value: Some("a"),
+        })
+        .insert(Header {
+            key: "h2",
+            value: Some(""),
+        })
+        .insert(Header {
+            key: "h1",
+            value: Some("dup"),
+        });
+    let hn = OwnedHeaders::new().insert(Header::<&[u8]> {
+        key: "nullhdr",
+        value: None,
+    });
+    let mut msgs = vec![
+        msg(Some(b"k1"), Some(b"v1")),
+        msg(None, Some(b"v2")),
+        msg(Some(b"k3"), None),
+        msg(Some(b""), Some(b"")),
+    ];
+    msgs[0].headers = Some(h);
+    msgs[2].headers = Some(hn);
+    produce_all(&cx.producer(&[])?, &t, 0, &msgs).await?;
+    let got = cx.consume(&t, 0, Offset::Beginning, 4)?;
+    eq(
+        got.iter()
+            .map(|m| m.key().map(|k| k.to_vec()))
+            .collect::<Vec<_>>(),
+        vec![
+            Some(b"k1".to_vec()),
+            None,
+            Some(b"k3".to_vec()),
+            Some(vec![]),
+        ],
+        "keys",
+    )?;
+    eq(
+        got.iter()
+            .map(|m| m.payload().map(|k| k.to_vec()))
+            .collect::<Vec<_>>(),
+        vec![
+            Some(b"v1".to_vec()),
+            Some(b"v2".to_vec()),
+            None,
+            Some(vec![]),
+        ],
+        "values",
+    )?;
+    let s = |k: &str, v: Option<&str>| (k.to_string(), v.map(|v| v.as_bytes().to_vec()));
+    eq(
+        headers_of(&got[0]),
+        Some(vec![
+            s("h1", Some("a")),
+            s("h2", Some("")),
+            s("h1", Some("dup")),
+        ]),
+        "headers",
+    )?;
+    eq(
+        headers_of(&got[1]).filter(|h| !h.is_empty()),
+        None,
+        "no headers",
+    )?;
+    eq(
+        headers_of(&got[2]),
+        Some(vec![s("nullhdr", None)]),
+        "null header value",
+    )?;
+    Ok(String::new())
+}
+
+async fn timestamp_create(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("ts-create");
+    let mut msgs = vec![msg(None, Some(b"a")), msg(None, Some(b"b"))];
+    msgs[0].ts = Some(OLD_TS);
+    msgs[1].ts = Some(OLD_TS + 1);
+    let d = produce_all(&cx.producer(&[])?, &t, 0, &msgs).await?;
+    eq(
+        d[0].1,
+        Timestamp::CreateTime(OLD_TS),
+        "delivery report timestamp",
+    )?;
+    let got = cx.consume(&t, 0, Offset::Beginning, 2)?;
+    eq(
+        got.iter().map(|m| m.timestamp()).collect::<Vec<_>>(),
+        vec![
+            Timestamp::CreateTime(OLD_TS),
+            Timestamp::CreateTime(OLD_TS + 1),
+        ],
+        "timestamps",
+    )?;
+    Ok(String::new())
+}
+
+async fn timestamp_log_append(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("ts-append");
+    cx.create_topic(&t, 1, &[("message.timestamp.type", "LogAppendTime")])
+        .await?;
+    let before = now_ms();
+    let mut msgs = vec![msg(None, Some(b"a"))];
+    msgs[0].ts = Some(OLD_TS);
+    let d = produce_all(&cx.producer(&[])?, &t, 0, &msgs).await?;
+    let after = now_ms();
+    let got = cx.consume(&t, 0, Offset::Beginning, 1)?;
+    match got[0].timestamp() {
+        Timestamp::LogAppendTime(ts) => check(ts >= before - 1000 && ts <= after + 1000, || {
+            format!("LogAppendTime {ts} not in [{before}, {after}]")
+        })?,
+        other => {
+            return fail(format!(
+                "consumed timestamp: expected LogAppendTime, got {other:?}"
+            ))
+        }
+    }
+    eq(
+        d[0].1,
+        got[0].timestamp(),
+        "delivery report timestamp vs consumed",
+    )?;
+    Ok(String::new())
+}
+
+async fn large_message(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("large");
+    let max = (4 * ONE_MIB).to_string();
+    cx.create_topic(&t, 1, &[("max.message.bytes", &max)])
+        .await?;
+    // Incompressible-ish content without a rand dependency.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let big: Vec<u8> = (0..ONE_MIB)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let p = cx.producer(&[("message.max.bytes", &max), ("compression.type", "none")])?;
+    let d = produce_all(
+        &p,
+        &t,
+        0,
+        &[msg(Some(b"big"), Some(&big)), msg(None, Some(b"after"))],
+    )
+    .await?;
+    eq(
+        d.iter().map(|x| x.0).collect::<Vec<_>>(),
+        vec![0, 1],
+        "offsets",
+    )?;
+    let got = cx.consume(&t, 0, Offset::Beginning, 2)?;
+    check(got[0].payload() == Some(&big[..]), || {
+        format!(
+            "1 MiB value differs (got {} bytes)",
+            got[0].payload().map_or(0, |p| p.len())
+        )
+    })?;
+    eq(
+        got[1].payload(),
+        Some(&b"after"[..]),
+        "message after the large one",
+    )?;
+    Ok(String::new())
+}
+
+async fn list_offsets(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("offsets");
+    let msgs: Vec<Msg> = (0..5)
+        .map(|i| {
+            let mut m = msg(None, Some(&payload(i)));
+            m.ts = Some(OLD_TS + 1000 * i as i64);
+            m
+        })
+        .collect();
+    produce_all(&cx.producer(&[])?, &t, 0, &msgs).await?;
+    let c = cx.consumer();
+    let q = |ts: i64| -> R<Offset> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&t, 0, Offset::Offset(ts))?;
+        let r = c.offsets_for_times(tpl, T)?;
+        let e = r
+            .find_partition(&t, 0)
+            .ok_or_else(|| Outcome::Fail("partition missing".into()))?;
+        e.error()?;
+        Ok(e.offset())
+    };
+    eq(
+        q(OLD_TS - 5000)?,
+        Offset::Offset(0),
+        "offset before first timestamp",
+    )?;
+    eq(q(OLD_TS)?, Offset::Offset(0), "offset for first timestamp")?;
+    eq(
+        q(OLD_TS + 1500)?,
+        Offset::Offset(2),
+        "offset between messages 1 and 2",
+    )?;
+    eq(
+        q(OLD_TS + 4000)?,
+        Offset::Offset(4),
+        "offset for last timestamp",
+    )?;
+    eq(
+        q(OLD_TS + 9000)?,
+        Offset::End,
+        "offset after last timestamp (none)",
+    )?;
+    eq(cx.watermarks(&t, 0)?, (0, 5), "earliest/latest")?;
+    Ok(String::new())
+}
+
+async fn idempotent(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("idem");
+    let n = 500;
+    let p = cx.producer(&[
+        ("enable.idempotence", "true"),
+        ("acks", "all"),
+        ("linger.ms", "2"),
+        ("batch.num.messages", "20"),
+    ])?;
+    let msgs: Vec<Msg> = (0..n).map(|i| msg(None, Some(&payload(i)))).collect();
+    let d = produce_all(&p, &t, 0, &msgs).await?;
+    eq(
+        d.iter().map(|x| x.0).collect::<Vec<_>>(),
+        (0..n as i64).collect(),
+        "delivered offsets",
+    )?;
+    let got = cx.consume(&t, 0, Offset::Beginning, n)?;
+    eq(
+        got.iter()
+            .map(|m| m.payload().unwrap_or_default().to_vec())
+            .collect::<Vec<_>>(),
+        (0..n).map(payload).collect(),
+        "log content",
+    )?;
+    eq(
+        cx.watermarks(&t, 0)?,
+        (0, n as i64),
+        "watermarks (no duplicates)",
+    )?;
+    Ok(String::new())
+}
+
+async fn admin_create_topic(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("create");
+    cx.create_topic(
+        &t,
+        3,
+        &[("retention.ms", "123456789"), ("cleanup.policy", "compact")],
+    )
+    .await?;
+    let md = cx.consumer().fetch_metadata(Some(&t), T)?;
+    eq(md.topics()[0].partitions().len(), 3, "partitions")?;
+    let cfg = cx.describe(ResourceSpecifier::Topic(&t)).await?;
+    eq(
+        cfg.get("retention.ms").and_then(|e| e.0.clone()),
+        Some("123456789".into()),
+        "retention.ms",
+    )?;
+    eq(
+        cfg.get("cleanup.policy").and_then(|e| e.0.clone()),
+        Some("compact".into()),
+        "cleanup.policy",
+    )?;
+    let nt = NewTopic::new(&t, 1, TopicReplication::Fixed(1));
+    let res = cx.admin.create_topics([&nt], &opts()).await?;
+    match &res[0] {
+        Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(String::new()),
+        other => fail(format!(
+            "creating an existing topic: expected TopicAlreadyExists, got {other:?}"
+        )),
+    }
+}
+
+async fn admin_describe_configs(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("describe");
+    cx.create_topic(&t, 1, &[("retention.ms", "86400000")])
+        .await?;
+    let cfg = cx.describe(ResourceSpecifier::Topic(&t)).await?;
+    let get = |k: &str| {
+        cfg.get(k)
+            .cloned()
+            .ok_or_else(|| Outcome::Fail(format!("{k} not described")))
+    };
+    eq(
+        get("retention.ms")?,
+        (Some("86400000".into()), "DynamicTopic".to_string()),
+        "override",
+    )?;
+    eq(
+        get("segment.bytes")?,
+        (Some("1073741824".into()), "Default".to_string()),
+        "default segment.bytes",
+    )?;
+    eq(
+        get("message.timestamp.type")?.0,
+        Some("CreateTime".into()),
+        "default message.timestamp.type",
+    )?;
+    let broker_id = cx.consumer().fetch_metadata(None, T)?.brokers()[0].id();
+    let bcfg = cx.describe(ResourceSpecifier::Broker(broker_id)).await?;
+    eq(
+        bcfg.get("num.partitions").and_then(|e| e.0.clone()),
+        Some("1".into()),
+        "broker num.partitions",
+    )?;
+    eq(
+        bcfg.get("log.dirs").map(|e| e.1.clone()),
+        Some("StaticBroker".to_string()),
+        "broker log.dirs source",
+    )?;
+    Ok(format!(
+        "{} topic configs, {} broker configs",
+        cfg.len(),
+        bcfg.len()
+    ))
+}
+
+async fn admin_alter_configs(cx: &mut Ctx) -> R<String> {
+    // The rdkafka crate only wraps the non-incremental AlterConfigs.
+    let t = topic_name("alter");
+    cx.create_topic(&t, 1, &[]).await?;
+    let alter = AlterConfig::new(ResourceSpecifier::Topic(&t))
+        .set("max.message.bytes", "1000")
+        .set("retention.ms", "7654321");
+    let res = cx.admin.alter_configs([&alter], &opts()).await?;
+    res[0]
+        .as_ref()
+        .map_err(|(_, e)| Outcome::Fail(format!("alter_configs: {e}")))?;
+    let cfg = cx.describe(ResourceSpecifier::Topic(&t)).await?;
+    eq(
+        cfg.get("max.message.bytes").cloned(),
+        Some((Some("1000".into()), "DynamicTopic".to_string())),
+        "altered max.message.bytes",
+    )?;
+    eq(
+        cfg.get("retention.ms").and_then(|e| e.0.clone()),
+        Some("7654321".into()),
+        "altered retention.ms",
+    )?;
+    let p = cx.producer(&[("compression.type", "none"), ("retries", "0")])?;
+    match produce_all(&p, &t, 0, &[msg(None, Some(&[b'y'; 2000]))]).await {
+        Err(Outcome::Fail(e)) => check(
+            e.contains("too large") || e.contains("MessageSizeTooLarge"),
+            || format!("oversized record: expected MSG_SIZE_TOO_LARGE, got {e}"),
+        )?,
+        _ => return fail("2000-byte record accepted despite max.message.bytes=1000"),
+    }
+    // AlterConfigs replaces the whole set: leaving max.message.bytes out resets it.
+    let alter = AlterConfig::new(ResourceSpecifier::Topic(&t)).set("retention.ms", "7654321");
+    let res = cx.admin.alter_configs([&alter], &opts()).await?;
+    res[0]
+        .as_ref()
+        .map_err(|(_, e)| Outcome::Fail(format!("alter_configs: {e}")))?;
+    let cfg = cx.describe(ResourceSpecifier::Topic(&t)).await?;
+    eq(
+        cfg.get("max.message.bytes").map(|e| e.1.clone()),
+        Some("Default".to_string()),
+        "max.message.bytes source after reset",
+    )?;
+    produce_all(&p, &t, 0, &[msg(None, Some(&[b'y'; 2000]))]).await?;
+    Ok(String::new())
+}
+
+async fn admin_create_partitions(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("parts");
+    cx.create_topic(&t, 1, &[]).await?;
+    let res = cx
+        .admin
+        .create_partitions([&NewPartitions::new(&t, 3)], &opts())
+        .await?;
+    res[0]
+        .clone()
+        .map_err(|(_, e)| Outcome::Fail(format!("create_partitions: {e}")))?;
+    let c = cx.consumer();
+    let deadline = Instant::now() + T;
+    while c.fetch_metadata(Some(&t), T)?.topics()[0]
+        .partitions()
+        .len()
+        != 3
+    {
+        check(Instant::now() < deadline, || {
+            "3 partitions never appeared in metadata".into()
+        })?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = produce_all(&cx.producer(&[])?, &t, 2, &[msg(None, Some(b"p2"))]).await?;
+    eq(d[0].0, 0, "offset in new partition")?;
+    eq(
+        cx.consume(&t, 2, Offset::Beginning, 1)?[0].payload(),
+        Some(&b"p2"[..]),
+        "value in new partition",
+    )?;
+    Ok(String::new())
+}
+
+async fn admin_delete_topic(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("delete");
+    cx.create_topic(&t, 1, &[]).await?;
+    produce_all(
+        &cx.producer(&[])?,
+        &t,
+        0,
+        &[msg(None, Some(b"x")), msg(None, Some(b"y"))],
+    )
+    .await?;
+    let res = cx.admin.delete_topics(&[&t], &opts()).await?;
+    res[0]
+        .clone()
+        .map_err(|(_, e)| Outcome::Fail(format!("delete_topics: {e}")))?;
+    let c = cx.consumer();
+    let deadline = Instant::now() + T;
+    while c
+        .fetch_metadata(None, T)?
+        .topics()
+        .iter()
+        .any(|x| x.name() == t)
+    {
+        check(Instant::now() < deadline, || {
+            "deleted topic still in metadata".into()
+        })?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cx.create_topic(&t, 1, &[]).await?;
+    eq(
+        cx.watermarks(&t, 0)?,
+        (0, 0),
+        "watermarks of the re-created topic",
+    )?;
+    Ok(String::new())
+}
+
+async fn delete_records(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("delrec");
+    let msgs: Vec<Msg> = (0..10).map(|i| msg(None, Some(&payload(i)))).collect();
+    produce_all(&cx.producer(&[])?, &t, 0, &msgs).await?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&t, 0, Offset::Offset(4))?;
+    let res = cx.admin.delete_records(&tpl, &opts()).await?;
+    let e = res
+        .find_partition(&t, 0)
+        .ok_or_else(|| Outcome::Fail("partition missing in result".into()))?;
+    e.error()?;
+    eq(
+        e.offset(),
+        Offset::Offset(4),
+        "low watermark returned by DeleteRecords",
+    )?;
+    eq(
+        cx.watermarks(&t, 0)?,
+        (4, 10),
+        "watermarks after DeleteRecords",
+    )?;
+    let got = cx.consume(&t, 0, Offset::Beginning, 6)?;
+    eq(
+        got.iter().map(|m| m.offset()).collect::<Vec<_>>(),
+        (4..10).collect(),
+        "offsets readable",
+    )?;
+    Ok(String::new())
+}
+
+async fn restart(cx: &mut Ctx) -> R<String> {
+    let t = topic_name("restart");
+    cx.create_topic(&t, 1, &[("retention.ms", "99999999")])
+        .await?;
+    let msgs: Vec<Msg> = (0..20)
+        .map(|i| {
+            let mut m = msg(Some(format!("k{i}").as_bytes()), Some(&payload(i)));
+            m.ts = Some(OLD_TS + i as i64);
+            m.headers = Some(OwnedHeaders::new().insert(Header {
+                key: "i",
+                value: Some(&i.to_string()),
+            }));
+            m
+        })
+        .collect();
+    produce_all(&cx.producer(&[])?, &t, 0, &msgs).await?;
+    cx.ctl("restart").await?;
+    let cfg = cx.describe(ResourceSpecifier::Topic(&t)).await?;
+    eq(
+        cfg.get("retention.ms").and_then(|e| e.0.clone()),
+        Some("99999999".into()),
+        "topic config after restart",
+    )?;
+    eq(cx.watermarks(&t, 0)?, (0, 20), "watermarks after restart")?;
+    let got = cx.consume(&t, 0, Offset::Beginning, 20)?;
+    eq(
+        got.iter()
+            .map(|m| m.key().map(|k| k.to_vec()))
+            .collect::<Vec<_>>(),
+        msgs.iter().map(|m| m.key.clone()).collect(),
+        "keys",
+    )?;
+    eq(
+        got.iter()
+            .map(|m| m.payload().map(|k| k.to_vec()))
+            .collect::<Vec<_>>(),
+        msgs.iter().map(|m| m.value.clone()).collect(),
+        "values",
+    )?;
+    eq(
+        got.iter().map(|m| m.timestamp()).collect::<Vec<_>>(),
+        (0..20).map(|i| Timestamp::CreateTime(OLD_TS + i)).collect(),
+        "timestamps",
+    )?;
+    eq(
+        headers_of(&got[7]),
+        Some(vec![("i".to_string(), Some(b"7".to_vec()))]),
+        "headers",
+    )?;
+    let d = produce_all(&cx.producer(&[])?, &t, 0, &[msg(None, Some(b"more"))]).await?;
+    eq(d[0].0, 20, "next offset after restart")?;
+    Ok(String::new())
+}
+
+async fn kill9(cx: &mut Ctx) -> R<String> {
+    if matches!(cx.target, Target::InProcess { .. }) {
+        return Err(Outcome::Na(
+            "in-process broker can't be kill -9'd; compat-tests/run covers it".into(),
+        ));
+    }
+    let t = topic_name("kill9");
+    cx.create_topic(&t, 1, &[]).await?;
+    let p = cx.producer(&[
+        ("enable.idempotence", "true"),
+        ("acks", "all"),
+        ("linger.ms", "1"),
+        ("message.timeout.ms", "90000"),
+    ])?;
+    let acked: Arc<Mutex<HashMap<Vec<u8>, i64>>> = Arc::default();
+    let mut pending = Vec::new();
+    let mut i = 0usize;
+    let send = |i: usize, pending: &mut Vec<tokio::task::JoinHandle<()>>| -> R {
+        let v = format!("m-{i}").into_bytes();
+        let f = p
+            .send_result(FutureRecord::<[u8], [u8]>::to(&t).partition(0).payload(&v))
+            .map_err(|(e, _)| Outcome::Fail(format!("enqueue: {e}")))?;
+        let acked = acked.clone();
+        pending.push(tokio::spawn(async move {
+            if let Ok(Ok(d)) = f.await {
+                acked.lock().unwrap().insert(v, d.offset);
+            }
+        }));
+        Ok(())
+    };
+    let deadline = Instant::now() + T;
+    while acked.lock().unwrap().len() < 300 {
+        check(Instant::now() < deadline, || {
+            "300 messages not acknowledged in time".into()
+        })?;
+        send(i, &mut pending)?;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    {
+        let ctl = cx.ctl("kill9");
+        tokio::pin!(ctl);
+        loop {
+            // keep producing while the kill is under way
+            tokio::select! {
+                r = &mut ctl => { r?; break; }
+                _ = tokio::time::sleep(Duration::from_millis(1)) => { send(i, &mut pending)?; i += 1; }
+            }
+        }
+    }
+    for _ in 0..200 {
+        send(i, &mut pending)?;
+        i += 1;
+    }
+    cx.ctl("start").await?;
+    for h in pending {
+        tokio::time::timeout(Duration::from_secs(120), h)
+            .await
+            .map_err(|_| Outcome::Fail("delivery reports not all in after 120s".into()))??;
+    }
+    let acked = acked.lock().unwrap().clone();
+    let hw = cx.watermarks(&t, 0)?.1;
+    let got = cx.consume(&t, 0, Offset::Beginning, hw as usize)?;
+    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+    for m in &got {
+        *seen
+            .entry(m.payload().unwrap_or_default().to_vec())
+            .or_default() += 1;
+    }
+    let lost = acked.keys().filter(|v| !seen.contains_key(*v)).count();
+    let dups = seen.values().filter(|c| **c > 1).count();
+    check(lost == 0, || format!("{lost} acknowledged messages lost"))?;
+    check(dups == 0, || format!("{dups} messages duplicated"))?;
+    let wrong = acked
+        .iter()
+        .filter(|(v, off)| got[**off as usize].payload() != Some(v.as_slice()))
+        .count();
+    check(wrong == 0, || {
+        format!("{wrong} acked offsets hold other messages")
+    })?;
+    Ok(format!("{i} produced, {} acked, {hw} in log", acked.len()))
+}
+
+async fn run_one(cx: &mut Ctx, name: &str) -> R<String> {
+    match name {
+        "metadata" => metadata(cx).await,
+        "codec_none" => codec(cx, "none").await,
+        "codec_gzip" => codec(cx, "gzip").await,
+        "codec_snappy" => codec(cx, "snappy").await,
+        "codec_lz4" => codec(cx, "lz4").await,
+        "codec_zstd" => codec(cx, "zstd").await,
+        "keys_headers" => keys_headers(cx).await,
+        "timestamp_create" => timestamp_create(cx).await,
+        "timestamp_log_append" => timestamp_log_append(cx).await,
+        "large_message" => large_message(cx).await,
+        "list_offsets" => list_offsets(cx).await,
+        "idempotent" => idempotent(cx).await,
+        "admin_create_topic" => admin_create_topic(cx).await,
+        "admin_describe_configs" => admin_describe_configs(cx).await,
+        "admin_alter_configs" => admin_alter_configs(cx).await,
+        "admin_create_partitions" => admin_create_partitions(cx).await,
+        "admin_delete_topic" => admin_delete_topic(cx).await,
+        "delete_records" => delete_records(cx).await,
+        "restart" => restart(cx).await,
+        "kill9" => kill9(cx).await,
+        other => fail(format!("unknown scenario {other}")),
+    }
+}
+
+fn main() {
+    let selected: Vec<String> = std::env::var("WEIR_SCENARIOS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut cx = Ctx::new();
+    let mut failed = 0;
+    let mut ran = 0;
+    for name in SCENARIOS
+        .iter()
+        .filter(|s| selected.is_empty() || selected.iter().any(|x| x == *s))
+    {
+        let started = Instant::now();
+        ran += 1;
+        let res = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(180), run_one(&mut cx, name)).await
+        });
+        let (status, detail) = match res {
+            Err(_) => ("FAIL", "scenario timed out after 180s".to_string()),
+            Ok(Ok(d)) => ("PASS", d),
+            Ok(Err(Outcome::Na(d))) => ("NA", d),
+            Ok(Err(Outcome::Fail(d))) => ("FAIL", d),
+        };
+        if status == "FAIL" {
+            failed += 1;
+        }
+        println!(
+            "RESULT rdkafka {name} {status} {} ({:.1}s)",
+            detail.replace('\n', " "),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    println!("rdkafka compat: {failed} of {ran} scenarios failed");
+    if let Target::InProcess {
+        rt: brt, broker, ..
+    } = &mut cx.target
+    {
+        if let Some(b) = broker.take() {
+            let _ = brt.block_on(b.shutdown());
+        }
+    }
+    std::process::exit(if failed > 0 { 1 } else { 0 });
+}
