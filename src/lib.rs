@@ -8,6 +8,7 @@
 //! metadata log on sled) for topics, configs and producer ids. Internal errors become
 //! Kafka error codes in [`errors`]. [`broker`] wires it all up and shuts it down in order.
 
+pub mod alloc;
 pub mod broker;
 pub mod cluster;
 pub mod config;
@@ -20,3 +21,6 @@ pub mod protocol;
 pub mod replica;
 pub mod server;
 pub mod topics;
+
+#[global_allocator]
+static GLOBAL: alloc::Allocator = alloc::Allocator;

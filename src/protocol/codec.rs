@@ -158,6 +158,33 @@ mod tests {
         }
     }
 
+    /// Eight bytes claiming 54 million Metadata topics: an error, not an abort.
+    #[test]
+    fn huge_array_lengths_are_decode_errors() {
+        let req = decode_header(Bytes::from_static(&[
+            0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 3, 0x3c, 0x0c, 0, 0xb6,
+        ]))
+        .unwrap();
+        let mut body = req.body;
+        assert!(decode_body::<kafka_protocol::messages::MetadataRequest>(
+            ApiKey::Metadata,
+            0,
+            &mut body
+        )
+        .is_err());
+        let req = decode_header(Bytes::from_static(&[
+            0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0,
+        ]))
+        .unwrap();
+        let mut body = req.body;
+        assert!(decode_body::<kafka_protocol::messages::MetadataRequest>(
+            ApiKey::Metadata,
+            0,
+            &mut body
+        )
+        .is_err());
+    }
+
     #[test]
     fn short_and_unknown_frames_are_errors() {
         assert!(matches!(
