@@ -379,6 +379,8 @@ impl Listener {
 pub struct Config {
     /// Every setting given explicitly (file, env, --set), by name.
     pub explicit: BTreeMap<String, String>,
+    /// `WEIR_*` environment variables that name no setting (logged at start).
+    pub ignored_env: Vec<String>,
     pub node_id: i32,
     pub cluster_id: Option<String>,
     pub listeners: Vec<Listener>,
@@ -413,10 +415,18 @@ impl Config {
         if let Some(path) = file {
             explicit.extend(read_file(path)?);
         }
+        // The environment is shared with other tools (WEIR_BIN in scripts, say): a
+        // WEIR_ variable that names no setting is reported, not fatal. A known name with
+        // a bad value still stops the start.
+        let mut ignored_env = Vec::new();
         for (k, v) in env {
             if let Some(rest) = k.strip_prefix("WEIR_") {
                 let name = rest.to_ascii_lowercase().replace('_', ".");
-                explicit.insert(name, v);
+                if broker_def(&name).is_some() {
+                    explicit.insert(name, v);
+                } else {
+                    ignored_env.push(k);
+                }
             }
         }
         for s in sets {
@@ -427,7 +437,9 @@ impl Config {
             })?;
             explicit.insert(k.trim().to_string(), v.trim().to_string());
         }
-        Config::from_explicit(explicit)
+        let mut cfg = Config::from_explicit(explicit)?;
+        cfg.ignored_env = ignored_env;
+        Ok(cfg)
     }
 
     /// Validate explicit settings and resolve every typed field.
@@ -540,6 +552,7 @@ impl Config {
             flush_scheduler_interval_ms: positive("log.flush.scheduler.interval.ms")? as u64,
             producer_id_expiration_ms: positive("producer.id.expiration.ms")?,
             explicit,
+            ignored_env: Vec::new(),
         };
         Ok(cfg)
     }
@@ -914,6 +927,12 @@ mod tests {
         let c = Config::load(Some(&p), env, &["num.partitions=5".into()]).unwrap();
         assert_eq!(c.num_partitions, 5);
         assert_eq!(c.log_dirs, vec![PathBuf::from("/b")]);
+        assert_eq!(c.ignored_env, vec!["WEIR_BIN".to_string()]);
+        let bad = vec![("WEIR_NUM_PARTITIONS".to_string(), "many".to_string())];
+        assert!(Config::load(None, bad, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("num.partitions"));
         assert_eq!(c.topic_config(&BTreeMap::new()).retention_ms, 3_600_000);
         let (_, src, syn) = c.topic_default("retention.ms").unwrap();
         assert_eq!(

@@ -60,6 +60,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    for var in &config.ignored_env {
+        tracing::warn!(%var, "environment variable names no Weir setting; ignored");
+    }
     if let Some(addr) = config.metrics_listen {
         weir::metrics::install(addr)
             .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;

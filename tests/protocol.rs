@@ -155,7 +155,10 @@ async fn bad_frames_close_the_connection_and_the_broker_keeps_serving() {
     assert!(c.closed_by_peer().await, "malformed body closes");
     // A tiny request claiming two billion topics (kafka-protocol sizes the Vec from it).
     let mut c = Conn::connect(b.addr).await;
-    c.send_raw(&[0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0]).await;
+    c.send_raw(&[
+        0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0,
+    ])
+    .await;
     assert!(c.closed_by_peer().await, "impossible array length closes");
     // Still healthy.
     let mut c = Conn::connect(b.addr).await;
