@@ -923,6 +923,7 @@ mod tests {
         let env = vec![
             ("WEIR_LOG_DIRS".to_string(), "/b".to_string()),
             ("HOME".into(), "/root".into()),
+            ("WEIR_BIN".into(), "/usr/bin/weir".into()),
         ];
         let c = Config::load(Some(&p), env, &["num.partitions=5".into()]).unwrap();
         assert_eq!(c.num_partitions, 5);
