@@ -281,6 +281,32 @@ pub const TOPIC_DEFS: &[TopicDef] = &[
     },
 ];
 
+/// Kafka broker settings that Weir accepts (so a stock Kafka `server.properties` starts)
+/// but does not act on yet; each one given is logged at start. Anything else unknown is
+/// an error, so a misspelled setting never goes unnoticed.
+pub const KAFKA_ACCEPTED_IGNORED: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "num.network.threads",
+    "num.io.threads",
+    "num.replica.fetchers",
+    "num.recovery.threads.per.data.dir",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "offsets.topic.replication.factor",
+    "offsets.topic.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "group.initial.rebalance.delay.ms",
+    "auto.leader.rebalance.enable",
+];
+
 pub fn broker_def(name: &str) -> Option<&'static BrokerDef> {
     BROKER_DEFS.iter().find(|d| d.name == name)
 }
@@ -381,6 +407,8 @@ pub struct Config {
     pub explicit: BTreeMap<String, String>,
     /// `WEIR_*` environment variables that name no setting (logged at start).
     pub ignored_env: Vec<String>,
+    /// Kafka settings accepted but not acted on (logged at start).
+    pub ignored_settings: Vec<String>,
     pub node_id: i32,
     pub cluster_id: Option<String>,
     pub listeners: Vec<Listener>,
@@ -444,7 +472,12 @@ impl Config {
 
     /// Validate explicit settings and resolve every typed field.
     pub fn from_explicit(explicit: BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let mut ignored_settings = Vec::new();
         for (name, value) in &explicit {
+            if KAFKA_ACCEPTED_IGNORED.contains(&name.as_str()) {
+                ignored_settings.push(name.clone());
+                continue;
+            }
             let def = broker_def(name).ok_or_else(|| ConfigError::Unknown(name.clone()))?;
             check_value(name, def.kind, value)?;
         }
@@ -463,7 +496,18 @@ impl Config {
         } else {
             broker_id
         } as i32;
-        let listeners = parse_listeners("listeners", &get("listeners"))?;
+        // Listeners named in controller.listener.names belong to the control plane, not
+        // to clients (as in a Kafka KRaft server.properties).
+        let controller_names = split_list(
+            explicit
+                .get("controller.listener.names")
+                .map_or("", |v| v.as_str()),
+        );
+        let client = |l: &Listener| !controller_names.contains(&l.name);
+        let listeners: Vec<Listener> = parse_listeners("listeners", &get("listeners"))?
+            .into_iter()
+            .filter(client)
+            .collect();
         if listeners.is_empty() {
             return Err(invalid(
                 "listeners",
@@ -471,7 +515,11 @@ impl Config {
                 "at least one listener is required",
             ));
         }
-        let mut advertised = parse_listeners("advertised.listeners", &get("advertised.listeners"))?;
+        let mut advertised: Vec<Listener> =
+            parse_listeners("advertised.listeners", &get("advertised.listeners"))?
+                .into_iter()
+                .filter(client)
+                .collect();
         if advertised.is_empty() {
             advertised = listeners.clone();
         }
@@ -553,6 +601,7 @@ impl Config {
             producer_id_expiration_ms: positive("producer.id.expiration.ms")?,
             explicit,
             ignored_env: Vec::new(),
+            ignored_settings,
         };
         Ok(cfg)
     }
@@ -940,6 +989,38 @@ mod tests {
             (src, syn),
             (ConfigSource::StaticBrokerConfig, "log.retention.hours")
         );
+    }
+
+    /// Kafka's stock KRaft server.properties starts a broker: its control-plane listener
+    /// is not a client listener, and settings Weir does not act on are reported.
+    #[test]
+    fn stock_kafka_server_properties_are_accepted() {
+        let text = "process.roles=broker,controller\nnode.id=1\n\
+            controller.quorum.bootstrap.servers=localhost:9093\n\
+            listeners=PLAINTEXT://:9092,CONTROLLER://:9093\ninter.broker.listener.name=PLAINTEXT\n\
+            advertised.listeners=PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093\n\
+            controller.listener.names=CONTROLLER\n\
+            listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+            num.network.threads=3\nnum.io.threads=8\nsocket.send.buffer.bytes=102400\n\
+            socket.receive.buffer.bytes=102400\nsocket.request.max.bytes=104857600\n\
+            log.dirs=/tmp/kraft-combined-logs\nnum.partitions=1\nnum.recovery.threads.per.data.dir=1\n\
+            offsets.topic.replication.factor=1\ntransaction.state.log.replication.factor=1\n\
+            transaction.state.log.min.isr=1\nlog.retention.hours=168\nlog.segment.bytes=1073741824\n\
+            log.retention.check.interval.ms=300000\n";
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("server.properties");
+        std::fs::write(&p, text).unwrap();
+        let c = Config::load(Some(&p), Vec::new(), &[]).unwrap();
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(
+            (c.listeners[0].name.as_str(), c.listeners[0].port),
+            ("PLAINTEXT", 9092)
+        );
+        assert_eq!(c.advertised_listeners[0].host, "localhost");
+        assert!(c.ignored_settings.contains(&"num.io.threads".to_string()));
+        assert!(c.ignored_settings.contains(&"process.roles".to_string()));
+        let e = load(&["num.io.thread=8"]).unwrap_err().to_string();
+        assert!(e.contains("num.io.thread"), "{e}");
     }
 
     #[test]

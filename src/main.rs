@@ -60,6 +60,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    for name in &config.ignored_settings {
+        tracing::warn!(setting = %name, "Kafka setting accepted but not acted on by Weir");
+    }
     for var in &config.ignored_env {
         tracing::warn!(%var, "environment variable names no Weir setting; ignored");
     }
