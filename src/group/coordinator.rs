@@ -1,0 +1,192 @@
+//! The coordinator of many groups: the map of groups, the timers that drive them, and
+//! the admin views (DescribeGroups, ListGroups, DeleteGroups) and replay of records.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+
+use super::classic::{ClassicGroup, GroupState};
+use super::types::{
+    GroupConfig, GroupDescription, GroupListing, Output, Record, TimerKey, TimerOp,
+};
+
+/// All groups of one `__consumer_offsets` partition (or of a single-node broker).
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    pub(crate) config: GroupConfig,
+    pub(crate) groups: BTreeMap<String, ClassicGroup>,
+    timers: BTreeMap<TimerKey, u64>,
+    /// Member ids must be unique across restarts of the coordinator, so the caller seeds
+    /// them (e.g. with random bits) and a counter makes them unique within this run.
+    id_seed: u64,
+    id_counter: u64,
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig, id_seed: u64) -> Self {
+        GroupCoordinator {
+            config,
+            groups: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            id_seed,
+            id_counter: 0,
+        }
+    }
+
+    pub fn group(&self, group_id: &str) -> Option<&ClassicGroup> {
+        self.groups.get(group_id)
+    }
+
+    /// The earliest timer deadline, for the caller to sleep until.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.timers.values().min().copied()
+    }
+
+    /// A fresh member id, `<client id>-<seed>-<counter>` (Kafka uses client id + UUID).
+    pub(crate) fn new_member_id(&mut self, group_id: &str, client_id: &str) -> String {
+        loop {
+            self.id_counter = self.id_counter.wrapping_add(1);
+            let id = format!("{client_id}-{:016x}-{}", self.id_seed, self.id_counter);
+            let taken = self.groups.get(group_id).is_some_and(|g| {
+                g.members.contains_key(&id) || g.pending_members.contains_key(&id)
+            });
+            if !taken {
+                return id;
+            }
+        }
+    }
+
+    pub(crate) fn set_timer(&mut self, out: &mut Output, key: TimerKey, deadline_ms: u64) {
+        self.timers.insert(key.clone(), deadline_ms);
+        out.timers.push(TimerOp::Set { key, deadline_ms });
+    }
+
+    pub(crate) fn cancel_timer(&mut self, out: &mut Output, key: TimerKey) {
+        if self.timers.remove(&key).is_some() {
+            out.timers.push(TimerOp::Cancel { key });
+        }
+    }
+
+    /// (Re)starts a member's session: it expires `session_timeout_ms` from now.
+    pub(crate) fn schedule_heartbeat(
+        &mut self,
+        out: &mut Output,
+        group_id: &str,
+        member_id: &str,
+        session_timeout_ms: i32,
+        now_ms: u64,
+    ) {
+        let key = TimerKey::Heartbeat {
+            group_id: group_id.to_string(),
+            member_id: member_id.to_string(),
+        };
+        let deadline = now_ms.saturating_add(super::classic::ms(session_timeout_ms));
+        self.set_timer(out, key, deadline);
+    }
+
+    /// Fires every timer due at `now_ms`, earliest first.
+    pub fn tick(&mut self, now_ms: u64) -> Output {
+        let mut out = Output::default();
+        loop {
+            let due = self
+                .timers
+                .iter()
+                .filter(|(_, d)| **d <= now_ms)
+                .min_by_key(|(_, d)| **d)
+                .map(|(k, _)| k.clone());
+            let Some(key) = due else { break };
+            self.timers.remove(&key);
+            match key {
+                TimerKey::Heartbeat {
+                    group_id,
+                    member_id,
+                } => self.on_session_expired(&mut out, &group_id, &member_id, now_ms),
+                TimerKey::Join { group_id } => self.on_join_timer(&mut out, &group_id, now_ms),
+            }
+        }
+        out
+    }
+
+    /// DescribeGroups for one group; an unknown group is described as Dead (Kafka).
+    pub fn describe_group(&self, group_id: &str) -> GroupDescription {
+        match self.groups.get(group_id) {
+            Some(g) => g.describe(),
+            None => GroupDescription {
+                group_id: group_id.to_string(),
+                error: None,
+                state: GroupState::Dead.name(),
+                protocol_type: String::new(),
+                protocol_name: String::new(),
+                members: Vec::new(),
+            },
+        }
+    }
+
+    /// ListGroups; an empty filter matches everything, states compare case-insensitively.
+    pub fn list_groups(&self, states: &[String], types: &[String]) -> Vec<GroupListing> {
+        self.groups
+            .values()
+            .filter(|g| !g.is(GroupState::Dead))
+            .filter(|g| {
+                states.is_empty()
+                    || states
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(g.state.name()))
+            })
+            .filter(|_| types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case("classic")))
+            .map(|g| GroupListing {
+                group_id: g.group_id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state.name(),
+                group_type: "classic",
+            })
+            .collect()
+    }
+
+    /// DeleteGroups: only an Empty group can go; its offsets and metadata get tombstones.
+    pub fn delete_groups(
+        &mut self,
+        group_ids: &[String],
+    ) -> (Vec<(String, Option<ResponseError>)>, Output) {
+        let mut out = Output::default();
+        let mut results = Vec::with_capacity(group_ids.len());
+        for group_id in group_ids {
+            let error = match self.groups.get(group_id).map(|g| g.state) {
+                _ if group_id.is_empty() => Some(ResponseError::InvalidGroupId),
+                None | Some(GroupState::Dead) => Some(ResponseError::GroupIdNotFound),
+                Some(GroupState::Empty) => {
+                    self.remove_group(&mut out, group_id);
+                    None
+                }
+                Some(_) => Some(ResponseError::NonEmptyGroup),
+            };
+            results.push((group_id.clone(), error));
+        }
+        (results, out)
+    }
+
+    /// Drops a group: tombstones for each offset and for the group metadata.
+    pub(crate) fn remove_group(&mut self, out: &mut Output, group_id: &str) {
+        let Some(group) = self.groups.remove(group_id) else {
+            return;
+        };
+        for (topic, partition) in group.offsets.keys() {
+            out.records.push(Record::Offset {
+                group_id: group_id.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+                value: None,
+            });
+        }
+        out.records.push(Record::Group {
+            group_id: group_id.to_string(),
+            value: None,
+        });
+        self.cancel_timer(
+            out,
+            TimerKey::Join {
+                group_id: group_id.to_string(),
+            },
+        );
+    }
+}

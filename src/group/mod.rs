@@ -1,0 +1,43 @@
+//! Consumer-group coordination: the pure state machine of Kafka's classic group protocol.
+//!
+//! This module owns the in-memory state of every group a coordinator is responsible for
+//! (members, generations, assignments, committed offsets) and every rule of the classic
+//! protocol: JoinGroup, SyncGroup, Heartbeat, LeaveGroup, static membership (KIP-345),
+//! OffsetCommit / OffsetFetch, DescribeGroups, ListGroups, DeleteGroups, and the timers
+//! that drive session expiry, rebalance timeouts and `group.initial.rebalance.delay.ms`.
+//!
+//! It does no I/O and reads no clock: every input carries `now_ms`, and every effect is
+//! returned as data in an [`Output`]:
+//! - replies for parked requests, addressed by the caller's opaque [`ReplyTo`] token (a
+//!   completing JoinGroup answers every member parked in it; the leader's SyncGroup answers
+//!   the followers waiting for their assignment);
+//! - timer changes ([`TimerOp`]), which the caller may use to know when to call
+//!   [`GroupCoordinator::tick`] (or it can simply poll [`GroupCoordinator::next_deadline`]);
+//! - [`Record`]s to persist in `__consumer_offsets` (group metadata and committed offsets).
+//!
+//! How the coordinator will use it: the broker keeps one [`GroupCoordinator`] per
+//! `__consumer_offsets` partition it leads. A handler decodes a request into one of the
+//! plain request structs here, calls the matching method, appends `Output::records` to the
+//! partition, and only once that append succeeded sends `Output::replies` (Kafka's
+//! "written, then applied" order: a client never sees state that could be lost). On
+//! leadership change the new coordinator replays the partition through
+//! [`GroupCoordinator::replay`]. The types here are deliberately not `kafka-protocol`
+//! types, so the rules can be tested without the wire format; error codes are
+//! `kafka_protocol::error::ResponseError` values.
+
+mod classic;
+mod coordinator;
+mod join;
+mod membership;
+mod offsets;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use classic::{ClassicGroup, GroupState, Member};
+pub use coordinator::GroupCoordinator;
+pub use offsets::{
+    CommitPartition, OffsetCommitRequest, OffsetFetchPartition, OffsetFetchRequest, OffsetValue,
+};
+pub use types::*;
