@@ -29,6 +29,7 @@ mod classic;
 mod coordinator;
 mod join;
 mod membership;
+mod offset_delete;
 mod offsets;
 mod types;
 
@@ -37,6 +38,7 @@ mod tests;
 
 pub use classic::{ClassicGroup, GroupState, Member};
 pub use coordinator::GroupCoordinator;
+pub use offset_delete::OffsetDeleteResult;
 pub use offsets::{
     CommitPartition, OffsetCommitRequest, OffsetFetchPartition, OffsetFetchRequest, OffsetValue,
 };

@@ -740,3 +740,45 @@ fn replay_restores_a_stable_group() {
     );
     assert!(fresh.group("g").is_none());
 }
+
+/// A ConsumerProtocolSubscription v0 naming `topics`.
+fn subscription(topics: &[&str]) -> Vec<u8> {
+    let mut b = vec![0, 0];
+    b.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for t in topics {
+        b.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        b.extend_from_slice(t.as_bytes());
+    }
+    b.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]); // null user data
+    b
+}
+
+#[test]
+fn offset_delete_respects_subscriptions() {
+    let mut c = coordinator(0);
+    let mut req = join("c1", "", 1, 0);
+    req.protocols = vec![("range".into(), subscription(&["t"]))];
+    c.join(req);
+    let id = join_reply(&c.tick(0), 1).member_id;
+    c.sync(sync(&id, 1, 2, 0));
+    let mut two = commit(&id, 1, 5, 1);
+    two.partitions.push(CommitPartition {
+        topic: "u".into(),
+        ..two.partitions[0].clone()
+    });
+    c.commit_offsets(&two);
+    let ((error, results), out) = c.delete_offsets("g", &[("t".into(), 0), ("u".into(), 0)]);
+    assert_eq!(error, None);
+    assert_eq!(results[0].2, Some(E::GroupSubscribedToTopic));
+    assert_eq!(results[1].2, None);
+    assert!(
+        matches!(out.records.as_slice(), [Record::Offset { topic, value: None, .. }] if topic == "u")
+    );
+    assert_eq!(c.delete_offsets("nope", &[]).0 .0, Some(E::GroupIdNotFound));
+    // Garbage metadata never panics; it just protects the offsets.
+    assert_eq!(
+        offset_delete::parse_subscription_topics(&[0, 0, 0x7f, 0xff, 0xff, 0xff]),
+        None
+    );
+    assert_eq!(offset_delete::parse_subscription_topics(&[]), None);
+}
