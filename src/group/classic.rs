@@ -83,6 +83,8 @@ pub struct ClassicGroup {
     pub static_members: HashMap<String, String>,
     /// Committed offsets by (topic, partition).
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Members of the current generation that have not sent SyncGroup yet.
+    pub pending_sync: std::collections::BTreeSet<String>,
     /// Set while the initial rebalance delay runs and a member arrived during it.
     pub(crate) new_member_during_delay: bool,
     /// Start of the current rebalance, and whether it is still in its initial delay.
@@ -108,6 +110,7 @@ impl ClassicGroup {
             pending_members: BTreeMap::new(),
             static_members: HashMap::new(),
             offsets: BTreeMap::new(),
+            pending_sync: std::collections::BTreeSet::new(),
             new_member_during_delay: false,
             rebalance_started_ms: now_ms,
             in_initial_delay: false,
@@ -142,6 +145,7 @@ impl ClassicGroup {
     /// Removes a member; the leadership passes to any remaining member.
     pub(crate) fn remove_member(&mut self, member_id: &str) -> Option<Member> {
         let member = self.members.remove(member_id)?;
+        self.pending_sync.remove(member_id);
         if let Some(instance) = &member.group_instance_id {
             if self.static_members.get(instance).map(String::as_str) == Some(member_id) {
                 self.static_members.remove(instance);

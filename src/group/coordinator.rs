@@ -102,6 +102,10 @@ impl GroupCoordinator {
                     member_id,
                 } => self.on_session_expired(&mut out, &group_id, &member_id, now_ms),
                 TimerKey::Join { group_id } => self.on_join_timer(&mut out, &group_id, now_ms),
+                TimerKey::Sync {
+                    group_id,
+                    generation_id,
+                } => self.on_sync_timer(&mut out, &group_id, generation_id, now_ms),
             }
         }
         out

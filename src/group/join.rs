@@ -333,6 +333,11 @@ impl GroupCoordinator {
                 }
             }
         }
+        group.pending_sync.clear();
+        let sync_key = TimerKey::Sync {
+            group_id: group_id.to_string(),
+            generation_id: group.generation_id,
+        };
         let from_empty = group.is(GroupState::Empty);
         group.transition(GroupState::PreparingRebalance, now_ms);
         group.rebalance_started_ms = now_ms;
@@ -347,6 +352,7 @@ impl GroupCoordinator {
             group.in_initial_delay = false;
             group.rebalance_timeout_ms()
         };
+        self.cancel_timer(out, sync_key);
         let key = TimerKey::Join {
             group_id: group_id.to_string(),
         };
@@ -446,6 +452,11 @@ impl GroupCoordinator {
         }
         group.protocol_name = group.select_protocol();
         group.transition(GroupState::CompletingRebalance, now_ms);
+        group.pending_sync = group.members.keys().cloned().collect();
+        let sync_key = TimerKey::Sync {
+            group_id: group_id.to_string(),
+            generation_id: group.generation_id,
+        };
         let mut joined = Vec::new();
         let members: Vec<String> = group.members.keys().cloned().collect();
         for member_id in members {
@@ -460,6 +471,7 @@ impl GroupCoordinator {
         for (member_id, session) in joined {
             self.schedule_heartbeat(out, group_id, &member_id, session, now_ms);
         }
+        self.set_timer(out, sync_key, now_ms.saturating_add(timeout));
     }
 }
 

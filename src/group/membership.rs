@@ -46,6 +46,7 @@ impl GroupCoordinator {
             .get(&req.member_id)
             .map(|m| m.session_timeout_ms)
             .unwrap_or_default();
+        let generation_id = group.generation_id;
         match group.state {
             GroupState::Empty | GroupState::Dead => return Err(ResponseError::UnknownMemberId),
             GroupState::PreparingRebalance => return Err(ResponseError::RebalanceInProgress),
@@ -68,7 +69,55 @@ impl GroupCoordinator {
             }
         }
         self.schedule_heartbeat(out, &req.group_id, &req.member_id, session, req.now_ms);
+        self.sync_received(out, &req.group_id, &req.member_id, generation_id);
         Ok(())
+    }
+
+    /// Once every member of the generation has synced, the pending-sync timer is moot.
+    fn sync_received(
+        &mut self,
+        out: &mut Output,
+        group_id: &str,
+        member_id: &str,
+        generation_id: i32,
+    ) {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return;
+        };
+        if group.pending_sync.remove(member_id) && group.pending_sync.is_empty() {
+            let key = TimerKey::Sync {
+                group_id: group_id.to_string(),
+                generation_id,
+            };
+            self.cancel_timer(out, key);
+        }
+    }
+
+    /// The pending-sync timeout: members of this generation that never sent SyncGroup
+    /// are removed, which starts a new rebalance.
+    pub(crate) fn on_sync_timer(
+        &mut self,
+        out: &mut Output,
+        group_id: &str,
+        generation_id: i32,
+        now_ms: u64,
+    ) {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return;
+        };
+        let settling = matches!(
+            group.state,
+            GroupState::CompletingRebalance | GroupState::Stable
+        );
+        if !settling || group.generation_id != generation_id {
+            return;
+        }
+        let laggards: Vec<String> = std::mem::take(&mut group.pending_sync)
+            .into_iter()
+            .collect();
+        for member_id in laggards {
+            self.remove_member_and_update(out, group_id, &member_id, now_ms);
+        }
     }
 
     /// Heartbeat: keeps the session alive; tells members to rejoin while rebalancing.

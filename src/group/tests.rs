@@ -782,3 +782,42 @@ fn offset_delete_respects_subscriptions() {
     );
     assert_eq!(offset_delete::parse_subscription_topics(&[]), None);
 }
+
+#[test]
+fn members_that_never_sync_are_removed_at_the_rebalance_timeout() {
+    let mut c = coordinator(0);
+    c.join(join("c1", "", 1, 0));
+    c.join(join("c2", "", 2, 0));
+    let out = c.tick(0);
+    let sync_timer = TimerKey::Sync {
+        group_id: "g".into(),
+        generation_id: 1,
+    };
+    assert!(out.timers.contains(&TimerOp::Set {
+        key: sync_timer.clone(),
+        deadline_ms: REBALANCE as u64
+    }));
+    let (leader, follower) = (join_reply(&out, 1).member_id, join_reply(&out, 2).member_id);
+    // The follower waits; the leader heartbeats but never sends its assignment.
+    assert!(c.sync(sync(&follower, 1, 12, 100)).replies.is_empty());
+    for t in (5_000..30_000).step_by(5_000) {
+        assert_eq!(c.heartbeat(heartbeat(&leader, 1, t)).0, None);
+    }
+    let out = c.tick(REBALANCE as u64);
+    assert_eq!(sync_reply(&out, 12).error, Some(E::RebalanceInProgress));
+    assert_eq!(state(&c), GroupState::PreparingRebalance);
+    assert!(!c
+        .group("g")
+        .is_some_and(|g| g.members.contains_key(&leader)));
+    // When everyone syncs in time the timer is cancelled.
+    let out = c.join(join("c2", &follower, 22, 30_001));
+    assert_eq!(join_reply(&out, 22).generation_id, 2);
+    let out = c.sync(sync(&follower, 2, 23, 30_002));
+    assert_eq!(sync_reply(&out, 23).error, None);
+    assert!(out.timers.contains(&TimerOp::Cancel {
+        key: TimerKey::Sync {
+            group_id: "g".into(),
+            generation_id: 2
+        }
+    }));
+}

@@ -47,6 +47,13 @@ pub enum TimerKey {
     /// The rebalance of the group completes at this deadline even if members are missing
     /// (also the end of the initial rebalance delay of an empty group).
     Join { group_id: String },
+    /// Members of the generation that have not sent SyncGroup by this deadline are
+    /// removed (Kafka's pending-sync timeout), so a leader that heartbeats but never
+    /// assigns cannot hold its followers forever.
+    Sync {
+        group_id: String,
+        generation_id: i32,
+    },
 }
 
 /// A change of timers the caller may mirror in its own timer wheel.
