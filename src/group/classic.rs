@@ -88,7 +88,6 @@ pub struct ClassicGroup {
     /// Set while the initial rebalance delay runs and a member arrived during it.
     pub(crate) new_member_during_delay: bool,
     /// Start of the current rebalance, and whether it is still in its initial delay.
-    pub(crate) rebalance_started_ms: u64,
     pub(crate) in_initial_delay: bool,
     /// Length of the running initial-delay step, and how much of the rebalance timeout
     /// is left for further steps (Kafka's InitialDelayedJoin).
@@ -112,7 +111,6 @@ impl ClassicGroup {
             offsets: BTreeMap::new(),
             pending_sync: std::collections::BTreeSet::new(),
             new_member_during_delay: false,
-            rebalance_started_ms: now_ms,
             in_initial_delay: false,
             initial_delay_ms: 0,
             initial_delay_remaining_ms: 0,

@@ -84,31 +84,49 @@ impl GroupCoordinator {
         self.set_timer(out, key, deadline);
     }
 
-    /// Fires every timer due at `now_ms`, earliest first.
+    /// Fires every timer due at `now_ms`, earliest first. Timers that firing sets for
+    /// `now_ms` itself (a zero delay) fire in further rounds, but only a bounded number:
+    /// a zero timeout from a client must not spin the coordinator; whatever is still due
+    /// afterwards shows in [`Self::next_deadline`] for the next tick.
     pub fn tick(&mut self, now_ms: u64) -> Output {
+        const MAX_ROUNDS: usize = 8;
         let mut out = Output::default();
-        loop {
-            let due = self
+        for _ in 0..MAX_ROUNDS {
+            let mut due: Vec<(u64, TimerKey)> = self
                 .timers
                 .iter()
                 .filter(|(_, d)| **d <= now_ms)
-                .min_by_key(|(_, d)| **d)
-                .map(|(k, _)| k.clone());
-            let Some(key) = due else { break };
-            self.timers.remove(&key);
-            match key {
-                TimerKey::Heartbeat {
-                    group_id,
-                    member_id,
-                } => self.on_session_expired(&mut out, &group_id, &member_id, now_ms),
-                TimerKey::Join { group_id } => self.on_join_timer(&mut out, &group_id, now_ms),
-                TimerKey::Sync {
-                    group_id,
-                    generation_id,
-                } => self.on_sync_timer(&mut out, &group_id, generation_id, now_ms),
+                .map(|(k, d)| (*d, k.clone()))
+                .collect();
+            if due.is_empty() {
+                break;
+            }
+            due.sort();
+            for (_, key) in due {
+                self.fire(&mut out, key, now_ms);
             }
         }
         out
+    }
+
+    fn fire(&mut self, out: &mut Output, key: TimerKey, now_ms: u64) {
+        // An earlier timer of this round may have cancelled or moved this one.
+        match self.timers.get(&key) {
+            Some(deadline) if *deadline <= now_ms => {}
+            _ => return,
+        }
+        self.timers.remove(&key);
+        match key {
+            TimerKey::Heartbeat {
+                group_id,
+                member_id,
+            } => self.on_session_expired(out, &group_id, &member_id, now_ms),
+            TimerKey::Join { group_id } => self.on_join_timer(out, &group_id, now_ms),
+            TimerKey::Sync {
+                group_id,
+                generation_id,
+            } => self.on_sync_timer(out, &group_id, generation_id, now_ms),
+        }
     }
 
     /// DescribeGroups for one group; an unknown group is described as Dead (Kafka).

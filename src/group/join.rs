@@ -340,7 +340,6 @@ impl GroupCoordinator {
         };
         let from_empty = group.is(GroupState::Empty);
         group.transition(GroupState::PreparingRebalance, now_ms);
-        group.rebalance_started_ms = now_ms;
         let delay = if from_empty {
             group.in_initial_delay = true;
             group.new_member_during_delay = false;

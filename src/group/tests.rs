@@ -821,3 +821,47 @@ fn members_that_never_sync_are_removed_at_the_rebalance_timeout() {
         }
     }));
 }
+
+#[test]
+fn hostile_values_do_not_panic() {
+    let mut c = coordinator(0);
+    // A negative rebalance timeout counts as zero: the member joins, then misses the
+    // (zero) sync deadline within the same tick, and the group is empty again.
+    let mut req = join("c0", "", 9, 50);
+    req.rebalance_timeout_ms = i32::MIN;
+    c.join(req);
+    let out = c.tick(50);
+    assert_eq!(join_reply(&out, 9).generation_id, 1);
+    assert_eq!(state(&c), GroupState::Empty);
+    assert_eq!(c.group("g").map(|g| g.generation_id), Some(2));
+
+    let mut req = join("c1", "", 1, u64::MAX - 5);
+    req.session_timeout_ms = 1_800_000;
+    c.join(req);
+    let out = c.tick(u64::MAX - 5);
+    let r = join_reply(&out, 1);
+    assert_eq!((r.error, r.generation_id), (None, 3));
+    assert_eq!(c.next_deadline(), Some(u64::MAX), "deadlines saturate");
+    let (resp, _) = c.leave(LeaveRequest {
+        group_id: "g".into(),
+        members: Vec::new(),
+        now_ms: 0,
+    });
+    assert!(resp.members.is_empty());
+    let mut s = sync(&r.member_id, 3, 2, 0);
+    s.assignments = vec![
+        (r.member_id.clone(), Vec::new()),
+        (r.member_id.clone(), vec![1]),
+    ];
+    assert_eq!(
+        sync_reply(&c.sync(s), 2).assignment,
+        vec![1],
+        "the last duplicate wins"
+    );
+    let fetched = c.fetch_offsets(&OffsetFetchRequest {
+        group_id: "none".into(),
+        topics: None,
+        require_stable: false,
+    });
+    assert!(fetched.is_empty());
+}
