@@ -83,6 +83,8 @@ pub struct ClassicGroup {
     pub static_members: HashMap<String, String>,
     /// Committed offsets by (topic, partition).
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Completed rebalances since this coordinator loaded the group (for metrics).
+    pub rebalances: u64,
     /// Members of the current generation that have not sent SyncGroup yet.
     pub pending_sync: std::collections::BTreeSet<String>,
     /// Set while the initial rebalance delay runs and a member arrived during it.
@@ -109,6 +111,7 @@ impl ClassicGroup {
             pending_members: BTreeMap::new(),
             static_members: HashMap::new(),
             offsets: BTreeMap::new(),
+            rebalances: 0,
             pending_sync: std::collections::BTreeSet::new(),
             new_member_during_delay: false,
             in_initial_delay: false,

@@ -439,6 +439,7 @@ impl GroupCoordinator {
             return;
         };
         group.generation_id = group.generation_id.wrapping_add(1);
+        group.rebalances = group.rebalances.saturating_add(1);
         if no_members {
             group.protocol_name = None;
             group.leader = None;

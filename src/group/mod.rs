@@ -21,7 +21,10 @@
 //! partition, and only once that append succeeded sends `Output::replies` (Kafka's
 //! "written, then applied" order: a client never sees state that could be lost). On
 //! leadership change the new coordinator replays the partition through
-//! [`GroupCoordinator::replay`]. The types here are deliberately not `kafka-protocol`
+//! [`GroupCoordinator::replay`]. State is applied in memory when a call returns; if the
+//! append then fails, the caller answers the held replies with an error (as Kafka does
+//! with NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE) and should give up the partition and
+//! replay it, since memory is then ahead of the log. The types here are deliberately not `kafka-protocol`
 //! types, so the rules can be tested without the wire format; error codes are
 //! `kafka_protocol::error::ResponseError` values.
 

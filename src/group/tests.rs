@@ -258,6 +258,7 @@ fn fourth_member_triggers_rebalance_and_eager_rejoin_completes_it() {
         }
     }));
     assert_eq!(state(&c), GroupState::CompletingRebalance);
+    assert_eq!(c.group("g").map(|g| g.rebalances), Some(2));
     // Old generation is now illegal.
     assert_eq!(
         c.heartbeat(heartbeat(&ids[1], 1, 1_400)).0,
