@@ -17,6 +17,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod epoch;
 pub mod flusher;
 pub mod index;
