@@ -4,8 +4,8 @@
 //! partition, a `recovery-point-offset-checkpoint` per log directory and a clean-shutdown
 //! marker that lets the next start skip re-validation. It places new partitions in the
 //! directory holding the fewest, and runs the background work: one group-commit flusher
-//! per directory, the flush.ms / flush.messages scheduler, recovery-point checkpoints and
-//! retention.
+//! per directory, the flush.ms / flush.messages scheduler, recovery-point checkpoints,
+//! retention and log compaction ([`super::cleaner`]).
 //!
 //! A failing disk is handled per partition, not per directory (where Kafka takes the
 //! whole directory offline): a full disk keeps every log readable, answers appends with
@@ -188,7 +188,8 @@ impl LogManager {
         }
     }
 
-    /// One retention pass over every log; returns the number of segments deleted.
+    /// One retention pass over every log, then a cleaner pass over compacted ones;
+    /// returns the number of segments deleted.
     pub fn retention_pass(&self) -> usize {
         let now = now_ms();
         let mut deleted = 0;
@@ -198,6 +199,19 @@ impl LogManager {
                 Err(LogError::Closed) => {}
                 Err(e) => tracing::warn!(topic = log.topic(), partition = log.partition(),
                     error = %e, "retention failed"),
+            }
+            // Compaction after retention, so it never rewrites segments about to go.
+            if log.config().compact {
+                match log.clean(now) {
+                    Ok(stats) if stats.ran => {
+                        metrics::counter!("weir_log_cleaner_runs_total").increment(1);
+                        metrics::counter!("weir_log_cleaner_cleaned_bytes_total")
+                            .increment(stats.bytes_read);
+                    }
+                    Ok(_) | Err(LogError::Closed) => {}
+                    Err(e) => tracing::warn!(topic = log.topic(), partition = log.partition(),
+                        error = %e, "log cleaning failed"),
+                }
             }
         }
         deleted
