@@ -559,6 +559,41 @@ mod tests {
     }
 
     #[test]
+    fn retention_pass_compacts_compacted_topics_only() {
+        let d = tempfile::tempdir().unwrap();
+        let mgr = LogManager::open(config(&[d.path()])).unwrap();
+        let small = TopicConfig {
+            segment_bytes: 1024,
+            ..TopicConfig::default()
+        };
+        let compacted = TopicConfig {
+            compact: true,
+            delete: false,
+            ..small.clone()
+        };
+        let keyed = || {
+            let b = BatchBuilder::new(0)
+                .record(Some(b"k"), Some(b"value"), now_ms() - 10)
+                .build();
+            BytesMut::from(&b[..])
+        };
+        let c = mgr
+            .get_or_create("c", 0, Uuid::new_v4(), compacted)
+            .unwrap();
+        let plain = mgr.get_or_create("p", 0, Uuid::new_v4(), small).unwrap();
+        for _ in 0..60 {
+            c.append_as_leader(keyed(), 0).unwrap();
+            plain.append_as_leader(keyed(), 0).unwrap();
+        }
+        let (c_size, p_size) = (c.size_bytes(), plain.size_bytes());
+        assert_eq!(mgr.retention_pass(), 0);
+        assert!(c.size_bytes() < c_size, "compacted");
+        assert_eq!(plain.size_bytes(), p_size, "delete-only topic untouched");
+        let cp = std::fs::read_to_string(d.path().join("cleaner-offset-checkpoint")).unwrap();
+        assert!(cp.starts_with("0\n1\nc 0 "), "{cp}");
+    }
+
+    #[test]
     fn restart_keeps_data_offsets_and_placement() {
         let d1 = tempfile::tempdir().unwrap();
         let d2 = tempfile::tempdir().unwrap();
