@@ -20,9 +20,11 @@
 //!   and timestamp deltas, so their bytes are copied verbatim. Such thinned batches are
 //!   what [`super::batch::batches`] accepts as stored batches.
 //! - A batch that keeps every record is copied as is (compression included). A thinned
-//!   batch is written uncompressed: re-compressing would need each codec's exact framing
-//!   (xerial snappy, independent-block lz4) for every client to read it, and compacted
-//!   topics are mostly small keyed records where the loss is small.
+//!   batch keeps its codec when that is gzip or zstd, whose standard streams every
+//!   client reads; snappy and lz4 batches are written uncompressed, because clients
+//!   expect particular framings of those (xerial snappy, Kafka's lz4 frame flags) that
+//!   the encoders here do not promise. Compacted topics mostly hold small keyed records,
+//!   so the cost is small.
 //! - A batch that loses every record is dropped, except (as empty batches, header only):
 //!   the last batch of each producer id (so producer sequence state survives a replay
 //!   from the log, as Kafka does for active producers), and the last batch of each
@@ -51,8 +53,8 @@ use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use super::LogError;
 
 /// Attribute bits kept when a batch is rewritten: timestamp type, transactional,
-/// control. The codec bits are cleared (thinned batches are uncompressed); the delete
-/// horizon bit is never set by this cleaner.
+/// control. The codec bits are set anew (see [`recompress`]); the delete horizon bit is
+/// never set by this cleaner.
 const KEPT_ATTRIBUTES: i16 = 0x08 | 0x10 | 0x20;
 const ATTRIBUTES_OFFSET: usize = 21;
 const CRC_OFFSET: usize = 17;
@@ -360,10 +362,32 @@ fn put_i32(buf: &mut [u8], at: usize, v: i32) {
 
 /// Write `original`'s header with the survivors' records, uncompressed, with a new
 /// length, count, max timestamp and CRC.
+/// The survivors' record bytes in the batch's codec where it is gzip or zstd (see the
+/// module docs), else uncompressed: (codec, bytes).
+fn recompress(codec: i16, kept: &[&RecordRef<'_>]) -> (i16, Vec<u8>) {
+    let plain: Vec<u8> = kept.iter().flat_map(|r| r.raw.iter().copied()).collect();
+    let compressed = match codec {
+        1 => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut enc, &plain)
+                .and_then(|()| enc.finish())
+                .ok()
+        }
+        4 => zstd::stream::encode_all(&plain[..], 3).ok(),
+        _ => None,
+    };
+    // An encoder failure (it only writes to memory) falls back to no compression.
+    match compressed {
+        Some(c) if !kept.is_empty() => (codec, c),
+        _ => (0, plain),
+    }
+}
+
 fn encode_thinned(original: &BatchHeader, kept: &[&RecordRef<'_>], out: &mut Vec<u8>) {
     let start = out.len();
-    let body: usize = kept.iter().map(|r| r.raw.len()).sum();
-    let attributes = original.attributes & KEPT_ATTRIBUTES;
+    let (codec, records) = recompress(original.compression(), kept);
+    let body = records.len();
+    let attributes = (original.attributes & KEPT_ATTRIBUTES) | codec;
     let max_timestamp = if original.is_log_append_time() || kept.is_empty() {
         original.max_timestamp
     } else {
@@ -383,9 +407,7 @@ fn encode_thinned(original: &BatchHeader, kept: &[&RecordRef<'_>], out: &mut Vec
     out.extend_from_slice(&original.producer_epoch.to_be_bytes());
     out.extend_from_slice(&original.base_sequence.to_be_bytes());
     out.extend_from_slice(&(kept.len() as i32).to_be_bytes());
-    for r in kept {
-        out.extend_from_slice(r.raw);
-    }
+    out.extend_from_slice(&records);
     let crc = crc32c::crc32c(&out[start + ATTRIBUTES_OFFSET..]);
     put_i32(out, start + CRC_OFFSET, crc as i32);
 }
@@ -726,7 +748,7 @@ mod tests {
     }
 
     #[test]
-    fn compressed_input_is_cleaned_and_written_uncompressed() {
+    fn compressed_input_is_cleaned_and_keeps_gzip_and_zstd() {
         for codec in [
             Compression::Gzip,
             Compression::Snappy,
@@ -741,7 +763,22 @@ mod tests {
             let s1 = kv(3, &[("z", Some("1"))]);
             let out = run(&[s0, s1], 0, false);
             let hdr = BatchHeader::parse(&out[0].bytes).unwrap();
-            assert_eq!(hdr.compression(), 0, "{codec:?}");
+            let want = match codec {
+                Compression::Gzip => 1,
+                Compression::Zstd => 4,
+                _ => 0,
+            };
+            assert_eq!(hdr.compression(), want, "{codec:?}");
+            assert_eq!(
+                batch::record_timestamps(&out[0].bytes).unwrap(),
+                vec![(1, 5), (2, 5)]
+            );
+            assert!(batch::batches(&out[0].bytes, true).all(|b| b.is_ok()));
+            // An independent decoder (kafka-protocol's, as clients decode) agrees.
+            let mut buf = bytes::Bytes::from(out[0].bytes.clone());
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).unwrap();
+            let offsets: Vec<i64> = set.records.iter().map(|r| r.offset).collect();
+            assert_eq!(offsets, vec![1, 2], "{codec:?}");
             assert_eq!(
                 key_offsets(&out[0].bytes),
                 vec![(1, "b".into()), (2, "a".into())]
