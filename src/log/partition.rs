@@ -114,6 +114,12 @@ pub struct PartitionLog {
     producer_id_expiration_ms: i64,
     /// One cleaner pass at a time per log.
     clean_lock: Mutex<()>,
+    /// Counts truncations, so a cleaner pass that overlapped one neither swaps nor
+    /// records a checkpoint past the new log end.
+    truncations: AtomicU64,
+    /// The cleaner checkpoint on disk may lie past a truncation (lowering it failed):
+    /// the next pass treats the whole range as dirty.
+    checkpoint_stale: AtomicBool,
 }
 
 /// What a cleaner pass did ([`PartitionLog::clean`]).
@@ -266,6 +272,8 @@ impl PartitionLog {
             roll_jitter_ms: jitter,
             producer_id_expiration_ms: opts.producer_id_expiration_ms,
             clean_lock: Mutex::new(()),
+            truncations: AtomicU64::new(0),
+            checkpoint_stale: AtomicBool::new(false),
         }))
     }
 
@@ -822,6 +830,19 @@ impl PartitionLog {
         let new_end = active.next_offset();
         inner.dir_dirty = true;
         self.log_end.store(new_end, Ordering::Release);
+        self.truncations.fetch_add(1, Ordering::AcqRel);
+        // Offsets re-appended past the new end are dirty again: a tombstone there must
+        // enter the offset map before it may expire.
+        let log_dir = self.dir.parent().unwrap_or(&self.dir);
+        if super::cleaner::read_checkpoint(log_dir, &self.topic, self.partition) > new_end {
+            if let Err(e) =
+                super::cleaner::write_checkpoint(log_dir, &self.topic, self.partition, new_end)
+            {
+                tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                    "cannot lower the cleaner checkpoint; the next pass cleans everything");
+                self.checkpoint_stale.store(true, Ordering::Release);
+            }
+        }
         // The log is already cut: the bookkeeping below must follow whatever the disk
         // says. A stale checkpoint is re-truncated to the log end by the next open.
         if let Err(e) = inner.epochs.truncate_from_end(new_end) {
@@ -974,9 +995,13 @@ impl PartitionLog {
         }
         let _pass = self.clean_lock.lock();
         let log_dir = self.dir.parent().unwrap_or(&self.dir).to_path_buf();
-        let checkpoint = cleaner::read_checkpoint(&log_dir, &self.topic, self.partition);
+        let checkpoint = if self.checkpoint_stale.load(Ordering::Acquire) {
+            0
+        } else {
+            cleaner::read_checkpoint(&log_dir, &self.topic, self.partition)
+        };
         let hw = self.high_watermark();
-        let (spans, views) = {
+        let (spans, views, generation) = {
             let inner = self.inner.lock();
             let spans: Vec<SegmentSpan> = inner
                 .segments
@@ -993,7 +1018,7 @@ impl PartitionLog {
                 })
                 .collect();
             let views: Vec<SegmentView> = inner.segments.iter().map(Segment::view).collect();
-            (spans, views)
+            (spans, views, self.truncations.load(Ordering::Acquire))
         };
         let Some(plan) = cleaner::plan(&spans, checkpoint, hw, now, &cfg) else {
             return Ok(CleanStats::default());
@@ -1065,7 +1090,8 @@ impl PartitionLog {
                         .then_some(i)
                 })
                 .collect();
-            let (Some(positions), Ok(())) = (positions, self.check_open()) else {
+            let unchanged = self.truncations.load(Ordering::Acquire) == generation;
+            let (Some(positions), Ok(()), true) = (positions, self.check_open(), unchanged) else {
                 drop(inner);
                 discard(&staged);
                 return Ok(CleanStats::default());
@@ -1113,13 +1139,17 @@ impl PartitionLog {
             }
             stats.segments_rewritten = bases.len();
         }
-        if let Err(e) =
-            cleaner::write_checkpoint(&log_dir, &self.topic, self.partition, plan.clean_end)
-        {
-            // The next pass redoes this one's work; nothing is lost.
-            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
-                "cannot write cleaner checkpoint");
+        // Under the lock, so no truncation slips between the check and the write.
+        let inner = self.inner.lock();
+        if self.truncations.load(Ordering::Acquire) == generation {
+            match cleaner::write_checkpoint(&log_dir, &self.topic, self.partition, plan.clean_end) {
+                Ok(()) => self.checkpoint_stale.store(false, Ordering::Release),
+                // The next pass redoes this one's work; nothing is lost.
+                Err(e) => tracing::warn!(topic = %self.topic, partition = self.partition,
+                    error = %e, "cannot write cleaner checkpoint"),
+            }
         }
+        drop(inner);
         tracing::debug!(topic = %self.topic, partition = self.partition, ?stats, "cleaned");
         Ok(stats)
     }
@@ -2531,6 +2561,26 @@ mod tests {
             "dirty ratio below threshold"
         );
         assert_eq!(read_everything(&log), after_first);
+    }
+
+    #[test]
+    fn truncation_below_the_cleaner_checkpoint_lowers_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), compact_cfg(), false, 0);
+        let ts = now_ms() - 1000;
+        for i in 0..60 {
+            put(&log, i, &format!("k{}", i % 3), Some("v"), ts);
+        }
+        let end = log.clean(now_ms()).unwrap().clean_end;
+        assert!(end > 5);
+        let cp = |log: &PartitionLog| {
+            crate::log::cleaner::read_checkpoint(dir.path(), log.topic(), log.partition())
+        };
+        assert_eq!(cp(&log), end);
+        let target = log.read(5, 1, i64::MAX, true).unwrap().records;
+        log.truncate_to(spans(&target)[0].0).unwrap();
+        assert_eq!(cp(&log), log.log_end_offset());
+        assert!(cp(&log) < end);
     }
 
     fn copy_dir(from: &Path, to: &Path) {
