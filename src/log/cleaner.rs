@@ -556,9 +556,10 @@ fn staged(dir: &std::path::Path, suffix: &str) -> std::io::Result<Vec<i64>> {
     Ok(out)
 }
 
-/// Replace the original segments by their `.swap` files: each original's index files go
-/// first (the next open rebuilds them for the new file), then one rename replaces the
-/// log atomically.
+/// Replace the original segments by their `.swap` files. The originals' index files go
+/// first, made durable by a directory fsync before any rename, so no new log can ever
+/// meet an old index (the next open rebuilds them); then one rename per segment
+/// replaces each log atomically.
 pub fn replace_with_swaps(dir: &std::path::Path, bases: &[i64]) -> std::io::Result<()> {
     for &base in bases {
         for ext in ["index", "timeindex"] {
@@ -567,6 +568,9 @@ pub fn replace_with_swaps(dir: &std::path::Path, bases: &[i64]) -> std::io::Resu
                 _ => {}
             }
         }
+    }
+    fsync_dir(dir)?;
+    for &base in bases {
         std::fs::rename(
             staged_path(dir, base, SWAP_SUFFIX),
             dir.join(super::segment::file_name(base, "log")),

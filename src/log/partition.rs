@@ -1056,7 +1056,7 @@ impl PartitionLog {
                 let drop_tombstones =
                     now.saturating_sub(span.largest_timestamp) > cfg.delete_retention_ms;
                 let out = pass.clean_segment(&read(view)?, drop_tombstones)?;
-                stats.records_removed += out.records_read - out.records_kept;
+                stats.records_removed += out.records_read.saturating_sub(out.records_kept);
                 stats.bytes_after += out.bytes.len() as u64;
                 if out.unchanged {
                     continue;
