@@ -292,6 +292,14 @@ impl Cleaner {
         }
     }
 
+    /// Where the next pass's dirty section must start at the latest: the first batch of
+    /// a transaction still open. Its records enter no map this pass, so they must be
+    /// dirty again once the transaction ends (a committed tombstone left out of every map
+    /// could otherwise expire while older values of its key survive).
+    pub fn first_undecided(&self) -> Option<i64> {
+        self.undecided.iter().copied().min()
+    }
+
     /// Distinct keys in the offset map.
     pub fn map_len(&self) -> usize {
         self.map.len()
@@ -861,6 +869,11 @@ mod tests {
         assert!(got.contains(&(5, "b".into())));
         assert!(got.contains(&(2, "c".into())) && got.contains(&(7, "c".into())));
         assert!(got.iter().any(|(o, _)| *o == 4) && got.iter().any(|(o, _)| *o == 6));
+        let mut c = Cleaner::new(0);
+        c.scan(&[tx(0, 3, "c", "open"), kv(1, &[("z", Some("1"))])].concat())
+            .unwrap();
+        c.finish_scan();
+        assert_eq!(c.first_undecided(), Some(0));
     }
 
     #[test]

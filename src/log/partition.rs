@@ -133,7 +133,8 @@ pub struct CleanStats {
     pub bytes_after: u64,
     pub segments_rewritten: usize,
     pub records_removed: u64,
-    /// Offsets below this are clean (the new cleaner checkpoint).
+    /// Offsets below this are clean (the new cleaner checkpoint): the end of the
+    /// cleaned range, or the first batch of a transaction still open in it.
     pub clean_end: i64,
 }
 
@@ -1039,10 +1040,14 @@ impl PartitionLog {
             pass.scan(&read(v)?)?;
         }
         pass.finish_scan();
+        // Open transactions stay dirty (see `Cleaner::first_undecided`).
+        let next_dirty = pass
+            .first_undecided()
+            .map_or(plan.clean_end, |o| o.min(plan.clean_end));
         let mut stats = CleanStats {
             ran: true,
             bytes_read: plan.total_bytes,
-            clean_end: plan.clean_end,
+            clean_end: next_dirty,
             ..CleanStats::default()
         };
         let mut staged: Vec<(i64, SegmentView)> = Vec::new();
@@ -1142,7 +1147,7 @@ impl PartitionLog {
         // Under the lock, so no truncation slips between the check and the write.
         let inner = self.inner.lock();
         if self.truncations.load(Ordering::Acquire) == generation {
-            match cleaner::write_checkpoint(&log_dir, &self.topic, self.partition, plan.clean_end) {
+            match cleaner::write_checkpoint(&log_dir, &self.topic, self.partition, next_dirty) {
                 Ok(()) => self.checkpoint_stale.store(false, Ordering::Release),
                 // The next pass redoes this one's work; nothing is lost.
                 Err(e) => tracing::warn!(topic = %self.topic, partition = self.partition,
