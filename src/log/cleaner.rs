@@ -536,6 +536,21 @@ pub fn write_checkpoint(
     super::checkpoint::write(&path, &all)
 }
 
+/// Drop a partition's entry (a new log of a reused name starts all dirty).
+pub fn forget_checkpoint(
+    log_dir: &std::path::Path,
+    topic: &str,
+    partition: i32,
+) -> std::io::Result<()> {
+    let _g = CHECKPOINT_LOCK.lock();
+    let path = log_dir.join(CHECKPOINT_FILE);
+    let mut all = super::checkpoint::read(&path);
+    if all.remove(&(topic.to_string(), partition)).is_some() {
+        super::checkpoint::write(&path, &all)?;
+    }
+    Ok(())
+}
+
 fn fsync_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }

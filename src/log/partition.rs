@@ -155,8 +155,18 @@ impl PartitionLog {
     /// file created.
     pub fn open(opts: OpenOptions) -> Result<Arc<PartitionLog>, LogError> {
         let dir = opts.dir.clone();
+        let mut checkpoint_stale = false;
         if !dir.is_dir() {
             std::fs::create_dir_all(&dir)?;
+            // A new log must not inherit the cleaner checkpoint of a deleted one of the
+            // same name: its records would count as clean and enter no offset map.
+            let log_dir = dir.parent().unwrap_or(&dir);
+            if let Err(e) = super::cleaner::forget_checkpoint(log_dir, &opts.topic, opts.partition)
+            {
+                tracing::warn!(dir = %dir.display(), error = %e,
+                    "cannot clear an old cleaner checkpoint; the first pass cleans everything");
+                checkpoint_stale = true;
+            }
         }
         let topic_id = match read_partition_metadata(&dir) {
             Some(id) => id,
@@ -274,7 +284,7 @@ impl PartitionLog {
             producer_id_expiration_ms: opts.producer_id_expiration_ms,
             clean_lock: Mutex::new(()),
             truncations: AtomicU64::new(0),
-            checkpoint_stale: AtomicBool::new(false),
+            checkpoint_stale: AtomicBool::new(checkpoint_stale),
         }))
     }
 
@@ -2586,6 +2596,16 @@ mod tests {
         log.truncate_to(spans(&target)[0].0).unwrap();
         assert_eq!(cp(&log), log.log_end_offset());
         assert!(cp(&log) < end);
+        // A log created anew under the same name starts without a checkpoint.
+        drop(log);
+        std::fs::remove_dir_all(dir.path().join("t-0")).unwrap();
+        let log = open_log(dir.path(), compact_cfg(), false, 0);
+        assert_eq!(cp(&log), 0);
+        assert!(
+            !std::fs::read_to_string(dir.path().join("cleaner-offset-checkpoint"))
+                .unwrap()
+                .contains("t 0")
+        );
     }
 
     fn copy_dir(from: &Path, to: &Path) {
