@@ -527,6 +527,33 @@ pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(i64, i64)>, LogError> {
     Ok(out)
 }
 
+/// The header and the (decompressed) record bytes of one stored batch, for the log
+/// cleaner. Lengths are checked, the CRC is not (callers get batches from
+/// [`batches`] with `verify_crc`); decompression stops at [`MAX_DECOMPRESSED_BYTES`].
+pub fn stored_records(batch: &[u8]) -> Result<(BatchHeader, Vec<u8>), LogError> {
+    let header = BatchHeader::parse(batch)?;
+    if header.magic != 2 {
+        return Err(corrupt(format!("unexpected magic {}", header.magic)));
+    }
+    check_length(&header, batch.len())?;
+    check_counts(&header, Origin::Stored)?;
+    let records = batch.get(HEADER_LEN..header.size()).unwrap_or_default();
+    if header.compression() == 0 {
+        return Ok((header, records.to_vec()));
+    }
+    let mut out = Vec::new();
+    decoder(&header, records)?
+        .take(MAX_DECOMPRESSED_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| corrupt(format!("cannot decompress batch: {e}")))?;
+    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        return Err(corrupt(format!(
+            "batch decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes"
+        )));
+    }
+    Ok((header, out))
+}
+
 // ---------------------------------------------------------------------------------------
 // Record framing
 
@@ -805,6 +832,11 @@ fn decompressing_source<'a>(
     header: &BatchHeader,
     records: &'a [u8],
 ) -> Result<StreamSource<Box<dyn Read + 'a>>, LogError> {
+    Ok(StreamSource::new(decoder(header, records)?))
+}
+
+/// A reader of the decompressed bytes of a batch's records.
+fn decoder<'a>(header: &BatchHeader, records: &'a [u8]) -> Result<Box<dyn Read + 'a>, LogError> {
     let reader: Box<dyn Read + 'a> = match header.compression() {
         0 => Box::new(records),
         1 => Box::new(flate2::read::MultiGzDecoder::new(records)),
@@ -819,7 +851,7 @@ fn decompressing_source<'a>(
         ),
         c => return Err(corrupt(format!("unknown compression codec {c}"))),
     };
-    Ok(StreamSource::new(reader))
+    Ok(reader)
 }
 
 /// snappy-java's stream framing, which the Java client writes: an 8-byte magic, two

@@ -4,8 +4,8 @@
 //! partition, a `recovery-point-offset-checkpoint` per log directory and a clean-shutdown
 //! marker that lets the next start skip re-validation. It places new partitions in the
 //! directory holding the fewest, and runs the background work: one group-commit flusher
-//! per directory, the flush.ms / flush.messages scheduler, recovery-point checkpoints and
-//! retention.
+//! per directory, the flush.ms / flush.messages scheduler, recovery-point checkpoints,
+//! retention and log compaction ([`super::cleaner`]).
 //!
 //! A failing disk is handled per partition, not per directory (where Kafka takes the
 //! whole directory offline): a full disk keeps every log readable, answers appends with
@@ -188,7 +188,8 @@ impl LogManager {
         }
     }
 
-    /// One retention pass over every log; returns the number of segments deleted.
+    /// One retention pass over every log, then a cleaner pass over compacted ones;
+    /// returns the number of segments deleted.
     pub fn retention_pass(&self) -> usize {
         let now = now_ms();
         let mut deleted = 0;
@@ -198,6 +199,19 @@ impl LogManager {
                 Err(LogError::Closed) => {}
                 Err(e) => tracing::warn!(topic = log.topic(), partition = log.partition(),
                     error = %e, "retention failed"),
+            }
+            // Compaction after retention, so it never rewrites segments about to go.
+            if log.config().compact {
+                match log.clean(now) {
+                    Ok(stats) if stats.ran => {
+                        metrics::counter!("weir_log_cleaner_runs_total").increment(1);
+                        metrics::counter!("weir_log_cleaner_cleaned_bytes_total")
+                            .increment(stats.bytes_read);
+                    }
+                    Ok(_) | Err(LogError::Closed) => {}
+                    Err(e) => tracing::warn!(topic = log.topic(), partition = log.partition(),
+                        error = %e, "log cleaning failed"),
+                }
             }
         }
         deleted
@@ -542,6 +556,41 @@ mod tests {
         assert_eq!(parse_partition_dir("x-"), None);
         assert_eq!(parse_partition_dir("-1"), None);
         assert_eq!(parse_partition_dir("t-+1"), None);
+    }
+
+    #[test]
+    fn retention_pass_compacts_compacted_topics_only() {
+        let d = tempfile::tempdir().unwrap();
+        let mgr = LogManager::open(config(&[d.path()])).unwrap();
+        let small = TopicConfig {
+            segment_bytes: 1024,
+            ..TopicConfig::default()
+        };
+        let compacted = TopicConfig {
+            compact: true,
+            delete: false,
+            ..small.clone()
+        };
+        let keyed = || {
+            let b = BatchBuilder::new(0)
+                .record(Some(b"k"), Some(b"value"), now_ms() - 10)
+                .build();
+            BytesMut::from(&b[..])
+        };
+        let c = mgr
+            .get_or_create("c", 0, Uuid::new_v4(), compacted)
+            .unwrap();
+        let plain = mgr.get_or_create("p", 0, Uuid::new_v4(), small).unwrap();
+        for _ in 0..60 {
+            c.append_as_leader(keyed(), 0).unwrap();
+            plain.append_as_leader(keyed(), 0).unwrap();
+        }
+        let (c_size, p_size) = (c.size_bytes(), plain.size_bytes());
+        assert_eq!(mgr.retention_pass(), 0);
+        assert!(c.size_bytes() < c_size, "compacted");
+        assert_eq!(plain.size_bytes(), p_size, "delete-only topic untouched");
+        let cp = std::fs::read_to_string(d.path().join("cleaner-offset-checkpoint")).unwrap();
+        assert!(cp.starts_with("0\n1\nc 0 "), "{cp}");
     }
 
     #[test]

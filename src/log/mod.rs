@@ -7,6 +7,9 @@
 //! epoch and (for LogAppendTime) timestamp patched. A per-directory flusher ([`flusher`])
 //! turns many appends into one fsync (group commit). On start, everything after the last
 //! recovery point is re-validated and a torn or corrupt tail is truncated, never served.
+//! Topics with `cleanup.policy=compact` are compacted by [`cleaner`]: closed segments are
+//! rewritten keeping the last record per key, with offsets unchanged, and swapped in
+//! through `.cleaned` / `.swap` files that a restart finishes or undoes.
 //!
 //! A full disk never makes data unreadable. Appends answer KAFKA_STORAGE_ERROR (a failed
 //! write is cut back) and work again as soon as space is freed; opening a log needs no
@@ -17,6 +20,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod epoch;
 pub mod flusher;
 pub mod index;
@@ -27,7 +31,7 @@ pub mod retention;
 pub mod segment;
 
 pub use manager::LogManager;
-pub use partition::{AppendResult, PartitionLog, ReadResult};
+pub use partition::{AppendResult, CleanStats, PartitionLog, ReadResult};
 
 use thiserror::Error;
 

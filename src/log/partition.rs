@@ -36,6 +36,10 @@ const SNAPSHOTS_KEPT: usize = 3;
 /// only when a segment holds nothing at or past the offset, which is rare.
 const READ_SEGMENTS: usize = 3;
 
+/// The largest segment the cleaner reads into memory: it holds one segment and its
+/// cleaned form at a time (Kafka's `__consumer_offsets` uses 100 MiB segments).
+const MAX_CLEANABLE_SEGMENT_BYTES: u64 = 256 << 20;
+
 /// Outcome of a successful append (or of a duplicate, answered with the original offsets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendResult {
@@ -108,6 +112,30 @@ pub struct PartitionLog {
     closed: AtomicBool,
     roll_jitter_ms: i64,
     producer_id_expiration_ms: i64,
+    /// One cleaner pass at a time per log.
+    clean_lock: Mutex<()>,
+    /// Counts truncations, so a cleaner pass that overlapped one neither swaps nor
+    /// records a checkpoint past the new log end.
+    truncations: AtomicU64,
+    /// The cleaner checkpoint on disk may lie past a truncation (lowering it failed):
+    /// the next pass treats the whole range as dirty.
+    checkpoint_stale: AtomicBool,
+}
+
+/// What a cleaner pass did ([`PartitionLog::clean`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CleanStats {
+    /// The pass ran (the dirty ratio was reached); false leaves the rest zero.
+    pub ran: bool,
+    /// Bytes of the segments the pass read (the cleanable range).
+    pub bytes_read: u64,
+    /// Bytes of those segments after the pass.
+    pub bytes_after: u64,
+    pub segments_rewritten: usize,
+    pub records_removed: u64,
+    /// Offsets below this are clean (the new cleaner checkpoint): the end of the
+    /// cleaned range, or the first batch of a transaction still open in it.
+    pub clean_end: i64,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -127,8 +155,18 @@ impl PartitionLog {
     /// file created.
     pub fn open(opts: OpenOptions) -> Result<Arc<PartitionLog>, LogError> {
         let dir = opts.dir.clone();
+        let mut checkpoint_stale = false;
         if !dir.is_dir() {
             std::fs::create_dir_all(&dir)?;
+            // A new log must not inherit the cleaner checkpoint of a deleted one of the
+            // same name: its records would count as clean and enter no offset map.
+            let log_dir = dir.parent().unwrap_or(&dir);
+            if let Err(e) = super::cleaner::forget_checkpoint(log_dir, &opts.topic, opts.partition)
+            {
+                tracing::warn!(dir = %dir.display(), error = %e,
+                    "cannot clear an old cleaner checkpoint; the first pass cleans everything");
+                checkpoint_stale = true;
+            }
         }
         let topic_id = match read_partition_metadata(&dir) {
             Some(id) => id,
@@ -146,6 +184,9 @@ impl PartitionLog {
             }
         };
         let seg_opts = SegmentOptions::from(&opts.config);
+        // A cleaner pass cut short by a crash is finished or undone before anything reads
+        // the segments.
+        super::cleaner::recover_interrupted(&dir)?;
         let mut bases = list_segments(&dir)?;
         bases.sort_unstable();
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
@@ -241,6 +282,9 @@ impl PartitionLog {
             closed: AtomicBool::new(false),
             roll_jitter_ms: jitter,
             producer_id_expiration_ms: opts.producer_id_expiration_ms,
+            clean_lock: Mutex::new(()),
+            truncations: AtomicU64::new(0),
+            checkpoint_stale: AtomicBool::new(checkpoint_stale),
         }))
     }
 
@@ -797,6 +841,19 @@ impl PartitionLog {
         let new_end = active.next_offset();
         inner.dir_dirty = true;
         self.log_end.store(new_end, Ordering::Release);
+        self.truncations.fetch_add(1, Ordering::AcqRel);
+        // Offsets re-appended past the new end are dirty again: a tombstone there must
+        // enter the offset map before it may expire.
+        let log_dir = self.dir.parent().unwrap_or(&self.dir);
+        if super::cleaner::read_checkpoint(log_dir, &self.topic, self.partition) > new_end {
+            if let Err(e) =
+                super::cleaner::write_checkpoint(log_dir, &self.topic, self.partition, new_end)
+            {
+                tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                    "cannot lower the cleaner checkpoint; the next pass cleans everything");
+                self.checkpoint_stale.store(true, Ordering::Release);
+            }
+        }
         // The log is already cut: the bookkeeping below must follow whatever the disk
         // says. A stale checkpoint is re-truncated to the log end by the next open.
         if let Err(e) = inner.epochs.truncate_from_end(new_end) {
@@ -928,6 +985,188 @@ impl PartitionLog {
         self.remove_oldest(&mut inner, count, "retention");
         metrics::counter!("weir_log_retention_deleted_segments_total").increment(count as u64);
         Ok(count)
+    }
+
+    /// Log compaction pass (`cleanup.policy` includes `compact`), see [`super::cleaner`].
+    ///
+    /// Runs when the dirty ratio of the cleanable range reaches `min.cleanable.dirty.ratio`
+    /// (or the oldest dirty segment is past `max.compaction.lag.ms`). The segments are read
+    /// and cleaned without the partition lock (closed segments do not change); the
+    /// results are written and fsynced as `.cleaned` files; then, under the lock, and only
+    /// if every original is still there untouched, they become `.swap` files (the commit
+    /// point), replace the originals and are reopened with rebuilt indexes. Readers hold
+    /// views of the original files and never see a mix. Finally the cleaner checkpoint
+    /// records where the next pass's dirty section starts.
+    pub fn clean(&self, now: i64) -> Result<CleanStats, LogError> {
+        use super::cleaner::{self, Cleaner, SegmentSpan, CLEANED_SUFFIX};
+        self.check_open()?;
+        let cfg = self.config.read().clone();
+        if !cfg.compact {
+            return Ok(CleanStats::default());
+        }
+        let _pass = self.clean_lock.lock();
+        let log_dir = self.dir.parent().unwrap_or(&self.dir).to_path_buf();
+        let checkpoint = if self.checkpoint_stale.load(Ordering::Acquire) {
+            0
+        } else {
+            cleaner::read_checkpoint(&log_dir, &self.topic, self.partition)
+        };
+        let hw = self.high_watermark();
+        let (spans, views, generation) = {
+            let inner = self.inner.lock();
+            let spans: Vec<SegmentSpan> = inner
+                .segments
+                .iter()
+                .enumerate()
+                .map(|(i, s)| SegmentSpan {
+                    base_offset: s.base_offset(),
+                    end_offset: inner
+                        .segments
+                        .get(i + 1)
+                        .map_or(i64::MAX, |n| n.base_offset()),
+                    size: s.size(),
+                    largest_timestamp: s.largest_timestamp(),
+                })
+                .collect();
+            let views: Vec<SegmentView> = inner.segments.iter().map(Segment::view).collect();
+            (spans, views, self.truncations.load(Ordering::Acquire))
+        };
+        let Some(plan) = cleaner::plan(&spans, checkpoint, hw, now, &cfg) else {
+            return Ok(CleanStats::default());
+        };
+        // A pass holds one segment (and its cleaned form) in memory at a time.
+        if let Some(big) = spans[..plan.count]
+            .iter()
+            .find(|s| s.size > MAX_CLEANABLE_SEGMENT_BYTES)
+        {
+            tracing::warn!(topic = %self.topic, partition = self.partition,
+                base = big.base_offset, size = big.size,
+                "segment too large to compact in memory; set segment.bytes lower");
+            return Ok(CleanStats::default());
+        }
+        let read = |v: &SegmentView| v.read_batch(0, v.size);
+        let mut pass = Cleaner::new(plan.first_dirty);
+        for v in &views[..plan.count] {
+            pass.scan(&read(v)?)?;
+        }
+        pass.finish_scan();
+        // Open transactions stay dirty (see `Cleaner::first_undecided`).
+        let next_dirty = pass
+            .first_undecided()
+            .map_or(plan.clean_end, |o| o.min(plan.clean_end));
+        let mut stats = CleanStats {
+            ran: true,
+            bytes_read: plan.total_bytes,
+            clean_end: next_dirty,
+            ..CleanStats::default()
+        };
+        let mut staged: Vec<(i64, SegmentView)> = Vec::new();
+        let discard = |staged: &[(i64, SegmentView)]| {
+            for (b, _) in staged {
+                let _ = std::fs::remove_file(cleaner::staged_path(&self.dir, *b, CLEANED_SUFFIX));
+            }
+        };
+        let write_all = (|| -> Result<(), LogError> {
+            for (span, view) in spans.iter().zip(&views).take(plan.count) {
+                let drop_tombstones =
+                    now.saturating_sub(span.largest_timestamp) > cfg.delete_retention_ms;
+                let out = pass.clean_segment(&read(view)?, drop_tombstones)?;
+                stats.records_removed += out.records_read.saturating_sub(out.records_kept);
+                stats.bytes_after += out.bytes.len() as u64;
+                if out.unchanged {
+                    continue;
+                }
+                let path = cleaner::staged_path(&self.dir, span.base_offset, CLEANED_SUFFIX);
+                staged.push((span.base_offset, view.clone()));
+                let mut f = std::fs::File::create(&path)?;
+                std::io::Write::write_all(&mut f, &out.bytes)?;
+                f.sync_all()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = write_all {
+            discard(&staged);
+            return Err(e);
+        }
+        if !staged.is_empty() {
+            let mut inner = self.inner.lock();
+            // Retention, DeleteRecords or a truncation may have changed the range meanwhile:
+            // then this pass is stale and its work is thrown away.
+            let n = inner.segments.len();
+            let positions: Option<Vec<usize>> = staged
+                .iter()
+                .map(|(base, view)| {
+                    let i = inner
+                        .segments
+                        .iter()
+                        .position(|s| s.base_offset() == *base)?;
+                    let cur = inner.segments[i].view();
+                    (i + 1 < n && cur.size == view.size && Arc::ptr_eq(&cur.file, &view.file))
+                        .then_some(i)
+                })
+                .collect();
+            let unchanged = self.truncations.load(Ordering::Acquire) == generation;
+            let (Some(positions), Ok(()), true) = (positions, self.check_open(), unchanged) else {
+                drop(inner);
+                discard(&staged);
+                return Ok(CleanStats::default());
+            };
+            let bases: Vec<i64> = staged.iter().map(|(b, _)| *b).collect();
+            if let Err(e) = cleaner::commit_cleaned(&self.dir, &bases) {
+                // Some `.cleaned` file is still there, so a restart undoes the pass too.
+                for &b in &bases {
+                    let _ =
+                        std::fs::remove_file(cleaner::staged_path(&self.dir, b, CLEANED_SUFFIX));
+                    let _ = std::fs::remove_file(cleaner::staged_path(
+                        &self.dir,
+                        b,
+                        cleaner::SWAP_SUFFIX,
+                    ));
+                }
+                return Err(e.into());
+            }
+            // Committed. Should the replace or the reopen fail, the disk or memory could
+            // mix cleaned and original segments, so the log stops serving at once; the
+            // next open finishes the swap from the `.swap` files.
+            let opts = SegmentOptions::from(&cfg);
+            let swapped = cleaner::replace_with_swaps(&self.dir, &bases)
+                .map_err(LogError::from)
+                .and_then(|()| {
+                    let mut reopened = Vec::with_capacity(bases.len());
+                    for &base in &bases {
+                        reopened.push(Segment::open(&self.dir, base, opts, true)?.0);
+                    }
+                    Ok(reopened)
+                });
+            match swapped {
+                Ok(reopened) => {
+                    for (&i, seg) in positions.iter().zip(reopened) {
+                        inner.segments[i] = seg;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(topic = %self.topic, partition = self.partition, error = %e,
+                        "cleaner swap failed; the partition is offline until a restart finishes it");
+                    drop(inner);
+                    self.close();
+                    return Err(e);
+                }
+            }
+            stats.segments_rewritten = bases.len();
+        }
+        // Under the lock, so no truncation slips between the check and the write.
+        let inner = self.inner.lock();
+        if self.truncations.load(Ordering::Acquire) == generation {
+            match cleaner::write_checkpoint(&log_dir, &self.topic, self.partition, next_dirty) {
+                Ok(()) => self.checkpoint_stale.store(false, Ordering::Release),
+                // The next pass redoes this one's work; nothing is lost.
+                Err(e) => tracing::warn!(topic = %self.topic, partition = self.partition,
+                    error = %e, "cannot write cleaner checkpoint"),
+            }
+        }
+        drop(inner);
+        tracing::debug!(topic = %self.topic, partition = self.partition, ?stats, "cleaned");
+        Ok(stats)
     }
 
     /// Stop taking appends and reads (topic deleted).
@@ -2146,5 +2385,321 @@ mod tests {
         let log = open_log(root, cfg, false, 0);
         assert_eq!(log.log_start_offset(), start);
         assert_eq!(log.log_end_offset(), r.last_offset + 1);
+    }
+
+    // --- log compaction ------------------------------------------------------------------
+
+    fn compact_cfg() -> TopicConfig {
+        TopicConfig {
+            segment_bytes: 1024,
+            index_interval_bytes: 128,
+            compact: true,
+            delete: false,
+            min_cleanable_dirty_ratio: 0.5,
+            ..TopicConfig::default()
+        }
+    }
+
+    /// Append one keyed record (zstd-compressed for odd `n`, to mix codecs).
+    fn put(log: &PartitionLog, n: usize, key: &str, value: Option<&str>, ts: i64) -> i64 {
+        let codec = if n % 2 == 1 {
+            batch::Compression::Zstd
+        } else {
+            batch::Compression::None
+        };
+        let b = BatchBuilder::new(0)
+            .compression(codec)
+            .record(Some(key.as_bytes()), value.map(str::as_bytes), ts)
+            .build();
+        log.append_as_leader(BytesMut::from(&b[..]), 0)
+            .unwrap()
+            .base_offset
+    }
+
+    type Rec = crate::log::cleaner::Content;
+
+    fn all_records(log: &PartitionLog) -> Vec<Rec> {
+        crate::log::cleaner::contents(&read_everything(log))
+    }
+
+    fn s(x: &str) -> Option<Vec<u8>> {
+        Some(x.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn compaction_keeps_the_last_value_per_key_and_offsets_and_reads_stay_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), compact_cfg(), false, 0);
+        let ts = now_ms() - 1000;
+        let mut appended: Vec<Rec> = Vec::new();
+        for i in 0..80 {
+            let (k, v) = (format!("k{}", i % 5), format!("v{i}"));
+            let o = put(&log, i, &k, Some(&v), ts);
+            appended.push((o, s(&k), s(&v)));
+        }
+        assert!(log.num_segments() > 3);
+        let active_before = std::fs::read(active_log_file(&log)).unwrap();
+        let leo = log.log_end_offset();
+        let stats = log.clean(now_ms()).unwrap();
+        assert!(stats.ran && stats.segments_rewritten > 0, "{stats:?}");
+        assert!(stats.records_removed > 0 && stats.bytes_after < stats.bytes_read);
+        let end = stats.clean_end;
+        assert_eq!(std::fs::read(active_log_file(&log)).unwrap(), active_before);
+        assert_eq!(log.log_end_offset(), leo);
+        let expect = |recs: &[Rec]| {
+            let mut want: Vec<Rec> = appended
+                .iter()
+                .filter(|(o, k, _)| {
+                    *o >= end
+                        || !appended
+                            .iter()
+                            .any(|(o2, k2, _)| k2 == k && o2 > o && *o2 < end)
+                })
+                .cloned()
+                .collect();
+            want.sort();
+            let mut got = recs.to_vec();
+            got.sort();
+            assert_eq!(got, want);
+        };
+        let recs = all_records(&log);
+        expect(&recs);
+        let below: Vec<&Rec> = recs.iter().filter(|r| r.0 < end).collect();
+        let keys: std::collections::BTreeSet<_> = below.iter().map(|r| &r.1).collect();
+        assert_eq!(
+            keys.len(),
+            below.len(),
+            "one record per key in the cleaned range"
+        );
+        // A read at any offset, compacted away or not, starts at the first batch that
+        // reaches it, and that batch holds the next surviving record.
+        for o in 0..leo {
+            let r = log.read(o, 1, i64::MAX, true).unwrap().records;
+            let first = spans(&r)[0];
+            assert!(first.1 >= o, "read at {o} gave {first:?}");
+            let next = recs.iter().find(|x| x.0 >= o).map(|x| x.0);
+            let got = crate::log::cleaner::contents(&r).first().map(|x| x.0);
+            if got.is_some() {
+                assert_eq!(got, next, "read at {o}");
+            }
+        }
+        // The checkpoint is Kafka's text file in the log directory.
+        let cp = std::fs::read_to_string(dir.path().join("cleaner-offset-checkpoint")).unwrap();
+        assert_eq!(cp, format!("0\n1\nt 0 {end}\n"));
+        // Nothing dirty now: the next pass does nothing.
+        assert!(!log.clean(now_ms()).unwrap().ran);
+        // A restart (after a crash) reads the same log.
+        drop(log);
+        let log = open_log(dir.path(), compact_cfg(), false, 0);
+        assert_eq!(all_records(&log), recs);
+        assert_eq!(log.log_end_offset(), leo);
+        for o in (0..leo).step_by(7) {
+            let r = log.read(o, 1, i64::MAX, true).unwrap().records;
+            assert!(spans(&r)[0].1 >= o);
+        }
+    }
+
+    #[test]
+    fn compaction_removes_tombstones_only_after_delete_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TopicConfig {
+            delete_retention_ms: 60_000,
+            ..compact_cfg()
+        };
+        let log = open_log(dir.path(), cfg.clone(), false, 0);
+        let ts = now_ms() - 1000;
+        put(&log, 0, "a", Some("1"), ts);
+        put(&log, 1, "b", Some("1"), ts);
+        let tomb = put(&log, 2, "a", None, ts);
+        let mut i = 3;
+        while log.num_segments() < 4 {
+            put(&log, i, &format!("f{}", i % 3), Some("x"), ts);
+            i += 1;
+        }
+        assert!(log.clean(now_ms()).unwrap().ran);
+        let recs = all_records(&log);
+        assert!(recs.contains(&(tomb, s("a"), None)), "tombstone kept");
+        assert!(!recs.iter().any(|r| r.1 == s("a") && r.2.is_some()));
+        // More dirty data, and later than delete.retention.ms: the tombstone goes.
+        while log.num_segments() < 8 {
+            put(&log, i, &format!("f{}", i % 3), Some("y"), ts);
+            i += 1;
+        }
+        let stats = log.clean(now_ms() + 120_000).unwrap();
+        assert!(stats.ran);
+        let recs = all_records(&log);
+        assert!(!recs.iter().any(|r| r.1 == s("a")), "tombstone removed");
+        assert!(recs.iter().any(|r| r.1 == s("b")));
+    }
+
+    #[test]
+    fn compaction_respects_min_lag_dirty_ratio_and_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let lagged = TopicConfig {
+            min_compaction_lag_ms: 60_000,
+            ..compact_cfg()
+        };
+        let log = open_log(dir.path(), lagged, false, 0);
+        let ts = now_ms() - 1000;
+        for i in 0..60 {
+            put(&log, i, "k", Some("v"), ts);
+        }
+        let before = read_everything(&log);
+        assert!(
+            !log.clean(now_ms()).unwrap().ran,
+            "records younger than the lag"
+        );
+        assert_eq!(read_everything(&log), before);
+        // Not compacted at all: nothing happens.
+        log.update_config(TopicConfig {
+            compact: false,
+            ..compact_cfg()
+        });
+        assert!(!log.clean(now_ms()).unwrap().ran);
+        log.update_config(compact_cfg());
+        assert!(log.clean(now_ms()).unwrap().ran);
+        // One more closed segment over a cleaned range is below the 0.5 ratio.
+        let segs = log.num_segments();
+        let mut i = 60;
+        while log.num_segments() < segs + 1 {
+            put(&log, i, "k", Some("w"), ts);
+            i += 1;
+        }
+        let after_first = read_everything(&log);
+        let strict = TopicConfig {
+            min_cleanable_dirty_ratio: 0.99,
+            ..compact_cfg()
+        };
+        log.update_config(strict);
+        assert!(
+            !log.clean(now_ms()).unwrap().ran,
+            "dirty ratio below threshold"
+        );
+        assert_eq!(read_everything(&log), after_first);
+    }
+
+    #[test]
+    fn truncation_below_the_cleaner_checkpoint_lowers_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), compact_cfg(), false, 0);
+        let ts = now_ms() - 1000;
+        for i in 0..60 {
+            put(&log, i, &format!("k{}", i % 3), Some("v"), ts);
+        }
+        let end = log.clean(now_ms()).unwrap().clean_end;
+        assert!(end > 5);
+        let cp = |log: &PartitionLog| {
+            crate::log::cleaner::read_checkpoint(dir.path(), log.topic(), log.partition())
+        };
+        assert_eq!(cp(&log), end);
+        let target = log.read(5, 1, i64::MAX, true).unwrap().records;
+        log.truncate_to(spans(&target)[0].0).unwrap();
+        assert_eq!(cp(&log), log.log_end_offset());
+        assert!(cp(&log) < end);
+        // A log created anew under the same name starts without a checkpoint.
+        drop(log);
+        std::fs::remove_dir_all(dir.path().join("t-0")).unwrap();
+        let log = open_log(dir.path(), compact_cfg(), false, 0);
+        assert_eq!(cp(&log), 0);
+        assert!(
+            !std::fs::read_to_string(dir.path().join("cleaner-offset-checkpoint"))
+                .unwrap()
+                .contains("t 0")
+        );
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_crash_mid_swap_recovers_a_consistent_log() {
+        use crate::log::cleaner::{staged_path, CLEANED_SUFFIX, SWAP_SUFFIX};
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(dir.path(), compact_cfg(), false, 0);
+        let ts = now_ms() - 1000;
+        for i in 0..80 {
+            put(&log, i, &format!("k{}", i % 4), Some(&format!("v{i}")), ts);
+        }
+        log.shutdown().unwrap();
+        drop(log);
+        let pdir = dir.path().join("t-0");
+        let original = dir.path().join("original");
+        copy_dir(&pdir, &original);
+        let log = open_log(dir.path(), compact_cfg(), true, 0);
+        let before = all_records(&log);
+        let stats = log.clean(now_ms()).unwrap();
+        assert!(stats.segments_rewritten >= 2);
+        let cleaned = all_records(&log);
+        assert_ne!(cleaned, before);
+        let bases: Vec<i64> = log
+            .inner
+            .lock()
+            .segments
+            .iter()
+            .map(Segment::base_offset)
+            .filter(|b| *b < stats.clean_end)
+            .collect();
+        let cleaned_files: Vec<(i64, Vec<u8>)> = bases
+            .iter()
+            .map(|b| {
+                (
+                    *b,
+                    std::fs::read(pdir.join(segment::file_name(*b, "log"))).unwrap(),
+                )
+            })
+            .collect();
+        log.shutdown().unwrap();
+        drop(log);
+        let restore = || {
+            std::fs::remove_dir_all(&pdir).unwrap();
+            copy_dir(&original, &pdir);
+        };
+
+        // Crash while writing or committing: a `.cleaned` file is left, so the pass is
+        // undone, whatever `.swap` files exist already.
+        restore();
+        std::fs::write(
+            staged_path(&pdir, bases[0], SWAP_SUFFIX),
+            &cleaned_files[0].1,
+        )
+        .unwrap();
+        std::fs::write(staged_path(&pdir, bases[1], CLEANED_SUFFIX), b"half a segm").unwrap();
+        let log = open_log(dir.path(), compact_cfg(), false, 0);
+        assert_eq!(all_records(&log), before);
+        drop(log);
+        assert!(!staged_path(&pdir, bases[0], SWAP_SUFFIX).exists());
+        assert!(!staged_path(&pdir, bases[1], CLEANED_SUFFIX).exists());
+
+        // Crash after the commit point, with the first original already replaced: the
+        // swap is finished and stale indexes are rebuilt.
+        restore();
+        for (i, (b, bytes)) in cleaned_files.iter().enumerate() {
+            if i == 0 {
+                std::fs::write(pdir.join(segment::file_name(*b, "log")), bytes).unwrap();
+                std::fs::remove_file(pdir.join(segment::file_name(*b, "index"))).unwrap();
+            } else {
+                std::fs::write(staged_path(&pdir, *b, SWAP_SUFFIX), bytes).unwrap();
+            }
+        }
+        let log = open_log(dir.path(), compact_cfg(), false, 0);
+        assert_eq!(all_records(&log), cleaned);
+        for o in 0..log.log_end_offset() {
+            let r = log.read(o, 1, i64::MAX, true).unwrap().records;
+            assert!(spans(&r)[0].1 >= o, "read at {o}");
+            let next = cleaned.iter().find(|x| x.0 >= o).map(|x| x.0);
+            if let Some(first) = crate::log::cleaner::contents(&r).first() {
+                assert_eq!(Some(first.0), next, "read at {o}");
+            }
+        }
+        for b in &bases {
+            assert!(!staged_path(&pdir, *b, SWAP_SUFFIX).exists());
+        }
     }
 }

@@ -1,0 +1,955 @@
+//! Log compaction (`cleanup.policy=compact`): Kafka's LogCleaner semantics on whole,
+//! closed segments. This module is the pure part: it works on segment bytes and knows
+//! nothing of files; [`super::partition::PartitionLog::clean`] picks the segments, writes
+//! the results and swaps them in.
+//!
+//! A pass has two steps over the cleanable segments (closed, below the high watermark,
+//! older than `min.compaction.lag.ms`), oldest first:
+//!
+//! 1. [`Cleaner::scan`] reads every batch: it builds the offset map (key → highest offset)
+//!    from the records at or past the first dirty offset (the cleaner checkpoint) and
+//!    works out which transactional batches were aborted, committed or are still open
+//!    (their marker lies past the cleanable range).
+//! 2. [`Cleaner::clean_segment`] rewrites one segment, keeping a record unless a record
+//!    with the same key and a higher offset exists, or it is an expired tombstone, or it
+//!    belongs to an aborted transaction.
+//!
+//! Rules chosen where Kafka leaves room, all in the direction of keeping data:
+//! - Offsets never change. A batch keeps its base offset, last offset delta, producer id,
+//!   epoch, base sequence, leader epoch and base timestamp; survivors keep their offset
+//!   and timestamp deltas, so their bytes are copied verbatim. Such thinned batches are
+//!   what [`super::batch::batches`] accepts as stored batches.
+//! - A batch that keeps every record is copied as is (compression included). A thinned
+//!   batch keeps its codec when that is gzip or zstd, whose standard streams every
+//!   client reads; snappy and lz4 batches are written uncompressed, because clients
+//!   expect particular framings of those (xerial snappy, Kafka's lz4 frame flags) that
+//!   the encoders here do not promise. Compacted topics mostly hold small keyed records,
+//!   so the cost is small.
+//! - A batch that loses every record is dropped, except (as empty batches, header only):
+//!   the last batch of each producer id (so producer sequence state survives a replay
+//!   from the log, as Kafka does for active producers), and the last batch of each
+//!   segment (so a segment keeps its offset range and a read at a compacted-away offset
+//!   finds the next batch in the same segment). Control batches (transaction markers)
+//!   are always kept.
+//! - Batches of a transaction whose marker is not yet in the cleanable range are kept
+//!   unchanged and add nothing to the offset map; aborted transactional records are
+//!   dropped and never shadow a committed value.
+//! - Keyless records (possible if a topic switched from `delete` to `compact`) are kept:
+//!   the cleaner cannot tell what supersedes them.
+//! - Tombstones (null value) go once their segment's largest timestamp is older than
+//!   `delete.retention.ms`: the same clock time retention uses, and since every record of
+//!   a segment is at or below that timestamp, a tombstone is kept at least
+//!   `delete.retention.ms` after its own timestamp. (Kafka's file-mtime horizon is not
+//!   usable here: rewriting a segment renews its mtime.)
+//!
+//! The offset map holds whole keys, not digests, so two keys can never collide (Kafka's
+//! MD5 map accepts that risk); its memory grows with the number of distinct dirty keys.
+//! Nothing here panics on bad bytes: a segment that does not parse fails the pass, which
+//! leaves the log untouched.
+
+use std::collections::{HashMap, HashSet};
+
+use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use super::LogError;
+
+/// Attribute bits kept when a batch is rewritten: timestamp type, transactional,
+/// control. The codec bits are set anew (see [`recompress`]); the delete horizon bit is
+/// never set by this cleaner.
+const KEPT_ATTRIBUTES: i16 = 0x08 | 0x10 | 0x20;
+const ATTRIBUTES_OFFSET: usize = 21;
+const CRC_OFFSET: usize = 17;
+
+/// Control record type of an abort marker (the type field of the control key).
+const ABORT_MARKER: i16 = 0;
+
+fn corrupt(msg: impl Into<String>) -> LogError {
+    LogError::Corrupt(msg.into())
+}
+
+/// One record of a decompressed batch, borrowing its bytes.
+struct RecordRef<'a> {
+    offset: i64,
+    timestamp: i64,
+    key: Option<&'a [u8]>,
+    has_value: bool,
+    /// The whole record: length varint and body, as stored.
+    raw: &'a [u8],
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Result<u8, LogError> {
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| corrupt("record runs past the end of its batch"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+    fn varlong(&mut self) -> Result<i64, LogError> {
+        let mut raw: u64 = 0;
+        for i in 0..10 {
+            let b = self.byte()?;
+            raw |= ((b & 0x7f) as u64) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+            }
+        }
+        Err(corrupt("varint longer than 10 bytes"))
+    }
+    fn varint(&mut self) -> Result<i32, LogError> {
+        i32::try_from(self.varlong()?).map_err(|_| corrupt("varint out of range"))
+    }
+    fn bytes(&mut self, len: usize) -> Result<&'a [u8], LogError> {
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| corrupt("record field runs past the end of its record"))?;
+        let out = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+    fn nullable(&mut self) -> Result<Option<&'a [u8]>, LogError> {
+        match self.varint()? {
+            -1 => Ok(None),
+            n if n < 0 => Err(corrupt(format!("negative field length {n}"))),
+            n => self.bytes(n as usize).map(Some),
+        }
+    }
+}
+
+/// Split decompressed record bytes into records; exactly `header.record_count` of them,
+/// with increasing offset deltas inside the batch's range.
+fn parse_records<'a>(header: &BatchHeader, buf: &'a [u8]) -> Result<Vec<RecordRef<'a>>, LogError> {
+    let mut r = Reader { buf, pos: 0 };
+    let mut out = Vec::with_capacity(header.record_count.clamp(0, 4096) as usize);
+    let mut previous = -1i64;
+    for _ in 0..header.record_count {
+        let start = r.pos;
+        let len = r.varint()?;
+        if len < 0 {
+            return Err(corrupt(format!("negative record length {len}")));
+        }
+        let body = r.bytes(len as usize)?;
+        let end = r.pos;
+        let mut b = Reader { buf: body, pos: 0 };
+        let _attributes = b.byte()?;
+        let timestamp_delta = b.varlong()?;
+        let offset_delta = b.varint()?;
+        if offset_delta as i64 <= previous || offset_delta > header.last_offset_delta {
+            return Err(corrupt(format!(
+                "record offset delta {offset_delta} out of order"
+            )));
+        }
+        previous = offset_delta as i64;
+        let key = b.nullable()?;
+        let has_value = b.nullable()?.is_some();
+        let timestamp = if header.is_log_append_time() {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.wrapping_add(timestamp_delta)
+        };
+        out.push(RecordRef {
+            offset: header.base_offset.wrapping_add(offset_delta as i64),
+            timestamp,
+            key,
+            has_value,
+            raw: &buf[start..end],
+        });
+    }
+    if r.pos != buf.len() {
+        return Err(corrupt("bytes remain after the batch's records"));
+    }
+    Ok(out)
+}
+
+/// Every CRC-checked batch of a segment's bytes; a torn or corrupt batch fails.
+fn segment_batches(segment: &[u8]) -> Result<Vec<(BatchHeader, &[u8])>, LogError> {
+    let mut out = Vec::new();
+    for item in batch::batches(segment, true) {
+        let (hdr, range) = item?;
+        out.push((hdr, &segment[range]));
+    }
+    Ok(out)
+}
+
+/// The control type (abort 0, commit 1) of a control batch's first record.
+fn control_type(batch_bytes: &[u8]) -> Result<Option<i16>, LogError> {
+    let (hdr, records) = batch::stored_records(batch_bytes)?;
+    let parsed = parse_records(&hdr, &records)?;
+    let Some(key) = parsed.first().and_then(|r| r.key) else {
+        return Ok(None);
+    };
+    Ok(key.get(2..4).map(|t| i16::from_be_bytes([t[0], t[1]])))
+}
+
+/// The batches of one producer's open transaction and the map entries they add if it
+/// commits.
+type OpenTransaction = (Vec<i64>, Vec<(Vec<u8>, i64)>);
+
+/// What one segment became.
+#[derive(Debug, Default, Clone)]
+pub struct CleanedSegment {
+    /// The new segment bytes: whole batches, base offsets increasing.
+    pub bytes: Vec<u8>,
+    /// Nothing was removed: `bytes` equals the input and need not be written.
+    pub unchanged: bool,
+    pub records_read: u64,
+    pub records_kept: u64,
+}
+
+/// One cleaning pass: the offset map and the transaction outcomes of the cleanable range.
+#[derive(Debug, Default)]
+pub struct Cleaner {
+    /// Key → highest offset among the dirty records (committed or non-transactional).
+    map: HashMap<Vec<u8>, i64>,
+    /// Base offsets of transactional data batches whose transaction aborted.
+    aborted: HashSet<i64>,
+    /// Base offsets of transactional data batches with no marker in the range.
+    undecided: HashSet<i64>,
+    /// Per producer id: the base offsets of its open transaction's batches and the map
+    /// entries they would add once committed.
+    open: HashMap<i64, OpenTransaction>,
+    /// Producer id → base offset of its last batch in the range.
+    last_of_producer: HashMap<i64, i64>,
+    first_dirty: i64,
+}
+
+impl Cleaner {
+    /// A pass whose dirty section starts at `first_dirty` (the cleaner checkpoint).
+    pub fn new(first_dirty: i64) -> Cleaner {
+        Cleaner {
+            first_dirty,
+            ..Cleaner::default()
+        }
+    }
+
+    fn note(&mut self, key: Vec<u8>, offset: i64) {
+        let e = self.map.entry(key).or_insert(offset);
+        *e = (*e).max(offset);
+    }
+
+    /// Step 1, for every cleanable segment in offset order.
+    pub fn scan(&mut self, segment: &[u8]) -> Result<(), LogError> {
+        for (hdr, bytes) in segment_batches(segment)? {
+            if hdr.has_producer_id() {
+                self.last_of_producer
+                    .insert(hdr.producer_id, hdr.base_offset);
+            }
+            if hdr.is_control() {
+                if hdr.record_count == 0 {
+                    continue;
+                }
+                let abort = control_type(bytes)? == Some(ABORT_MARKER);
+                if let Some((batches, entries)) = self.open.remove(&hdr.producer_id) {
+                    if abort {
+                        self.aborted.extend(batches);
+                    } else {
+                        for (k, o) in entries {
+                            self.note(k, o);
+                        }
+                    }
+                }
+                continue;
+            }
+            let tx = hdr.is_transactional();
+            if tx {
+                self.open
+                    .entry(hdr.producer_id)
+                    .or_default()
+                    .0
+                    .push(hdr.base_offset);
+            }
+            if hdr.last_offset() < self.first_dirty || hdr.record_count == 0 {
+                continue;
+            }
+            let (hdr, records) = batch::stored_records(bytes)?;
+            for r in parse_records(&hdr, &records)? {
+                let Some(key) = r.key.filter(|_| r.offset >= self.first_dirty) else {
+                    continue;
+                };
+                if tx {
+                    if let Some(open) = self.open.get_mut(&hdr.producer_id) {
+                        open.1.push((key.to_vec(), r.offset));
+                    }
+                } else {
+                    self.note(key.to_vec(), r.offset);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After the last [`scan`](Self::scan): transactions still open are undecided.
+    pub fn finish_scan(&mut self) {
+        for (_, (batches, _)) in self.open.drain() {
+            self.undecided.extend(batches);
+        }
+    }
+
+    /// Where the next pass's dirty section must start at the latest: the first batch of
+    /// a transaction still open. Its records enter no map this pass, so they must be
+    /// dirty again once the transaction ends (a committed tombstone left out of every map
+    /// could otherwise expire while older values of its key survive).
+    pub fn first_undecided(&self) -> Option<i64> {
+        self.undecided.iter().copied().min()
+    }
+
+    /// Distinct keys in the offset map.
+    pub fn map_len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Step 2: the cleaned form of one segment. `drop_tombstones`: the segment is older
+    /// than `delete.retention.ms` (see the module docs).
+    pub fn clean_segment(
+        &self,
+        segment: &[u8],
+        drop_tombstones: bool,
+    ) -> Result<CleanedSegment, LogError> {
+        let batches = segment_batches(segment)?;
+        let mut out = CleanedSegment {
+            bytes: Vec::with_capacity(segment.len()),
+            unchanged: true,
+            ..CleanedSegment::default()
+        };
+        let n = batches.len();
+        for (i, (hdr, bytes)) in batches.into_iter().enumerate() {
+            out.records_read += hdr.record_count.max(0) as u64;
+            let keep_whole = hdr.is_control()
+                || hdr.record_count == 0
+                || (hdr.is_transactional() && self.undecided.contains(&hdr.base_offset));
+            if keep_whole {
+                out.records_kept += hdr.record_count.max(0) as u64;
+                out.bytes.extend_from_slice(bytes);
+                continue;
+            }
+            let aborted = hdr.is_transactional() && self.aborted.contains(&hdr.base_offset);
+            let (full, records) = batch::stored_records(bytes)?;
+            let parsed = parse_records(&full, &records)?;
+            let kept: Vec<&RecordRef<'_>> = parsed
+                .iter()
+                .filter(|r| !aborted && self.retain(r, drop_tombstones))
+                .collect();
+            out.records_kept += kept.len() as u64;
+            if kept.len() == parsed.len() {
+                out.bytes.extend_from_slice(bytes);
+                continue;
+            }
+            out.unchanged = false;
+            let last_in_segment = i + 1 == n;
+            let producer_last = hdr.has_producer_id()
+                && self.last_of_producer.get(&hdr.producer_id) == Some(&hdr.base_offset);
+            if kept.is_empty() && !last_in_segment && !producer_last {
+                continue;
+            }
+            encode_thinned(&full, &kept, &mut out.bytes);
+        }
+        Ok(out)
+    }
+
+    fn retain(&self, r: &RecordRef<'_>, drop_tombstones: bool) -> bool {
+        let Some(key) = r.key else {
+            return true;
+        };
+        if self.map.get(key).is_some_and(|&latest| latest > r.offset) {
+            return false;
+        }
+        r.has_value || !drop_tombstones
+    }
+}
+
+fn put_i32(buf: &mut [u8], at: usize, v: i32) {
+    buf[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}
+
+/// Write `original`'s header with the survivors' records, uncompressed, with a new
+/// length, count, max timestamp and CRC.
+/// The survivors' record bytes in the batch's codec where it is gzip or zstd (see the
+/// module docs), else uncompressed: (codec, bytes).
+fn recompress(codec: i16, kept: &[&RecordRef<'_>]) -> (i16, Vec<u8>) {
+    let plain: Vec<u8> = kept.iter().flat_map(|r| r.raw.iter().copied()).collect();
+    let compressed = match codec {
+        1 => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut enc, &plain)
+                .and_then(|()| enc.finish())
+                .ok()
+        }
+        4 => zstd::stream::encode_all(&plain[..], 3).ok(),
+        _ => None,
+    };
+    // An encoder failure (it only writes to memory) falls back to no compression.
+    match compressed {
+        Some(c) if !kept.is_empty() => (codec, c),
+        _ => (0, plain),
+    }
+}
+
+fn encode_thinned(original: &BatchHeader, kept: &[&RecordRef<'_>], out: &mut Vec<u8>) {
+    let start = out.len();
+    let (codec, records) = recompress(original.compression(), kept);
+    let body = records.len();
+    let attributes = (original.attributes & KEPT_ATTRIBUTES) | codec;
+    let max_timestamp = if original.is_log_append_time() || kept.is_empty() {
+        original.max_timestamp
+    } else {
+        kept.iter().map(|r| r.timestamp).max().unwrap_or(-1)
+    };
+    let batch_length = (HEADER_LEN - LOG_OVERHEAD + body) as i32;
+    out.extend_from_slice(&original.base_offset.to_be_bytes());
+    out.extend_from_slice(&batch_length.to_be_bytes());
+    out.extend_from_slice(&original.partition_leader_epoch.to_be_bytes());
+    out.push(2);
+    out.extend_from_slice(&[0; 4]); // CRC, filled in below
+    out.extend_from_slice(&attributes.to_be_bytes());
+    out.extend_from_slice(&original.last_offset_delta.to_be_bytes());
+    out.extend_from_slice(&original.base_timestamp.to_be_bytes());
+    out.extend_from_slice(&max_timestamp.to_be_bytes());
+    out.extend_from_slice(&original.producer_id.to_be_bytes());
+    out.extend_from_slice(&original.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&original.base_sequence.to_be_bytes());
+    out.extend_from_slice(&(kept.len() as i32).to_be_bytes());
+    out.extend_from_slice(&records);
+    let crc = crc32c::crc32c(&out[start + ATTRIBUTES_OFFSET..]);
+    put_i32(out, start + CRC_OFFSET, crc as i32);
+}
+
+/// What the partition knows about one segment when it plans a pass.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentSpan {
+    pub base_offset: i64,
+    /// First offset past the segment (the next segment's base).
+    pub end_offset: i64,
+    pub size: u64,
+    pub largest_timestamp: i64,
+}
+
+/// Which segments a pass cleans and whether it is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// The first `count` segments are cleaned; offsets below `clean_end` are cleanable.
+    pub count: usize,
+    pub clean_end: i64,
+    /// The first dirty offset (checkpoint clamped to the cleanable range).
+    pub first_dirty: i64,
+    pub dirty_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// Plan a pass over `segments` (all of them, the active one last). Cleanable: closed
+/// segments wholly below the high watermark whose largest timestamp is at least
+/// `min_compaction_lag_ms` old, up to the first that is not. `None` when nothing is
+/// dirty or the dirty ratio is below `min_ratio` (unless the oldest dirty segment is past
+/// `max_compaction_lag_ms`).
+pub fn plan(
+    segments: &[SegmentSpan],
+    checkpoint: i64,
+    high_watermark: i64,
+    now_ms: i64,
+    cfg: &crate::config::TopicConfig,
+) -> Option<Plan> {
+    let closed = segments.len().saturating_sub(1);
+    let count = segments[..closed]
+        .iter()
+        .take_while(|s| {
+            s.end_offset <= high_watermark
+                && now_ms.saturating_sub(s.largest_timestamp) >= cfg.min_compaction_lag_ms
+        })
+        .count();
+    if count == 0 {
+        return None;
+    }
+    let clean_end = segments[count - 1].end_offset;
+    let first = segments[0].base_offset;
+    // A checkpoint outside the range (a new log, a truncated or recreated one) starts over.
+    let first_dirty = if checkpoint < first || checkpoint > clean_end {
+        first
+    } else {
+        checkpoint
+    };
+    let spans = &segments[..count];
+    let total_bytes: u64 = spans.iter().map(|s| s.size).sum();
+    let dirty: Vec<&SegmentSpan> = spans
+        .iter()
+        .filter(|s| s.end_offset > first_dirty)
+        .collect();
+    let dirty_bytes: u64 = dirty.iter().map(|s| s.size).sum();
+    if dirty.is_empty() || dirty_bytes == 0 {
+        return None;
+    }
+    let ratio = dirty_bytes as f64 / total_bytes.max(1) as f64;
+    let overdue = cfg.max_compaction_lag_ms < i64::MAX
+        && dirty.first().is_some_and(|s| {
+            now_ms.saturating_sub(s.largest_timestamp) > cfg.max_compaction_lag_ms
+        });
+    if ratio < cfg.min_cleanable_dirty_ratio && !overdue {
+        return None;
+    }
+    Some(Plan {
+        count,
+        clean_end,
+        first_dirty,
+        dirty_bytes,
+        total_bytes,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Files: the swap protocol and the cleaner checkpoint
+
+/// Kafka's per-log-directory file of first dirty offsets.
+pub const CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
+/// A cleaned segment being written: incomplete until renamed to [`SWAP_SUFFIX`].
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// A complete cleaned segment waiting to replace its original.
+pub const SWAP_SUFFIX: &str = ".swap";
+
+/// Checkpoint files are read-modify-written by every partition of a directory.
+static CHECKPOINT_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// The first dirty offset recorded for a partition in `log_dir` (0 when none).
+pub fn read_checkpoint(log_dir: &std::path::Path, topic: &str, partition: i32) -> i64 {
+    let _g = CHECKPOINT_LOCK.lock();
+    super::checkpoint::read(&log_dir.join(CHECKPOINT_FILE))
+        .get(&(topic.to_string(), partition))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Record `offset` as a partition's first dirty offset in `log_dir`.
+pub fn write_checkpoint(
+    log_dir: &std::path::Path,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> std::io::Result<()> {
+    let _g = CHECKPOINT_LOCK.lock();
+    let path = log_dir.join(CHECKPOINT_FILE);
+    let mut all = super::checkpoint::read(&path);
+    all.insert((topic.to_string(), partition), offset);
+    super::checkpoint::write(&path, &all)
+}
+
+/// Drop a partition's entry (a new log of a reused name starts all dirty).
+pub fn forget_checkpoint(
+    log_dir: &std::path::Path,
+    topic: &str,
+    partition: i32,
+) -> std::io::Result<()> {
+    let _g = CHECKPOINT_LOCK.lock();
+    let path = log_dir.join(CHECKPOINT_FILE);
+    let mut all = super::checkpoint::read(&path);
+    if all.remove(&(topic.to_string(), partition)).is_some() {
+        super::checkpoint::write(&path, &all)?;
+    }
+    Ok(())
+}
+
+fn fsync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// `<dir>/<base>.log<suffix>`.
+pub fn staged_path(dir: &std::path::Path, base: i64, suffix: &str) -> std::path::PathBuf {
+    dir.join(format!(
+        "{}{suffix}",
+        super::segment::file_name(base, "log")
+    ))
+}
+
+/// Base offsets of the segments staged in `dir` with `suffix`.
+fn staged(dir: &std::path::Path, suffix: &str) -> std::io::Result<Vec<i64>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(base) = name
+            .strip_suffix(suffix)
+            .and_then(super::segment::parse_log_name)
+        {
+            out.push(base);
+        }
+    }
+    Ok(out)
+}
+
+/// Replace the original segments by their `.swap` files. The originals' index files go
+/// first, made durable by a directory fsync before any rename, so no new log can ever
+/// meet an old index (the next open rebuilds them); then one rename per segment
+/// replaces each log atomically.
+pub fn replace_with_swaps(dir: &std::path::Path, bases: &[i64]) -> std::io::Result<()> {
+    for &base in bases {
+        for ext in ["index", "timeindex"] {
+            match std::fs::remove_file(dir.join(super::segment::file_name(base, ext))) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    fsync_dir(dir)?;
+    for &base in bases {
+        std::fs::rename(
+            staged_path(dir, base, SWAP_SUFFIX),
+            dir.join(super::segment::file_name(base, "log")),
+        )?;
+    }
+    fsync_dir(dir)
+}
+
+/// Make the segments of `staged` (all written and fsynced as `.cleaned`) the pass's
+/// committed result: rename every one to `.swap`, then fsync the directory. From the
+/// moment no `.cleaned` file is left, a restart finishes the swap.
+pub fn commit_cleaned(dir: &std::path::Path, bases: &[i64]) -> std::io::Result<()> {
+    for &base in bases {
+        std::fs::rename(
+            staged_path(dir, base, CLEANED_SUFFIX),
+            staged_path(dir, base, SWAP_SUFFIX),
+        )?;
+    }
+    fsync_dir(dir)
+}
+
+/// On open, before the segments are listed: settle a pass a crash interrupted. Any
+/// `.cleaned` file left means the pass never reached its commit point (every `.cleaned`
+/// becomes `.swap` before any original is replaced), so all its files go and the
+/// originals stand. Otherwise the `.swap` files are a committed pass and replace their
+/// originals. A log of some cleaned and some original segments is never served: with
+/// tombstones gone from one segment and old values still in another, deleted keys would
+/// come back.
+pub fn recover_interrupted(dir: &std::path::Path) -> std::io::Result<()> {
+    let cleaned = staged(dir, CLEANED_SUFFIX)?;
+    let swaps = staged(dir, SWAP_SUFFIX)?;
+    if cleaned.is_empty() && swaps.is_empty() {
+        return Ok(());
+    }
+    if !cleaned.is_empty() {
+        tracing::warn!(dir = %dir.display(), "discarding an unfinished cleaner pass");
+        for (bases, suffix) in [(&cleaned, CLEANED_SUFFIX), (&swaps, SWAP_SUFFIX)] {
+            for &b in bases {
+                std::fs::remove_file(staged_path(dir, b, suffix))?;
+            }
+        }
+        return fsync_dir(dir);
+    }
+    tracing::warn!(dir = %dir.display(), segments = swaps.len(), "finishing an interrupted cleaner swap");
+    replace_with_swaps(dir, &swaps)
+}
+
+/// One record as tests see it: (offset, key, value).
+#[cfg(test)]
+pub(crate) type Content = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// (offset, key, value) of every record of some stored batches (tests).
+#[cfg(test)]
+pub(crate) fn contents(seg: &[u8]) -> Vec<Content> {
+    let mut out = Vec::new();
+    for (hdr, bytes) in segment_batches(seg).unwrap() {
+        let (h, recs) = batch::stored_records(bytes).unwrap();
+        assert_eq!(h, hdr);
+        for r in parse_records(&h, &recs).unwrap() {
+            let mut rd = Reader { buf: r.raw, pos: 0 };
+            let _len = rd.varint().unwrap();
+            rd.byte().unwrap();
+            rd.varlong().unwrap();
+            rd.varint().unwrap();
+            rd.nullable().unwrap();
+            let value = rd.nullable().unwrap().map(<[u8]>::to_vec);
+            out.push((r.offset, r.key.map(<[u8]>::to_vec), value));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TopicConfig;
+    use crate::log::batch::{BatchBuilder, Compression};
+
+    fn kv(base: i64, recs: &[(&str, Option<&str>)]) -> Vec<u8> {
+        let mut b = BatchBuilder::new(base);
+        for (i, (k, v)) in recs.iter().enumerate() {
+            b = b.record(Some(k.as_bytes()), v.map(str::as_bytes), 1_000 + i as i64);
+        }
+        b.build()
+    }
+
+    fn run(segments: &[Vec<u8>], first_dirty: i64, drop: bool) -> Vec<CleanedSegment> {
+        let mut c = Cleaner::new(first_dirty);
+        for s in segments {
+            c.scan(s).unwrap();
+        }
+        c.finish_scan();
+        segments
+            .iter()
+            .map(|s| c.clean_segment(s, drop).unwrap())
+            .collect()
+    }
+
+    fn key_offsets(seg: &[u8]) -> Vec<(i64, String)> {
+        contents(seg)
+            .into_iter()
+            .map(|(o, k, _)| (o, String::from_utf8(k.unwrap()).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn keeps_the_last_value_per_key_across_segments_with_offsets() {
+        let s0 = [
+            kv(0, &[("a", Some("1")), ("b", Some("1"))]),
+            kv(2, &[("c", Some("1"))]),
+        ]
+        .concat();
+        let s1 = kv(3, &[("a", Some("2")), ("d", Some("1")), ("b", Some("2"))]);
+        let s2 = kv(6, &[("a", Some("3")), ("e", Some("1"))]);
+        let out = run(&[s0.clone(), s1, s2.clone()], 0, false);
+        // Segment 0: the batch at 0 is gone (not the segment's last); c stays.
+        assert_eq!(key_offsets(&out[0].bytes), vec![(2, "c".into())]);
+        assert_eq!(
+            key_offsets(&out[1].bytes),
+            vec![(4, "d".into()), (5, "b".into())]
+        );
+        assert!(out[2].unchanged);
+        assert_eq!(out[2].bytes, s2);
+        // The thinned batch keeps its base offset and offset range.
+        let hdr = BatchHeader::parse(&out[1].bytes).unwrap();
+        assert_eq!(
+            (hdr.base_offset, hdr.last_offset(), hdr.record_count),
+            (3, 5, 2)
+        );
+        assert_eq!(
+            batch::record_timestamps(&out[1].bytes).unwrap(),
+            vec![(4, 1_001), (5, 1_002)]
+        );
+        assert_eq!(hdr.max_timestamp, 1_002);
+        // Stored-batch parsing (with CRC) accepts the result.
+        assert!(batch::batches(&out[1].bytes, true).all(|b| b.is_ok()));
+    }
+
+    #[test]
+    fn a_segment_keeps_its_last_batch_even_when_empty() {
+        let s0 = [kv(0, &[("a", Some("1"))]), kv(1, &[("a", Some("2"))])].concat();
+        let s1 = kv(2, &[("a", Some("3"))]);
+        let out = run(&[s0, s1], 0, false);
+        let batches = segment_batches(&out[0].bytes).unwrap();
+        assert_eq!(batches.len(), 1);
+        let hdr = batches[0].0;
+        assert_eq!(
+            (hdr.base_offset, hdr.last_offset(), hdr.record_count),
+            (1, 1, 0)
+        );
+        assert_eq!(out[0].records_kept, 0);
+    }
+
+    #[test]
+    fn only_dirty_records_enter_the_map() {
+        // Below the checkpoint the log is already clean: a clean record is not removed
+        // by another clean record, only by a dirty one.
+        let s0 = kv(0, &[("a", Some("1")), ("b", Some("1"))]);
+        let s1 = kv(2, &[("a", Some("2"))]);
+        let out = run(&[s0, s1], 2, false);
+        assert_eq!(key_offsets(&out[0].bytes), vec![(1, "b".into())]);
+    }
+
+    #[test]
+    fn tombstones_go_only_when_old_enough() {
+        let s0 = kv(0, &[("a", Some("1")), ("b", Some("1"))]);
+        let s1 = kv(2, &[("a", None), ("c", Some("1"))]);
+        let kept = run(&[s0.clone(), s1.clone()], 0, false);
+        assert_eq!(key_offsets(&kept[0].bytes), vec![(1, "b".into())]);
+        assert_eq!(
+            contents(&kept[1].bytes),
+            vec![
+                (2, Some(b"a".to_vec()), None),
+                (3, Some(b"c".to_vec()), Some(b"1".to_vec()))
+            ]
+        );
+        let dropped = run(&[s0, s1], 0, true);
+        assert_eq!(key_offsets(&dropped[1].bytes), vec![(3, "c".into())]);
+    }
+
+    #[test]
+    fn compressed_input_is_cleaned_and_keeps_gzip_and_zstd() {
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let mut b = BatchBuilder::new(0).compression(codec);
+            for (k, v) in [("a", "1"), ("b", "1"), ("a", "2")] {
+                b = b.record(Some(k.as_bytes()), Some(v.as_bytes()), 5);
+            }
+            let s0 = b.build();
+            let s1 = kv(3, &[("z", Some("1"))]);
+            let out = run(&[s0, s1], 0, false);
+            let hdr = BatchHeader::parse(&out[0].bytes).unwrap();
+            let want = match codec {
+                Compression::Gzip => 1,
+                Compression::Zstd => 4,
+                _ => 0,
+            };
+            assert_eq!(hdr.compression(), want, "{codec:?}");
+            assert_eq!(
+                batch::record_timestamps(&out[0].bytes).unwrap(),
+                vec![(1, 5), (2, 5)]
+            );
+            assert!(batch::batches(&out[0].bytes, true).all(|b| b.is_ok()));
+            // An independent decoder (kafka-protocol's, as clients decode) agrees.
+            let mut buf = bytes::Bytes::from(out[0].bytes.clone());
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).unwrap();
+            let offsets: Vec<i64> = set.records.iter().map(|r| r.offset).collect();
+            assert_eq!(offsets, vec![1, 2], "{codec:?}");
+            assert_eq!(
+                key_offsets(&out[0].bytes),
+                vec![(1, "b".into()), (2, "a".into())]
+            );
+            // A compressed batch that keeps everything stays compressed.
+            let again = run(&[out[0].bytes.clone()], 0, false);
+            assert!(again[0].unchanged);
+        }
+        let kept = BatchBuilder::new(0)
+            .compression(Compression::Zstd)
+            .record(Some(b"x"), Some(b"1"), 1)
+            .build();
+        let out = run(std::slice::from_ref(&kept), 0, false);
+        assert_eq!(out[0].bytes, kept);
+    }
+
+    #[test]
+    fn producer_fields_survive_and_a_producers_last_batch_stays() {
+        let s0 = [
+            BatchBuilder::new(0)
+                .producer(7, 3, 10)
+                .record(Some(b"a"), Some(b"1"), 1)
+                .record(Some(b"b"), Some(b"1"), 1)
+                .build(),
+            kv(2, &[("a", Some("2")), ("b", Some("2"))]),
+            kv(4, &[("c", Some("2"))]),
+        ]
+        .concat();
+        let out = run(&[s0], 0, false);
+        let batches = segment_batches(&out[0].bytes).unwrap();
+        let first = batches[0].0;
+        assert_eq!(
+            (first.producer_id, first.producer_epoch, first.base_sequence),
+            (7, 3, 10)
+        );
+        assert_eq!((first.record_count, first.last_sequence()), (0, 11));
+        assert_eq!(batches.len(), 3);
+    }
+
+    fn control(base: i64, pid: i64, commit: bool) -> Vec<u8> {
+        let key = [0u8, 0, 0, commit as u8];
+        BatchBuilder::new(base)
+            .producer(pid, 0, -1)
+            .transactional(true)
+            .control(true)
+            .record(Some(&key), Some(&[0, 0, 0, 0, 0, 0]), 1)
+            .build()
+    }
+
+    fn tx(base: i64, pid: i64, k: &str, v: &str) -> Vec<u8> {
+        BatchBuilder::new(base)
+            .producer(pid, 0, base as i32)
+            .transactional(true)
+            .record(Some(k.as_bytes()), Some(v.as_bytes()), 1)
+            .build()
+    }
+
+    #[test]
+    fn transactions_aborted_committed_and_open() {
+        let s0 = [
+            kv(0, &[("a", Some("1")), ("b", Some("1")), ("c", Some("1"))]),
+            tx(3, 1, "a", "aborted"),
+            control(4, 1, false),
+            tx(5, 2, "b", "committed"),
+            control(6, 2, true),
+            tx(7, 3, "c", "open"),
+        ]
+        .concat();
+        let s1 = kv(8, &[("z", Some("1"))]);
+        let out = run(&[s0, s1], 0, false);
+        let got = key_offsets(&out[0].bytes);
+        // a=1 survives the aborted a; b=1 is replaced by the committed b; c=1 stays
+        // while c's transaction is open; the markers stay.
+        assert!(got.contains(&(0, "a".into())));
+        assert!(!got.iter().any(|(o, _)| *o == 1 || *o == 3));
+        assert!(got.contains(&(5, "b".into())));
+        assert!(got.contains(&(2, "c".into())) && got.contains(&(7, "c".into())));
+        assert!(got.iter().any(|(o, _)| *o == 4) && got.iter().any(|(o, _)| *o == 6));
+        let mut c = Cleaner::new(0);
+        c.scan(&[tx(0, 3, "c", "open"), kv(1, &[("z", Some("1"))])].concat())
+            .unwrap();
+        c.finish_scan();
+        assert_eq!(c.first_undecided(), Some(0));
+    }
+
+    #[test]
+    fn corrupt_input_fails_the_pass() {
+        let mut s0 = kv(0, &[("a", Some("1"))]);
+        let n = s0.len();
+        s0[n - 1] ^= 1;
+        let mut c = Cleaner::new(0);
+        assert!(matches!(c.scan(&s0), Err(LogError::Corrupt(_))));
+        assert!(c.clean_segment(&s0, false).is_err());
+        assert!(c.clean_segment(&s0[..n - 3], false).is_err());
+    }
+
+    fn span(base: i64, end: i64, size: u64, ts: i64) -> SegmentSpan {
+        SegmentSpan {
+            base_offset: base,
+            end_offset: end,
+            size,
+            largest_timestamp: ts,
+        }
+    }
+
+    #[test]
+    fn plans_respect_ratio_lag_active_segment_and_high_watermark() {
+        let cfg = TopicConfig {
+            compact: true,
+            min_cleanable_dirty_ratio: 0.5,
+            ..TopicConfig::default()
+        };
+        let segs = [
+            span(0, 10, 100, 100),
+            span(10, 20, 100, 200),
+            span(20, i64::MAX, 100, 300),
+        ];
+        let p = plan(&segs, 0, 100, 1_000, &cfg).unwrap();
+        assert_eq!((p.count, p.clean_end, p.first_dirty), (2, 20, 0));
+        // Half dirty: due at 0.5, not at 0.6.
+        assert_eq!(plan(&segs, 10, 100, 1_000, &cfg).unwrap().dirty_bytes, 100);
+        let strict = TopicConfig {
+            min_cleanable_dirty_ratio: 0.6,
+            ..cfg.clone()
+        };
+        assert_eq!(plan(&segs, 10, 100, 1_000, &strict), None);
+        // Overdue by max.compaction.lag.ms: cleaned despite the ratio.
+        let overdue = TopicConfig {
+            max_compaction_lag_ms: 500,
+            ..strict.clone()
+        };
+        assert_eq!(plan(&segs, 10, 100, 1_000, &overdue).unwrap().count, 2);
+        // Nothing dirty.
+        assert_eq!(plan(&segs, 20, 100, 1_000, &cfg), None);
+        // min.compaction.lag.ms stops at the first young segment.
+        let lag = TopicConfig {
+            min_compaction_lag_ms: 850,
+            ..cfg.clone()
+        };
+        assert_eq!(plan(&segs, 0, 100, 1_000, &lag).unwrap().count, 1);
+        // The high watermark bounds the range; a stale checkpoint starts over.
+        assert_eq!(plan(&segs, 0, 15, 1_000, &cfg).unwrap().count, 1);
+        assert_eq!(plan(&segs, 99, 100, 1_000, &cfg).unwrap().first_dirty, 0);
+        // Only the active segment: nothing.
+        assert_eq!(plan(&segs[2..], 0, 100, 1_000, &cfg), None);
+    }
+}
