@@ -20,6 +20,15 @@ pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "weir_connections_accepted_total";
 pub const CONNECTIONS_CLOSED_TOTAL: &str = "weir_connections_closed_total";
 pub const PARTITIONS: &str = "weir_partitions";
 pub const UP: &str = "weir_up";
+pub const LOG_CLEANER_RUNS_TOTAL: &str = "weir_log_cleaner_runs_total";
+pub const LOG_CLEANER_CLEANED_BYTES_TOTAL: &str = "weir_log_cleaner_cleaned_bytes_total";
+pub const LOG_RECOVERY_TRUNCATED_BYTES_TOTAL: &str = "weir_log_recovery_truncated_bytes_total";
+pub const LOG_APPENDED_BYTES_TOTAL: &str = "weir_log_appended_bytes_total";
+pub const LOG_SEGMENTS_ROLLED_TOTAL: &str = "weir_log_segments_rolled_total";
+pub const LOG_FLUSHES_TOTAL: &str = "weir_log_flushes_total";
+pub const LOG_PARTITION_FLUSH_DURATION_SECONDS: &str = "weir_log_partition_flush_duration_seconds";
+pub const LOG_RETENTION_DELETED_SEGMENTS_TOTAL: &str = "weir_log_retention_deleted_segments_total";
+pub const LOG_FLUSH_DURATION_SECONDS: &str = "weir_log_flush_duration_seconds";
 
 /// Latency buckets from 50 µs to 30 s: produce with fsync sits in the ms range, long-poll
 /// fetches up to `fetch.max.wait.ms`.
@@ -76,4 +85,36 @@ fn describe() {
     );
     describe_gauge!(PARTITIONS, "Partition logs hosted by this broker.");
     describe_gauge!(UP, "1 while the broker is serving.");
+    describe_counter!(
+        LOG_CLEANER_RUNS_TOTAL,
+        "Compaction passes that rewrote segments."
+    );
+    describe_counter!(
+        LOG_CLEANER_CLEANED_BYTES_TOTAL,
+        "Bytes removed from compacted logs."
+    );
+    describe_counter!(
+        LOG_RECOVERY_TRUNCATED_BYTES_TOTAL,
+        "Bytes of torn or corrupt log tail truncated at start."
+    );
+    describe_counter!(
+        LOG_APPENDED_BYTES_TOTAL,
+        "Bytes appended to partition logs."
+    );
+    describe_counter!(LOG_SEGMENTS_ROLLED_TOTAL, "Segments rolled.");
+    describe_counter!(LOG_FLUSHES_TOTAL, "Partition fsyncs.");
+    describe_histogram!(
+        LOG_PARTITION_FLUSH_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to fsync one partition."
+    );
+    describe_counter!(
+        LOG_RETENTION_DELETED_SEGMENTS_TOTAL,
+        "Segments deleted by retention."
+    );
+    describe_histogram!(
+        LOG_FLUSH_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time of one group-commit flush round (all partitions of a log dir)."
+    );
 }

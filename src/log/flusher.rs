@@ -112,7 +112,7 @@ impl Flusher {
                     .map(|_| Err(std::io::Error::new(err.kind(), err.to_string())))
                     .collect()
             });
-            metrics::histogram!("weir_log_flush_duration_seconds")
+            metrics::histogram!(crate::metrics::LOG_FLUSH_DURATION_SECONDS)
                 .record(started.elapsed().as_secs_f64());
             for r in pending {
                 let i = logs.iter().position(|l| Arc::ptr_eq(l, &r.log));

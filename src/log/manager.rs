@@ -204,8 +204,8 @@ impl LogManager {
             if log.config().compact {
                 match log.clean(now) {
                     Ok(stats) if stats.ran => {
-                        metrics::counter!("weir_log_cleaner_runs_total").increment(1);
-                        metrics::counter!("weir_log_cleaner_cleaned_bytes_total")
+                        metrics::counter!(crate::metrics::LOG_CLEANER_RUNS_TOTAL).increment(1);
+                        metrics::counter!(crate::metrics::LOG_CLEANER_CLEANED_BYTES_TOTAL)
                             .increment(stats.bytes_read);
                     }
                     Ok(_) | Err(LogError::Closed) => {}

@@ -207,7 +207,7 @@ impl PartitionLog {
             }
             let damaged = outcome.truncated_bytes > 0 && !outcome.zero_tail;
             if damaged {
-                metrics::counter!("weir_log_recovery_truncated_bytes_total")
+                metrics::counter!(crate::metrics::LOG_RECOVERY_TRUNCATED_BYTES_TOTAL)
                     .increment(outcome.truncated_bytes);
             }
             segments.push(seg);
@@ -409,7 +409,7 @@ impl PartitionLog {
         if unflushed >= cfg.flush_messages {
             self.kick_flush();
         }
-        metrics::counter!("weir_log_appended_bytes_total").increment(records.len() as u64);
+        metrics::counter!(crate::metrics::LOG_APPENDED_BYTES_TOTAL).increment(records.len() as u64);
         Ok(AppendResult {
             base_offset: base,
             last_offset: last,
@@ -444,7 +444,7 @@ impl PartitionLog {
         let seg = Segment::create(&self.dir, base, SegmentOptions::from(cfg))?;
         inner.segments.push(seg);
         inner.dir_dirty = true;
-        metrics::counter!("weir_log_segments_rolled_total").increment(1);
+        metrics::counter!(crate::metrics::LOG_SEGMENTS_ROLLED_TOTAL).increment(1);
         tracing::debug!(topic = %self.topic, partition = self.partition, base, "rolled segment");
         Ok(())
     }
@@ -518,8 +518,8 @@ impl PartitionLog {
             return Err(e);
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("weir_log_flushes_total").increment(1);
-        metrics::histogram!("weir_log_partition_flush_duration_seconds")
+        metrics::counter!(crate::metrics::LOG_FLUSHES_TOTAL).increment(1);
+        metrics::histogram!(crate::metrics::LOG_PARTITION_FLUSH_DURATION_SECONDS)
             .record(started.elapsed().as_secs_f64());
         self.flushed.fetch_max(target, Ordering::AcqRel);
         self.unflushed_messages
@@ -983,7 +983,8 @@ impl PartitionLog {
             self.advance_log_start(&mut inner, new_start, true)?;
         }
         self.remove_oldest(&mut inner, count, "retention");
-        metrics::counter!("weir_log_retention_deleted_segments_total").increment(count as u64);
+        metrics::counter!(crate::metrics::LOG_RETENTION_DELETED_SEGMENTS_TOTAL)
+            .increment(count as u64);
         Ok(count)
     }
 
