@@ -148,8 +148,9 @@ async fn compacted_topic_keeps_the_last_value_per_key() {
             .collect::<Vec<_>>()
     };
     let (before, after) = (ids(&recs), ids(&again));
+    // More cleaning may have happened since, so the log after is a subset of the log before.
     assert!(
-        after.len() <= before.len() && after.iter().all(|x| before.contains(x)) || after == before,
+        after.iter().all(|x| before.contains(x)),
         "{after:?} vs {before:?}"
     );
     for (offset, _) in latest.values() {
