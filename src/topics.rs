@@ -199,11 +199,8 @@ pub async fn create(state: &BrokerState, topic: NewTopic) -> Result<TopicMeta, K
     {
         CommandResult::Err(e) => Err(KafkaError::from(&e)),
         _ => {
+            state.replicas.reconcile_latest().await;
             let image = state.controller.image();
-            // Creating partition directories touches the disk: keep it off the runtime.
-            let replicas = state.replicas.clone();
-            let img = image.clone();
-            let _ = tokio::task::spawn_blocking(move || replicas.reconcile(&img)).await;
             image.topic(&topic.name).cloned().ok_or_else(|| {
                 KafkaError::with_message(
                     ResponseError::UnknownServerError,

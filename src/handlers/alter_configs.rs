@@ -17,7 +17,6 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::VersionRange;
-use tracing::warn;
 
 use super::describe_configs::{
     check_topic_resource, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC,
@@ -46,14 +45,9 @@ pub(super) async fn commit(
     }
 }
 
-/// Bring the local logs in line with the latest metadata image (create, delete, push
-/// configs) before answering. It touches the disk, so it runs off the async workers.
+/// Bring the local logs in line with the latest metadata image before answering.
 pub(super) async fn reconcile(state: &Arc<BrokerState>) {
-    let replicas = state.replicas.clone();
-    let image = state.controller.image();
-    if let Err(e) = tokio::task::spawn_blocking(move || replicas.reconcile(&image)).await {
-        warn!(error = %e, "reconciling logs after an admin change failed");
-    }
+    state.replicas.reconcile_latest().await;
 }
 
 /// The refusal for resources whose configs cannot change at runtime yet.

@@ -121,6 +121,16 @@ impl ReplicaManager {
         metrics::gauge!(crate::metrics::PARTITIONS).set(self.logs.all().len() as f64);
     }
 
+    /// Reconcile with the controller's latest image before answering an admin request.
+    /// It touches the disk, so it runs off the async workers.
+    pub async fn reconcile_latest(self: &Arc<Self>) {
+        let me = self.clone();
+        let image = self.controller.image();
+        if let Err(e) = tokio::task::spawn_blocking(move || me.reconcile(&image)).await {
+            warn!(error = %e, "reconciling logs with metadata failed");
+        }
+    }
+
     fn create(&self, topic: &str, partition: i32, id: uuid::Uuid, cfg: crate::config::TopicConfig) {
         if let Err(e) = self.logs.get_or_create(topic, partition, id, cfg) {
             warn!(%topic, partition, error = %e, "cannot create partition log");
