@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::cluster::controller::ControllerConfig;
 use crate::cluster::{BrokerMeta, CommandResult, Controller, MetadataCommand};
 use crate::config::Config;
+use crate::group::GroupManager;
 use crate::log::LogManager;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::ReplicaManager;
@@ -32,6 +33,7 @@ pub struct BrokerState {
     pub logs: Arc<LogManager>,
     pub replicas: Arc<ReplicaManager>,
     pub producer_ids: ProducerIdManager,
+    pub groups: Arc<GroupManager>,
     shutting_down: AtomicBool,
 }
 
@@ -99,6 +101,7 @@ impl Broker {
 
         let replicas = ReplicaManager::new(config.clone(), logs.clone(), controller.clone());
         replicas.reconcile(&controller.image());
+        let groups = GroupManager::new(config.clone(), controller.clone(), replicas.clone());
         let state = Arc::new(BrokerState {
             config: config.clone(),
             node_id: config.node_id,
@@ -106,12 +109,14 @@ impl Broker {
             logs: logs.clone(),
             replicas: replicas.clone(),
             producer_ids: ProducerIdManager::new(controller.clone()),
+            groups: groups.clone(),
             shutting_down: AtomicBool::new(false),
         });
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut background = logs.start_background(shutdown_rx.clone());
         background.push(replicas.start(shutdown_rx.clone()));
+        background.extend(groups.start(shutdown_rx.clone()));
         let mut listeners = Vec::new();
         for (l, addr, tcp) in bound {
             info!(listener = %l.name, %addr, "listening");

@@ -117,6 +117,21 @@ pub const BROKER_DEFS: &[BrokerDef] = &[
     BrokerDef { name: "log.cleaner.min.cleanable.ratio", kind: Kind::Double, default: "0.5", doc: "Dirty ratio that triggers compaction." },
     BrokerDef { name: "log.cleaner.min.compaction.lag.ms", kind: Kind::Long, default: "0", doc: "Minimum age before a record may be compacted." },
     BrokerDef { name: "log.cleaner.max.compaction.lag.ms", kind: Kind::Long, default: LONG_MAX, doc: "Maximum age before a record must be compacted." },
+    BrokerDef { name: "offsets.topic.num.partitions", kind: Kind::Int, default: "50", doc: "Partitions of __consumer_offsets (fixed once the topic exists)." },
+    BrokerDef { name: "offsets.topic.replication.factor", kind: Kind::Int, default: "3", doc: "Replication factor of __consumer_offsets, capped at the number of brokers." },
+    BrokerDef { name: "offsets.topic.segment.bytes", kind: Kind::Int, default: "104857600", doc: "Segment size of __consumer_offsets (small, so compaction keeps up)." },
+    BrokerDef { name: "offsets.retention.minutes", kind: Kind::Int, default: "10080", doc: "Committed offsets of an empty group are kept this long." },
+    BrokerDef { name: "offsets.retention.check.interval.ms", kind: Kind::Long, default: "600000", doc: "How often expired offsets are removed." },
+    BrokerDef { name: "offsets.commit.timeout.ms", kind: Kind::Int, default: "5000", doc: "How long an offset commit waits for its write to become durable." },
+    BrokerDef { name: "offset.metadata.max.bytes", kind: Kind::Int, default: "4096", doc: "Largest metadata string of a committed offset." },
+    BrokerDef { name: "group.initial.rebalance.delay.ms", kind: Kind::Int, default: "3000", doc: "How long the first rebalance of an empty group waits for more members." },
+    BrokerDef { name: "group.min.session.timeout.ms", kind: Kind::Int, default: "6000", doc: "Smallest session timeout a classic-group member may ask for." },
+    BrokerDef { name: "group.max.session.timeout.ms", kind: Kind::Int, default: "1800000", doc: "Largest session timeout a classic-group member may ask for." },
+    BrokerDef { name: "group.max.size", kind: Kind::Int, default: "2147483647", doc: "Most members of a classic group." },
+    BrokerDef { name: "group.consumer.session.timeout.ms", kind: Kind::Int, default: "45000", doc: "Session timeout of consumer-protocol (KIP-848) members." },
+    BrokerDef { name: "group.consumer.heartbeat.interval.ms", kind: Kind::Int, default: "5000", doc: "Heartbeat interval given to consumer-protocol (KIP-848) members." },
+    BrokerDef { name: "group.consumer.max.size", kind: Kind::Int, default: "2147483647", doc: "Most members of a consumer-protocol group." },
+    BrokerDef { name: "group.consumer.assignors", kind: Kind::List, default: "uniform,range", doc: "Server-side assignors of consumer-protocol groups; the first is the default." },
     BrokerDef { name: "producer.id.expiration.ms", kind: Kind::Int, default: "86400000", doc: "Idle time after which producer state is dropped." },
 ];
 
@@ -297,13 +312,10 @@ pub const KAFKA_ACCEPTED_IGNORED: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "offsets.topic.replication.factor",
-    "offsets.topic.num.partitions",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "group.initial.rebalance.delay.ms",
     "auto.leader.rebalance.enable",
 ];
 
@@ -425,6 +437,27 @@ pub struct Config {
     pub retention_check_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
     pub producer_id_expiration_ms: i64,
+    pub groups: GroupSettings,
+}
+
+/// Settings of the group coordinator and `__consumer_offsets`.
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    pub offsets_topic_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_segment_bytes: i64,
+    pub offsets_retention_ms: u64,
+    pub offsets_retention_check_interval_ms: u64,
+    pub offsets_commit_timeout_ms: u64,
+    pub offset_metadata_max_bytes: usize,
+    pub initial_rebalance_delay_ms: u64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub max_size: usize,
+    pub consumer_session_timeout_ms: i32,
+    pub consumer_heartbeat_interval_ms: i32,
+    pub consumer_max_size: usize,
+    pub consumer_assignors: Vec<String>,
 }
 
 impl Config {
@@ -599,6 +632,7 @@ impl Config {
             retention_check_interval_ms: positive("log.retention.check.interval.ms")? as u64,
             flush_scheduler_interval_ms: positive("log.flush.scheduler.interval.ms")? as u64,
             producer_id_expiration_ms: positive("producer.id.expiration.ms")?,
+            groups: group_settings(&get, &positive)?,
             explicit,
             ignored_env: Vec::new(),
             ignored_settings,
@@ -922,6 +956,68 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
         out.insert(k.trim().to_string(), v.trim().to_string());
     }
     out
+}
+
+fn group_settings(
+    get: &dyn Fn(&str) -> String,
+    positive: &dyn Fn(&str) -> Result<i64, ConfigError>,
+) -> Result<GroupSettings, ConfigError> {
+    let min_session = positive("group.min.session.timeout.ms")?;
+    let max_session = positive("group.max.session.timeout.ms")?;
+    if min_session > max_session {
+        return Err(invalid(
+            "group.min.session.timeout.ms",
+            &min_session.to_string(),
+            "must not exceed group.max.session.timeout.ms",
+        ));
+    }
+    let delay: i64 = get("group.initial.rebalance.delay.ms")
+        .parse()
+        .unwrap_or(-1);
+    if delay < 0 {
+        return Err(invalid(
+            "group.initial.rebalance.delay.ms",
+            &delay.to_string(),
+            "must not be negative",
+        ));
+    }
+    let assignors = split_list(&get("group.consumer.assignors"));
+    for a in &assignors {
+        if a != "uniform" && a != "range" {
+            return Err(invalid(
+                "group.consumer.assignors",
+                a,
+                "known assignors are uniform and range",
+            ));
+        }
+    }
+    if assignors.is_empty() {
+        return Err(invalid(
+            "group.consumer.assignors",
+            "",
+            "at least one assignor is required",
+        ));
+    }
+    Ok(GroupSettings {
+        offsets_topic_partitions: positive("offsets.topic.num.partitions")? as i32,
+        offsets_topic_replication_factor: positive("offsets.topic.replication.factor")?
+            .min(i16::MAX as i64) as i16,
+        offsets_topic_segment_bytes: positive("offsets.topic.segment.bytes")?,
+        offsets_retention_ms: (positive("offsets.retention.minutes")? as u64)
+            .saturating_mul(60_000),
+        offsets_retention_check_interval_ms: positive("offsets.retention.check.interval.ms")?
+            as u64,
+        offsets_commit_timeout_ms: positive("offsets.commit.timeout.ms")? as u64,
+        offset_metadata_max_bytes: positive("offset.metadata.max.bytes")? as usize,
+        initial_rebalance_delay_ms: delay as u64,
+        min_session_timeout_ms: min_session as i32,
+        max_session_timeout_ms: max_session as i32,
+        max_size: positive("group.max.size")? as usize,
+        consumer_session_timeout_ms: positive("group.consumer.session.timeout.ms")? as i32,
+        consumer_heartbeat_interval_ms: positive("group.consumer.heartbeat.interval.ms")? as i32,
+        consumer_max_size: positive("group.consumer.max.size")? as usize,
+        consumer_assignors: assignors,
+    })
 }
 
 #[cfg(test)]

@@ -33,6 +33,17 @@ impl KafkaError {
     }
 }
 
+impl std::fmt::Display for KafkaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = ResponseError::try_from_code(self.code)
+            .map_or_else(|| format!("error code {}", self.code), |e| format!("{e:?}"));
+        match &self.message {
+            Some(m) => write!(f, "{name}: {m}"),
+            None => f.write_str(&name),
+        }
+    }
+}
+
 impl From<&LogError> for KafkaError {
     fn from(e: &LogError) -> KafkaError {
         use ResponseError as R;

@@ -28,6 +28,13 @@ pub const LOG_SEGMENTS_ROLLED_TOTAL: &str = "weir_log_segments_rolled_total";
 pub const LOG_FLUSHES_TOTAL: &str = "weir_log_flushes_total";
 pub const LOG_PARTITION_FLUSH_DURATION_SECONDS: &str = "weir_log_partition_flush_duration_seconds";
 pub const LOG_RETENTION_DELETED_SEGMENTS_TOTAL: &str = "weir_log_retention_deleted_segments_total";
+pub const GROUP_MEMBERS: &str = "weir_group_members";
+pub const GROUP_GENERATION: &str = "weir_group_generation";
+pub const GROUP_STATE: &str = "weir_group_state";
+pub const GROUP_REBALANCES_TOTAL: &str = "weir_group_rebalances_total";
+pub const GROUP_LAG_RECORDS: &str = "weir_group_lag_records";
+pub const GROUP_RECORDS_WRITTEN_TOTAL: &str = "weir_group_records_written_total";
+pub const GROUP_OFFSETS_EXPIRED_TOTAL: &str = "weir_group_offsets_expired_total";
 pub const LOG_FLUSH_DURATION_SECONDS: &str = "weir_log_flush_duration_seconds";
 
 /// Latency buckets from 50 µs to 30 s: produce with fsync sits in the ms range, long-poll
@@ -73,6 +80,31 @@ fn describe() {
     describe_counter!(
         RECORDS_OUT_TOTAL,
         "Record batches' records sent to fetchers, by topic."
+    );
+    describe_gauge!(GROUP_MEMBERS, "Members of a consumer group.");
+    describe_gauge!(
+        GROUP_GENERATION,
+        "Generation (classic) or group epoch (consumer protocol) of a group."
+    );
+    describe_gauge!(
+        GROUP_STATE,
+        "1 for the state a group is in, by group and state."
+    );
+    describe_counter!(
+        GROUP_REBALANCES_TOTAL,
+        "Rebalances (generation bumps) of a group seen by this coordinator."
+    );
+    describe_gauge!(
+        GROUP_LAG_RECORDS,
+        "Consumer lag: high watermark minus committed offset, by group, topic and partition."
+    );
+    describe_counter!(
+        GROUP_RECORDS_WRITTEN_TOTAL,
+        "Records written to __consumer_offsets by the group coordinator."
+    );
+    describe_counter!(
+        GROUP_OFFSETS_EXPIRED_TOTAL,
+        "Committed offsets removed after offsets.retention.minutes."
     );
     describe_gauge!(CONNECTIONS_OPEN, "Open client connections, by listener.");
     describe_counter!(

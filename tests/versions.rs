@@ -289,6 +289,143 @@ fn requests(api: ApiKey, v: i16, topic_id: Uuid, records: &Bytes) -> Vec<(String
             ]);
             out.push(("mixed".into(), RequestKind::DescribeProducers(req)));
         }
+        ApiKey::FindCoordinator => {
+            let keys = |k: &[&str]| k.iter().map(|k| s(k)).collect::<Vec<_>>();
+            let req = |key_type: i8| {
+                let r = FindCoordinatorRequest::default().with_key_type(key_type);
+                if v >= 4 {
+                    r.with_coordinator_keys(keys(&["g", "h"]))
+                } else {
+                    r.with_key(s("g"))
+                }
+            };
+            out.push(("group".into(), RequestKind::FindCoordinator(req(0))));
+            if v >= 1 {
+                out.push(("transaction".into(), RequestKind::FindCoordinator(req(1))));
+            }
+        }
+        ApiKey::JoinGroup => {
+            for (label, member) in [("new", ""), ("unknown-member", "nope")] {
+                let req = JoinGroupRequest::default()
+                    .with_group_id(GroupId(s(&format!("jg-{v}"))))
+                    .with_session_timeout_ms(10_000)
+                    .with_rebalance_timeout_ms(10_000)
+                    .with_member_id(s(member))
+                    .with_protocol_type(s("consumer"))
+                    .with_protocols(vec![
+                        m::join_group_request::JoinGroupRequestProtocol::default()
+                            .with_name(s("range"))
+                            .with_metadata(Bytes::from_static(b"\0\0")),
+                    ]);
+                out.push((label.into(), RequestKind::JoinGroup(req)));
+            }
+        }
+        ApiKey::SyncGroup => {
+            let req = SyncGroupRequest::default()
+                .with_group_id(GroupId(s("sg")))
+                .with_generation_id(1)
+                .with_member_id(s("nope"))
+                .with_protocol_type(if v >= 5 { Some(s("consumer")) } else { None })
+                .with_protocol_name(if v >= 5 { Some(s("range")) } else { None });
+            out.push(("unknown-member".into(), RequestKind::SyncGroup(req)));
+        }
+        ApiKey::Heartbeat => {
+            let req = HeartbeatRequest::default()
+                .with_group_id(GroupId(s(&format!("jg-{v}"))))
+                .with_generation_id(1)
+                .with_member_id(s("nope"));
+            out.push(("unknown-member".into(), RequestKind::Heartbeat(req)));
+        }
+        ApiKey::LeaveGroup => {
+            let req = LeaveGroupRequest::default().with_group_id(GroupId(s(&format!("jg-{v}"))));
+            let req = if v >= 3 {
+                req.with_members(vec![
+                    m::leave_group_request::MemberIdentity::default().with_member_id(s("nope"))
+                ])
+            } else {
+                req.with_member_id(s("nope"))
+            };
+            out.push(("unknown-member".into(), RequestKind::LeaveGroup(req)));
+        }
+        ApiKey::OffsetCommit => {
+            let req = OffsetCommitRequest::default()
+                .with_group_id(GroupId(s("oc")))
+                .with_generation_id_or_member_epoch(-1)
+                .with_retention_time_ms(-1)
+                .with_topics(vec![
+                    m::offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(tn("v"))
+                        .with_partitions(vec![
+                            m::offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(1)
+                                .with_committed_metadata(Some(s("meta"))),
+                        ]),
+                ]);
+            out.push(("standalone".into(), RequestKind::OffsetCommit(req.clone())));
+            out.push((
+                "wrong-generation".into(),
+                RequestKind::OffsetCommit(
+                    req.with_group_id(GroupId(s(&format!("jg-{v}"))))
+                        .with_generation_id_or_member_epoch(7)
+                        .with_member_id(s("nope")),
+                ),
+            ));
+        }
+        ApiKey::OffsetFetch => {
+            let req = if v >= 8 {
+                OffsetFetchRequest::default().with_groups(vec![
+                    m::offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(s("oc")))
+                        .with_topics(Some(vec![
+                            m::offset_fetch_request::OffsetFetchRequestTopics::default()
+                                .with_name(tn("v"))
+                                .with_partition_indexes(vec![0, 99]),
+                        ])),
+                    m::offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(s("missing")))
+                        .with_topics(None),
+                ])
+            } else {
+                OffsetFetchRequest::default()
+                    .with_group_id(GroupId(s("oc")))
+                    .with_topics(Some(vec![
+                        m::offset_fetch_request::OffsetFetchRequestTopic::default()
+                            .with_name(tn("v"))
+                            .with_partition_indexes(vec![0, 99]),
+                    ]))
+            };
+            out.push(("mixed".into(), RequestKind::OffsetFetch(req)));
+        }
+        ApiKey::DescribeGroups => {
+            let req = DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(s("oc")), GroupId(s("missing"))]);
+            out.push(("mixed".into(), RequestKind::DescribeGroups(req)));
+        }
+        ApiKey::ListGroups => {
+            let req = ListGroupsRequest::default()
+                .with_states_filter(if v >= 4 { vec![s("Empty")] } else { vec![] })
+                .with_types_filter(if v >= 5 { vec![s("classic")] } else { vec![] });
+            out.push(("filtered".into(), RequestKind::ListGroups(req)));
+        }
+        ApiKey::DeleteGroups => {
+            let req = DeleteGroupsRequest::default()
+                .with_groups_names(vec![GroupId(s("missing")), GroupId(s(&format!("jg-{v}")))]);
+            out.push(("mixed".into(), RequestKind::DeleteGroups(req)));
+        }
+        ApiKey::OffsetDelete => {
+            let req = OffsetDeleteRequest::default()
+                .with_group_id(GroupId(s("oc")))
+                .with_topics(vec![
+                    m::offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(tn("v"))
+                        .with_partitions(vec![
+                            m::offset_delete_request::OffsetDeleteRequestPartition::default()
+                                .with_partition_index(0),
+                        ]),
+                ]);
+            out.push(("ok".into(), RequestKind::OffsetDelete(req)));
+        }
         other => panic!("no representative request for {other:?}: add one"),
     }
     out
@@ -302,7 +439,8 @@ fn encode_kind(req: &RequestKind, v: i16) -> Result<Vec<u8>, String> {
 
 #[tokio::test]
 async fn every_advertised_version_answers() {
-    let b = TestBroker::start(&[]).await;
+    // Joins complete at once instead of waiting for more members.
+    let b = TestBroker::start(&["group.initial.rebalance.delay.ms=0"]).await;
     let mut c = Conn::connect(b.addr).await;
     let md: MetadataResponse = c
         .call(

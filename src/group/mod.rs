@@ -31,18 +31,23 @@
 mod classic;
 mod coordinator;
 mod join;
+pub mod manager;
 mod membership;
 mod offset_delete;
 mod offsets;
+pub mod records;
 mod types;
+mod view;
 
 #[cfg(test)]
 mod tests;
 
 pub use classic::{ClassicGroup, GroupState, Member};
 pub use coordinator::GroupCoordinator;
+pub use manager::{GroupManager, OFFSETS_TOPIC};
 pub use offset_delete::OffsetDeleteResult;
 pub use offsets::{
     CommitPartition, OffsetCommitRequest, OffsetFetchPartition, OffsetFetchRequest, OffsetValue,
 };
 pub use types::*;
+pub use view::GroupMetricsView;

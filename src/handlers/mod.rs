@@ -24,19 +24,30 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 mod util;
 
 /// Everything a handler knows about the request it serves.
@@ -96,6 +107,17 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     ),
     (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
     (ApiKey::DescribeProducers, describe_producers::VERSIONS),
+    (ApiKey::FindCoordinator, find_coordinator::VERSIONS),
+    (ApiKey::JoinGroup, join_group::VERSIONS),
+    (ApiKey::SyncGroup, sync_group::VERSIONS),
+    (ApiKey::Heartbeat, heartbeat::VERSIONS),
+    (ApiKey::LeaveGroup, leave_group::VERSIONS),
+    (ApiKey::OffsetCommit, offset_commit::VERSIONS),
+    (ApiKey::OffsetFetch, offset_fetch::VERSIONS),
+    (ApiKey::DescribeGroups, describe_groups::VERSIONS),
+    (ApiKey::ListGroups, list_groups::VERSIONS),
+    (ApiKey::DeleteGroups, delete_groups::VERSIONS),
+    (ApiKey::OffsetDelete, offset_delete::VERSIONS),
 ];
 
 /// The version range we serve for an API, if any.
@@ -188,6 +210,17 @@ pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
         ),
         ApiKey::DescribeCluster => run!(ctx, body, DescribeClusterRequest, describe_cluster),
         ApiKey::DescribeProducers => run!(ctx, body, DescribeProducersRequest, describe_producers),
+        ApiKey::FindCoordinator => run!(ctx, body, FindCoordinatorRequest, find_coordinator),
+        ApiKey::JoinGroup => run!(ctx, body, JoinGroupRequest, join_group),
+        ApiKey::SyncGroup => run!(ctx, body, SyncGroupRequest, sync_group),
+        ApiKey::Heartbeat => run!(ctx, body, HeartbeatRequest, heartbeat),
+        ApiKey::LeaveGroup => run!(ctx, body, LeaveGroupRequest, leave_group),
+        ApiKey::OffsetCommit => run!(ctx, body, OffsetCommitRequest, offset_commit),
+        ApiKey::OffsetFetch => run!(ctx, body, OffsetFetchRequest, offset_fetch),
+        ApiKey::DescribeGroups => run!(ctx, body, DescribeGroupsRequest, describe_groups),
+        ApiKey::ListGroups => run!(ctx, body, ListGroupsRequest, list_groups),
+        ApiKey::DeleteGroups => run!(ctx, body, DeleteGroupsRequest, delete_groups),
+        ApiKey::OffsetDelete => run!(ctx, body, OffsetDeleteRequest, offset_delete),
         other => Err(format!("{other:?} is not served")),
     }
 }

@@ -51,6 +51,13 @@ pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
             } else {
                 match &name {
                     None => Slot::Failed(KafkaError::new(ResponseError::UnknownTopicId)),
+                    // Only the broker writes internal topics (Kafka answers the same).
+                    Some(name) if image.topic(name).is_some_and(|t| t.internal) => {
+                        Slot::Failed(KafkaError::with_message(
+                            ResponseError::InvalidTopicException,
+                            format!("cannot append to internal topic {name}"),
+                        ))
+                    }
                     Some(name) => {
                         let records = pd.records.unwrap_or_default();
                         let size = records.len() as u64;

@@ -71,7 +71,7 @@ struct RecordRef<'a> {
     offset: i64,
     timestamp: i64,
     key: Option<&'a [u8]>,
-    has_value: bool,
+    value: Option<&'a [u8]>,
     /// The whole record: length varint and body, as stored.
     raw: &'a [u8],
 }
@@ -148,7 +148,7 @@ fn parse_records<'a>(header: &BatchHeader, buf: &'a [u8]) -> Result<Vec<RecordRe
         }
         previous = offset_delta as i64;
         let key = b.nullable()?;
-        let has_value = b.nullable()?.is_some();
+        let value = b.nullable()?;
         let timestamp = if header.is_log_append_time() {
             header.max_timestamp
         } else {
@@ -158,7 +158,7 @@ fn parse_records<'a>(header: &BatchHeader, buf: &'a [u8]) -> Result<Vec<RecordRe
             offset: header.base_offset.wrapping_add(offset_delta as i64),
             timestamp,
             key,
-            has_value,
+            value,
             raw: &buf[start..end],
         });
     }
@@ -167,6 +167,30 @@ fn parse_records<'a>(header: &BatchHeader, buf: &'a [u8]) -> Result<Vec<RecordRe
     }
     Ok(out)
 }
+
+/// (offset, key, value) of every record of one stored batch, for readers of internal
+/// topics (the group coordinator replaying `__consumer_offsets`). Control batches have
+/// no data records and give none.
+pub fn stored_key_values(batch_bytes: &[u8]) -> Result<Vec<KeyValue>, LogError> {
+    let (hdr, records) = batch::stored_records(batch_bytes)?;
+    if hdr.is_control() {
+        return Ok(Vec::new());
+    }
+    let parsed = parse_records(&hdr, &records)?;
+    Ok(parsed
+        .iter()
+        .map(|r| {
+            (
+                r.offset,
+                r.key.map(<[u8]>::to_vec),
+                r.value.map(<[u8]>::to_vec),
+            )
+        })
+        .collect())
+}
+
+/// One record's offset, key and value.
+pub type KeyValue = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Every CRC-checked batch of a segment's bytes; a torn or corrupt batch fails.
 fn segment_batches(segment: &[u8]) -> Result<Vec<(BatchHeader, &[u8])>, LogError> {
@@ -360,7 +384,7 @@ impl Cleaner {
         if self.map.get(key).is_some_and(|&latest| latest > r.offset) {
             return false;
         }
-        r.has_value || !drop_tombstones
+        r.value.is_some() || !drop_tombstones
     }
 }
 

@@ -4,4 +4,4 @@
 
 pub mod manager;
 
-pub use manager::ReplicaManager;
+pub use manager::{PendingAppend, ReplicaManager};

@@ -1,0 +1,648 @@
+//! The group coordinator's I/O shell: it owns one [`GroupCoordinator`] per
+//! `__consumer_offsets` partition this broker leads, persists the records each state
+//! machine call returns before any reply leaves, routes parked JoinGroup/SyncGroup replies
+//! back to their requests, drives the timers, expires offsets and publishes group metrics.
+//!
+//! Ordering: a call runs under its shard's lock and appends its records to the partition
+//! before the lock is released, so the log holds records in the order the state changed;
+//! the wait for durability (fsync under the durable flush policy) happens after the lock
+//! is released, and replies go out only once it completes. If the append fails, memory is
+//! ahead of the log: the shard is dropped (its parked requests answered with an error) and
+//! the next request replays the partition.
+//!
+//! The coordinator of a group is the leader of partition `hash(group) mod N` of
+//! `__consumer_offsets`, with Kafka's hash (Java's `String.hashCode`), so a Kafka tool that
+//! computes the partition of a group finds the same one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::error::ResponseError;
+use tokio::sync::{oneshot, watch, Mutex, Notify};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::records;
+use super::types::{GroupConfig, Output, Record, Reply, ReplyTo};
+use super::GroupCoordinator;
+use crate::cluster::{Controller, MetadataImage};
+use crate::config::Config;
+use crate::errors::KafkaError;
+use crate::log::batch::BatchBuilder;
+use crate::metrics as m;
+use crate::replica::ReplicaManager;
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// How often consumer lag and group gauges are recomputed.
+const METRICS_INTERVAL: Duration = Duration::from_secs(5);
+/// Bytes read per step while replaying a partition.
+const REPLAY_READ_BYTES: usize = 4 << 20;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Kafka's `Utils.abs(groupId.hashCode()) % partitions`: Java's String hash over UTF-16
+/// code units, with the sign bit masked off.
+pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group_id.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    (h & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// One `__consumer_offsets` partition's coordinator.
+struct Shard {
+    partition: i32,
+    coordinator: GroupCoordinator,
+    /// False once the shard was dropped; a request that waited for the lock must not use it.
+    live: bool,
+}
+
+type ShardRef = Arc<Mutex<Shard>>;
+
+pub struct GroupManager {
+    config: Arc<Config>,
+    node_id: i32,
+    controller: Arc<Controller>,
+    replicas: Arc<ReplicaManager>,
+    shards: parking_lot::Mutex<HashMap<i32, ShardRef>>,
+    /// Earliest timer of each shard, so the driver knows when to wake.
+    deadlines: parking_lot::Mutex<HashMap<i32, u64>>,
+    waiters: parking_lot::Mutex<HashMap<ReplyTo, (i32, oneshot::Sender<Reply>)>>,
+    next_reply: AtomicU64,
+    wake: Notify,
+    /// Serialises creation of `__consumer_offsets`.
+    create_lock: Mutex<()>,
+    /// Generation and state last published per group, to count rebalances and to
+    /// clear the previous state's gauge.
+    published: parking_lot::Mutex<HashMap<String, (i32, &'static str)>>,
+}
+
+impl GroupManager {
+    pub fn new(
+        config: Arc<Config>,
+        controller: Arc<Controller>,
+        replicas: Arc<ReplicaManager>,
+    ) -> Arc<GroupManager> {
+        Arc::new(GroupManager {
+            node_id: config.node_id,
+            config,
+            controller,
+            replicas,
+            shards: parking_lot::Mutex::new(HashMap::new()),
+            deadlines: parking_lot::Mutex::new(HashMap::new()),
+            waiters: parking_lot::Mutex::new(HashMap::new()),
+            next_reply: AtomicU64::new(1),
+            wake: Notify::new(),
+            create_lock: Mutex::new(()),
+            published: parking_lot::Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn group_config(&self) -> GroupConfig {
+        let g = &self.config.groups;
+        GroupConfig {
+            min_session_timeout_ms: g.min_session_timeout_ms,
+            max_session_timeout_ms: g.max_session_timeout_ms,
+            initial_rebalance_delay_ms: g.initial_rebalance_delay_ms,
+            max_size: g.max_size,
+            offsets_retention_ms: g.offsets_retention_ms,
+            offset_metadata_max_bytes: g.offset_metadata_max_bytes,
+        }
+    }
+
+    /// Partitions of `__consumer_offsets`: the topic's if it exists, else the setting.
+    pub fn num_partitions(&self, image: &MetadataImage) -> i32 {
+        image
+            .topic(OFFSETS_TOPIC)
+            .map_or(self.config.groups.offsets_topic_partitions, |t| {
+                t.partitions.len() as i32
+            })
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet (FindCoordinator does this,
+    /// as Kafka does, so a broker without groups never has the topic).
+    pub async fn ensure_offsets_topic(
+        &self,
+        state: &crate::broker::BrokerState,
+    ) -> Result<(), KafkaError> {
+        if self.controller.image().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let _guard = self.create_lock.lock().await;
+        let image = self.controller.image();
+        if image.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let g = &self.config.groups;
+        let brokers = image.brokers.len().max(1) as i16;
+        let rf = g.offsets_topic_replication_factor.min(brokers);
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            (
+                "segment.bytes".to_string(),
+                g.offsets_topic_segment_bytes.to_string(),
+            ),
+            // A rebalance of a big group writes one large metadata record.
+            ("max.message.bytes".to_string(), (16 << 20).to_string()),
+        ]);
+        let plan = crate::topics::plan(
+            state,
+            &image,
+            OFFSETS_TOPIC,
+            g.offsets_topic_partitions,
+            rf,
+            &[],
+            configs,
+        )?;
+        match crate::topics::create(state, plan).await {
+            Ok(_) => {
+                info!(
+                    partitions = g.offsets_topic_partitions,
+                    replication_factor = rf,
+                    "created {OFFSETS_TOPIC}"
+                );
+                Ok(())
+            }
+            Err(e) if e.code == ResponseError::TopicAlreadyExists.code() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The coordinator shard of a group, loading (replaying) it on first use.
+    async fn shard_for(&self, group_id: &str) -> Result<ShardRef, ResponseError> {
+        let image = self.controller.image();
+        if image.topic(OFFSETS_TOPIC).is_none() {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        let partition = partition_for(group_id, self.num_partitions(&image));
+        self.shard(&image, partition).await
+    }
+
+    async fn shard(
+        &self,
+        image: &MetadataImage,
+        partition: i32,
+    ) -> Result<ShardRef, ResponseError> {
+        let meta = image
+            .partition(OFFSETS_TOPIC, partition)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        if meta.leader != self.node_id {
+            return Err(ResponseError::NotCoordinator);
+        }
+        let (shard, fresh) = {
+            let mut shards = self.shards.lock();
+            match shards.get(&partition) {
+                Some(s) => (s.clone(), false),
+                None => {
+                    let coordinator = GroupCoordinator::new(
+                        self.group_config(),
+                        uuid::Uuid::new_v4().as_u64_pair().0,
+                    );
+                    let s = Arc::new(Mutex::new(Shard {
+                        partition,
+                        coordinator,
+                        live: true,
+                    }));
+                    shards.insert(partition, s.clone());
+                    (s, true)
+                }
+            }
+        };
+        if fresh {
+            // Others asking meanwhile queue on this lock until the replay is done.
+            let mut guard = shard.lock().await;
+            if let Err(e) = self.replay(&mut guard).await {
+                warn!(partition, error = %e, "cannot load {OFFSETS_TOPIC} partition");
+                guard.live = false;
+                self.shards.lock().remove(&partition);
+                return Err(ResponseError::CoordinatorLoadInProgress);
+            }
+            self.note_deadline(&guard);
+        }
+        Ok(shard)
+    }
+
+    /// Rebuilds a shard's groups from its partition, from the log start to the high
+    /// watermark.
+    async fn replay(&self, shard: &mut Shard) -> Result<(), KafkaError> {
+        let started = std::time::Instant::now();
+        let image = self.controller.image();
+        let (log, _) = self
+            .replicas
+            .leader_log(&image, OFFSETS_TOPIC, shard.partition)?;
+        let read = tokio::task::spawn_blocking(move || -> Result<Vec<Record>, KafkaError> {
+            let mut out = Vec::new();
+            let end = log.high_watermark();
+            let mut offset = log.log_start_offset();
+            while offset < end {
+                let chunk = log
+                    .read(offset, REPLAY_READ_BYTES, end, true)
+                    .map_err(|e| KafkaError::from(&e))?;
+                if chunk.records.is_empty() {
+                    break;
+                }
+                for item in crate::log::batch::batches(&chunk.records, false) {
+                    let (header, range) = item.map_err(|e| KafkaError::from(&e))?;
+                    offset = header.last_offset() + 1;
+                    let kvs = crate::log::cleaner::stored_key_values(&chunk.records[range])
+                        .map_err(|e| KafkaError::from(&e))?;
+                    for (at, key, value) in kvs {
+                        let Some(key) = key else { continue };
+                        match records::decode(&key, value.as_deref()) {
+                            Ok(Some(r)) => out.push(r),
+                            Ok(None) => {}
+                            // One unreadable record must not cost every group of the
+                            // partition; Kafka also skips what it cannot parse.
+                            Err(e) => warn!(offset = at, error = %e, "skipping record"),
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| {
+            KafkaError::with_message(ResponseError::UnknownServerError, e.to_string())
+        })??;
+        let now = now_ms();
+        let count = read.len();
+        for r in &read {
+            shard.coordinator.replay(r, now);
+        }
+        info!(
+            partition = shard.partition,
+            records = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded group coordinator partition"
+        );
+        Ok(())
+    }
+
+    /// A fresh token for a request that may be parked, and the receiver of its reply.
+    pub fn park(&self, group_id: &str) -> (ReplyTo, oneshot::Receiver<Reply>) {
+        let to = ReplyTo(self.next_reply.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        let partition = partition_for(group_id, self.num_partitions(&self.controller.image()));
+        self.waiters.lock().insert(to, (partition, tx));
+        (to, rx)
+    }
+
+    /// Forget a parked request whose call failed before the state machine saw it.
+    pub fn unpark(&self, to: ReplyTo) {
+        self.waiters.lock().remove(&to);
+    }
+
+    /// Runs one state-machine call on the group's coordinator: the records it returns are
+    /// written (and made durable per the flush policy) before its replies go out. On a
+    /// failed write the result is replaced by the error Kafka's coordinator answers.
+    pub async fn run<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&mut GroupCoordinator, u64) -> (R, Output),
+    ) -> Result<R, ResponseError> {
+        let shard = self.shard_for(group_id).await?;
+        let mut guard = shard.lock().await;
+        if !guard.live {
+            return Err(ResponseError::NotCoordinator);
+        }
+        let (result, out) = f(&mut guard.coordinator, now_ms());
+        self.finish(&shard, guard, out).await?;
+        Ok(result)
+    }
+
+    /// Read-only access to a group's coordinator (DescribeGroups, OffsetFetch).
+    pub async fn read<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&GroupCoordinator) -> R,
+    ) -> Result<R, ResponseError> {
+        let shard = self.shard_for(group_id).await?;
+        let guard = shard.lock().await;
+        if !guard.live {
+            return Err(ResponseError::NotCoordinator);
+        }
+        Ok(f(&guard.coordinator))
+    }
+
+    /// Read-only access to every shard this broker leads (ListGroups).
+    pub async fn read_all<R>(&self, mut f: impl FnMut(&GroupCoordinator) -> R) -> Vec<R> {
+        let image = self.controller.image();
+        let mut out = Vec::new();
+        if image.topic(OFFSETS_TOPIC).is_none() {
+            return out;
+        }
+        for p in 0..self.num_partitions(&image) {
+            if let Ok(shard) = self.shard(&image, p).await {
+                let guard = shard.lock().await;
+                if guard.live {
+                    out.push(f(&guard.coordinator));
+                }
+            }
+        }
+        out
+    }
+
+    /// Write `out.records`, release the shard, wait for durability, then deliver the
+    /// replies (or fail them and drop the shard).
+    async fn finish(
+        &self,
+        shard: &ShardRef,
+        guard: tokio::sync::MutexGuard<'_, Shard>,
+        out: Output,
+    ) -> Result<(), ResponseError> {
+        let partition = guard.partition;
+        let pending = self.append(partition, &out.records);
+        self.note_deadline(&guard);
+        drop(guard);
+        self.wake.notify_one();
+        let timeout = Duration::from_millis(self.config.groups.offsets_commit_timeout_ms);
+        let written = match pending {
+            Ok(Some(p)) => p.complete(timeout).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(()) => {
+                self.deliver(out.replies);
+                Ok(())
+            }
+            Err(e) => {
+                let code = coordinator_error(&e);
+                warn!(partition, error = %e, "cannot write to {OFFSETS_TOPIC}; reloading the partition");
+                self.deliver(
+                    out.replies
+                        .into_iter()
+                        .map(|(to, r)| (to, error_reply(r, code)))
+                        .collect(),
+                );
+                self.drop_shard(shard, partition).await;
+                Err(code)
+            }
+        }
+    }
+
+    fn append(
+        &self,
+        partition: i32,
+        records: &[Record],
+    ) -> Result<Option<crate::replica::PendingAppend>, KafkaError> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let now = now_ms() as i64;
+        let mut batch = BatchBuilder::new(0);
+        for r in records {
+            let (key, value) = records::encode(r);
+            batch = batch.record(Some(&key), value.as_deref(), now);
+        }
+        let bytes = bytes::BytesMut::from(&batch.build()[..]);
+        let image = self.controller.image();
+        let pending = self
+            .replicas
+            .append(&image, OFFSETS_TOPIC, partition, bytes, -1)?;
+        metrics::counter!(m::GROUP_RECORDS_WRITTEN_TOTAL).increment(records.len() as u64);
+        Ok(Some(pending))
+    }
+
+    fn deliver(&self, replies: Vec<(ReplyTo, Reply)>) {
+        let mut waiters = self.waiters.lock();
+        for (to, reply) in replies {
+            if let Some((_, tx)) = waiters.remove(&to) {
+                // The client may have gone; its reply has nowhere to go.
+                let _ = tx.send(reply);
+            }
+        }
+    }
+
+    /// Forget a shard whose memory may be ahead of its log. Parked requests of its
+    /// partition see their reply channel close and answer NOT_COORDINATOR.
+    async fn drop_shard(&self, shard: &ShardRef, partition: i32) {
+        shard.lock().await.live = false;
+        let mut shards = self.shards.lock();
+        if shards
+            .get(&partition)
+            .is_some_and(|s| Arc::ptr_eq(s, shard))
+        {
+            shards.remove(&partition);
+        }
+        drop(shards);
+        self.deadlines.lock().remove(&partition);
+        self.waiters.lock().retain(|_, (p, _)| *p != partition);
+    }
+
+    fn note_deadline(&self, shard: &Shard) {
+        let mut d = self.deadlines.lock();
+        match shard.coordinator.next_deadline() {
+            Some(t) => d.insert(shard.partition, t),
+            None => d.remove(&shard.partition),
+        };
+    }
+
+    /// Background tasks: the timer driver, offset expiry, group metrics, and loading the
+    /// partitions this broker leads at start.
+    pub fn start(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        let me = self.clone();
+        let loader = tokio::spawn(async move {
+            let image = me.controller.image();
+            if image.topic(OFFSETS_TOPIC).is_none() {
+                return;
+            }
+            for p in 0..me.num_partitions(&image) {
+                let _ = me.shard(&image, p).await;
+            }
+        });
+        vec![
+            loader,
+            tokio::spawn(self.clone().drive_timers(shutdown.clone())),
+            tokio::spawn(self.clone().expire_offsets(shutdown.clone())),
+            tokio::spawn(self.clone().publish_metrics(shutdown)),
+        ]
+    }
+
+    async fn drive_timers(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let next = self.deadlines.lock().values().min().copied();
+            let sleep = match next {
+                Some(t) => Duration::from_millis(t.saturating_sub(now_ms())),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.wake.notified() => continue,
+                _ = shutdown.changed() => return,
+            }
+            let now = now_ms();
+            let due: Vec<i32> = self
+                .deadlines
+                .lock()
+                .iter()
+                .filter(|(_, t)| **t <= now)
+                .map(|(p, _)| *p)
+                .collect();
+            for p in due {
+                let shard = self.shards.lock().get(&p).cloned();
+                let Some(shard) = shard else {
+                    self.deadlines.lock().remove(&p);
+                    continue;
+                };
+                let mut guard = shard.lock().await;
+                if !guard.live {
+                    continue;
+                }
+                let out = guard.coordinator.tick(now_ms());
+                if !out.records.is_empty() || !out.replies.is_empty() {
+                    debug!(
+                        partition = p,
+                        records = out.records.len(),
+                        replies = out.replies.len(),
+                        "group timers fired"
+                    );
+                }
+                let _ = self.finish(&shard, guard, out).await;
+            }
+        }
+    }
+
+    async fn expire_offsets(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let interval =
+            Duration::from_millis(self.config.groups.offsets_retention_check_interval_ms);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            let shards: Vec<ShardRef> = self.shards.lock().values().cloned().collect();
+            for shard in shards {
+                let mut guard = shard.lock().await;
+                if !guard.live {
+                    continue;
+                }
+                let out = guard.coordinator.expire_offsets(now_ms());
+                let n = out.records.len();
+                if self.finish(&shard, guard, out).await.is_ok() && n > 0 {
+                    metrics::counter!(m::GROUP_OFFSETS_EXPIRED_TOTAL).increment(n as u64);
+                }
+            }
+        }
+    }
+
+    async fn publish_metrics(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(METRICS_INTERVAL) => {}
+                _ = shutdown.changed() => return,
+            }
+            self.update_metrics().await;
+        }
+    }
+
+    /// Group gauges and consumer lag (high watermark minus committed offset), computed
+    /// here so no external lag exporter is needed.
+    pub async fn update_metrics(&self) {
+        let shards: Vec<ShardRef> = self.shards.lock().values().cloned().collect();
+        let image = self.controller.image();
+        let mut snapshot = Vec::new();
+        for shard in shards {
+            let guard = shard.lock().await;
+            if guard.live {
+                snapshot.extend(guard.coordinator.metrics_view());
+            }
+        }
+        let mut published = self.published.lock();
+        for g in snapshot {
+            let group = g.group_id.clone();
+            metrics::gauge!(m::GROUP_MEMBERS, "group" => group.clone()).set(g.members as f64);
+            metrics::gauge!(m::GROUP_GENERATION, "group" => group.clone()).set(g.generation as f64);
+            metrics::gauge!(m::GROUP_STATE, "group" => group.clone(), "state" => g.state).set(1.0);
+            match published.insert(group.clone(), (g.generation, g.state)) {
+                Some((generation, state)) => {
+                    if g.generation > generation {
+                        metrics::counter!(m::GROUP_REBALANCES_TOTAL, "group" => group.clone())
+                            .increment((g.generation - generation) as u64);
+                    }
+                    if state != g.state {
+                        metrics::gauge!(m::GROUP_STATE, "group" => group.clone(), "state" => state)
+                            .set(0.0);
+                    }
+                }
+                None => {
+                    // Make the counter visible from the first scrape on.
+                    metrics::counter!(m::GROUP_REBALANCES_TOTAL, "group" => group.clone())
+                        .increment(0);
+                }
+            }
+            for ((topic, partition), committed) in g.offsets {
+                let Ok((log, _)) = self.replicas.leader_log(&image, &topic, partition) else {
+                    continue;
+                };
+                let lag = (log.high_watermark() - committed).max(0);
+                metrics::gauge!(m::GROUP_LAG_RECORDS, "group" => group.clone(), "topic" => topic, "partition" => partition.to_string())
+                    .set(lag as f64);
+            }
+        }
+    }
+}
+
+/// The error Kafka's coordinator answers when writing to `__consumer_offsets` failed.
+fn coordinator_error(e: &KafkaError) -> ResponseError {
+    use ResponseError as E;
+    match e.code {
+        c if c == E::UnknownTopicOrPartition.code()
+            || c == E::NotEnoughReplicas.code()
+            || c == E::NotEnoughReplicasAfterAppend.code()
+            || c == E::RequestTimedOut.code() =>
+        {
+            E::CoordinatorNotAvailable
+        }
+        c if c == E::NotLeaderOrFollower.code() || c == E::KafkaStorageError.code() => {
+            E::NotCoordinator
+        }
+        c if c == E::MessageTooLarge.code()
+            || c == E::RecordListTooLarge.code()
+            || c == E::InvalidFetchSize.code() =>
+        {
+            E::InvalidCommitOffsetSize
+        }
+        _ => E::UnknownServerError,
+    }
+}
+
+fn error_reply(reply: Reply, code: ResponseError) -> Reply {
+    match reply {
+        Reply::Join(j) => Reply::Join(super::types::JoinResponse::error(&j.member_id, code)),
+        Reply::Sync(_) => Reply::Sync(super::types::SyncResponse::error(code)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_matches_kafkas_hash() {
+        // Java: Math.abs("my-group".hashCode()) % 50 etc., computed with Kafka's Utils.abs.
+        assert_eq!(partition_for("", 50), 0);
+        // "a".hashCode() == 97
+        assert_eq!(partition_for("a", 50), 97 % 50);
+        // "console-consumer-12345".hashCode() is negative in Java: -1412345905... masked.
+        let h = "group"
+            .encode_utf16()
+            .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+        assert_eq!(h, 98629247); // "group".hashCode() in Java
+        assert_eq!(partition_for("group", 50), 98629247 % 50);
+        // Non-ASCII: hashed over UTF-16 units like Java.
+        assert_eq!(partition_for("ä", 50), 0xe4 % 50);
+        for g in ["x", "orders-consumers", "😀"] {
+            let p = partition_for(g, 50);
+            assert!((0..50).contains(&p));
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! DescribeGroups (key 15), v0–v6: state, protocol and members of classic groups. An
+//! unknown group is described as Dead (v0–v5) or with GROUP_ID_NOT_FOUND (v6, KIP-1043),
+//! as Kafka does.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::protocol::VersionRange;
+
+use super::util::{code, s};
+use super::Ctx;
+
+pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 6 };
+
+/// "Authorized operations not requested" in Kafka's encoding.
+const NO_AUTHORIZED_OPS: i32 = i32::MIN;
+
+pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for group_id in &req.groups {
+        let base = DescribedGroup::default()
+            .with_group_id(group_id.clone())
+            .with_authorized_operations(NO_AUTHORIZED_OPS);
+        let described = ctx
+            .state
+            .groups
+            .read(group_id, |c| c.describe_group(group_id))
+            .await;
+        let d = match described {
+            Ok(d) => d,
+            Err(e) => {
+                ctx.note_error(e.code());
+                groups.push(base.with_error_code(e.code()).with_group_state(s("")));
+                continue;
+            }
+        };
+        let mut error = code(d.error);
+        if error == 0 && d.state == "Dead" && ctx.version >= 6 {
+            error = ResponseError::GroupIdNotFound.code();
+        }
+        ctx.note_error(error);
+        let members = d
+            .members
+            .into_iter()
+            .map(|m| {
+                DescribedGroupMember::default()
+                    .with_member_id(s(&m.member_id))
+                    .with_group_instance_id(m.group_instance_id.as_deref().map(s))
+                    .with_client_id(s(&m.client_id))
+                    .with_client_host(s(&m.client_host))
+                    .with_member_metadata(m.metadata.into())
+                    .with_member_assignment(m.assignment.into())
+            })
+            .collect();
+        groups.push(
+            base.with_error_code(error)
+                .with_error_message(
+                    (error != 0 && ctx.version >= 6)
+                        .then(|| s(&format!("group {} not found", group_id.as_str()))),
+                )
+                .with_group_state(s(d.state))
+                .with_protocol_type(s(&d.protocol_type))
+                .with_protocol_data(s(&d.protocol_name))
+                .with_members(members),
+        );
+    }
+    DescribeGroupsResponse::default().with_groups(groups)
+}

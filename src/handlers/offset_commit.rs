@@ -1,0 +1,89 @@
+//! OffsetCommit (key 8), v2–v9: stores a group's consumed positions. Members commit with
+//! their generation (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID as
+//! Kafka answers them); generation -1 with an empty member id is a standalone commit
+//! for a group without members. The commit is durable before it is acknowledged.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
+use kafka_protocol::protocol::VersionRange;
+
+use super::util::{code, s};
+use super::Ctx;
+use crate::group::{self, CommitPartition};
+
+pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 9 };
+
+pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group_id = req.group_id.to_string();
+    let partitions: Vec<CommitPartition> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| CommitPartition {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if ctx.version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        })
+        .collect();
+    let commit = group::OffsetCommitRequest {
+        group_id: group_id.clone(),
+        generation_id: req.generation_id_or_member_epoch,
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        retention_ms: (ctx.version <= 4 && req.retention_time_ms >= 0)
+            .then_some(req.retention_time_ms),
+        partitions: partitions.clone(),
+        now_ms: 0,
+    };
+    let results: Vec<(String, i32, i16)> = match ctx
+        .state
+        .groups
+        .run(&group_id, |c, now| {
+            c.commit_offsets(&group::OffsetCommitRequest {
+                now_ms: now,
+                ..commit
+            })
+        })
+        .await
+    {
+        Ok(r) => r.into_iter().map(|(t, p, e)| (t, p, code(e))).collect(),
+        Err(e) => partitions
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition, e.code()))
+            .collect(),
+    };
+    let mut by_topic: BTreeMap<String, Vec<OffsetCommitResponsePartition>> = BTreeMap::new();
+    for (topic, partition, error) in results {
+        ctx.note_error(error);
+        by_topic.entry(topic).or_default().push(
+            OffsetCommitResponsePartition::default()
+                .with_partition_index(partition)
+                .with_error_code(error),
+        );
+    }
+    // Answer topics in request order, as Kafka does.
+    let topics = req
+        .topics
+        .iter()
+        .filter_map(|t| {
+            let name = t.name.to_string();
+            by_topic.remove(&name).map(|ps| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(TopicName(s(&name)))
+                    .with_partitions(ps)
+            })
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
