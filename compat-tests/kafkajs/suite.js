@@ -408,7 +408,10 @@ scenarios.kill9 = async () => {
 const ORDER = ['metadata', 'codec_none', 'codec_gzip', 'codec_snappy', 'codec_lz4', 'codec_zstd',
   'keys_headers', 'timestamp_create', 'timestamp_log_append', 'large_message', 'list_offsets',
   'idempotent', 'admin_create_topic', 'admin_describe_configs', 'admin_alter_configs',
-  'admin_create_partitions', 'admin_delete_topic', 'delete_records', 'restart', 'kill9']
+  'admin_create_partitions', 'admin_delete_topic', 'delete_records',
+  'group_split', 'group_rebalance', 'group_session_timeout', 'group_cooperative',
+  'group_static', 'group_commit_restart', 'group_consumer_protocol', 'group_admin',
+  'compacted_topic', 'restart', 'kill9']
 
 async function main () {
   let failed = 0

@@ -21,7 +21,11 @@ ORDER = [
     "keys_headers", "timestamp_create", "timestamp_log_append", "large_message",
     "list_offsets", "idempotent", "admin_create_topic", "admin_describe_configs",
     "admin_alter_configs", "admin_create_partitions", "admin_delete_topic",
-    "delete_records", "restart", "kill9",
+    "delete_records",
+    "group_split", "group_rebalance", "group_session_timeout", "group_cooperative",
+    "group_static", "group_commit_restart", "group_consumer_protocol", "group_admin",
+    "compacted_topic",
+    "restart", "kill9",
 ]
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 ONE_MIB = 1024 * 1024
