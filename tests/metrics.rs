@@ -101,6 +101,44 @@ async fn metrics_endpoint_reports_requests_bytes_and_connections() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
+    // Consumer lag is computed by the broker: high watermark 1, committed 0.
+    let _: FindCoordinatorResponse = c
+        .call(
+            ApiKey::FindCoordinator,
+            3,
+            &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("lagging")),
+        )
+        .await;
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("lagging")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("metered")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(0),
+                ]),
+        ]);
+    let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &commit).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = scrape(maddr).await;
+        let lag = "weir_group_lag_records{group=\"lagging\",topic=\"metered\",partition=\"0\"} 1";
+        if text.contains(lag)
+            && text.contains("weir_group_state{group=\"lagging\",state=\"Empty\"} 1")
+            && text.contains("weir_group_members{group=\"lagging\"} 0")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no lag metrics for the group:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     // A client that goes away is counted as closed, promptly.
     drop(c);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);

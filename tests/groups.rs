@@ -1,0 +1,371 @@
+//! The group coordinator over TCP, request by request: the classic protocol's happy path
+//! and its errors, parked JoinGroup requests across connections, session expiry driven by
+//! the broker's timers, and group state and offsets rebuilt from `__consumer_offsets`
+//! after a restart. (The real clients' view is in the compat matrix.)
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Conn, TestBroker};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn gid(v: &str) -> GroupId {
+    GroupId(s(v))
+}
+
+const SESSION_MS: i32 = 1_000;
+
+async fn join(c: &mut Conn, group: &str, member: &str) -> JoinGroupResponse {
+    let req = JoinGroupRequest::default()
+        .with_group_id(gid(group))
+        .with_session_timeout_ms(SESSION_MS)
+        .with_rebalance_timeout_ms(5_000)
+        .with_member_id(s(member))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+        )
+        .with_name(s("range"))
+        .with_metadata(Bytes::from_static(b"subscription"))]);
+    c.call(ApiKey::JoinGroup, 6, &req).await
+}
+
+/// Join as a new member: the first JoinGroup (v4+) only hands out the member id.
+async fn join_new(c: &mut Conn, group: &str) -> JoinGroupResponse {
+    let first = join(c, group, "").await;
+    assert_eq!(first.error_code, ResponseError::MemberIdRequired.code());
+    assert!(!first.member_id.is_empty());
+    join(c, group, &first.member_id).await
+}
+
+async fn sync(
+    c: &mut Conn,
+    group: &str,
+    generation: i32,
+    member: &str,
+    assignments: &[(&str, &[u8])],
+) -> SyncGroupResponse {
+    let req = SyncGroupRequest::default()
+        .with_group_id(gid(group))
+        .with_generation_id(generation)
+        .with_member_id(s(member))
+        .with_protocol_type(Some(s("consumer")))
+        .with_protocol_name(Some(s("range")))
+        .with_assignments(
+            assignments
+                .iter()
+                .map(|(m, a)| {
+                    sync_group_request::SyncGroupRequestAssignment::default()
+                        .with_member_id(s(m))
+                        .with_assignment(Bytes::copy_from_slice(a))
+                })
+                .collect(),
+        );
+    c.call(ApiKey::SyncGroup, 5, &req).await
+}
+
+async fn heartbeat(c: &mut Conn, group: &str, generation: i32, member: &str) -> i16 {
+    let req = HeartbeatRequest::default()
+        .with_group_id(gid(group))
+        .with_generation_id(generation)
+        .with_member_id(s(member));
+    let r: HeartbeatResponse = c.call(ApiKey::Heartbeat, 4, &req).await;
+    r.error_code
+}
+
+async fn commit(c: &mut Conn, group: &str, generation: i32, member: &str, offset: i64) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(gid(group))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(s(member))
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("gt")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(-1)
+                        .with_committed_metadata(Some(s("note"))),
+                ]),
+        ]);
+    let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &req).await;
+    r.topics[0].partitions[0].error_code
+}
+
+/// (offset, metadata) committed for gt-0.
+async fn fetch(c: &mut Conn, group: &str) -> (i64, String) {
+    let req = OffsetFetchRequest::default().with_groups(vec![
+        offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(gid(group))
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_name(TopicName(s("gt")))
+                    .with_partition_indexes(vec![0]),
+            ])),
+    ]);
+    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 8, &req).await;
+    assert_eq!(r.groups[0].error_code, 0);
+    let p = &r.groups[0].topics[0].partitions[0];
+    (
+        p.committed_offset,
+        p.metadata
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+async fn describe(c: &mut Conn, group: &str) -> describe_groups_response::DescribedGroup {
+    let req = DescribeGroupsRequest::default().with_groups(vec![gid(group)]);
+    let mut r: DescribeGroupsResponse = c.call(ApiKey::DescribeGroups, 5, &req).await;
+    r.groups.remove(0)
+}
+
+async fn wait_for_state(c: &mut Conn, group: &str, state: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let d = describe(c, group).await;
+        if d.group_state.as_str() == state {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "group {group} still {} after {within:?}",
+            d.group_state
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn start() -> TestBroker {
+    TestBroker::start(&[
+        "group.initial.rebalance.delay.ms=0",
+        "group.min.session.timeout.ms=500",
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn a_group_lives_through_a_restart() {
+    let b = start().await;
+    let mut c = Conn::connect(b.addr).await;
+    let fc: FindCoordinatorResponse = c
+        .call(
+            ApiKey::FindCoordinator,
+            4,
+            &FindCoordinatorRequest::default().with_coordinator_keys(vec![s("g1")]),
+        )
+        .await;
+    let coord = &fc.coordinators[0];
+    assert_eq!(coord.error_code, 0);
+    assert_eq!((coord.node_id.0, coord.port), (1, b.addr.port() as i32));
+
+    let joined = join_new(&mut c, "g1").await;
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.generation_id, 1);
+    assert_eq!(joined.leader, joined.member_id);
+    assert_eq!(joined.members.len(), 1);
+    let me = joined.member_id.to_string();
+    let synced = sync(&mut c, "g1", 1, &me, &[(&me, b"gt-0")]).await;
+    assert_eq!(synced.error_code, 0);
+    assert_eq!(&synced.assignment[..], b"gt-0");
+    assert_eq!(heartbeat(&mut c, "g1", 1, &me).await, 0);
+    assert_eq!(commit(&mut c, "g1", 1, &me, 3).await, 0);
+    assert_eq!(
+        commit(&mut c, "g1", 7, &me, 4).await,
+        ResponseError::IllegalGeneration.code()
+    );
+    assert_eq!(
+        commit(&mut c, "g1", 1, "stranger", 4).await,
+        ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(fetch(&mut c, "g1").await, (3, "note".to_string()));
+    let d = describe(&mut c, "g1").await;
+    assert_eq!(d.group_state.as_str(), "Stable");
+    assert_eq!(d.members.len(), 1);
+    assert_eq!(&d.members[0].member_assignment[..], b"gt-0");
+    // A standalone commit goes to a group without members.
+    assert_eq!(commit(&mut c, "solo", -1, "", 11).await, 0);
+    drop(c);
+
+    let b = b.restart().await;
+    let mut c = Conn::connect(b.addr).await;
+    assert_eq!(fetch(&mut c, "g1").await, (3, "note".to_string()));
+    assert_eq!(fetch(&mut c, "solo").await.0, 11);
+    // The member was restored with a fresh session: it carries on without rejoining.
+    let d = describe(&mut c, "g1").await;
+    assert_eq!(d.group_state.as_str(), "Stable");
+    assert_eq!(d.members[0].member_id.as_str(), me);
+    assert_eq!(heartbeat(&mut c, "g1", 1, &me).await, 0);
+
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(gid("g1"))
+        .with_members(vec![
+            leave_group_request::MemberIdentity::default().with_member_id(s(&me)),
+            leave_group_request::MemberIdentity::default().with_member_id(s("stranger")),
+        ]);
+    let left: LeaveGroupResponse = c.call(ApiKey::LeaveGroup, 4, &leave).await;
+    assert_eq!(left.error_code, 0);
+    assert_eq!(left.members[0].error_code, 0);
+    assert_eq!(
+        left.members[1].error_code,
+        ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(describe(&mut c, "g1").await.group_state.as_str(), "Empty");
+
+    let listed: ListGroupsResponse = c
+        .call(
+            ApiKey::ListGroups,
+            4,
+            &ListGroupsRequest::default().with_states_filter(vec![s("Empty")]),
+        )
+        .await;
+    let mut names: Vec<String> = listed
+        .groups
+        .iter()
+        .map(|g| g.group_id.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["g1", "solo"]);
+
+    let deleted: DeleteGroupsResponse = c
+        .call(
+            ApiKey::DeleteGroups,
+            2,
+            &DeleteGroupsRequest::default().with_groups_names(vec![gid("g1"), gid("nope")]),
+        )
+        .await;
+    assert_eq!(deleted.results[0].error_code, 0);
+    assert_eq!(
+        deleted.results[1].error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
+    assert_eq!(fetch(&mut c, "g1").await.0, -1);
+    // Deleted stays deleted across a restart (the tombstones were written).
+    drop(c);
+    let b = b.restart().await;
+    let mut c = Conn::connect(b.addr).await;
+    assert_eq!(fetch(&mut c, "g1").await.0, -1);
+    assert_eq!(fetch(&mut c, "solo").await.0, 11);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn members_rebalance_across_connections_and_expire_without_heartbeats() {
+    let b = start().await;
+    let mut c1 = Conn::connect(b.addr).await;
+    let mut c2 = Conn::connect(b.addr).await;
+    let _: FindCoordinatorResponse = c1
+        .call(
+            ApiKey::FindCoordinator,
+            3,
+            &FindCoordinatorRequest::default().with_key(s("g2")),
+        )
+        .await;
+    let first = join_new(&mut c1, "g2").await;
+    let m1 = first.member_id.to_string();
+    assert_eq!(
+        sync(&mut c1, "g2", 1, &m1, &[(&m1, b"all")])
+            .await
+            .error_code,
+        0
+    );
+
+    // A second member parks in JoinGroup until the first rejoins.
+    let id2 = join(&mut c2, "g2", "").await.member_id.to_string();
+    let req2 = JoinGroupRequest::default()
+        .with_group_id(gid("g2"))
+        .with_session_timeout_ms(SESSION_MS)
+        .with_rebalance_timeout_ms(5_000)
+        .with_member_id(s(&id2))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+        )
+        .with_name(s("range"))
+        .with_metadata(Bytes::from_static(b"subscription"))]);
+    c2.send(ApiKey::JoinGroup, 6, &req2).await;
+    let rebalancing = Instant::now();
+    let mut hb = 0;
+    while rebalancing.elapsed() < Duration::from_secs(5) {
+        hb = heartbeat(&mut c1, "g2", 1, &m1).await;
+        if hb != 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hb, ResponseError::RebalanceInProgress.code());
+    let rejoined = join(&mut c1, "g2", &m1).await;
+    assert_eq!(rejoined.error_code, 0);
+    assert_eq!(rejoined.generation_id, 2);
+    assert_eq!(rejoined.members.len(), 2, "the leader sees both members");
+    let frame = c2.recv_frame().await.expect("parked join answered");
+    let mut body = frame;
+    let _ = <ResponseHeader as kafka_protocol::protocol::Decodable>::decode(
+        &mut body,
+        ApiKey::JoinGroup.response_header_version(6),
+    )
+    .unwrap();
+    let joined2 =
+        <JoinGroupResponse as kafka_protocol::protocol::Decodable>::decode(&mut body, 6).unwrap();
+    assert_eq!((joined2.error_code, joined2.generation_id), (0, 2));
+    assert!(
+        joined2.members.is_empty(),
+        "followers do not get the member list"
+    );
+
+    // The follower's SyncGroup waits for the leader's assignment.
+    let sync2 = SyncGroupRequest::default()
+        .with_group_id(gid("g2"))
+        .with_generation_id(2)
+        .with_member_id(s(&id2))
+        .with_protocol_type(Some(s("consumer")))
+        .with_protocol_name(Some(s("range")));
+    c2.send(ApiKey::SyncGroup, 5, &sync2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let leader_sync = sync(&mut c1, "g2", 2, &m1, &[(&m1, b"p0"), (&id2, b"p1")]).await;
+    assert_eq!(&leader_sync.assignment[..], b"p0");
+    let mut body = c2.recv_frame().await.expect("parked sync answered");
+    let _ = <ResponseHeader as kafka_protocol::protocol::Decodable>::decode(
+        &mut body,
+        ApiKey::SyncGroup.response_header_version(5),
+    )
+    .unwrap();
+    let synced2 =
+        <SyncGroupResponse as kafka_protocol::protocol::Decodable>::decode(&mut body, 5).unwrap();
+    assert_eq!(
+        (synced2.error_code, &synced2.assignment[..]),
+        (0, &b"p1"[..])
+    );
+
+    // Member 2 stops heartbeating; the broker's timer removes it after its session and
+    // the group rebalances for member 1 alone.
+    let expired = Instant::now();
+    let mut hb = 0;
+    while expired.elapsed() < Duration::from_secs(10) {
+        hb = heartbeat(&mut c1, "g2", 2, &m1).await;
+        if hb != 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(hb, ResponseError::RebalanceInProgress.code());
+    assert!(
+        expired.elapsed() >= Duration::from_millis(SESSION_MS as u64 - 200),
+        "expired before its session ended: {:?}",
+        expired.elapsed()
+    );
+    let alone = join(&mut c1, "g2", &m1).await;
+    assert_eq!((alone.generation_id, alone.members.len()), (3, 1));
+
+    // And member 1 going silent too leaves the group Empty.
+    wait_for_state(&mut c2, "g2", "Empty", Duration::from_secs(10)).await;
+    b.stop().await;
+}
