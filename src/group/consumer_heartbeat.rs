@@ -1,0 +1,832 @@
+//! ConsumerGroupHeartbeat (KIP-848), Kafka's GroupMetadataManager rules: validating
+//! the request, joining (new, rejoining and replacing static members), leaving, the
+//! group epoch bump when subscriptions or subscribed topics change, the target
+//! assignment computed by the server-side assignor, the reconciliation of the member,
+//! and the session and rebalance timeouts that remove silent or stuck members.
+//!
+//! Errors are all found before anything changes; after that every change is a record
+//! applied as it is emitted (see `consumer_replay.rs`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafka_protocol::error::ResponseError;
+use regex::Regex;
+
+use super::assignors::{self, MemberSpec, ASSIGNORS};
+use super::classic::{ms, ClassicGroup, GroupState};
+use super::consumer::{
+    partition_metadata_value, ConsumerGroup, ConsumerMember, MemberState, LEAVE_EPOCH,
+    STATIC_LEAVE_EPOCH,
+};
+use super::consumer_types::{
+    from_list, to_list, Assignment, ConsumerGroupMetadataValue,
+    ConsumerGroupTargetAssignmentMemberValue, ConsumerGroupTargetAssignmentMetadataValue,
+    ConsumerHeartbeatRequest, ConsumerHeartbeatResponse, TopicInfo, Topics,
+};
+use super::coordinator::GroupCoordinator;
+use super::reconcile::reconcile;
+use super::types::{Output, Record, TimerKey};
+
+/// An error answer: the code and Kafka's message.
+type Refusal = (ResponseError, String);
+
+/// Who the heartbeat is from, once validated.
+enum Sender {
+    /// A known member heartbeating at an acceptable epoch.
+    Known(ConsumerMember),
+    /// A member joining for the first time.
+    New(ConsumerMember),
+    /// A known member (re)joining with epoch 0: it has given up all its partitions
+    /// (KIP-848: a fenced member abandons its partitions and rejoins with epoch 0).
+    Rejoin(ConsumerMember),
+    /// A static member restarted under a new member id after leaving with epoch -2:
+    /// the new id takes over the old member, its partitions and target.
+    ReplaceStatic {
+        old_id: String,
+        member: ConsumerMember,
+    },
+}
+
+impl GroupCoordinator {
+    /// ConsumerGroupHeartbeat. `topics` is the cluster's topic metadata now; the group
+    /// notices created, deleted or grown topics by comparing it with what it last saw.
+    pub fn consumer_heartbeat(
+        &mut self,
+        req: &ConsumerHeartbeatRequest,
+        topics: &Topics,
+    ) -> (ConsumerHeartbeatResponse, Output) {
+        let mut out = Output::default();
+        let result = self.validate_heartbeat(req).and_then(|()| {
+            if req.member_epoch == LEAVE_EPOCH || req.member_epoch == STATIC_LEAVE_EPOCH {
+                self.consumer_leave(&mut out, req)
+            } else {
+                self.consumer_join_or_heartbeat(&mut out, req, topics)
+            }
+        });
+        match result {
+            Ok(response) => (response, out),
+            Err((error, message)) => (ConsumerHeartbeatResponse::error(error, message), out),
+        }
+    }
+
+    /// Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid.
+    fn validate_heartbeat(&self, req: &ConsumerHeartbeatRequest) -> Result<(), Refusal> {
+        let invalid = |message: &str| Err((ResponseError::InvalidRequest, message.to_string()));
+        if req.group_id.is_empty() {
+            return invalid("GroupId can't be empty.");
+        }
+        if req.instance_id.as_deref() == Some("") {
+            return invalid("InstanceId can't be empty.");
+        }
+        if req.rack_id.as_deref() == Some("") {
+            return invalid("RackId can't be empty.");
+        }
+        if req.api_version >= 1 && req.member_id.is_empty() {
+            // KIP-1082: from v1 the client generates its member id.
+            return invalid("MemberId can't be empty.");
+        }
+        match req.member_epoch {
+            e if e > 0 || e == LEAVE_EPOCH => {
+                if req.member_id.is_empty() {
+                    return invalid("MemberId can't be empty.");
+                }
+            }
+            0 => {
+                if req.rebalance_timeout_ms == -1 {
+                    return invalid("RebalanceTimeoutMs must be provided in first request.");
+                }
+                if !req.topic_partitions.as_ref().is_some_and(Vec::is_empty) {
+                    return invalid("TopicPartitions must be empty when (re-)joining.");
+                }
+                if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
+                    return invalid(
+                        "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+                    );
+                }
+            }
+            STATIC_LEAVE_EPOCH => {
+                if req.member_id.is_empty() {
+                    return invalid("MemberId can't be empty.");
+                }
+                if req.instance_id.is_none() {
+                    return invalid("InstanceId can't be null.");
+                }
+            }
+            _ => return invalid("MemberEpoch is invalid."),
+        }
+        if let Some(name) = &req.server_assignor {
+            let known = ASSIGNORS.contains(&name.as_str())
+                && self.config.consumer_assignors.iter().any(|a| a == name);
+            if !known {
+                let message = format!(
+                    "ServerAssignor {name} is not supported. Supported assignors: {}.",
+                    self.config.consumer_assignors.join(", ")
+                );
+                return Err((ResponseError::UnsupportedAssignor, message));
+            }
+        }
+        if let Some(pattern) = req.subscribed_topic_regex.as_deref() {
+            if !pattern.is_empty() && compile(pattern).is_none() {
+                let message =
+                    format!("SubscribedTopicRegex `{pattern}` is not a valid regular expression.");
+                return Err((ResponseError::InvalidRegularExpression, message));
+            }
+        }
+        Ok(())
+    }
+
+    fn consumer_join_or_heartbeat(
+        &mut self,
+        out: &mut Output,
+        req: &ConsumerHeartbeatRequest,
+        topics: &Topics,
+    ) -> Result<ConsumerHeartbeatResponse, Refusal> {
+        let group_id = req.group_id.as_str();
+        let now = req.now_ms;
+        let joining = req.member_epoch == 0;
+        let is_consumer = self.consumer_groups.contains_key(group_id);
+        if !is_consumer {
+            match self.groups.get(group_id) {
+                Some(classic) if !(joining && convertible(classic)) => {
+                    let message = format!("Group {group_id} is not a consumer group.");
+                    return Err((ResponseError::GroupIdNotFound, message));
+                }
+                None if !joining => {
+                    let message = format!("Consumer group {group_id} not found.");
+                    return Err((ResponseError::GroupIdNotFound, message));
+                }
+                _ => {}
+            }
+        }
+        let member_id = if req.member_id.is_empty() {
+            self.new_consumer_member_id()
+        } else {
+            req.member_id.clone()
+        };
+        let sender = {
+            let new_group = ConsumerGroup::new(group_id, BTreeMap::new());
+            let group = self.consumer_groups.get(group_id).unwrap_or(&new_group);
+            if group.members.len() >= self.config.consumer_max_size
+                && !group.members.contains_key(&member_id)
+            {
+                let message = format!(
+                    "The consumer group has reached its maximum capacity of {} members.",
+                    self.config.consumer_max_size
+                );
+                return Err((ResponseError::GroupMaxSizeReached, message));
+            }
+            identify(group, &member_id, req)?
+        };
+
+        // Nothing can fail from here on.
+        if !is_consumer && self.groups.contains_key(group_id) {
+            // An empty classic group becomes a consumer group; its offsets stay.
+            let tombstone = Record::Group {
+                group_id: group_id.to_string(),
+                value: None,
+            };
+            self.emit(out, tombstone, now);
+        }
+        let (before, member) = match sender {
+            Sender::Known(member) => (Some(member.clone()), member),
+            Sender::New(member) => (None, member),
+            Sender::Rejoin(member) => {
+                let reset = ConsumerMember {
+                    member_epoch: 0,
+                    previous_member_epoch: 0,
+                    state: MemberState::Stable,
+                    assigned: Assignment::new(),
+                    pending_revocation: Assignment::new(),
+                    ..member.clone()
+                };
+                self.emit_current_assignment(out, group_id, &reset, now);
+                (Some(reset.clone()), reset)
+            }
+            Sender::ReplaceStatic { old_id, member } => {
+                self.replace_consumer_static_member(out, group_id, &old_id, &member, now);
+                (Some(member.clone()), member)
+            }
+        };
+        let updated = updated_member(&member, req);
+        let baseline = before
+            .clone()
+            .unwrap_or_else(|| ConsumerMember::new(&member_id));
+        if before.is_none() || !updated.same_metadata(&baseline) {
+            let record = Record::ConsumerGroupMemberMetadata {
+                group_id: group_id.to_string(),
+                member_id: member_id.clone(),
+                value: Some(updated.metadata_value()),
+            };
+            self.emit(out, record, now);
+        }
+        let mut bump = updated.subscribed_topic_names != baseline.subscribed_topic_names
+            || updated.subscribed_topic_regex != baseline.subscribed_topic_regex;
+
+        // The subscribed topics, as the metadata says now: any difference with what
+        // the group last saw (a topic created, deleted, or with more partitions) needs
+        // a new target assignment, so it bumps the epoch too.
+        let (seen, epoch) = {
+            let group = self.consumer_group(group_id).ok_or_else(gone)?;
+            (subscription_metadata(group, topics), group.group_epoch)
+        };
+        if self
+            .consumer_group(group_id)
+            .is_some_and(|g| g.subscription_metadata != seen)
+        {
+            let record = Record::ConsumerGroupPartitionMetadata {
+                group_id: group_id.to_string(),
+                value: Some(partition_metadata_value(&seen)),
+            };
+            self.emit(out, record, now);
+            bump = true;
+        }
+        if bump {
+            let record = Record::ConsumerGroupMetadata {
+                group_id: group_id.to_string(),
+                value: Some(ConsumerGroupMetadataValue { epoch: epoch + 1 }),
+            };
+            self.emit(out, record, now);
+        }
+        if self
+            .consumer_group(group_id)
+            .is_some_and(|g| g.group_epoch > g.assignment_epoch)
+        {
+            self.update_target_assignment(out, group_id, now);
+        }
+
+        let owned = req.topic_partitions.as_deref().map(from_list);
+        let member = self.reconcile_member(out, group_id, &member_id, owned.as_ref(), now)?;
+        let session = self.config.consumer_session_timeout_ms;
+        self.schedule_consumer_session(out, group_id, &member_id, session, now);
+
+        // Kafka sends the assignment on a full request (what a member sends when it
+        // joins or after an error) and whenever it changed.
+        let full = joining
+            || (req.rebalance_timeout_ms != -1
+                && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some())
+                && req.topic_partitions.is_some());
+        let changed = before.is_none_or(|b| b.assigned != member.assigned);
+        Ok(ConsumerHeartbeatResponse {
+            error: None,
+            error_message: None,
+            member_id: Some(member_id),
+            member_epoch: member.member_epoch,
+            heartbeat_interval_ms: self.config.consumer_heartbeat_interval_ms,
+            assignment: (full || changed).then(|| to_list(&member.assigned)),
+        })
+    }
+
+    /// Moves the member towards its target; persists and times the change.
+    fn reconcile_member(
+        &mut self,
+        out: &mut Output,
+        group_id: &str,
+        member_id: &str,
+        owned: Option<&Assignment>,
+        now: u64,
+    ) -> Result<ConsumerMember, Refusal> {
+        let group = self.consumer_group(group_id).ok_or_else(gone)?;
+        let member = group.members.get(member_id).ok_or_else(gone)?;
+        if member.is_reconciled_to(group.assignment_epoch) {
+            return Ok(member.clone());
+        }
+        let target = group.target.get(member_id).cloned().unwrap_or_default();
+        let next = reconcile(
+            member,
+            group.assignment_epoch,
+            &target,
+            &group.partition_epochs(),
+            owned,
+        );
+        if next == *member {
+            return Ok(next);
+        }
+        self.emit_current_assignment(out, group_id, &next, now);
+        let key = TimerKey::ConsumerRebalance {
+            group_id: group_id.to_string(),
+            member_id: member_id.to_string(),
+        };
+        if next.state == MemberState::UnrevokedPartitions {
+            let deadline = now.saturating_add(ms(next.rebalance_timeout_ms));
+            self.set_timer(out, key, deadline);
+        } else {
+            self.cancel_timer(out, key);
+        }
+        Ok(next)
+    }
+
+    /// Runs the group's assignor and persists the members whose target changed, then
+    /// the new assignment epoch (the group epoch).
+    fn update_target_assignment(&mut self, out: &mut Output, group_id: &str, now: u64) {
+        let Some(group) = self.consumer_group(group_id) else {
+            return;
+        };
+        let default = self
+            .config
+            .consumer_assignors
+            .first()
+            .map_or("uniform", String::as_str);
+        let assignor = group.preferred_assignor(default);
+        let matchers = Matchers::of(group);
+        let specs: Vec<MemberSpec> = group
+            .members
+            .values()
+            .map(|m| MemberSpec {
+                member_id: m.member_id.clone(),
+                instance_id: m.instance_id.clone(),
+                topics: group
+                    .subscription_metadata
+                    .iter()
+                    .filter(|(name, _)| matchers.subscribes(m, name))
+                    .map(|(_, info)| info.id)
+                    .collect(),
+            })
+            .collect();
+        let partitions = group
+            .subscription_metadata
+            .values()
+            .map(|t| (t.id, t.partitions))
+            .collect();
+        let target = assignors::assign(&assignor, &specs, &partitions, &group.target);
+        let changed: Vec<(String, Assignment)> = target
+            .into_iter()
+            .filter(|(id, a)| group.target.get(id).unwrap_or(&Assignment::new()) != a)
+            .collect();
+        let epoch = group.group_epoch;
+        for (member_id, assignment) in changed {
+            let record = Record::ConsumerGroupTargetAssignmentMember {
+                group_id: group_id.to_string(),
+                member_id,
+                value: Some(ConsumerGroupTargetAssignmentMemberValue {
+                    topic_partitions: to_list(&assignment),
+                }),
+            };
+            self.emit(out, record, now);
+        }
+        let record = Record::ConsumerGroupTargetAssignmentMetadata {
+            group_id: group_id.to_string(),
+            value: Some(ConsumerGroupTargetAssignmentMetadataValue {
+                assignment_epoch: epoch,
+            }),
+        };
+        self.emit(out, record, now);
+    }
+
+    /// The old member goes (tombstones) and the new id takes over its subscription,
+    /// target and current assignment (Kafka's replaceMember).
+    fn replace_consumer_static_member(
+        &mut self,
+        out: &mut Output,
+        group_id: &str,
+        old_id: &str,
+        member: &ConsumerMember,
+        now: u64,
+    ) {
+        let target = self
+            .consumer_group(group_id)
+            .and_then(|g| g.target.get(old_id).cloned())
+            .unwrap_or_default();
+        self.emit_member_tombstones(out, group_id, old_id, now);
+        self.cancel_consumer_timers(out, group_id, old_id);
+        let records = [
+            Record::ConsumerGroupMemberMetadata {
+                group_id: group_id.to_string(),
+                member_id: member.member_id.clone(),
+                value: Some(member.metadata_value()),
+            },
+            Record::ConsumerGroupTargetAssignmentMember {
+                group_id: group_id.to_string(),
+                member_id: member.member_id.clone(),
+                value: Some(ConsumerGroupTargetAssignmentMemberValue {
+                    topic_partitions: to_list(&target),
+                }),
+            },
+        ];
+        for record in records {
+            self.emit(out, record, now);
+        }
+        self.emit_current_assignment(out, group_id, member, now);
+    }
+
+    fn emit_current_assignment(
+        &mut self,
+        out: &mut Output,
+        group_id: &str,
+        member: &ConsumerMember,
+        now: u64,
+    ) {
+        let record = Record::ConsumerGroupCurrentMemberAssignment {
+            group_id: group_id.to_string(),
+            member_id: member.member_id.clone(),
+            value: Some(member.assignment_value()),
+        };
+        self.emit(out, record, now);
+    }
+
+    /// Kafka's order: current assignment, target assignment, then the member.
+    fn emit_member_tombstones(
+        &mut self,
+        out: &mut Output,
+        group_id: &str,
+        member_id: &str,
+        now: u64,
+    ) {
+        let (g, m) = (group_id.to_string(), member_id.to_string());
+        let records = [
+            Record::ConsumerGroupCurrentMemberAssignment {
+                group_id: g.clone(),
+                member_id: m.clone(),
+                value: None,
+            },
+            Record::ConsumerGroupTargetAssignmentMember {
+                group_id: g.clone(),
+                member_id: m.clone(),
+                value: None,
+            },
+            Record::ConsumerGroupMemberMetadata {
+                group_id: g,
+                member_id: m,
+                value: None,
+            },
+        ];
+        for record in records {
+            self.emit(out, record, now);
+        }
+    }
+
+    /// Leaving: -1 removes the member; -2 (static members) keeps it and its
+    /// partitions until its session ends, so a quick restart gets them back.
+    fn consumer_leave(
+        &mut self,
+        out: &mut Output,
+        req: &ConsumerHeartbeatRequest,
+    ) -> Result<ConsumerHeartbeatResponse, Refusal> {
+        let group_id = req.group_id.as_str();
+        let Some(group) = self.consumer_group(group_id) else {
+            let message = format!("Consumer group {group_id} not found.");
+            return Err((ResponseError::GroupIdNotFound, message));
+        };
+        let response = ConsumerHeartbeatResponse {
+            error: None,
+            error_message: None,
+            member_id: Some(req.member_id.clone()),
+            member_epoch: req.member_epoch,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        };
+        let Some(instance) = &req.instance_id else {
+            if !group.members.contains_key(&req.member_id) {
+                return Err(unknown_member(&req.member_id, group_id));
+            }
+            self.fence_consumer_member(out, group_id, &req.member_id, req.now_ms);
+            return Ok(response);
+        };
+        let Some(member) = group.static_member(instance) else {
+            let message = format!("Instance id {instance} is unknown.");
+            return Err((ResponseError::UnknownMemberId, message));
+        };
+        if member.member_id != req.member_id {
+            return Err(fenced_instance(&req.member_id, instance, &member.member_id));
+        }
+        if req.member_epoch == STATIC_LEAVE_EPOCH {
+            let leaving = ConsumerMember {
+                member_epoch: STATIC_LEAVE_EPOCH,
+                pending_revocation: Assignment::new(),
+                ..member.clone()
+            };
+            self.emit_current_assignment(out, group_id, &leaving, req.now_ms);
+            let key = TimerKey::ConsumerRebalance {
+                group_id: group_id.to_string(),
+                member_id: req.member_id.clone(),
+            };
+            self.cancel_timer(out, key);
+        } else {
+            self.fence_consumer_member(out, group_id, &req.member_id, req.now_ms);
+        }
+        Ok(response)
+    }
+
+    /// Removes a member (left, session expired, or stuck revoking): its records get
+    /// tombstones, the subscribed topics are recomputed without it and the group epoch
+    /// bumps, so the next heartbeat of any member computes a new target.
+    pub(crate) fn fence_consumer_member(
+        &mut self,
+        out: &mut Output,
+        group_id: &str,
+        member_id: &str,
+        now: u64,
+    ) {
+        let known = self
+            .consumer_group(group_id)
+            .is_some_and(|g| g.members.contains_key(member_id));
+        if !known {
+            return;
+        }
+        self.emit_member_tombstones(out, group_id, member_id, now);
+        self.cancel_consumer_timers(out, group_id, member_id);
+        let Some(group) = self.consumer_group(group_id) else {
+            return;
+        };
+        // Without a fresh metadata snapshot here (timers have none), keep the topics
+        // last seen that remaining members still subscribe to; topics created since
+        // are noticed at the next heartbeat.
+        let matchers = Matchers::of(group);
+        let remaining: BTreeMap<String, TopicInfo> = group
+            .subscription_metadata
+            .iter()
+            .filter(|(name, _)| group.members.values().any(|m| matchers.subscribes(m, name)))
+            .map(|(name, info)| (name.clone(), *info))
+            .collect();
+        let changed = remaining != group.subscription_metadata;
+        let epoch = group.group_epoch + 1;
+        if changed {
+            let record = Record::ConsumerGroupPartitionMetadata {
+                group_id: group_id.to_string(),
+                value: Some(partition_metadata_value(&remaining)),
+            };
+            self.emit(out, record, now);
+        }
+        let record = Record::ConsumerGroupMetadata {
+            group_id: group_id.to_string(),
+            value: Some(ConsumerGroupMetadataValue { epoch }),
+        };
+        self.emit(out, record, now);
+    }
+
+    pub(crate) fn on_consumer_session_expired(
+        &mut self,
+        out: &mut Output,
+        group_id: &str,
+        member_id: &str,
+        now: u64,
+    ) {
+        self.fence_consumer_member(out, group_id, member_id, now);
+    }
+
+    /// The member was asked to revoke partitions and did not within its rebalance
+    /// timeout: it is removed, which frees the partitions for the others.
+    pub(crate) fn on_consumer_rebalance_timeout(
+        &mut self,
+        out: &mut Output,
+        group_id: &str,
+        member_id: &str,
+        now: u64,
+    ) {
+        let stuck = self
+            .consumer_group(group_id)
+            .and_then(|g| g.members.get(member_id))
+            .is_some_and(|m| m.state == MemberState::UnrevokedPartitions);
+        if stuck {
+            self.fence_consumer_member(out, group_id, member_id, now);
+        }
+    }
+
+    pub(crate) fn schedule_consumer_session(
+        &mut self,
+        out: &mut Output,
+        group_id: &str,
+        member_id: &str,
+        session_timeout_ms: i32,
+        now: u64,
+    ) {
+        let key = TimerKey::ConsumerSession {
+            group_id: group_id.to_string(),
+            member_id: member_id.to_string(),
+        };
+        self.set_timer(out, key, now.saturating_add(ms(session_timeout_ms)));
+    }
+
+    pub(crate) fn cancel_consumer_timers(
+        &mut self,
+        out: &mut Output,
+        group_id: &str,
+        member_id: &str,
+    ) {
+        let (g, m) = (group_id.to_string(), member_id.to_string());
+        self.cancel_timer(
+            out,
+            TimerKey::ConsumerSession {
+                group_id: g.clone(),
+                member_id: m.clone(),
+            },
+        );
+        self.cancel_timer(
+            out,
+            TimerKey::ConsumerRebalance {
+                group_id: g,
+                member_id: m,
+            },
+        );
+    }
+}
+
+/// Kafka's getOrMaybeSubscribe{Dynamic,Static}ConsumerGroupMember: who is sending,
+/// and whether it may.
+fn identify(
+    group: &ConsumerGroup,
+    member_id: &str,
+    req: &ConsumerHeartbeatRequest,
+) -> Result<Sender, Refusal> {
+    let joining = req.member_epoch == 0;
+    let Some(instance) = &req.instance_id else {
+        // Dynamic members, and static ones that did not resend their instance id.
+        return match group.members.get(member_id) {
+            None if joining => Ok(Sender::New(ConsumerMember::new(member_id))),
+            None => Err(unknown_member(member_id, &group.group_id)),
+            Some(member) if joining => Ok(Sender::Rejoin(member.clone())),
+            Some(member) => {
+                check_epoch(member, req)?;
+                Ok(Sender::Known(member.clone()))
+            }
+        };
+    };
+    let existing = group.static_member(instance);
+    if !joining {
+        let Some(member) = existing else {
+            let message = format!("Instance id {instance} is unknown.");
+            return Err((ResponseError::UnknownMemberId, message));
+        };
+        if member.member_id != member_id {
+            return Err(fenced_instance(member_id, instance, &member.member_id));
+        }
+        check_epoch(member, req)?;
+        return Ok(Sender::Known(member.clone()));
+    }
+    match existing {
+        None => match group.members.get(member_id) {
+            Some(member) => Ok(Sender::Rejoin(member.clone())),
+            None => Ok(Sender::New(ConsumerMember::new(member_id))),
+        },
+        Some(member) if member.member_id == member_id => Ok(Sender::Rejoin(member.clone())),
+        // Only an instance that said it is leaving (-2) may be taken over.
+        Some(member) if member.member_epoch != STATIC_LEAVE_EPOCH => {
+            let message = format!(
+                "Static member {member_id} with instance id {instance} cannot join the group \
+                 because the instance id is owned by {} member.",
+                member.member_id
+            );
+            Err((ResponseError::UnreleasedInstanceId, message))
+        }
+        Some(member) => Ok(Sender::ReplaceStatic {
+            old_id: member.member_id.clone(),
+            member: ConsumerMember {
+                member_id: member_id.to_string(),
+                member_epoch: 0,
+                previous_member_epoch: 0,
+                ..member.clone()
+            },
+        }),
+    }
+}
+
+/// Kafka's throwIfConsumerGroupMemberEpochIsInvalid: an epoch ahead is fenced; one
+/// behind is only accepted if it is the previous epoch and the member owns a subset of
+/// its current assignment (our answer with the new epoch was lost).
+fn check_epoch(member: &ConsumerMember, req: &ConsumerHeartbeatRequest) -> Result<(), Refusal> {
+    let received = req.member_epoch;
+    let owned = req.topic_partitions.as_deref().map(from_list);
+    let fenced = |how: &str| {
+        let message = format!(
+            "The consumer group member has a {how} member epoch ({received}) than the one known \
+             by the group coordinator ({}). The member must abandon all its partitions and rejoin.",
+            member.member_epoch
+        );
+        Err((ResponseError::FencedMemberEpoch, message))
+    };
+    if received > member.member_epoch {
+        return fenced("greater");
+    }
+    if received < member.member_epoch {
+        let subset = owned.as_ref().is_some_and(|o| {
+            o.iter().all(|(t, ps)| {
+                member
+                    .assigned
+                    .get(t)
+                    .is_some_and(|assigned| ps.is_subset(assigned))
+            })
+        });
+        if received != member.previous_member_epoch || !subset {
+            return fenced("smaller");
+        }
+    }
+    if member.state == MemberState::Unknown && owned.is_none_or(|o| !o.is_empty()) {
+        let message = "The consumer group member is in a unknown state. The member must abandon \
+                       all its partitions and rejoin.";
+        return Err((ResponseError::FencedMemberEpoch, message.to_string()));
+    }
+    Ok(())
+}
+
+/// The member with what the request changed (absent fields mean "unchanged").
+fn updated_member(member: &ConsumerMember, req: &ConsumerHeartbeatRequest) -> ConsumerMember {
+    let mut updated = member.clone();
+    if req.instance_id.is_some() {
+        updated.instance_id = req.instance_id.clone();
+    }
+    if req.rack_id.is_some() {
+        updated.rack_id = req.rack_id.clone();
+    }
+    if req.rebalance_timeout_ms != -1 {
+        updated.rebalance_timeout_ms = req.rebalance_timeout_ms;
+    }
+    if req.server_assignor.is_some() {
+        updated.server_assignor = req.server_assignor.clone();
+    }
+    if let Some(names) = &req.subscribed_topic_names {
+        let sorted: BTreeSet<String> = names.iter().cloned().collect();
+        updated.subscribed_topic_names = sorted.into_iter().collect();
+    }
+    if let Some(pattern) = &req.subscribed_topic_regex {
+        // An empty regex is how a member stops subscribing by pattern.
+        updated.subscribed_topic_regex = Some(pattern.clone()).filter(|p| !p.is_empty());
+    }
+    updated.client_id = req.client_id.clone();
+    updated.client_host = req.client_host.clone();
+    updated
+}
+
+/// Only an empty classic group, without members joining, may become a consumer group.
+fn convertible(group: &ClassicGroup) -> bool {
+    group.is(GroupState::Empty) && group.members.is_empty() && group.pending_members.is_empty()
+}
+
+/// The subscribed topics (by explicit name or by regex) that exist now.
+fn subscription_metadata(group: &ConsumerGroup, topics: &Topics) -> BTreeMap<String, TopicInfo> {
+    let matchers = Matchers::of(group);
+    let mut seen = BTreeMap::new();
+    for member in group.members.values() {
+        for name in &member.subscribed_topic_names {
+            if let Some(info) = topics.get(name) {
+                seen.insert(name.clone(), *info);
+            }
+        }
+        if member.subscribed_topic_regex.is_some() {
+            for (name, info) in topics {
+                if matchers.subscribes(member, name) {
+                    seen.insert(name.clone(), *info);
+                }
+            }
+        }
+    }
+    seen
+}
+
+/// The compiled regexes of a group's members (usually one or none), compiled once per
+/// use rather than once per topic.
+struct Matchers {
+    regexes: BTreeMap<String, Option<Regex>>,
+}
+
+impl Matchers {
+    fn of(group: &ConsumerGroup) -> Self {
+        let regexes = group
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.clone())
+            .map(|p| {
+                let compiled = compile(&p);
+                (p, compiled)
+            })
+            .collect();
+        Matchers { regexes }
+    }
+
+    fn subscribes(&self, member: &ConsumerMember, topic: &str) -> bool {
+        if member.subscribed_topic_names.iter().any(|n| n == topic) {
+            return true;
+        }
+        member
+            .subscribed_topic_regex
+            .as_ref()
+            .and_then(|p| self.regexes.get(p))
+            .and_then(Option::as_ref)
+            .is_some_and(|re| re.is_match(topic))
+    }
+}
+
+/// Kafka matches the whole topic name (RE2/J `matches()`), hence the anchors. The
+/// `regex` crate has RE2's syntax and linear-time guarantee.
+fn compile(pattern: &str) -> Option<Regex> {
+    Regex::new(&format!("^(?:{pattern})$")).ok()
+}
+
+fn unknown_member(member_id: &str, group_id: &str) -> Refusal {
+    let message = format!("Member {member_id} is not a member of group {group_id}.");
+    (ResponseError::UnknownMemberId, message)
+}
+
+fn fenced_instance(member_id: &str, instance: &str, owner: &str) -> Refusal {
+    let message = format!(
+        "Static member {member_id} with instance id {instance} was fenced by member {owner}."
+    );
+    (ResponseError::FencedInstanceId, message)
+}
+
+/// A group or member that validation found but that is gone: cannot happen, since
+/// nothing else runs in between; answered as Kafka answers unexpected states.
+fn gone() -> Refusal {
+    (
+        ResponseError::UnknownServerError,
+        "The group changed while handling the request.".to_string(),
+    )
+}
