@@ -1,16 +1,13 @@
 //! ConsumerGroupHeartbeat (KIP-848), Kafka's GroupMetadataManager rules: validating
-//! the request, joining (new, rejoining and replacing static members), leaving, the
-//! group epoch bump when subscriptions or subscribed topics change, the target
-//! assignment computed by the server-side assignor, the reconciliation of the member,
-//! and the session and rebalance timeouts that remove silent or stuck members.
+//! the request, joining (new, rejoining and replacing static members), the group epoch
+//! bump when subscriptions or subscribed topics change, the target assignment computed
+//! by the server-side assignor, and the reconciliation of the member. Leaving and the
+//! timeouts that remove members are in `consumer_leave.rs`.
 //!
 //! Errors are all found before anything changes; after that every change is a record
 //! applied as it is emitted (see `consumer_replay.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use kafka_protocol::error::ResponseError;
-use regex::Regex;
 
 use super::assignors::{self, MemberSpec, ASSIGNORS};
 use super::classic::{ms, ClassicGroup, GroupState};
@@ -21,14 +18,16 @@ use super::consumer::{
 use super::consumer_types::{
     from_list, to_list, Assignment, ConsumerGroupMetadataValue,
     ConsumerGroupTargetAssignmentMemberValue, ConsumerGroupTargetAssignmentMetadataValue,
-    ConsumerHeartbeatRequest, ConsumerHeartbeatResponse, TopicInfo, Topics,
+    ConsumerHeartbeatRequest, ConsumerHeartbeatResponse, Topics,
 };
 use super::coordinator::GroupCoordinator;
 use super::reconcile::reconcile;
+use super::subscriptions::{compile, subscription_metadata, Matchers};
 use super::types::{Output, Record, TimerKey};
+use kafka_protocol::error::ResponseError;
 
 /// An error answer: the code and Kafka's message.
-type Refusal = (ResponseError, String);
+pub(crate) type Refusal = (ResponseError, String);
 
 /// Who the heartbeat is from, once validated.
 enum Sender {
@@ -408,7 +407,7 @@ impl GroupCoordinator {
         self.emit_current_assignment(out, group_id, member, now);
     }
 
-    fn emit_current_assignment(
+    pub(crate) fn emit_current_assignment(
         &mut self,
         out: &mut Output,
         group_id: &str,
@@ -421,202 +420,6 @@ impl GroupCoordinator {
             value: Some(member.assignment_value()),
         };
         self.emit(out, record, now);
-    }
-
-    /// Kafka's order: current assignment, target assignment, then the member.
-    fn emit_member_tombstones(
-        &mut self,
-        out: &mut Output,
-        group_id: &str,
-        member_id: &str,
-        now: u64,
-    ) {
-        let (g, m) = (group_id.to_string(), member_id.to_string());
-        let records = [
-            Record::ConsumerGroupCurrentMemberAssignment {
-                group_id: g.clone(),
-                member_id: m.clone(),
-                value: None,
-            },
-            Record::ConsumerGroupTargetAssignmentMember {
-                group_id: g.clone(),
-                member_id: m.clone(),
-                value: None,
-            },
-            Record::ConsumerGroupMemberMetadata {
-                group_id: g,
-                member_id: m,
-                value: None,
-            },
-        ];
-        for record in records {
-            self.emit(out, record, now);
-        }
-    }
-
-    /// Leaving: -1 removes the member; -2 (static members) keeps it and its
-    /// partitions until its session ends, so a quick restart gets them back.
-    fn consumer_leave(
-        &mut self,
-        out: &mut Output,
-        req: &ConsumerHeartbeatRequest,
-    ) -> Result<ConsumerHeartbeatResponse, Refusal> {
-        let group_id = req.group_id.as_str();
-        let Some(group) = self.consumer_group(group_id) else {
-            let message = format!("Consumer group {group_id} not found.");
-            return Err((ResponseError::GroupIdNotFound, message));
-        };
-        let response = ConsumerHeartbeatResponse {
-            error: None,
-            error_message: None,
-            member_id: Some(req.member_id.clone()),
-            member_epoch: req.member_epoch,
-            heartbeat_interval_ms: 0,
-            assignment: None,
-        };
-        let Some(instance) = &req.instance_id else {
-            if !group.members.contains_key(&req.member_id) {
-                return Err(unknown_member(&req.member_id, group_id));
-            }
-            self.fence_consumer_member(out, group_id, &req.member_id, req.now_ms);
-            return Ok(response);
-        };
-        let Some(member) = group.static_member(instance) else {
-            let message = format!("Instance id {instance} is unknown.");
-            return Err((ResponseError::UnknownMemberId, message));
-        };
-        if member.member_id != req.member_id {
-            return Err(fenced_instance(&req.member_id, instance, &member.member_id));
-        }
-        if req.member_epoch == STATIC_LEAVE_EPOCH {
-            let leaving = ConsumerMember {
-                member_epoch: STATIC_LEAVE_EPOCH,
-                pending_revocation: Assignment::new(),
-                ..member.clone()
-            };
-            self.emit_current_assignment(out, group_id, &leaving, req.now_ms);
-            let key = TimerKey::ConsumerRebalance {
-                group_id: group_id.to_string(),
-                member_id: req.member_id.clone(),
-            };
-            self.cancel_timer(out, key);
-        } else {
-            self.fence_consumer_member(out, group_id, &req.member_id, req.now_ms);
-        }
-        Ok(response)
-    }
-
-    /// Removes a member (left, session expired, or stuck revoking): its records get
-    /// tombstones, the subscribed topics are recomputed without it and the group epoch
-    /// bumps, so the next heartbeat of any member computes a new target.
-    pub(crate) fn fence_consumer_member(
-        &mut self,
-        out: &mut Output,
-        group_id: &str,
-        member_id: &str,
-        now: u64,
-    ) {
-        let known = self
-            .consumer_group(group_id)
-            .is_some_and(|g| g.members.contains_key(member_id));
-        if !known {
-            return;
-        }
-        self.emit_member_tombstones(out, group_id, member_id, now);
-        self.cancel_consumer_timers(out, group_id, member_id);
-        let Some(group) = self.consumer_group(group_id) else {
-            return;
-        };
-        // Without a fresh metadata snapshot here (timers have none), keep the topics
-        // last seen that remaining members still subscribe to; topics created since
-        // are noticed at the next heartbeat.
-        let matchers = Matchers::of(group);
-        let remaining: BTreeMap<String, TopicInfo> = group
-            .subscription_metadata
-            .iter()
-            .filter(|(name, _)| group.members.values().any(|m| matchers.subscribes(m, name)))
-            .map(|(name, info)| (name.clone(), *info))
-            .collect();
-        let changed = remaining != group.subscription_metadata;
-        let epoch = group.group_epoch + 1;
-        if changed {
-            let record = Record::ConsumerGroupPartitionMetadata {
-                group_id: group_id.to_string(),
-                value: Some(partition_metadata_value(&remaining)),
-            };
-            self.emit(out, record, now);
-        }
-        let record = Record::ConsumerGroupMetadata {
-            group_id: group_id.to_string(),
-            value: Some(ConsumerGroupMetadataValue { epoch }),
-        };
-        self.emit(out, record, now);
-    }
-
-    pub(crate) fn on_consumer_session_expired(
-        &mut self,
-        out: &mut Output,
-        group_id: &str,
-        member_id: &str,
-        now: u64,
-    ) {
-        self.fence_consumer_member(out, group_id, member_id, now);
-    }
-
-    /// The member was asked to revoke partitions and did not within its rebalance
-    /// timeout: it is removed, which frees the partitions for the others.
-    pub(crate) fn on_consumer_rebalance_timeout(
-        &mut self,
-        out: &mut Output,
-        group_id: &str,
-        member_id: &str,
-        now: u64,
-    ) {
-        let stuck = self
-            .consumer_group(group_id)
-            .and_then(|g| g.members.get(member_id))
-            .is_some_and(|m| m.state == MemberState::UnrevokedPartitions);
-        if stuck {
-            self.fence_consumer_member(out, group_id, member_id, now);
-        }
-    }
-
-    pub(crate) fn schedule_consumer_session(
-        &mut self,
-        out: &mut Output,
-        group_id: &str,
-        member_id: &str,
-        session_timeout_ms: i32,
-        now: u64,
-    ) {
-        let key = TimerKey::ConsumerSession {
-            group_id: group_id.to_string(),
-            member_id: member_id.to_string(),
-        };
-        self.set_timer(out, key, now.saturating_add(ms(session_timeout_ms)));
-    }
-
-    pub(crate) fn cancel_consumer_timers(
-        &mut self,
-        out: &mut Output,
-        group_id: &str,
-        member_id: &str,
-    ) {
-        let (g, m) = (group_id.to_string(), member_id.to_string());
-        self.cancel_timer(
-            out,
-            TimerKey::ConsumerSession {
-                group_id: g.clone(),
-                member_id: m.clone(),
-            },
-        );
-        self.cancel_timer(
-            out,
-            TimerKey::ConsumerRebalance {
-                group_id: g,
-                member_id: m,
-            },
-        );
     }
 }
 
@@ -750,78 +553,6 @@ fn convertible(group: &ClassicGroup) -> bool {
     group.is(GroupState::Empty) && group.members.is_empty() && group.pending_members.is_empty()
 }
 
-/// The subscribed topics (by explicit name or by regex) that exist now.
-fn subscription_metadata(group: &ConsumerGroup, topics: &Topics) -> BTreeMap<String, TopicInfo> {
-    let matchers = Matchers::of(group);
-    let mut seen = BTreeMap::new();
-    for member in group.members.values() {
-        for name in &member.subscribed_topic_names {
-            if let Some(info) = topics.get(name) {
-                seen.insert(name.clone(), *info);
-            }
-        }
-        if member.subscribed_topic_regex.is_some() {
-            for (name, info) in topics {
-                if matchers.subscribes(member, name) {
-                    seen.insert(name.clone(), *info);
-                }
-            }
-        }
-    }
-    seen
-}
-
-/// The compiled regexes of a group's members (usually one or none), compiled once per
-/// use rather than once per topic.
-struct Matchers {
-    regexes: BTreeMap<String, Option<Regex>>,
-}
-
-impl Matchers {
-    fn of(group: &ConsumerGroup) -> Self {
-        let regexes = group
-            .members
-            .values()
-            .filter_map(|m| m.subscribed_topic_regex.clone())
-            .map(|p| {
-                let compiled = compile(&p);
-                (p, compiled)
-            })
-            .collect();
-        Matchers { regexes }
-    }
-
-    fn subscribes(&self, member: &ConsumerMember, topic: &str) -> bool {
-        if member.subscribed_topic_names.iter().any(|n| n == topic) {
-            return true;
-        }
-        member
-            .subscribed_topic_regex
-            .as_ref()
-            .and_then(|p| self.regexes.get(p))
-            .and_then(Option::as_ref)
-            .is_some_and(|re| re.is_match(topic))
-    }
-}
-
-/// Kafka matches the whole topic name (RE2/J `matches()`), hence the anchors. The
-/// `regex` crate has RE2's syntax and linear-time guarantee.
-fn compile(pattern: &str) -> Option<Regex> {
-    Regex::new(&format!("^(?:{pattern})$")).ok()
-}
-
-fn unknown_member(member_id: &str, group_id: &str) -> Refusal {
-    let message = format!("Member {member_id} is not a member of group {group_id}.");
-    (ResponseError::UnknownMemberId, message)
-}
-
-fn fenced_instance(member_id: &str, instance: &str, owner: &str) -> Refusal {
-    let message = format!(
-        "Static member {member_id} with instance id {instance} was fenced by member {owner}."
-    );
-    (ResponseError::FencedInstanceId, message)
-}
-
 /// A group or member that validation found but that is gone: cannot happen, since
 /// nothing else runs in between; answered as Kafka answers unexpected states.
 fn gone() -> Refusal {
@@ -829,4 +560,16 @@ fn gone() -> Refusal {
         ResponseError::UnknownServerError,
         "The group changed while handling the request.".to_string(),
     )
+}
+
+pub(crate) fn unknown_member(member_id: &str, group_id: &str) -> Refusal {
+    let message = format!("Member {member_id} is not a member of group {group_id}.");
+    (ResponseError::UnknownMemberId, message)
+}
+
+pub(crate) fn fenced_instance(member_id: &str, instance: &str, owner: &str) -> Refusal {
+    let message = format!(
+        "Static member {member_id} with instance id {instance} was fenced by member {owner}."
+    );
+    (ResponseError::FencedInstanceId, message)
 }

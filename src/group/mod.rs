@@ -38,6 +38,7 @@ mod classic;
 mod consumer;
 mod consumer_admin;
 mod consumer_heartbeat;
+mod consumer_leave;
 mod consumer_replay;
 mod consumer_types;
 mod coordinator;
@@ -46,6 +47,7 @@ mod membership;
 mod offset_delete;
 mod offsets;
 mod reconcile;
+mod subscriptions;
 mod types;
 
 #[cfg(test)]
