@@ -369,3 +369,108 @@ async fn members_rebalance_across_connections_and_expire_without_heartbeats() {
     wait_for_state(&mut c2, "g2", "Empty", Duration::from_secs(10)).await;
     b.stop().await;
 }
+
+async fn consumer_heartbeat(
+    c: &mut Conn,
+    member: &str,
+    epoch: i32,
+    owned: Option<Vec<consumer_group_heartbeat_request::TopicPartitions>>,
+) -> ConsumerGroupHeartbeatResponse {
+    let req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(gid("kg"))
+        .with_member_id(s(member))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(if epoch == 0 { 5_000 } else { -1 })
+        .with_subscribed_topic_names(if epoch == 0 {
+            Some(vec![TopicName(s("kt"))])
+        } else {
+            None
+        })
+        .with_topic_partitions(owned);
+    c.call(ApiKey::ConsumerGroupHeartbeat, 1, &req).await
+}
+
+#[tokio::test]
+async fn a_consumer_protocol_group_is_assigned_and_lives_through_a_restart() {
+    let b = TestBroker::start(&["num.partitions=4"]).await;
+    let mut c = Conn::connect(b.addr).await;
+    let md: MetadataResponse = c
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                )
+                .with_name(Some(TopicName(s("kt"))))]))
+                .with_allow_auto_topic_creation(true),
+        )
+        .await;
+    let topic_id = md.topics[0].topic_id;
+    let _: FindCoordinatorResponse = c
+        .call(
+            ApiKey::FindCoordinator,
+            4,
+            &FindCoordinatorRequest::default().with_coordinator_keys(vec![s("kg")]),
+        )
+        .await;
+
+    let joined = consumer_heartbeat(&mut c, "m1", 0, Some(vec![])).await;
+    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    assert!(joined.member_epoch > 0);
+    assert!(joined.heartbeat_interval_ms > 0);
+    let assignment = joined
+        .assignment
+        .expect("the first heartbeat gets an assignment");
+    assert_eq!(assignment.topic_partitions.len(), 1);
+    assert_eq!(assignment.topic_partitions[0].topic_id, topic_id);
+    let mut parts = assignment.topic_partitions[0].partitions.clone();
+    parts.sort();
+    assert_eq!(parts, [0, 1, 2, 3], "a single member gets every partition");
+    let owned = vec![consumer_group_heartbeat_request::TopicPartitions::default()
+        .with_topic_id(topic_id)
+        .with_partitions(parts.clone())];
+    let epoch = joined.member_epoch;
+    let steady = consumer_heartbeat(&mut c, "m1", epoch, Some(owned.clone())).await;
+    assert_eq!((steady.error_code, steady.member_epoch), (0, epoch));
+    let stale = consumer_heartbeat(&mut c, "m1", epoch + 7, None).await;
+    assert_eq!(stale.error_code, ResponseError::FencedMemberEpoch.code());
+
+    // The classic protocol cannot take over a consumer group.
+    let classic = join(&mut c, "kg", "").await;
+    assert_eq!(
+        classic.error_code,
+        ResponseError::InconsistentGroupProtocol.code()
+    );
+    drop(c);
+
+    let b = b.restart().await;
+    let mut c = Conn::connect(b.addr).await;
+    let described: ConsumerGroupDescribeResponse = c
+        .call(
+            ApiKey::ConsumerGroupDescribe,
+            1,
+            &ConsumerGroupDescribeRequest::default().with_group_ids(vec![gid("kg"), gid("g-none")]),
+        )
+        .await;
+    let g = &described.groups[0];
+    assert_eq!(g.error_code, 0);
+    assert_eq!(g.group_state.as_str(), "Stable");
+    assert_eq!(g.members.len(), 1);
+    assert_eq!(g.members[0].member_id.as_str(), "m1");
+    assert_eq!(g.members[0].member_epoch, epoch);
+    let mut described_parts = g.members[0].assignment.topic_partitions[0]
+        .partitions
+        .clone();
+    described_parts.sort();
+    assert_eq!(described_parts, parts);
+    assert_eq!(
+        described.groups[1].error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
+    // The member carries on at its epoch after the restart.
+    let resumed = consumer_heartbeat(&mut c, "m1", epoch, Some(owned)).await;
+    assert_eq!((resumed.error_code, resumed.member_epoch), (0, epoch));
+    let left = consumer_heartbeat(&mut c, "m1", -1, None).await;
+    assert_eq!((left.error_code, left.member_epoch), (0, -1));
+    b.stop().await;
+}

@@ -426,6 +426,36 @@ fn requests(api: ApiKey, v: i16, topic_id: Uuid, records: &Bytes) -> Vec<(String
                 ]);
             out.push(("ok".into(), RequestKind::OffsetDelete(req)));
         }
+        ApiKey::ConsumerGroupHeartbeat => {
+            // A v0 member gets its id from the coordinator; v1 members bring their own.
+            let member = if v >= 1 {
+                format!("member-{v}")
+            } else {
+                String::new()
+            };
+            let req = ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(s(&format!("cg-{v}"))))
+                .with_member_id(s(&member))
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(10_000)
+                .with_subscribed_topic_names(Some(vec![tn("v")]))
+                .with_topic_partitions(Some(vec![]));
+            out.push((
+                "join".into(),
+                RequestKind::ConsumerGroupHeartbeat(req.clone()),
+            ));
+            out.push((
+                "fenced".into(),
+                RequestKind::ConsumerGroupHeartbeat(
+                    req.with_member_id(s("nope")).with_member_epoch(5),
+                ),
+            ));
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            let req = ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![GroupId(s(&format!("cg-{v}"))), GroupId(s("missing"))]);
+            out.push(("mixed".into(), RequestKind::ConsumerGroupDescribe(req)));
+        }
         other => panic!("no representative request for {other:?}: add one"),
     }
     out

@@ -1,11 +1,13 @@
-//! The coordinator of many groups: the map of groups, the timers that drive them, and
-//! the admin views (DescribeGroups, ListGroups, DeleteGroups) and replay of records.
+//! The coordinator of many groups: the maps of classic and `consumer` groups (a group
+//! id is in at most one), the timers that drive them, and the admin views
+//! (DescribeGroups, ListGroups, DeleteGroups) and replay of records.
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 
 use super::classic::{ClassicGroup, GroupState};
+use super::consumer::{ConsumerGroup, ConsumerGroupState};
 use super::types::{
     GroupConfig, GroupDescription, GroupListing, Output, Record, TimerKey, TimerOp,
 };
@@ -15,6 +17,8 @@ use super::types::{
 pub struct GroupCoordinator {
     pub(crate) config: GroupConfig,
     pub(crate) groups: BTreeMap<String, ClassicGroup>,
+    /// KIP-848 groups; never the id of a classic group.
+    pub(crate) consumer_groups: BTreeMap<String, ConsumerGroup>,
     timers: BTreeMap<TimerKey, u64>,
     /// Member ids must be unique across restarts of the coordinator, so the caller seeds
     /// them (e.g. with random bits) and a counter makes them unique within this run.
@@ -27,6 +31,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             config,
             groups: BTreeMap::new(),
+            consumer_groups: BTreeMap::new(),
             timers: BTreeMap::new(),
             id_seed,
             id_counter: 0,
@@ -35,6 +40,10 @@ impl GroupCoordinator {
 
     pub fn group(&self, group_id: &str) -> Option<&ClassicGroup> {
         self.groups.get(group_id)
+    }
+
+    pub fn consumer_group(&self, group_id: &str) -> Option<&ConsumerGroup> {
+        self.consumer_groups.get(group_id)
     }
 
     /// The earliest timer deadline, for the caller to sleep until.
@@ -54,6 +63,13 @@ impl GroupCoordinator {
                 return id;
             }
         }
+    }
+
+    /// A fresh `consumer` group member id (v0 requests; from v1 clients choose their
+    /// own): a UUID made of the seed and the counter, as Kafka uses random UUIDs.
+    pub(crate) fn new_consumer_member_id(&mut self) -> String {
+        self.id_counter = self.id_counter.wrapping_add(1);
+        uuid::Uuid::from_u64_pair(self.id_seed, self.id_counter).to_string()
     }
 
     pub(crate) fn set_timer(&mut self, out: &mut Output, key: TimerKey, deadline_ms: u64) {
@@ -126,16 +142,28 @@ impl GroupCoordinator {
                 group_id,
                 generation_id,
             } => self.on_sync_timer(out, &group_id, generation_id, now_ms),
+            TimerKey::ConsumerSession {
+                group_id,
+                member_id,
+            } => self.on_consumer_session_expired(out, &group_id, &member_id, now_ms),
+            TimerKey::ConsumerRebalance {
+                group_id,
+                member_id,
+            } => self.on_consumer_rebalance_timeout(out, &group_id, &member_id, now_ms),
         }
     }
 
-    /// DescribeGroups for one group; an unknown group is described as Dead (Kafka).
+    /// DescribeGroups for one group; an unknown group is described as Dead (Kafka). A
+    /// `consumer` group is Dead with GROUP_ID_NOT_FOUND, as Kafka 4 answers (it is
+    /// described by ConsumerGroupDescribe); Kafka only sends that error code from
+    /// DescribeGroups v6 on, older versions just say Dead.
     pub fn describe_group(&self, group_id: &str) -> GroupDescription {
+        let is_consumer = self.consumer_groups.contains_key(group_id);
         match self.groups.get(group_id) {
             Some(g) => g.describe(),
             None => GroupDescription {
                 group_id: group_id.to_string(),
-                error: None,
+                error: is_consumer.then_some(ResponseError::GroupIdNotFound),
                 state: GroupState::Dead.name(),
                 protocol_type: String::new(),
                 protocol_name: String::new(),
@@ -144,8 +172,23 @@ impl GroupCoordinator {
         }
     }
 
-    /// ListGroups; an empty filter matches everything, states compare case-insensitively.
+    /// ListGroups; an empty filter matches everything, states and types compare
+    /// case-insensitively. Classic groups come first, then `consumer` groups.
     pub fn list_groups(&self, states: &[String], types: &[String]) -> Vec<GroupListing> {
+        let wanted = |state: &str, group_type: &str| {
+            (states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(state)))
+                && (types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(group_type)))
+        };
+        let consumer = self
+            .consumer_groups
+            .values()
+            .filter(|g| wanted(g.state().name(), "consumer"))
+            .map(|g| GroupListing {
+                group_id: g.group_id.clone(),
+                protocol_type: "consumer".to_string(),
+                state: g.state().name(),
+                group_type: "consumer",
+            });
         self.groups
             .values()
             .filter(|g| !g.is(GroupState::Dead))
@@ -162,6 +205,7 @@ impl GroupCoordinator {
                 state: g.state.name(),
                 group_type: "classic",
             })
+            .chain(consumer)
             .collect()
     }
 
@@ -173,6 +217,16 @@ impl GroupCoordinator {
         let mut out = Output::default();
         let mut results = Vec::with_capacity(group_ids.len());
         for group_id in group_ids {
+            if let Some(group) = self.consumer_groups.get(group_id) {
+                let error = if group.state() == ConsumerGroupState::Empty {
+                    self.remove_consumer_group(&mut out, group_id);
+                    None
+                } else {
+                    Some(ResponseError::NonEmptyGroup)
+                };
+                results.push((group_id.clone(), error));
+                continue;
+            }
             let error = match self.groups.get(group_id).map(|g| g.state) {
                 _ if group_id.is_empty() => Some(ResponseError::InvalidGroupId),
                 None | Some(GroupState::Dead) => Some(ResponseError::GroupIdNotFound),

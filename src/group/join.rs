@@ -36,6 +36,10 @@ impl GroupCoordinator {
         if req.group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
+        if self.consumer_groups.contains_key(&req.group_id) {
+            // The id belongs to a `consumer` group; classic members cannot join it.
+            return Err(ResponseError::InconsistentGroupProtocol);
+        }
         if req.session_timeout_ms < self.config.min_session_timeout_ms
             || req.session_timeout_ms > self.config.max_session_timeout_ms
         {

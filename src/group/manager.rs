@@ -115,7 +115,31 @@ impl GroupManager {
             max_size: g.max_size,
             offsets_retention_ms: g.offsets_retention_ms,
             offset_metadata_max_bytes: g.offset_metadata_max_bytes,
+            consumer_session_timeout_ms: g.consumer_session_timeout_ms,
+            consumer_heartbeat_interval_ms: g.consumer_heartbeat_interval_ms,
+            consumer_assignors: g.consumer_assignors.clone(),
+            consumer_max_size: g.consumer_max_size,
         }
+    }
+
+    /// The topics a `consumer` group may subscribe to (internal ones excluded), as the
+    /// assignors see them.
+    pub fn topics(&self) -> super::Topics {
+        self.controller
+            .image()
+            .topics
+            .values()
+            .filter(|t| !t.internal)
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    super::TopicInfo {
+                        id: t.id,
+                        partitions: t.partitions.len() as i32,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Partitions of `__consumer_offsets`: the topic's if it exists, else the setting.

@@ -1,10 +1,15 @@
-//! Consumer-group coordination: the pure state machine of Kafka's classic group protocol.
+//! Consumer-group coordination: the pure state machine of Kafka's classic group protocol
+//! and of the KIP-848 `consumer` group protocol.
 //!
 //! This module owns the in-memory state of every group a coordinator is responsible for
 //! (members, generations, assignments, committed offsets) and every rule of the classic
 //! protocol: JoinGroup, SyncGroup, Heartbeat, LeaveGroup, static membership (KIP-345),
 //! OffsetCommit / OffsetFetch, DescribeGroups, ListGroups, DeleteGroups, and the timers
 //! that drive session expiry, rebalance timeouts and `group.initial.rebalance.delay.ms`.
+//! `consumer` groups (ConsumerGroupHeartbeat, ConsumerGroupDescribe) live beside them:
+//! the server computes assignments with its own assignors from a snapshot of topic
+//! metadata ([`Topics`]) passed in with each heartbeat, and members reconcile towards
+//! them epoch by epoch. A group id is either classic or `consumer`, never both.
 //!
 //! It does no I/O and reads no clock: every input carries `now_ms`, and every effect is
 //! returned as data in an [`Output`]:
@@ -28,26 +33,42 @@
 //! types, so the rules can be tested without the wire format; error codes are
 //! `kafka_protocol::error::ResponseError` values.
 
+mod assignors;
 mod classic;
+mod consumer;
+mod consumer_admin;
+mod consumer_heartbeat;
+mod consumer_leave;
+mod consumer_records;
+mod consumer_replay;
+mod consumer_types;
 mod coordinator;
 mod join;
 pub mod manager;
 mod membership;
 mod offset_delete;
 mod offsets;
+mod reconcile;
 pub mod records;
+mod subscriptions;
 mod types;
 mod view;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_consumer;
 
+pub use assignors::ASSIGNORS;
 pub use classic::{ClassicGroup, GroupState, Member};
+pub use consumer::{ConsumerGroup, ConsumerGroupState, ConsumerMember, MemberState};
+pub use consumer_types::*;
 pub use coordinator::GroupCoordinator;
 pub use manager::{GroupManager, OFFSETS_TOPIC};
 pub use offset_delete::OffsetDeleteResult;
 pub use offsets::{
     CommitPartition, OffsetCommitRequest, OffsetFetchPartition, OffsetFetchRequest, OffsetValue,
+    Offsets,
 };
 pub use types::*;
 pub use view::GroupMetricsView;

@@ -25,6 +25,30 @@ impl GroupCoordinator {
         partitions: &[(String, i32)],
     ) -> (OffsetDeleteResult, Output) {
         let mut out = Output::default();
+        if let Some(group) = self.consumer_groups.get(group_id) {
+            // Kafka: any state, but not the offsets of topics a member subscribes to.
+            let subscribed = group.subscribed_topics();
+            let mut results = Vec::with_capacity(partitions.len());
+            for (topic, partition) in partitions {
+                let error = if subscribed.contains(topic) {
+                    Some(ResponseError::GroupSubscribedToTopic)
+                } else {
+                    let key = (topic.clone(), *partition);
+                    if self.offsets(group_id).is_some_and(|o| o.contains_key(&key)) {
+                        let record = Record::Offset {
+                            group_id: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                            value: None,
+                        };
+                        self.emit(&mut out, record, 0);
+                    }
+                    None
+                };
+                results.push((topic.clone(), *partition, error));
+            }
+            return ((None, results), out);
+        }
         let Some(group) = self.groups.get_mut(group_id) else {
             return ((Some(ResponseError::GroupIdNotFound), Vec::new()), out);
         };

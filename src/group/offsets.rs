@@ -1,10 +1,15 @@
-//! Committed offsets: OffsetCommit validation against the group's generation,
-//! OffsetFetch, expiry after `offsets.retention.minutes`, and replay of
-//! `__consumer_offsets` records on becoming coordinator.
+//! Committed offsets: OffsetCommit validation against the group's generation (or a
+//! `consumer` group member's epoch), OffsetFetch, expiry after
+//! `offsets.retention.minutes`, and replay of `__consumer_offsets` records on becoming
+//! coordinator. Both group types keep their offsets in the same shape ([`Offsets`]);
+//! whichever group holds a group id holds its offsets.
 
 use kafka_protocol::error::ResponseError;
 
+use std::collections::BTreeMap;
+
 use super::classic::{ClassicGroup, GroupState, Member};
+use super::consumer_admin::validate_consumer_commit;
 use super::coordinator::GroupCoordinator;
 use super::membership::validate_member;
 use super::types::{Output, Record};
@@ -19,6 +24,9 @@ pub struct OffsetValue {
     /// Set by v1–v4 requests with an explicit retention time.
     pub expire_timestamp_ms: Option<u64>,
 }
+
+/// Committed offsets of one group by (topic, partition).
+pub type Offsets = BTreeMap<(String, i32), OffsetValue>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommitPartition {
@@ -89,10 +97,8 @@ impl GroupCoordinator {
                                 .and_then(|r| u64::try_from(r).ok())
                                 .map(|r| req.now_ms.saturating_add(r)),
                         };
-                        if let Some(group) = self.groups.get_mut(&req.group_id) {
-                            group
-                                .offsets
-                                .insert((p.topic.clone(), p.partition), value.clone());
+                        if let Some(offsets) = self.offsets_mut(&req.group_id) {
+                            offsets.insert((p.topic.clone(), p.partition), value.clone());
                         }
                         out.records.push(Record::Offset {
                             group_id: req.group_id.clone(),
@@ -112,6 +118,10 @@ impl GroupCoordinator {
     fn validate_commit(&mut self, req: &OffsetCommitRequest) -> Result<(), ResponseError> {
         if req.group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
+        }
+        if let Some(group) = self.consumer_groups.get(&req.group_id) {
+            // The generation id field carries the member epoch.
+            return validate_consumer_commit(group, &req.member_id, req.generation_id);
         }
         if !self.groups.contains_key(&req.group_id) {
             // A group that only stores offsets springs into being on its first commit.
@@ -147,9 +157,9 @@ impl GroupCoordinator {
     /// OffsetFetch. Without pending transactional offsets (none are kept yet)
     /// `require_stable` needs no special handling.
     pub fn fetch_offsets(&self, req: &OffsetFetchRequest) -> Vec<OffsetFetchPartition> {
-        let group = self.groups.get(&req.group_id);
+        let offsets = self.offsets(&req.group_id);
         let found = |topic: &str, partition: i32| {
-            let value = group.and_then(|g| g.offsets.get(&(topic.to_string(), partition)));
+            let value = offsets.and_then(|o| o.get(&(topic.to_string(), partition)));
             OffsetFetchPartition {
                 topic: topic.to_string(),
                 partition,
@@ -165,9 +175,49 @@ impl GroupCoordinator {
                 .flat_map(|(t, ps)| ps.iter().map(move |p| (t, *p)))
                 .map(|(t, p)| found(t, p))
                 .collect(),
-            None => group
-                .map(|g| g.offsets.keys().map(|(t, p)| found(t, *p)).collect())
+            None => offsets
+                .map(|o| o.keys().map(|(t, p)| found(t, *p)).collect())
                 .unwrap_or_default(),
+        }
+    }
+
+    /// The offsets of a group of either type.
+    pub fn offsets(&self, group_id: &str) -> Option<&Offsets> {
+        match self.consumer_groups.get(group_id) {
+            Some(g) => Some(&g.offsets),
+            None => self.groups.get(group_id).map(|g| &g.offsets),
+        }
+    }
+
+    pub(crate) fn offsets_mut(&mut self, group_id: &str) -> Option<&mut Offsets> {
+        match self.consumer_groups.get_mut(group_id) {
+            Some(g) => Some(&mut g.offsets),
+            None => self.groups.get_mut(group_id).map(|g| &mut g.offsets),
+        }
+    }
+
+    /// Applies an offset record to whichever group holds the id; an unknown id gets an
+    /// offsets-only classic group (what a standalone commit creates).
+    pub(crate) fn apply_offset(
+        &mut self,
+        group_id: &str,
+        key: (String, i32),
+        value: Option<&OffsetValue>,
+        now_ms: u64,
+    ) {
+        if self.offsets(group_id).is_none() {
+            let group = ClassicGroup::new(group_id, now_ms);
+            self.groups.insert(group_id.to_string(), group);
+        }
+        if let Some(offsets) = self.offsets_mut(group_id) {
+            match value {
+                Some(v) => {
+                    offsets.insert(key, v.clone());
+                }
+                None => {
+                    offsets.remove(&key);
+                }
+            }
         }
     }
 
@@ -213,6 +263,7 @@ impl GroupCoordinator {
         for group_id in dead {
             self.remove_group(&mut out, &group_id);
         }
+        self.expire_consumer_offsets(&mut out, now_ms);
         out
     }
 
@@ -220,6 +271,10 @@ impl GroupCoordinator {
     /// its partition in order). Loaded members get a fresh session from `now_ms`.
     pub fn replay(&mut self, record: &Record, now_ms: u64) -> Output {
         let mut out = Output::default();
+        if self.apply_consumer_record(record, now_ms) {
+            self.replay_consumer_timers(&mut out, record, now_ms);
+            return out;
+        }
         match record {
             Record::Offset {
                 group_id,
@@ -227,35 +282,29 @@ impl GroupCoordinator {
                 partition,
                 value,
             } => {
-                let group = self
-                    .groups
-                    .entry(group_id.clone())
-                    .or_insert_with(|| ClassicGroup::new(group_id, now_ms));
                 let key = (topic.clone(), *partition);
-                match value {
-                    Some(v) => {
-                        group.offsets.insert(key, v.clone());
-                    }
-                    None => {
-                        group.offsets.remove(&key);
-                    }
-                }
+                self.apply_offset(group_id, key, value.as_ref(), now_ms);
             }
             Record::Group {
                 group_id,
                 value: None,
             } => {
-                self.groups.remove(group_id);
+                // Offsets outlive the group metadata (an empty group converted to a
+                // `consumer` group keeps them); deleting a group tombstones them first.
+                self.drop_classic_group_keep_offsets(group_id, now_ms);
             }
             Record::Group {
                 group_id,
                 value: Some(v),
             } => {
-                let offsets = self
-                    .groups
-                    .remove(group_id)
-                    .map(|g| g.offsets)
-                    .unwrap_or_default();
+                let offsets = match self.groups.remove(group_id) {
+                    Some(g) => g.offsets,
+                    None => self
+                        .consumer_groups
+                        .remove(group_id)
+                        .map(|g| g.offsets)
+                        .unwrap_or_default(),
+                };
                 let mut group = ClassicGroup::new(group_id, v.current_state_timestamp_ms);
                 group.offsets = offsets;
                 group.generation_id = v.generation_id;
@@ -291,6 +340,8 @@ impl GroupCoordinator {
                     self.schedule_heartbeat(&mut out, group_id, &member_id, session, now_ms);
                 }
             }
+            // Applied above by apply_consumer_record.
+            _ => {}
         }
         out
     }

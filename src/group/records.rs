@@ -3,7 +3,8 @@
 //! anyone replaying it see familiar records).
 //!
 //! Keys start with a version that names the record type: 0 and 1 are OffsetCommitKey
-//! (group, topic, partition), 2 is GroupMetadataKey (group). Values start with their
+//! (group, topic, partition), 2 is GroupMetadataKey (group), 3–8 the consumer (KIP-848)
+//! group records (their format is in `consumer_records`). Values start with their
 //! own schema version. We write OffsetCommitValue v3 (v1 when the commit carries an
 //! explicit expiry, which only v1 can hold) and GroupMetadataValue v3, and read every
 //! older non-flexible version. A tombstone is a null value.
@@ -32,6 +33,9 @@ fn err(msg: impl Into<String>) -> RecordError {
 
 /// A record as key and value bytes (value `None` is a tombstone).
 pub fn encode(record: &Record) -> (Vec<u8>, Option<Vec<u8>>) {
+    if let Some(kv) = super::consumer_records::encode(record) {
+        return kv;
+    }
     match record {
         Record::Offset {
             group_id,
@@ -52,6 +56,8 @@ pub fn encode(record: &Record) -> (Vec<u8>, Option<Vec<u8>>) {
             put_string(&mut key, group_id);
             (key.to_vec(), value.as_ref().map(encode_group_value))
         }
+        // Encoded above.
+        _ => unreachable!("consumer-group records are encoded by consumer_records"),
     }
 }
 
@@ -78,6 +84,7 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Option<Record>, Record
             let value = value.map(decode_group_value).transpose()?;
             Ok(Some(Record::Group { group_id, value }))
         }
+        kind @ 3..=8 => super::consumer_records::decode(kind, k.0, value).map(Some),
         _ => Ok(None),
     }
 }

@@ -19,6 +19,16 @@ pub struct GroupConfig {
     pub offsets_retention_ms: u64,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: usize,
+    /// `group.consumer.session.timeout.ms`: a `consumer` group member that does not
+    /// heartbeat for this long is removed (the server decides, unlike classic groups).
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: told to `consumer` group members.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.assignors`: server-side assignors members may name; the first
+    /// is the default. Only "uniform" and "range" exist.
+    pub consumer_assignors: Vec<String>,
+    /// `group.consumer.max.size`.
+    pub consumer_max_size: usize,
 }
 
 impl Default for GroupConfig {
@@ -30,6 +40,10 @@ impl Default for GroupConfig {
             max_size: i32::MAX as usize,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offset_metadata_max_bytes: 4096,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_assignors: vec!["uniform".to_string(), "range".to_string()],
+            consumer_max_size: i32::MAX as usize,
         }
     }
 }
@@ -54,6 +68,11 @@ pub enum TimerKey {
         group_id: String,
         generation_id: i32,
     },
+    /// A `consumer` group member is removed unless it heartbeats before this.
+    ConsumerSession { group_id: String, member_id: String },
+    /// A `consumer` group member asked to revoke partitions is removed unless it has
+    /// done so by this deadline (its rebalance timeout).
+    ConsumerRebalance { group_id: String, member_id: String },
 }
 
 /// A change of timers the caller may mirror in its own timer wheel.
@@ -225,6 +244,44 @@ pub enum Record {
         partition: i32,
         value: Option<crate::group::OffsetValue>,
     },
+    // The `consumer` (KIP-848) group records. They follow Kafka's record types 3–8 of
+    // `__consumer_offsets` (key version = record type), one variant per type:
+    // 3 ConsumerGroupMetadata, 4 ConsumerGroupPartitionMetadata, 5
+    // ConsumerGroupMemberMetadata, 6 ConsumerGroupTargetAssignmentMetadata, 7
+    // ConsumerGroupTargetAssignmentMember, 8 ConsumerGroupCurrentMemberAssignment.
+    /// Type 3: the group epoch.
+    ConsumerGroupMetadata {
+        group_id: String,
+        value: Option<super::consumer_types::ConsumerGroupMetadataValue>,
+    },
+    /// Type 4: the subscribed topics that exist, as last seen (a change bumps the epoch).
+    ConsumerGroupPartitionMetadata {
+        group_id: String,
+        value: Option<super::consumer_types::ConsumerGroupPartitionMetadataValue>,
+    },
+    /// Type 5: one member and its subscription.
+    ConsumerGroupMemberMetadata {
+        group_id: String,
+        member_id: String,
+        value: Option<super::consumer_types::ConsumerGroupMemberMetadataValue>,
+    },
+    /// Type 6: the epoch of the target assignment.
+    ConsumerGroupTargetAssignmentMetadata {
+        group_id: String,
+        value: Option<super::consumer_types::ConsumerGroupTargetAssignmentMetadataValue>,
+    },
+    /// Type 7: the target assignment of one member.
+    ConsumerGroupTargetAssignmentMember {
+        group_id: String,
+        member_id: String,
+        value: Option<super::consumer_types::ConsumerGroupTargetAssignmentMemberValue>,
+    },
+    /// Type 8: the current assignment (and reconciliation state) of one member.
+    ConsumerGroupCurrentMemberAssignment {
+        group_id: String,
+        member_id: String,
+        value: Option<super::consumer_types::ConsumerGroupCurrentMemberAssignmentValue>,
+    },
 }
 
 /// Kafka's GroupMetadataValue.
@@ -281,6 +338,6 @@ pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
     pub state: &'static str,
-    /// KIP-848 group type; always "classic" here.
+    /// KIP-848 group type: "classic" or "consumer".
     pub group_type: &'static str,
 }

@@ -16,6 +16,17 @@ pub struct GroupMetricsView {
 
 impl GroupCoordinator {
     pub fn metrics_view(&self) -> Vec<GroupMetricsView> {
+        let consumer = self.consumer_groups.values().map(|g| GroupMetricsView {
+            group_id: g.group_id.clone(),
+            state: g.state().name(),
+            members: g.members.len(),
+            generation: g.group_epoch,
+            offsets: g
+                .offsets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.offset))
+                .collect(),
+        });
         self.groups
             .values()
             .map(|g| GroupMetricsView {
@@ -29,6 +40,7 @@ impl GroupCoordinator {
                     .map(|(k, v)| (k.clone(), v.offset))
                     .collect(),
             })
+            .chain(consumer)
             .collect()
     }
 }

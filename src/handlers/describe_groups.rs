@@ -1,6 +1,6 @@
 //! DescribeGroups (key 15), v0–v6: state, protocol and members of classic groups. An
-//! unknown group is described as Dead (v0–v5) or with GROUP_ID_NOT_FOUND (v6, KIP-1043),
-//! as Kafka does.
+//! unknown group (or a `consumer` protocol group) is described as Dead (v0–v5) or with
+//! GROUP_ID_NOT_FOUND (v6, KIP-1043), as Kafka does.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -34,10 +34,13 @@ pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> DescribeGroupsResp
                 continue;
             }
         };
-        let mut error = code(d.error);
-        if error == 0 && d.state == "Dead" && ctx.version >= 6 {
-            error = ResponseError::GroupIdNotFound.code();
-        }
+        // An unknown group, or one of the `consumer` protocol, is Dead here; v6+ also
+        // says GROUP_ID_NOT_FOUND.
+        let error = match d.state {
+            "Dead" if ctx.version >= 6 => ResponseError::GroupIdNotFound.code(),
+            "Dead" => 0,
+            _ => code(d.error),
+        };
         ctx.note_error(error);
         let members = d
             .members

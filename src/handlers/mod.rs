@@ -22,6 +22,8 @@ use crate::protocol::codec::{decode_body, encode_response};
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -118,6 +120,14 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ListGroups, list_groups::VERSIONS),
     (ApiKey::DeleteGroups, delete_groups::VERSIONS),
     (ApiKey::OffsetDelete, offset_delete::VERSIONS),
+    (
+        ApiKey::ConsumerGroupHeartbeat,
+        consumer_group_heartbeat::VERSIONS,
+    ),
+    (
+        ApiKey::ConsumerGroupDescribe,
+        consumer_group_describe::VERSIONS,
+    ),
 ];
 
 /// The version range we serve for an API, if any.
@@ -221,6 +231,18 @@ pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
         ApiKey::ListGroups => run!(ctx, body, ListGroupsRequest, list_groups),
         ApiKey::DeleteGroups => run!(ctx, body, DeleteGroupsRequest, delete_groups),
         ApiKey::OffsetDelete => run!(ctx, body, OffsetDeleteRequest, offset_delete),
+        ApiKey::ConsumerGroupHeartbeat => run!(
+            ctx,
+            body,
+            ConsumerGroupHeartbeatRequest,
+            consumer_group_heartbeat
+        ),
+        ApiKey::ConsumerGroupDescribe => run!(
+            ctx,
+            body,
+            ConsumerGroupDescribeRequest,
+            consumer_group_describe
+        ),
         other => Err(format!("{other:?} is not served")),
     }
 }

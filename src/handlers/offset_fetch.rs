@@ -27,7 +27,10 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
                     .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                     .collect()
             });
-            let (error, found) = fetch(ctx, &g.group_id, topics, req.require_stable).await;
+            // v9+ (KIP-848): a member of a `consumer` group names itself and its epoch.
+            let member = (ctx.version >= 9)
+                .then(|| (g.member_id.as_ref().map(|m| m.to_string()), g.member_epoch));
+            let (error, found) = fetch(ctx, &g.group_id, topics, req.require_stable, member).await;
             ctx.note_error(error);
             groups.push(
                 OffsetFetchResponseGroup::default()
@@ -44,7 +47,7 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
             .collect()
     });
     let requested = topics.clone();
-    let (error, mut found) = fetch(ctx, &req.group_id, topics, req.require_stable).await;
+    let (error, mut found) = fetch(ctx, &req.group_id, topics, req.require_stable, None).await;
     ctx.note_error(error);
     if error != 0 && ctx.version < 2 {
         // v1 has no top-level error: every requested partition carries it.
@@ -90,6 +93,7 @@ async fn fetch(
     group_id: &GroupId,
     topics: Topics,
     require_stable: bool,
+    member: Option<(Option<String>, i32)>,
 ) -> (i16, Vec<OffsetFetchPartition>) {
     let req = group::OffsetFetchRequest {
         group_id: group_id.to_string(),
@@ -99,11 +103,19 @@ async fn fetch(
     match ctx
         .state
         .groups
-        .read(&req.group_id, |c| c.fetch_offsets(&req))
+        .read(&req.group_id, |c| {
+            let refused = member.and_then(|(id, epoch)| {
+                c.validate_offset_fetch(&req.group_id, id.as_deref(), epoch)
+            });
+            match refused {
+                Some(e) => Err(e),
+                None => Ok(c.fetch_offsets(&req)),
+            }
+        })
         .await
     {
-        Ok(found) => (0, found),
-        Err(e) => (e.code(), Vec::new()),
+        Ok(Ok(found)) => (0, found),
+        Ok(Err(e)) | Err(e) => (e.code(), Vec::new()),
     }
 }
 
