@@ -478,7 +478,10 @@ def wait_assigned(members, sizes, partitions, timeout=T, what="assignment"):
             return None
         check_split(owned, partitions, what)
         return owned
-    wait_for(ready, timeout, f"{what} {sizes}")
+    try:
+        wait_for(ready, timeout, f"{what} {sizes}")
+    except Fail as e:
+        raise Fail(f"{e}; members own {[sorted(m.owned()) for m in members]}") from None
     return time.monotonic()
 
 
