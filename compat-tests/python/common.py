@@ -6,8 +6,10 @@ the runner's order and prints `RESULT <client> <scenario> PASS|FAIL|NA <detail>`
 A scenario passes by returning, is n/a by raising NA(reason), and fails on any
 other exception (the exception text becomes the detail)."""
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -57,6 +59,10 @@ def topic_name(tag):
     return f"compat-{tag}-{uuid.uuid4().hex[:10]}"
 
 
+def group_name(tag):
+    return f"compat-group-{tag}-{uuid.uuid4().hex[:10]}"
+
+
 def check(cond, msg):
     if not cond:
         raise Fail(msg)
@@ -87,6 +93,49 @@ def ctl(cmd, timeout=90):
     p = subprocess.run([CTL, cmd], capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0:
         raise Fail(f"$WEIR_CTL {cmd} failed: {(p.stdout + p.stderr)[-300:]}")
+
+
+def check_split(assignments, partitions, what):
+    """Fails unless the members' partition sets are disjoint and cover range(partitions)."""
+    seen = []
+    for a in assignments:
+        seen.extend(a)
+    check(len(seen) == len(set(seen)), f"{what}: overlapping assignments {[sorted(a) for a in assignments]}")
+    eq(sorted(seen), list(range(partitions)), f"{what}: partitions covered")
+
+
+class Child:
+    """A helper process (`python -c code args...`, this folder on its path) whose stdout
+    lines are collected by a thread; kill() SIGKILLs it (no clean shutdown)."""
+
+    def __init__(self, code, *args):
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.abspath(__file__)),
+                   PYTHONUNBUFFERED="1")
+        self.lines = []
+        self.proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=env,
+                                     start_new_session=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def last(self, prefix):
+        """The latest line starting with prefix (without the prefix), or None."""
+        for line in reversed(self.lines):
+            if line.startswith(prefix):
+                return line[len(prefix):]
+        return None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def output(self):
+        return " | ".join(self.lines[-5:])
 
 
 def payload(i, size=0):

@@ -2,17 +2,19 @@
 
 Run by compat-tests/run with WEIR_BOOTSTRAP and WEIR_CTL set; prints RESULT lines."""
 import hashlib
+import json
 import os
 import threading
 import time
 
-from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer, TopicPartition,
-                             TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, OFFSET_BEGINNING)
+from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaError,
+                             KafkaException, Producer, TopicPartition, TIMESTAMP_CREATE_TIME,
+                             TIMESTAMP_LOG_APPEND_TIME, OFFSET_BEGINNING, OFFSET_INVALID)
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewPartitions, NewTopic, ResourceType)
 
-from common import (BOOTSTRAP, CODECS, NA, OLD_TS, ONE_MIB, Fail, check, ctl, eq, payload,
-                    run_all, scenario, topic_name, wait_for)
+from common import (BOOTSTRAP, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+                    group_name, payload, run_all, scenario, topic_name, wait_for)
 
 CLIENT = "confluent-kafka"
 T = 30  # seconds: bound of every single wait
@@ -39,7 +41,7 @@ def consumer(**extra):
             "enable.auto.commit": False, "enable.partition.eof": False,
             "max.partition.fetch.bytes": 4 * ONE_MIB, "fetch.max.bytes": 8 * ONE_MIB,
             "receive.message.max.bytes": 16 * ONE_MIB}
-    conf.update({k.replace("_", "."): v for k, v in extra.items()})
+    conf.update({k if k in ("error_cb", "logger") else k.replace("_", "."): v for k, v in extra.items()})
     return Consumer(conf)
 
 
@@ -48,7 +50,8 @@ def produce_all(p, topic, msgs, partition=0):
     Fails if any delivery report has an error or the flush does not finish."""
     reports = []
     for m in msgs:
-        p.produce(topic, partition=partition, on_delivery=lambda err, msg: reports.append((err, msg)), **m)
+        p.produce(topic, **{"partition": partition, **m},
+                  on_delivery=lambda err, msg: reports.append((err, msg)))
         p.poll(0)
     left = p.flush(T)
     eq(left, 0, "messages still queued after flush")
@@ -327,6 +330,551 @@ def delete_records():
     eq(watermarks(t), (4, 10), "watermarks after DeleteRecords")
     got = consume(t, 0, OFFSET_BEGINNING, 6)
     eq([m.offset() for m in got], list(range(4, 10)), "offsets readable after DeleteRecords")
+
+
+# ---------------------------------------------------------------- consumer groups
+
+HB_MS = 500  # heartbeat.interval.ms of group members: rebalances are noticed quickly
+
+
+class _ErrorLog:
+    """A logging.Logger stand-in for librdkafka's `logger`: warnings and errors go to a member."""
+
+    def __init__(self, member):
+        self.member = member
+
+    def log(self, level, fmt, *args):
+        if level < 30:  # confluent-kafka maps librdkafka's levels to logging's; WARNING is 30
+            return
+        self.member.errors.append("log: " + (fmt % args if args else fmt))
+
+
+class Member:
+    """One group consumer polled by its own thread (librdkafka handles are thread-safe, but
+    only this thread touches it). Tracks its assignment through the rebalance callbacks
+    (full sets for EAGER, increments for COOPERATIVE/KIP-848), records every message and
+    commits what it consumed, synchronously, when partitions are revoked and on close."""
+
+    def __init__(self, group, topic, classic=True, **extra):
+        conf = {"group.id": group, "auto.offset.reset": "earliest"}
+        if classic:
+            conf.update({"session.timeout.ms": 10000, "heartbeat.interval.ms": HB_MS})
+        else:
+            # KIP-848: librdkafka only logs most group errors; they fail the waits at once.
+            conf.update({"error_cb": lambda err: self.errors.append(f"error_cb: {err}"),
+                         "logger": _ErrorLog(self)})
+        conf.update({k.replace("_", "."): v for k, v in extra.items()})
+        self.conf, self.topic = conf, topic
+        # librdkafka hands incremental sets to the callbacks for these (no rebalance_protocol()
+        # in the Python binding).
+        self.protocol = ("COOPERATIVE" if conf.get("partition.assignment.strategy") == "cooperative-sticky"
+                         or conf.get("group.protocol") == "consumer" else "EAGER")
+        self.lock = threading.Lock()
+        self.assigned = set()
+        self.events = []  # ("assign" | "revoke" | "lost", [partitions]) in callback order
+        self.msgs = []  # (partition, offset, key, value)
+        self.pos = {}  # partition -> next offset to commit
+        self.errors = []
+        self.stop_ev = threading.Event()
+        self.subscribed_at = None
+        self.thread = None
+
+    def start(self):
+        """Starts the thread; returns the monotonic time at which it subscribed."""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.subscribed_at or self.errors, T, "subscribe")
+        if self.errors:
+            raise Fail(f"member failed to start: {self.errors[0]}")
+        return self.subscribed_at
+
+    def _commit(self, c, parts):
+        offs = [TopicPartition(self.topic, p, self.pos[p]) for p in parts if p in self.pos]
+        if offs:
+            try:
+                for tp in c.commit(offsets=offs, asynchronous=False):
+                    if tp.error:
+                        self.errors.append(f"commit {tp.partition}: {tp.error}")
+            except KafkaException as e:
+                self.errors.append(f"commit: {e}")
+
+    def _run(self):
+        try:
+            c = consumer(**self.conf)
+
+            def on_assign(c, parts):
+                with self.lock:
+                    ps = {tp.partition for tp in parts}
+                    if self.protocol == "EAGER":
+                        self.assigned = ps
+                    else:
+                        self.assigned |= ps
+                    self.events.append(("assign", sorted(ps)))
+
+            def on_revoke(c, parts):
+                ps = {tp.partition for tp in parts}
+                self._commit(c, ps)
+                with self.lock:
+                    self.assigned -= ps
+                    self.events.append(("revoke", sorted(ps)))
+
+            def on_lost(c, parts):
+                with self.lock:
+                    ps = {tp.partition for tp in parts}
+                    self.assigned -= ps
+                    self.events.append(("lost", sorted(ps)))
+
+            c.subscribe([self.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+            self.subscribed_at = time.monotonic()
+            while not self.stop_ev.is_set():
+                m = c.poll(0.1)
+                if m is None:
+                    continue
+                if m.error():
+                    self.errors.append(str(m.error()))
+                    continue
+                with self.lock:
+                    self.msgs.append((m.partition(), m.offset(), m.key(), m.value()))
+                    self.pos[m.partition()] = m.offset() + 1
+            with self.lock:
+                owned = set(self.assigned)
+            self._commit(c, owned)
+            c.close()  # revokes (commits again) and leaves; a static member does not leave
+        except Exception as e:  # reported through self.errors
+            self.errors.append(f"{type(e).__name__}: {e}")
+
+    def owned(self):
+        with self.lock:
+            return frozenset(self.assigned)
+
+    def values(self):
+        with self.lock:
+            return [m[3] for m in self.msgs]
+
+    def close(self):
+        if self.thread and self.thread.is_alive():
+            self.stop_ev.set()
+            self.thread.join(T)
+            check(not self.thread.is_alive(), "member did not close within the bound")
+
+
+def close_all(members):
+    for m in members:
+        try:
+            m.close()
+        except Exception:
+            pass
+
+
+def wait_assigned(members, sizes, partitions, timeout=T, what="assignment"):
+    """Waits until member i owns sizes[i] partitions, together all of range(partitions),
+    disjoint; fails at once if a member reports an error. Returns the monotonic time."""
+    def ready():
+        for m in members:
+            if m.errors:
+                raise Fail(f"member error while waiting for {what}: {m.errors[:2]}")
+        owned = [m.owned() for m in members]
+        if [len(o) for o in owned] != sizes:
+            return None
+        check_split(owned, partitions, what)
+        return owned
+    try:
+        wait_for(ready, timeout, f"{what} {sizes}")
+    except Fail as e:
+        raise Fail(f"{e}; members own {[sorted(m.owned()) for m in members]}") from None
+    return time.monotonic()
+
+
+def produce_spread(topic, n, partitions, tag="m"):
+    """Produces n keyed messages, message i to partition i % partitions; returns the values."""
+    msgs = [{"key": f"{tag}-k{i}".encode(), "value": f"{tag}-{i}".encode(), "partition": i % partitions}
+            for i in range(n)]
+    produce_all(producer(), topic, msgs)
+    return [m["value"] for m in msgs]
+
+
+@scenario("group_split")
+def group_split():
+    t, g = topic_name("split"), group_name("split")
+    create_topic(t, partitions=12)
+    n = 1200
+    values = produce_spread(t, n, 12)
+    ms = [Member(g, t) for _ in range(3)]
+    try:
+        ms[0].start()
+        ms[1].start()
+        wait_assigned(ms[:2], [6, 6], 12, what="2 members")
+        t0 = ms[2].start()
+        t1 = wait_assigned(ms, [4, 4, 4], 12, what="3 members")
+        wait_for(lambda: sum(len(m.values()) for m in ms) >= n, T, f"{n} messages consumed")
+        time.sleep(1)  # duplicates, if any, arrive now
+        got = [v for m in ms for v in m.values()]
+        dups = len(got) - len(set(got))
+        check(dups == 0, f"{dups} messages consumed twice")
+        eq(sorted(got), sorted(values), "messages consumed by the group")
+        wait_assigned(ms, [4, 4, 4], 12, what="final assignment")
+        errs = [e for m in ms for e in m.errors]
+        check(not errs, f"member errors: {errs[:3]}")
+        return f"3 members, rebalance {t1 - t0:.1f}s, {n} messages once each"
+    finally:
+        close_all(ms)
+
+
+@scenario("group_rebalance")
+def group_rebalance():
+    t, g = topic_name("rebal"), group_name("rebal")
+    create_topic(t, partitions=12)
+    values = set(produce_spread(t, 600, 12, "pre"))
+    ms = [Member(g, t) for _ in range(4)]
+    p = producer()
+    produced, stop = [], threading.Event()
+
+    def produce_loop():
+        i = 0
+        while not stop.is_set():
+            v = f"during-{i}".encode()
+            p.produce(t, key=v, value=v, partition=i % 12,
+                      on_delivery=lambda err, m: produced.append(m.value()) if err is None else None)
+            p.poll(0.01)
+            i += 1
+        p.flush(T)
+
+    th = threading.Thread(target=produce_loop, daemon=True)
+    try:
+        for m in ms[:3]:
+            m.start()
+        wait_assigned(ms[:3], [4, 4, 4], 12, what="3 members")
+        th.start()
+        t0 = ms[3].start()
+        t1 = wait_assigned(ms, [3, 3, 3, 3], 12, what="4 members")
+        ms[1].close()
+        t2 = time.monotonic()
+        rest = [ms[0], ms[2], ms[3]]
+        t3 = wait_assigned(rest, [4, 4, 4], 12, what="after a member left")
+        stop.set()
+        th.join(T)
+        values |= set(produced)
+        got = lambda: {v for m in ms for v in m.values()}
+        wait_for(lambda: values <= got(), T, f"all {len(values)} messages consumed")
+        total = sum(len(m.values()) for m in ms)
+        errs = [e for m in ms for e in m.errors]
+        check(not errs, f"member errors: {errs[:3]}")
+        return (f"join rebalance {t1 - t0:.1f}s, leave rebalance {t3 - t2:.1f}s, {len(values)} messages, "
+                f"{total - len(values)} redelivered")
+    finally:
+        stop.set()
+        close_all(ms)
+
+
+CHILD_MEMBER = r"""
+import json, sys
+from confluent_kafka import Consumer
+conf, topic = json.loads(sys.argv[1]), sys.argv[2]
+c = Consumer(conf)
+owned = set()
+def show():
+    print("ASSIGNED " + ",".join(str(p) for p in sorted(owned)), flush=True)
+def on_assign(c, parts):
+    owned.clear(); owned.update(tp.partition for tp in parts); show()
+def on_revoke(c, parts):
+    owned.clear(); show()
+c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+print("SUBSCRIBED", flush=True)
+while True:
+    c.poll(0.2)
+"""
+
+
+def child_owned(child):
+    line = child.last("ASSIGNED ")
+    return None if line is None else frozenset(int(x) for x in line.split(",") if x)
+
+
+@scenario("group_session_timeout")
+def group_session_timeout():
+    t, g = topic_name("session"), group_name("session")
+    create_topic(t, partitions=6)
+    session_ms = 6000
+    conf = {"bootstrap.servers": BOOTSTRAP, "group.id": g, "auto.offset.reset": "earliest",
+            "session.timeout.ms": session_ms, "heartbeat.interval.ms": HB_MS}
+    a = Member(g, t, session_timeout_ms=session_ms)
+    child = None
+    try:
+        a.start()
+        wait_assigned([a], [6], 6, what="first member")
+        child = Child(CHILD_MEMBER, json.dumps(conf), t)
+        wait_for(lambda: (lambda o: o is not None and len(o) == 3 and len(a.owned()) == 3)(child_owned(child)),
+                 T, f"3 + 3 partitions (child: {child.output()})")
+        check_split([a.owned(), child_owned(child)], 6, "two members")
+        child.kill()
+        t0 = time.monotonic()
+        bound = session_ms / 1000 + 5
+        t1 = wait_assigned([a], [6], 6, timeout=bound, what="partitions of the killed member moved")
+        took = t1 - t0
+        check(took >= session_ms / 1000 - HB_MS / 1000 - 1.5,
+              f"partitions moved after {took:.1f}s, before the {session_ms} ms session timeout could expire")
+        return f"killed member's partitions moved after {took:.1f}s (session.timeout.ms={session_ms})"
+    finally:
+        if child:
+            child.kill()
+        close_all([a])
+
+
+@scenario("group_cooperative")
+def group_cooperative():
+    t, g = topic_name("coop"), group_name("coop")
+    create_topic(t, partitions=6)
+    a = Member(g, t, partition_assignment_strategy="cooperative-sticky")
+    b = Member(g, t, partition_assignment_strategy="cooperative-sticky")
+    try:
+        a.start()
+        wait_assigned([a], [6], 6, what="first member")
+        before = len(a.events)
+        b.start()
+        wait_assigned([a, b], [3, 3], 6, what="two members")
+        later = a.events[before:]
+        revoked = sorted(p for kind, ps in later if kind in ("revoke", "lost") for p in ps)
+        kept = sorted(a.owned())
+        eq(sorted(revoked + kept), list(range(6)), "A's revoked + kept partitions")
+        check(all(len(ps) < 6 for kind, ps in later if kind == "revoke"), f"A had everything revoked: {later}")
+        check(not any(kind == "lost" for kind, _ in later), f"A lost partitions: {later}")
+        check(all(kind == "assign" for kind, _ in b.events), f"B had partitions revoked: {b.events}")
+        return f"A kept {kept}, revoked only {revoked}; B got {sorted(b.owned())}"
+    finally:
+        close_all([a, b])
+
+
+@scenario("group_static")
+def group_static():
+    t, g = topic_name("static"), group_name("static")
+    create_topic(t, partitions=6)
+    a = Member(g, t, group_instance_id="static-a")
+    b = Member(g, t, group_instance_id="static-b")
+    b2 = Member(g, t, group_instance_id="static-b")
+    try:
+        a.start()
+        wait_assigned([a], [6], 6, what="first member")
+        b.start()
+        wait_assigned([a, b], [3, 3], 6, what="two static members")
+        a_owned, b_owned = a.owned(), b.owned()
+        a_events = list(a.events)
+        b.close()  # a static member does not send LeaveGroup
+        t0 = time.monotonic()
+        b2.start()
+        wait_assigned([a, b2], [3, 3], 6, what="B restarted")
+        took = time.monotonic() - t0
+        eq(b2.owned(), b_owned, "partitions of the restarted static member")
+        time.sleep(3 * HB_MS / 1000 + 1)  # a rebalance, if any, would reach A through its heartbeat
+        eq(a.events, a_events, "A's rebalance callbacks after B's restart (no rebalance)")
+        eq(a.owned(), a_owned, "A's partitions")
+        desc = admin().describe_consumer_groups([g], request_timeout=T)[g].result(T)
+        eq(desc.state, ConsumerGroupState.STABLE, "group state")
+        eq(sorted(m.group_instance_id for m in desc.members), ["static-a", "static-b"], "instance ids")
+        return f"B back with {sorted(b_owned)} after {took:.1f}s, no rebalance"
+    finally:
+        close_all([a, b, b2])
+
+
+@scenario("group_commit_restart")
+def group_commit_restart():
+    t, g = topic_name("commit"), group_name("commit")
+    create_topic(t, partitions=3)
+    n = 90
+    values = produce_spread(t, n, 3)
+    c = consumer(group_id=g, auto_offset_reset="earliest")
+    pos = {}
+    try:
+        c.subscribe([t])
+        deadline = time.monotonic() + T
+        got = 0
+        while got < 40 and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                pos[m.partition()] = m.offset() + 1
+                got += 1
+        eq(got, 40, "messages consumed before the commit")
+        res = c.commit(offsets=[TopicPartition(t, p, o) for p, o in pos.items()], asynchronous=False)
+        check(all(tp.error is None for tp in res), f"commit errors: {res}")
+    finally:
+        c.close()
+    ctl("restart")
+    c = consumer(group_id=g, auto_offset_reset="earliest")
+    try:
+        tps = [TopicPartition(t, p) for p in range(3)]
+        committed = {tp.partition: tp.offset for tp in c.committed(tps, timeout=T)}
+        want = {p: pos.get(p, OFFSET_INVALID) for p in range(3)}
+        eq(committed, want, "committed offsets after broker restart")
+        c.subscribe([t])
+        first, seen = {}, []
+        deadline = time.monotonic() + T
+        while len(seen) < n - 40 and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                first.setdefault(m.partition(), m.offset())
+                seen.append(m.value())
+        eq(first, {p: pos.get(p, 0) for p in range(3) if pos.get(p, 0) < n // 3},
+           "first offset consumed per partition after restart")
+        eq(len(seen), n - 40, "messages consumed after restart")
+        check(set(seen) <= set(values), "unexpected values")
+        return f"resumed at {dict(sorted(pos.items()))}"
+    finally:
+        c.close()
+
+
+@scenario("group_consumer_protocol")
+def group_consumer_protocol():
+    t, g = topic_name("kip848"), group_name("kip848")
+    create_topic(t, partitions=6)
+    n = 600
+    values = produce_spread(t, n, 6)
+    ms = [Member(g, t, classic=False, group_protocol="consumer") for _ in range(2)]
+    try:
+        ms[0].start()
+        try:
+            wait_assigned(ms[:1], [6], 6, what="first KIP-848 member")
+        except Fail as e:
+            raise Fail(f"no assignment through ConsumerGroupHeartbeat (KIP-848) within {T}s, "
+                       f"librdkafka reported {ms[0].errors[:2] or 'no error'}: {e}") from None
+        t0 = ms[1].start()
+        t1 = wait_assigned(ms, [3, 3], 6, what="two KIP-848 members")
+        got = lambda: {v for m in ms for v in m.values()}
+        wait_for(lambda: got() >= set(values), T, f"{n} messages consumed")
+        errs = [e for m in ms for e in m.errors]
+        check(not errs, f"member errors: {errs[:3]}")
+        return f"2 members 3+3, rebalance {t1 - t0:.1f}s, {n} messages"
+    finally:
+        close_all(ms)
+
+
+@scenario("group_admin")
+def group_admin():
+    t, g = topic_name("gadmin"), group_name("gadmin")
+    create_topic(t, partitions=2)
+    produce_spread(t, 20, 2)
+    c = consumer(group_id=g, auto_offset_reset="earliest")
+    closed = False
+    try:
+        c.subscribe([t])
+        got, deadline = 0, time.monotonic() + T
+        while got < 20 and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                got += 1
+        eq(got, 20, "messages consumed")
+        c.commit(asynchronous=False)
+
+        listed = admin().list_consumer_groups(request_timeout=T).result(T)
+        mine = [x for x in listed.valid if x.group_id == g]
+        eq(len(mine), 1, f"{g} in ListGroups")
+        eq(mine[0].state, ConsumerGroupState.STABLE, "listed state")
+        eq(mine[0].is_simple_consumer_group, False, "listed simple consumer group")
+
+        desc = admin().describe_consumer_groups([g], request_timeout=T)[g].result(T)
+        eq(desc.state, ConsumerGroupState.STABLE, "described state")
+        eq(len(desc.members), 1, "described members")
+        eq(desc.partition_assignor, "range", "assignor")
+        eq(sorted((tp.topic, tp.partition) for tp in desc.members[0].assignment.topic_partitions),
+           [(t, 0), (t, 1)], "described assignment")
+
+        def offsets():
+            req = ConsumerGroupTopicPartitions(g, [TopicPartition(t, 0), TopicPartition(t, 1)])
+            res = admin().list_consumer_group_offsets([req], request_timeout=T)[g].result(T)
+            return {tp.partition: tp.offset for tp in res.topic_partitions}
+
+        eq(offsets(), {0: 10, 1: 10}, "listed committed offsets")
+        try:
+            admin().delete_consumer_groups([g], request_timeout=T)[g].result(T)
+            raise Fail("deleting a group with a member succeeded")
+        except KafkaException as e:
+            eq(e.args[0].code(), KafkaError.NON_EMPTY_GROUP, "error deleting a non-empty group")
+
+        c.close()
+        closed = True
+        wait_for(lambda: admin().describe_consumer_groups([g], request_timeout=T)[g].result(T).state
+                 == ConsumerGroupState.EMPTY, T, "group Empty after its member left")
+        req = ConsumerGroupTopicPartitions(g, [TopicPartition(t, 0, 3), TopicPartition(t, 1, 5)])
+        res = admin().alter_consumer_group_offsets([req], request_timeout=T)[g].result(T)
+        check(all(tp.error is None for tp in res.topic_partitions), f"alter errors: {res.topic_partitions}")
+        eq(offsets(), {0: 3, 1: 5}, "offsets after AlterConsumerGroupOffsets")
+
+        admin().delete_consumer_groups([g], request_timeout=T)[g].result(T)
+        listed = admin().list_consumer_groups(request_timeout=T).result(T)
+        check(g not in [x.group_id for x in listed.valid], "deleted group still listed")
+        eq(offsets(), {0: OFFSET_INVALID, 1: OFFSET_INVALID}, "offsets of the deleted group")
+        return "list, describe, list/alter offsets, delete (NON_EMPTY_GROUP, then ok); delete offsets: no API"
+    finally:
+        if not closed:
+            c.close()
+
+
+def read_all(topic, partition=0):
+    """Every record of topic[partition] from the log start to the high watermark."""
+    lo, hi = watermarks(topic, partition)
+    if hi == lo:
+        return []
+    c = consumer()
+    try:
+        c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        out = []
+        deadline = time.monotonic() + T
+        while (not out or out[-1].offset() < hi - 1) and time.monotonic() < deadline:
+            for m in c.consume(500, 0.5):
+                if m.error():
+                    raise KafkaException(m.error())
+                out.append(m)
+        check(out and out[-1].offset() >= hi - 1, f"read up to {hi} timed out")
+        return out
+    finally:
+        c.close()
+
+
+@scenario("compacted_topic")
+def compacted_topic():
+    t = topic_name("compact")
+    create_topic(t, config={"cleanup.policy": "compact", "segment.ms": "100",
+                            "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "2000"})
+    # A keyless record is refused.
+    p = producer(retries=0)
+    errs = []
+    p.produce(t, value=b"no key", partition=0, on_delivery=lambda err, m: errs.append(err))
+    eq(p.flush(T), 0, "queue after flush")
+    check(errs and errs[0] is not None, "keyless record accepted by a compacted topic")
+    eq(errs[0].code(), KafkaError.INVALID_RECORD, "error for a keyless record")
+
+    keys = [f"key{k}" for k in range(5)]
+    msgs = [{"key": k.encode(), "value": f"{k}-v{r}".encode()} for r in range(4) for k in keys]
+    msgs.append({"key": b"key1", "value": None})  # tombstone
+    delivered = produce_all(producer(), t, msgs)
+    last = {}
+    for m in delivered:
+        last[m.key()] = (m.offset(), m.value())
+    tomb_off = last.pop(b"key1")[0]
+    tick = producer()
+    seen_tombstone_alone = False
+    state = None
+    deadline = time.monotonic() + 60
+    t0 = time.monotonic()
+    i = 0
+    while time.monotonic() < deadline:
+        tick.produce(t, key=b"tick", value=str(i).encode(), partition=0)  # rolls segments
+        tick.flush(T)
+        i += 1
+        recs = read_all(t)
+        by_key = {}
+        for m in recs:
+            by_key.setdefault(m.key(), []).append((m.offset(), m.value()))
+        compacted = all(by_key.get(k) == [v] for k, v in last.items())
+        k1 = by_key.get(b"key1", [])
+        if compacted and k1 == [(tomb_off, None)]:
+            seen_tombstone_alone = True
+        state = {k.decode(): v for k, v in by_key.items() if k != b"tick"}
+        if compacted and not k1:
+            offs = [m.offset() for m in recs]
+            eq(offs, sorted(set(offs)), "offsets increasing")
+            return (f"compacted to last value per key in {time.monotonic() - t0:.0f}s, tombstone "
+                    f"{'seen then ' if seen_tombstone_alone else ''}removed; keyless record: INVALID_RECORD")
+        time.sleep(0.5)
+    raise Fail(f"not compacted after 60s: {str(state)[:250]}")
 
 
 @scenario("restart")

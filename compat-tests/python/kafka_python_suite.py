@@ -2,16 +2,18 @@
 
 Run by compat-tests/run with WEIR_BOOTSTRAP and WEIR_CTL set; prints RESULT lines."""
 import hashlib
+import json
 import os
 import threading
 import time
 
 import kafka.errors as Errors
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.admin import AlterConfigOp, ConfigResource, KafkaAdminClient
 
-from common import (BOOTSTRAP, CODECS, OLD_TS, ONE_MIB, Fail, check, ctl, eq, payload, run_all,
-                    scenario, topic_name, wait_for)
+from common import (BOOTSTRAP, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+                    group_name, payload, run_all, scenario, topic_name, wait_for)
 
 CLIENT = "kafka-python"
 T = 30
@@ -313,6 +315,495 @@ def delete_records():
     eq(r["low_watermark"] if isinstance(r, dict) else r.low_watermark, 4, "low watermark from DeleteRecords")
     eq(watermarks(t), (4, 10), "watermarks after DeleteRecords")
     eq([r.offset for r in consume(t, 0, 6)], list(range(4, 10)), "offsets readable")
+
+
+# ---------------------------------------------------------------- consumer groups
+
+HB_MS = 500  # heartbeat_interval_ms of group members: rebalances are noticed quickly
+
+
+class _Listener(ConsumerRebalanceListener):
+    """Keeps a Member's partition set: kafka-python hands full sets to EAGER listeners and
+    increments to COOPERATIVE ones, so set union/difference is right for both."""
+
+    def __init__(self, member):
+        self.m = member
+
+    def _event(self, kind, tps):
+        ps = {tp.partition for tp in tps}
+        with self.m.lock:
+            if kind == "assign":
+                self.m.assigned |= ps
+            else:
+                self.m.assigned -= ps
+            self.m.events.append((kind, sorted(ps)))
+
+    def on_partitions_revoked(self, revoked):
+        self._event("revoke", revoked)
+
+    def on_partitions_assigned(self, assigned):
+        self._event("assign", assigned)
+
+    def on_partitions_lost(self, lost):
+        self._event("lost", lost)
+
+
+class Member:
+    """One group consumer polled by its own thread. Auto-commit is on, so kafka-python
+    commits what poll() returned before every rebalance and on close (as the Java client)."""
+
+    def __init__(self, group, topic, **extra):
+        self.conf = dict(bootstrap_servers=BOOTSTRAP, group_id=group, auto_offset_reset="earliest",
+                         enable_auto_commit=True, auto_commit_interval_ms=1000,
+                         session_timeout_ms=10000, heartbeat_interval_ms=HB_MS)
+        self.conf.update(extra)
+        self.topic = topic
+        self.lock = threading.Lock()
+        self.assigned = set()
+        self.events = []
+        self.msgs = []
+        self.errors = []
+        self.stop_ev = threading.Event()
+        self.subscribed_at = None
+        self.thread = None
+
+    def start(self):
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.subscribed_at or self.errors, T, "subscribe")
+        if self.errors:
+            raise Fail(f"member failed to start: {self.errors[0]}")
+        return self.subscribed_at
+
+    def _run(self):
+        try:
+            c = KafkaConsumer(**self.conf)
+            c.subscribe([self.topic], listener=_Listener(self))
+            self.subscribed_at = time.monotonic()
+            while not self.stop_ev.is_set():
+                for recs in c.poll(timeout_ms=100).values():
+                    with self.lock:
+                        self.msgs.extend((r.partition, r.offset, r.key, r.value) for r in recs)
+            c.close()  # commits, revokes and leaves (a static member does not leave)
+        except Exception as e:
+            self.errors.append(f"{type(e).__name__}: {e}")
+
+    def owned(self):
+        with self.lock:
+            return frozenset(self.assigned)
+
+    def values(self):
+        with self.lock:
+            return [m[3] for m in self.msgs]
+
+    def close(self):
+        if self.thread and self.thread.is_alive():
+            self.stop_ev.set()
+            self.thread.join(T)
+            check(not self.thread.is_alive(), "member did not close within the bound")
+
+
+def close_all(members):
+    for m in members:
+        try:
+            m.close()
+        except Exception:
+            pass
+
+
+def wait_assigned(members, sizes, partitions, timeout=T, what="assignment"):
+    """Waits until member i owns sizes[i] partitions, together all of range(partitions),
+    disjoint; fails at once if a member reports an error. Returns the monotonic time."""
+    def ready():
+        for m in members:
+            if m.errors:
+                raise Fail(f"member error while waiting for {what}: {m.errors[:2]}")
+        owned = [m.owned() for m in members]
+        if [len(o) for o in owned] != sizes:
+            return None
+        check_split(owned, partitions, what)
+        return owned
+    try:
+        wait_for(ready, timeout, f"{what} {sizes}")
+    except Fail as e:
+        raise Fail(f"{e}; members own {[sorted(m.owned()) for m in members]}") from None
+    return time.monotonic()
+
+
+def produce_spread(topic, n, partitions, tag="m"):
+    """Produces n keyed messages, message i to partition i % partitions; returns the values."""
+    p = producer()
+    futs = [p.send(topic, key=f"{tag}-k{i}".encode(), value=f"{tag}-{i}".encode(), partition=i % partitions)
+            for i in range(n)]
+    p.flush(timeout=T)
+    for f in futs:
+        f.get(timeout=T)
+    p.close(timeout=T)
+    return [f"{tag}-{i}".encode() for i in range(n)]
+
+
+@scenario("group_split")
+def group_split():
+    t, g = topic_name("split"), group_name("split")
+    create_topic(t, partitions=12)
+    n = 1200
+    values = produce_spread(t, n, 12)
+    ms = [Member(g, t) for _ in range(3)]
+    try:
+        ms[0].start()
+        ms[1].start()
+        wait_assigned(ms[:2], [6, 6], 12, what="2 members")
+        t0 = ms[2].start()
+        t1 = wait_assigned(ms, [4, 4, 4], 12, what="3 members")
+        wait_for(lambda: sum(len(m.values()) for m in ms) >= n, T, f"{n} messages consumed")
+        time.sleep(1)
+        got = [v for m in ms for v in m.values()]
+        dups = len(got) - len(set(got))
+        check(dups == 0, f"{dups} messages consumed twice")
+        eq(sorted(got), sorted(values), "messages consumed by the group")
+        wait_assigned(ms, [4, 4, 4], 12, what="final assignment")
+        return f"3 members, rebalance {t1 - t0:.1f}s, {n} messages once each"
+    finally:
+        close_all(ms)
+
+
+@scenario("group_rebalance")
+def group_rebalance():
+    t, g = topic_name("rebal"), group_name("rebal")
+    create_topic(t, partitions=12)
+    values = set(produce_spread(t, 600, 12, "pre"))
+    ms = [Member(g, t) for _ in range(4)]
+    produced, stop = [], threading.Event()
+
+    def produce_loop():
+        p = producer()
+        i, futs = 0, []
+        while not stop.is_set():
+            v = f"during-{i}".encode()
+            futs.append((v, p.send(t, key=v, value=v, partition=i % 12)))
+            time.sleep(0.01)
+            i += 1
+        p.flush(timeout=T)
+        for v, f in futs:
+            f.get(timeout=T)
+            produced.append(v)
+        p.close(timeout=T)
+
+    th = threading.Thread(target=produce_loop, daemon=True)
+    try:
+        for m in ms[:3]:
+            m.start()
+        wait_assigned(ms[:3], [4, 4, 4], 12, what="3 members")
+        th.start()
+        t0 = ms[3].start()
+        t1 = wait_assigned(ms, [3, 3, 3, 3], 12, what="4 members")
+        ms[1].close()
+        t2 = time.monotonic()
+        t3 = wait_assigned([ms[0], ms[2], ms[3]], [4, 4, 4], 12, what="after a member left")
+        stop.set()
+        th.join(T)
+        check(produced, "nothing produced during the rebalances")
+        values |= set(produced)
+        got = lambda: {v for m in ms for v in m.values()}
+        wait_for(lambda: values <= got(), T, f"all {len(values)} messages consumed")
+        total = sum(len(m.values()) for m in ms)
+        return (f"join rebalance {t1 - t0:.1f}s, leave rebalance {t3 - t2:.1f}s, {len(values)} messages, "
+                f"{total - len(values)} redelivered")
+    finally:
+        stop.set()
+        close_all(ms)
+
+
+CHILD_MEMBER = r"""
+import json, sys
+from kafka import KafkaConsumer, ConsumerRebalanceListener
+conf, topic = json.loads(sys.argv[1]), sys.argv[2]
+owned = set()
+def show():
+    print("ASSIGNED " + ",".join(str(p) for p in sorted(owned)), flush=True)
+class L(ConsumerRebalanceListener):
+    def on_partitions_revoked(self, tps):
+        owned.difference_update(tp.partition for tp in tps); show()
+    def on_partitions_assigned(self, tps):
+        owned.update(tp.partition for tp in tps); show()
+c = KafkaConsumer(**conf)
+c.subscribe([topic], listener=L())
+while True:
+    c.poll(timeout_ms=200)
+"""
+
+
+def child_owned(child):
+    line = child.last("ASSIGNED ")
+    return None if line is None else frozenset(int(x) for x in line.split(",") if x)
+
+
+@scenario("group_session_timeout")
+def group_session_timeout():
+    t, g = topic_name("session"), group_name("session")
+    create_topic(t, partitions=6)
+    session_ms = 6000
+    conf = dict(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
+                session_timeout_ms=session_ms, heartbeat_interval_ms=HB_MS)
+    a = Member(g, t, session_timeout_ms=session_ms)
+    child = None
+    try:
+        a.start()
+        wait_assigned([a], [6], 6, what="first member")
+        child = Child(CHILD_MEMBER, json.dumps(conf), t)
+        wait_for(lambda: (lambda o: o is not None and len(o) == 3 and len(a.owned()) == 3)(child_owned(child)),
+                 T, "3 + 3 partitions (child output: %s)" % child.output())
+        check_split([a.owned(), child_owned(child)], 6, "two members")
+        child.kill()
+        t0 = time.monotonic()
+        t1 = wait_assigned([a], [6], 6, timeout=session_ms / 1000 + 5,
+                           what="partitions of the killed member moved")
+        took = t1 - t0
+        check(took >= session_ms / 1000 - HB_MS / 1000 - 1.5,
+              f"partitions moved after {took:.1f}s, before the {session_ms} ms session timeout could expire")
+        return f"killed member's partitions moved after {took:.1f}s (session_timeout_ms={session_ms})"
+    finally:
+        if child:
+            child.kill()
+        close_all([a])
+
+
+@scenario("group_cooperative")
+def group_cooperative():
+    t, g = topic_name("coop"), group_name("coop")
+    create_topic(t, partitions=6)
+    a = Member(g, t, partition_assignment_strategy=(CooperativeStickyAssignor,))
+    b = Member(g, t, partition_assignment_strategy=(CooperativeStickyAssignor,))
+    try:
+        a.start()
+        wait_assigned([a], [6], 6, what="first member")
+        before = len(a.events)
+        b.start()
+        wait_assigned([a, b], [3, 3], 6, what="two members")
+        later = a.events[before:]
+        revoked = sorted(p for kind, ps in later if kind in ("revoke", "lost") for p in ps)
+        kept = sorted(a.owned())
+        eq(sorted(revoked + kept), list(range(6)), f"A's revoked + kept partitions (events {later})")
+        check(not any(kind == "lost" for kind, _ in later), f"A lost partitions: {later}")
+        check(all(kind == "assign" or not ps for kind, ps in b.events), f"B had partitions revoked: {b.events}")
+        return f"A kept {kept}, revoked only {revoked}; B got {sorted(b.owned())}"
+    finally:
+        close_all([a, b])
+
+
+@scenario("group_static")
+def group_static():
+    t, g = topic_name("static"), group_name("static")
+    create_topic(t, partitions=6)
+    a = Member(g, t, group_instance_id="static-a")
+    b = Member(g, t, group_instance_id="static-b")
+    b2 = Member(g, t, group_instance_id="static-b")
+    try:
+        a.start()
+        wait_assigned([a], [6], 6, what="first member")
+        b.start()
+        wait_assigned([a, b], [3, 3], 6, what="two static members")
+        a_owned, b_owned = a.owned(), b.owned()
+        a_events = list(a.events)
+        gen = admin().describe_groups([g])[g]
+        b.close()  # a static member does not send LeaveGroup
+        t0 = time.monotonic()
+        b2.start()
+        wait_assigned([a, b2], [3, 3], 6, what="B restarted")
+        took = time.monotonic() - t0
+        eq(b2.owned(), b_owned, "partitions of the restarted static member")
+        time.sleep(3 * HB_MS / 1000 + 1)
+        eq(a.events, a_events, "A's rebalance callbacks after B's restart (no rebalance)")
+        eq(a.owned(), a_owned, "A's partitions")
+        desc = admin().describe_groups([g])[g]
+        eq(desc["group_state"], "Stable", "group state")
+        eq(sorted(m["group_instance_id"] for m in desc["members"]), ["static-a", "static-b"], "instance ids")
+        check(gen["members"] and desc["members"], "members described")
+        return f"B back with {sorted(b_owned)} after {took:.1f}s, no rebalance"
+    finally:
+        close_all([a, b, b2])
+
+
+@scenario("group_commit_restart")
+def group_commit_restart():
+    t, g = topic_name("commit"), group_name("commit")
+    create_topic(t, partitions=3)
+    n = 90
+    values = produce_spread(t, n, 3)
+    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
+                      enable_auto_commit=False, max_poll_records=5)
+    pos, got = {}, 0
+    try:
+        c.subscribe([t])
+        deadline = time.monotonic() + T
+        while got < 40 and time.monotonic() < deadline:
+            for recs in c.poll(timeout_ms=200, max_records=40 - got).values():
+                for r in recs:
+                    pos[r.partition] = r.offset + 1
+                    got += 1
+        eq(got, 40, "messages consumed before the commit")
+        c.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for p, o in pos.items()})
+    finally:
+        c.close(autocommit=False)
+    ctl("restart")
+    fresh_admin()
+    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
+                      enable_auto_commit=False)
+    try:
+        committed = {p: c.committed(TopicPartition(t, p)) for p in range(3)}
+        eq(committed, {p: pos.get(p) for p in range(3)}, "committed offsets after broker restart")
+        c.subscribe([t])
+        first, seen = {}, []
+        deadline = time.monotonic() + T
+        while len(seen) < n - 40 and time.monotonic() < deadline:
+            for recs in c.poll(timeout_ms=200).values():
+                for r in recs:
+                    first.setdefault(r.partition, r.offset)
+                    seen.append(r.value)
+        eq(first, {p: pos.get(p, 0) for p in range(3) if pos.get(p, 0) < n // 3},
+           "first offset consumed per partition after restart")
+        eq(len(seen), n - 40, "messages consumed after restart")
+        check(set(seen) <= set(values), "unexpected values")
+        return f"resumed at {dict(sorted(pos.items()))}"
+    finally:
+        c.close(autocommit=False)
+
+
+@scenario("group_consumer_protocol")
+def group_consumer_protocol():
+    raise NA("kafka-python 3.0.12 implements only the classic group protocol "
+             "(no group_protocol setting, no ConsumerGroupHeartbeat)")
+
+
+def assigned_partitions(member):
+    a = member["member_assignment"]
+    if hasattr(a, "partitions"):
+        return sorted((tp.topic, tp.partition) for tp in a.partitions())
+    return sorted((x["topic"], p) for x in a["assigned_partitions"] for p in x["partitions"])
+
+
+@scenario("group_admin")
+def group_admin():
+    t, g = topic_name("gadmin"), group_name("gadmin")
+    create_topic(t, partitions=2)
+    produce_spread(t, 20, 2)
+    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
+                      enable_auto_commit=False)
+    closed = False
+    try:
+        c.subscribe([t])
+        got, deadline = 0, time.monotonic() + T
+        while got < 20 and time.monotonic() < deadline:
+            got += sum(len(r) for r in c.poll(timeout_ms=200).values())
+        eq(got, 20, "messages consumed")
+        c.commit()
+        tp0, tp1 = TopicPartition(t, 0), TopicPartition(t, 1)
+
+        mine = [x for x in admin().list_groups() if x["group_id"] == g]
+        eq(len(mine), 1, f"{g} in ListGroups")
+        eq(mine[0].get("protocol_type"), "consumer", "listed protocol type")
+        eq(mine[0].get("group_state"), "Stable", "listed state")
+
+        desc = admin().describe_groups([g])[g]
+        eq(desc["error"], None, "DescribeGroups error")
+        eq(desc["group_state"], "Stable", "described state")
+        eq(desc["protocol_data"], "range", "assignor")
+        eq(len(desc["members"]), 1, "described members")
+        eq(assigned_partitions(desc["members"][0]), [(t, 0), (t, 1)], "described assignment")
+
+        offsets = lambda: {tp.partition: om.offset for tp, om in admin().list_group_offsets(g).get(g, {}).items()}
+        eq(offsets(), {0: 10, 1: 10}, "listed committed offsets")
+        eq(admin().delete_groups([g]), {g: "NonEmptyGroupError"}, "deleting a non-empty group")
+        res = admin().alter_group_offsets(g, {tp0: OffsetAndMetadata(1, "", -1)})
+        check(res[tp0] is not Errors.NoError, "altering offsets of an active group succeeded")
+
+        c.close(autocommit=False)
+        closed = True
+        wait_for(lambda: admin().describe_groups([g])[g]["group_state"] == "Empty", T, "group Empty")
+        res = admin().alter_group_offsets(g, {tp0: OffsetAndMetadata(3, "", -1), tp1: OffsetAndMetadata(5, "", -1)})
+        eq(res, {tp0: Errors.NoError, tp1: Errors.NoError}, "AlterConsumerGroupOffsets result")
+        eq(offsets(), {0: 3, 1: 5}, "offsets after alter")
+        eq(admin().delete_group_offsets(g, [tp1]), {tp1: Errors.NoError}, "OffsetDelete result")
+        eq(offsets(), {0: 3}, "offsets after OffsetDelete")
+
+        eq(admin().delete_groups([g]), {g: "OK"}, "deleting the empty group")
+        check(g not in [x["group_id"] for x in admin().list_groups()], "deleted group still listed")
+        eq(offsets(), {}, "offsets of the deleted group")
+        return "list, describe, list/alter/delete offsets, delete (NON_EMPTY_GROUP, then ok)"
+    finally:
+        if not closed:
+            c.close(autocommit=False)
+
+
+def read_all(topic, partition=0):
+    """Every record of topic[partition] from the log start to the high watermark."""
+    lo, hi = watermarks(topic, partition)
+    if hi == lo:
+        return []
+    c = consumer()
+    try:
+        tp = TopicPartition(topic, partition)
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        out = []
+        deadline = time.monotonic() + T
+        while (not out or out[-1].offset < hi - 1) and time.monotonic() < deadline:
+            for recs in c.poll(timeout_ms=500).values():
+                out.extend(recs)
+        check(out and out[-1].offset >= hi - 1, f"read up to {hi} timed out")
+        return out
+    finally:
+        c.close()
+
+
+@scenario("compacted_topic")
+def compacted_topic():
+    t = topic_name("compact")
+    create_topic(t, config={"cleanup.policy": "compact", "segment.ms": "100",
+                            "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "2000"})
+    p = producer(retries=0)
+    try:
+        p.send(t, value=b"no key", partition=0).get(timeout=T)
+        raise Fail("keyless record accepted by a compacted topic")
+    except Errors.InvalidRecordError:
+        pass
+    finally:
+        p.close(timeout=T)
+
+    keys = [f"key{k}" for k in range(5)]
+    msgs = [{"key": k.encode(), "value": f"{k}-v{r}".encode()} for r in range(4) for k in keys]
+    msgs.append({"key": b"key1", "value": None})  # tombstone
+    md = produce_all(producer(), t, msgs)
+    last = {}
+    for m, r in zip(msgs, md):
+        last[m["key"]] = (r.offset, m["value"])
+    tomb_off = last.pop(b"key1")[0]
+    tick = producer()
+    seen_tombstone_alone, state = False, None
+    t0 = time.monotonic()
+    i = 0
+    try:
+        while time.monotonic() < t0 + 60:
+            tick.send(t, key=b"tick", value=str(i).encode(), partition=0).get(timeout=T)  # rolls segments
+            i += 1
+            recs = read_all(t)
+            by_key = {}
+            for r in recs:
+                by_key.setdefault(r.key, []).append((r.offset, r.value))
+            compacted = all(by_key.get(k) == [v] for k, v in last.items())
+            k1 = by_key.get(b"key1", [])
+            if compacted and k1 == [(tomb_off, None)]:
+                seen_tombstone_alone = True
+            state = {k.decode(): v for k, v in by_key.items() if k != b"tick"}
+            if compacted and not k1:
+                offs = [r.offset for r in recs]
+                eq(offs, sorted(set(offs)), "offsets increasing")
+                return (f"compacted to last value per key in {time.monotonic() - t0:.0f}s, tombstone "
+                        f"{'seen then ' if seen_tombstone_alone else ''}removed; keyless record: INVALID_RECORD")
+            time.sleep(0.5)
+    finally:
+        tick.close(timeout=T)
+    raise Fail(f"not compacted after 60s: {str(state)[:250]}")
 
 
 @scenario("restart")
