@@ -60,6 +60,9 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
 /// One `__consumer_offsets` partition's coordinator.
 struct Shard {
     partition: i32,
+    /// The partition's leader epoch when this shard was loaded: a new epoch means the
+    /// log may hold records another coordinator wrote, so the shard is replayed again.
+    leader_epoch: i32,
     coordinator: GroupCoordinator,
     /// False once the shard was dropped; a request that waited for the lock must not use it.
     live: bool,
@@ -223,6 +226,7 @@ impl GroupManager {
         }
         let (shard, fresh) = {
             let mut shards = self.shards.lock();
+            // A shard whose leadership moved is dropped by `follow_leadership`.
             match shards.get(&partition) {
                 Some(s) => (s.clone(), false),
                 None => {
@@ -232,6 +236,7 @@ impl GroupManager {
                     );
                     let s = Arc::new(Mutex::new(Shard {
                         partition,
+                        leader_epoch: meta.leader_epoch,
                         coordinator,
                         live: true,
                     }));
@@ -485,10 +490,44 @@ impl GroupManager {
         });
         vec![
             loader,
+            tokio::spawn(self.clone().follow_leadership(shutdown.clone())),
             tokio::spawn(self.clone().drive_timers(shutdown.clone())),
             tokio::spawn(self.clone().expire_offsets(shutdown.clone())),
             tokio::spawn(self.clone().publish_metrics(shutdown)),
         ]
+    }
+
+    /// Drops the shards of partitions this broker no longer leads (their groups now
+    /// belong to another coordinator; parked requests answer NOT_COORDINATOR), and of
+    /// partitions whose leader epoch moved, so they are replayed on next use.
+    async fn follow_leadership(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut images = self.controller.subscribe();
+        loop {
+            tokio::select! {
+                changed = images.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+            let image = images.borrow_and_update().clone();
+            let shards: Vec<(i32, ShardRef)> = self
+                .shards
+                .lock()
+                .iter()
+                .map(|(p, s)| (*p, s.clone()))
+                .collect();
+            for (partition, shard) in shards {
+                let epoch = shard.lock().await.leader_epoch;
+                let still_mine = image
+                    .partition(OFFSETS_TOPIC, partition)
+                    .is_some_and(|m| m.leader == self.node_id && m.leader_epoch == epoch);
+                if !still_mine {
+                    info!(
+                        partition,
+                        "no longer coordinating this {OFFSETS_TOPIC} partition"
+                    );
+                    self.drop_shard(&shard, partition).await;
+                }
+            }
+        }
     }
 
     async fn drive_timers(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
