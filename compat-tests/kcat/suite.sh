@@ -339,7 +339,7 @@ sc_group_session_timeout() {
   detail "partitions [$victim] of the kill -9'd member moved after $(secs "$moved")s (session.timeout.ms=6000)"
 }
 
-sc_group_cooperative() { na "not written for kcat: asserting an incremental revoke needs per-callback partition lists, kcat prints only its own rebalances; covered by rdkafka (librdkafka 2.12)"; }
+sc_group_cooperative() { na "not written for kcat (time budget): incremental cooperative-sticky rebalancing is covered by rdkafka (librdkafka 2.12)"; }
 sc_group_static() { na "not written for kcat (time budget): static-member restart is covered by rdkafka (librdkafka 2.12); kcat could pass -X group.instance.id"; }
 sc_group_consumer_protocol() { na "Debian's kcat 1.7.1 is built on librdkafka 2.0.2, which has no group.protocol=consumer (KIP-848 arrived in librdkafka 2.4+)"; }
 sc_group_admin() { na "kcat has no admin API (ListGroups, DescribeGroups, OffsetFetch, DeleteGroups)"; }
