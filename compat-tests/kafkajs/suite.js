@@ -403,6 +403,335 @@ scenarios.kill9 = async () => {
   return `${i} produced, ${acked.size} acked, ${failed} failed, ${hw} in log`
 }
 
+// ---------------------------------------------------------------- consumer groups
+
+async function waitFor (cond, ms, what) {
+  const started = Date.now()
+  while (!(await cond())) {
+    if (Date.now() - started > ms) throw new Fail(`${what}: not reached after ${(ms / 1000).toFixed(0)}s`)
+    await sleep(50)
+  }
+  return Date.now() - started
+}
+
+// A group member: its current assignment of `topic` (from GROUP_JOIN) and what it consumed.
+async function groupMember (groupId, topic, opts = {}) {
+  const c = kafka.consumer({ groupId, sessionTimeout: 10000, rebalanceTimeout: 20000, heartbeatInterval: 500,
+    maxWaitTimeInMs: 500, retry: { retries: 10 }, ...opts })
+  const m = { c, assigned: [], joins: 0, msgs: [] }
+  c.on(c.events.GROUP_JOIN, e => {
+    m.assigned = (e.payload.memberAssignment[topic] || []).slice().sort((a, b) => a - b)
+    m.joins++
+  })
+  await c.connect()
+  await c.subscribe({ topics: [topic], fromBeginning: true })
+  await c.run({ eachMessage: async ({ partition, message }) => { m.msgs.push({ partition, offset: Number(message.offset), value: message.value?.toString() }) } })
+  return m
+}
+
+// Every member holds `each` partitions, disjoint, covering 0..n.
+function balanced (ms, n, each, extra = []) {
+  const all = ms.flatMap(m => m.assigned).concat(extra).sort((a, b) => a - b)
+  return ms.every(m => m.assigned.length === each) && show(all) === show(range(0, n))
+}
+const assignments = ms => show(ms.map(m => m.assigned))
+const distinct = ms => new Set(ms.flatMap(m => m.msgs.map(x => `${x.partition}:${x.offset}`))).size
+
+async function waitBalanced (ms, n, each, what, ms_ = T) {
+  try {
+    return await waitFor(() => balanced(ms, n, each), ms_, what)
+  } catch (e) { throw new Fail(`${e.message}; assignments ${assignments(ms)}`) }
+}
+
+async function produceKeyed (topic, n, per, from = 0) {
+  await produce(topic, range(0, n).flatMap(p => range(from, from + per).map(i => ({ key: `k${p}-${i}`, value: `v${p}-${i}`, partition: p }))))
+  return n * per
+}
+
+async function stopAll (ms) { for (const m of ms) await m.c.disconnect() }
+
+scenarios.group_split = async () => {
+  const t = topicName('gsplit')
+  const g = `${t}-g`
+  await createTopic(t, 12)
+  const per = 25
+  const n = await produceKeyed(t, 12, per)
+  const ms = []
+  try {
+    ms.push(await groupMember(g, t))
+    await waitBalanced(ms, 12, 12, 'first member holds all 12')
+    ms.push(await groupMember(g, t))
+    await waitBalanced(ms, 12, 6, '2 members hold 6 each')
+    const third = Date.now()
+    ms.push(await groupMember(g, t))
+    await waitBalanced(ms, 12, 4, '3 members hold 4 each')
+    const took = Date.now() - third
+    await produceKeyed(t, 12, per, per) // a second half once the group is stable
+    await waitFor(() => distinct(ms) >= 2 * n, T, `all ${2 * n} messages consumed (got ${distinct(ms)})`)
+    await sleep(1000) // late duplicates show up
+    const seen = new Map()
+    for (const x of ms.flatMap(m => m.msgs)) seen.set(`${x.partition}:${x.offset}`, (seen.get(`${x.partition}:${x.offset}`) || 0) + 1)
+    const dups = [...seen].filter(([, c]) => c > 1).map(([k]) => k)
+    check(dups.length === 0, `${dups.length} messages consumed twice, e.g. ${dups.slice(0, 3)}`)
+    const missing = range(0, 12).flatMap(p => range(0, 2 * per).map(o => `${p}:${o}`)).filter(k => !seen.has(k))
+    check(missing.length === 0, `${missing.length} messages never consumed, e.g. ${missing.slice(0, 3)}`)
+    check(balanced(ms, 12, 4), `assignment changed after the rebalance: ${assignments(ms)}`)
+    return `3 members, rebalance ${(took / 1000).toFixed(1)}s; ${2 * n} messages once each (per member ${show(ms.map(m => m.msgs.length))})`
+  } finally { await stopAll(ms) }
+}
+
+scenarios.group_rebalance = async () => {
+  const t = topicName('greb')
+  const g = `${t}-g`
+  await createTopic(t, 12)
+  const ms = []
+  const p = kafka.producer()
+  await p.connect()
+  let producing = true
+  let produced = 0
+  let prodErr = null
+  const producer = (async () => {
+    while (producing) {
+      try {
+        await p.send({ topic: t, acks: -1, timeout: T, messages: [{ value: `live-${produced}`, partition: produced % 12 }] })
+        produced++
+      } catch (e) { prodErr = e; return }
+      await sleep(50)
+    }
+  })()
+  try {
+    for (let i = 0; i < 3; i++) ms.push(await groupMember(g, t))
+    await waitBalanced(ms, 12, 4, '3 members hold 4 each')
+    let started = Date.now()
+    ms.push(await groupMember(g, t))
+    await waitBalanced(ms, 12, 3, '4 members hold 3 each')
+    const join = Date.now() - started
+    const leaver = ms.splice(1, 1)[0]
+    started = Date.now()
+    await leaver.c.disconnect() // LeaveGroup
+    await waitBalanced(ms, 12, 4, '3 members hold 4 each after a clean leave')
+    const leave = Date.now() - started
+    await sleep(1000)
+    producing = false
+    await producer
+    if (prodErr) throw prodErr
+    const got = () => new Set(ms.concat([leaver]).flatMap(m => m.msgs.map(x => x.value)))
+    const missing = () => range(0, produced).filter(i => !got().has(`live-${i}`))
+    try { await waitFor(() => missing().length === 0, T, 'every message produced during the changes consumed') } catch (e) {
+      throw new Fail(`${e.message}: ${missing().length} of ${produced} missing, e.g. ${missing().slice(0, 3)}`)
+    }
+    check(balanced(ms, 12, 4), `assignment changed at the end: ${assignments(ms)}`)
+    return `join: 4x3 after ${(join / 1000).toFixed(1)}s; leave: 3x4 after ${(leave / 1000).toFixed(1)}s; ${produced} produced meanwhile, all consumed`
+  } finally {
+    producing = false
+    await producer
+    await p.disconnect()
+    await stopAll(ms)
+  }
+}
+
+// The child-process member of group_session_timeout: prints `ASSIGNED p,p,...` on each assignment.
+async function childMember ([topic, groupId]) {
+  const m = await groupMember(groupId, topic, { sessionTimeout: 6000 })
+  m.c.on(m.c.events.GROUP_JOIN, () => console.log(`ASSIGNED ${m.assigned.join(',')}`))
+  if (m.joins) console.log(`ASSIGNED ${m.assigned.join(',')}`)
+}
+
+scenarios.group_session_timeout = async () => {
+  const t = topicName('gsess')
+  const g = `${t}-g`
+  await createTopic(t, 12)
+  const { spawn } = require('child_process')
+  const child = spawn(process.execPath, [__filename, '--child-member', t, g], { stdio: ['ignore', 'pipe', 'ignore'] })
+  let childParts = []
+  let buf = ''
+  child.stdout.on('data', d => {
+    buf += d
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      if (line.startsWith('ASSIGNED')) childParts = line.slice(9).split(',').filter(Boolean).map(Number)
+    }
+  })
+  const ms = []
+  try {
+    await waitFor(() => childParts.length === 12, T, 'child member holds all 12')
+    for (let i = 0; i < 2; i++) ms.push(await groupMember(g, t, { sessionTimeout: 6000 }))
+    await waitFor(() => childParts.length === 4 && balanced(ms, 12, 4, childParts), T,
+      '3 members (one a child process) hold 4 each').catch(e => { throw new Fail(`${e.message}: ${assignments(ms)} + child ${show(childParts)}`) })
+    const victim = childParts
+    child.kill('SIGKILL') // no LeaveGroup
+    const moved = await waitBalanced(ms, 12, 6, 'survivors hold 6 each', 40000)
+    check(moved >= 4000, `partitions moved ${(moved / 1000).toFixed(1)}s after SIGKILL: before the 6 s session timeout`)
+    return `partitions ${show(victim)} of the SIGKILLed member moved after ${(moved / 1000).toFixed(1)}s (sessionTimeout 6000)`
+  } finally {
+    child.kill('SIGKILL')
+    await stopAll(ms)
+  }
+}
+
+scenarios.group_cooperative = async () => {
+  throw new NA('KafkaJS 2.2.4 has only eager assignors (RoundRobin) and no incremental cooperative rebalance (KIP-429)')
+}
+
+scenarios.group_static = async () => {
+  throw new NA('KafkaJS 2.2.4 has no static membership: its JoinGroup never sends group.instance.id (KIP-345)')
+}
+
+scenarios.group_consumer_protocol = async () => {
+  throw new NA('KafkaJS 2.2.4 implements only the classic group protocol (no ConsumerGroupHeartbeat, KIP-848)')
+}
+
+scenarios.group_commit_restart = async () => {
+  const t = topicName('gcommit')
+  const g = `${t}-g`
+  await createTopic(t, 3)
+  const per = 20
+  const n = await produceKeyed(t, 3, per)
+  const limit = [7, 12, 0] // partition 2: nothing committed
+  let c = kafka.consumer({ groupId: g, maxWaitTimeInMs: 500, heartbeatInterval: 500 })
+  const seen = range(0, 3).map(() => new Set())
+  await c.connect()
+  try {
+    await c.subscribe({ topics: [t], fromBeginning: true })
+    await c.run({ autoCommit: false, eachMessage: async ({ partition, message }) => { seen[partition].add(Number(message.offset)) } })
+    await waitFor(() => range(0, 3).every(p => range(0, limit[p]).every(o => seen[p].has(o))), T, 'first messages consumed')
+    // Commit synchronously (awaited) what counts as consumed: offsets 0..limit-1.
+    await c.commitOffsets(range(0, 2).map(p => ({ topic: t, partition: p, offset: String(limit[p]) })))
+  } finally { await c.disconnect() }
+  const committed = async () => (await withAdmin(a => a.fetchOffsets({ groupId: g, topics: [t] })))[0].partitions
+    .sort((a, b) => a.partition - b.partition).map(p => Number(p.offset))
+  eq(await committed(), [7, 12, -1], 'committed offsets before the restart')
+  await ctl('restart')
+  eq(await committed(), [7, 12, -1], 'committed offsets after the broker restart')
+  const got = []
+  c = kafka.consumer({ groupId: g, maxWaitTimeInMs: 500, heartbeatInterval: 500 })
+  await c.connect()
+  try {
+    await c.subscribe({ topics: [t], fromBeginning: true })
+    await c.run({ eachMessage: async ({ partition, message }) => { got.push([partition, Number(message.offset)]) } })
+    const rest = n - limit.reduce((a, b) => a + b)
+    await waitFor(() => got.length >= rest, T, `the remaining ${rest} messages consumed (got ${got.length})`)
+    await sleep(500)
+    for (let p = 0; p < 3; p++) {
+      eq(got.filter(x => x[0] === p).map(x => x[1]), range(limit[p], per), `offsets consumed from partition ${p} after restart`)
+    }
+  } finally { await c.disconnect() }
+  return `committed [7, 12, none] via await commitOffsets; after the broker restart resumed exactly there`
+}
+
+scenarios.group_admin = async () => {
+  const t = topicName('gadmin')
+  const g = `${t}-g`
+  await createTopic(t, 4)
+  const n = await produceKeyed(t, 4, 10)
+  const ms = []
+  try {
+    ms.push(await groupMember(g, t), await groupMember(g, t))
+    await waitFor(() => balanced(ms, 4, 2) && distinct(ms) >= n, T, '2 members hold 2 each and consumed everything')
+    return await withAdmin(async a => {
+      const offsets = async () => (await a.fetchOffsets({ groupId: g, topics: [t] }))[0].partitions
+        .sort((x, y) => x.partition - y.partition).map(p => Number(p.offset))
+      // autoCommit commits after each batch: wait for the last one.
+      await waitFor(async () => show(await offsets()) === show([10, 10, 10, 10]), T, 'committed offsets 10 on every partition')
+      const { groups } = await a.listGroups()
+      const listed = groups.find(x => x.groupId === g)
+      eq(listed && listed.protocolType, 'consumer', 'listed group protocol type')
+      const d = (await a.describeGroups([g])).groups[0]
+      eq([d.errorCode, d.state, d.protocolType, d.members.length], [0, 'Stable', 'consumer', 2], 'described group (error, state, protocol type, members)')
+      let err = null
+      try { await a.deleteGroups([g]) } catch (e) { err = e }
+      check(err, 'DeleteGroups of a group with members succeeded')
+      eq(err.groups?.[0]?.error?.type, 'NON_EMPTY_GROUP', 'DeleteGroups error of a group with members')
+      await stopAll(ms.splice(0))
+      await waitFor(async () => (await a.describeGroups([g])).groups[0].state === 'Empty', T, 'group Empty after its members left')
+      await a.setOffsets({ groupId: g, topic: t, partitions: range(0, 4).map(p => ({ partition: p, offset: '3' })) })
+      eq(await offsets(), [3, 3, 3, 3], 'offsets after setOffsets')
+      await a.resetOffsets({ groupId: g, topic: t, earliest: true })
+      const reset = await offsets()
+      check(reset.every(o => o === 0 || o === -2), `offsets after resetOffsets(earliest): ${show(reset)}`)
+      const del = await a.deleteGroups([g])
+      eq(del.map(x => [x.groupId, x.errorCode]), [[g, 0]], 'DeleteGroups of the empty group')
+      eq(await offsets(), [-1, -1, -1, -1], 'committed offsets after DeleteGroups (none)')
+      check(!(await a.listGroups()).groups.some(x => x.groupId === g), `${g} still listed after DeleteGroups`)
+      return `listed, described Stable (2 members, ${d.protocol}), fetchOffsets/setOffsets/resetOffsets(earliest -> ${reset[0]}), delete refused (NON_EMPTY_GROUP) then done; listGroups reports no state in KafkaJS (state from describeGroups)`
+    })
+  } finally { await stopAll(ms) }
+}
+
+scenarios.compacted_topic = async () => {
+  const t = topicName('compact')
+  await createTopic(t, 1, { 'cleanup.policy': 'compact', 'segment.ms': '100', 'min.cleanable.dirty.ratio': '0.01', 'delete.retention.ms': '2000' })
+  const msgs = range(0, 3).flatMap(r => range(0, 5).map(k => ({ key: `k${k}`, value: `v${k}-${r}`, partition: 0 })))
+  msgs.push({ key: 'k0', value: null, partition: 0 }) // tombstone
+  const res = await produce(t, msgs)
+  const base = Number(res[0].baseOffset)
+  const last = new Map()
+  msgs.forEach((m, i) => last.set(m.key, [base + i, m.value]))
+  let err = null
+  try { await produce(t, [{ value: 'keyless', partition: 0 }], { producerOpts: { retry: { retries: 0 } } }) } catch (e) { err = e }
+  check(err !== null, 'keyless record accepted by a compacted topic')
+  check(/INVALID_RECORD/.test(`${err.type} ${err.originalError?.type} ${err.message}`), `keyless record: expected INVALID_RECORD, got ${err.type || err.message}`)
+  const p = kafka.producer()
+  await p.connect()
+  const started = Date.now()
+  let compactedAt = null
+  let filler = 0
+  const wantLive = show([...last].filter(([, v]) => v[1] !== null).map(([k, v]) => [v[0], k, v[1]]).sort((a, b) => a[0] - b[0]))
+  try {
+    for (;;) {
+      // Keep producing a little so segments roll and the cleaner has work.
+      await p.send({ topic: t, acks: -1, messages: [{ key: 'filler', value: String(filler++), partition: 0 }] })
+      const [low, high] = await watermarks(t)
+      const log = (await readTo(t, 0, low, high)).map(m => [Number(m.offset), m.key.toString(), m.value === null ? null : m.value.toString()])
+      const ours = log.filter(r => r[1] !== 'filler')
+      const live = ours.filter(r => r[1] !== 'k0')
+      const k0 = ours.filter(r => r[1] === 'k0')
+      if (show(live) === wantLive && k0.every(r => r[2] === null)) {
+        compactedAt = compactedAt || Date.now() - started
+        if (k0.length === 0) break
+      }
+      check(Date.now() - started < 60000, `after 60s: records of k0..k4 ${show(ours)} (compacted: ${compactedAt !== null})`)
+      await sleep(300)
+    }
+  } finally { await p.disconnect() }
+  return `last value per key at its offset after ${(compactedAt / 1000).toFixed(1)}s, tombstone gone after ${((Date.now() - started) / 1000).toFixed(1)}s; keyless record rejected (INVALID_RECORD)`
+}
+
+// Every record of topic[partition] in [from, to) that is still in the log.
+async function readTo (topic, partition, from, to) {
+  const cluster = createCluster({})
+  await cluster.connect()
+  try {
+    const broker = await leaderFor(cluster, topic, partition)
+    let offset = from
+    const out = []
+    const deadline = Date.now() + T
+    let empty = 0
+    while (offset < to) {
+      check(Date.now() < deadline, `reading ${topic}[${partition}] up to ${to} timed out at ${offset}`)
+      const resp = await broker.fetch({ replicaId: -1, isolationLevel: 1, maxWaitTime: 100, minBytes: 1, maxBytes: 16 * ONE_MIB,
+        topics: [{ topic, partitions: [{ partition, fetchOffset: String(offset), maxBytes: 4 * ONE_MIB }] }] })
+      const p = resp.responses[0].partitions[0]
+      check(p.errorCode === 0, `fetch error code ${p.errorCode}`)
+      for (const m of p.messages) {
+        if (Number(m.offset) < offset || m.isControlRecord) continue
+        out.push(m)
+        offset = Number(m.offset) + 1
+      }
+      // KafkaJS decodes a header-only (empty) batch to no messages and cannot skip it: a
+      // KafkaJS consumer stays at that offset forever. Kafka drops such batches (unless
+      // they are a producer's last), so report it rather than spin.
+      empty = p.messages.length ? 0 : empty + 1
+      check(empty < 3, `fetch at ${offset} (below the high watermark ${to}) returns no records, only an empty batch: a KafkaJS consumer stalls there`)
+    }
+    return out
+  } finally {
+    await cluster.disconnect()
+  }
+}
+
 // ---------------------------------------------------------------- runner
 
 const ORDER = ['metadata', 'codec_none', 'codec_gzip', 'codec_snappy', 'codec_lz4', 'codec_zstd',
@@ -436,4 +765,5 @@ async function main () {
   process.exit(failed ? 1 : 0)
 }
 
-main()
+if (process.argv[2] === '--child-member') childMember(process.argv.slice(3)).catch(() => process.exit(3))
+else main()

@@ -184,10 +184,235 @@ sc_kill9() {
   detail "$(wc -l <<<"$out") messages in log; batch B kcat exit $rc_b"
 }
 
+# ---------------------------------------------------------------- consumer groups
+
+create_topic() { # create_topic NAME PARTITIONS [name=value...]: kcat has no admin API, so a raw
+  # CreateTopics v2 request (python3 stdlib) creates the topic; then waits for it in kcat -L.
+  python3 - "$B" "$@" <<'PY' || fail "CreateTopics $1 failed"
+import socket, struct, sys
+host, port = sys.argv[1].rsplit(":", 1)
+name, parts, cfg = sys.argv[2], int(sys.argv[3]), [a.split("=", 1) for a in sys.argv[4:]]
+s16 = lambda x: struct.pack(">h", len(x.encode())) + x.encode()
+body = (struct.pack(">i", 1) + s16(name) + struct.pack(">ihi", parts, 1, 0) + struct.pack(">i", len(cfg))
+        + b"".join(s16(k) + s16(v) for k, v in cfg) + struct.pack(">i?", 30000, False))
+req = struct.pack(">hhi", 19, 2, 7) + s16("kcat-suite") + body
+with socket.create_connection((host, int(port)), timeout=30) as s:
+    s.sendall(struct.pack(">i", len(req)) + req)
+    buf = b""
+    while len(buf) < 4 or len(buf) < 4 + struct.unpack(">i", buf[:4])[0]:
+        chunk = s.recv(65536)
+        if not chunk:
+            sys.exit("connection closed")
+        buf += chunk
+# size, correlation id, throttle, topic count, name, error code
+n = struct.unpack(">h", buf[16:18])[0]
+err = struct.unpack(">h", buf[18 + n:20 + n])[0]
+sys.exit(f"CreateTopics error {err}" if err else 0)
+PY
+  local i
+  for ((i = 0; i < 100; i++)); do
+    "${KC[@]}" -L -t "$1" 2>/dev/null | grep -q "topic \"$1\" with $2 partitions" && return 0
+    sleep 0.1
+  done
+  fail "topic $1 not in metadata with $2 partitions"
+}
+now_ms() { date +%s%3N; }
+GPIDS=()
+member() { # member NAME GROUP TOPIC [kcat args...]: a balanced (-G) consumer in the background;
+  # stdout "partition offset value" in $WORK/NAME.out, rebalances (stderr) in $WORK/NAME.err
+  local name=$1 g=$2 t=$3; shift 3
+  timeout 300 kcat -b "$B" -m 15 -u -G "$g" "$t" -f '%p %o %s\n' -Z -X auto.offset.reset=earliest \
+    -X session.timeout.ms=10000 -X heartbeat.interval.ms=500 -X topic.metadata.refresh.interval.ms=1000 "$@" \
+    >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  echo $! >"$WORK/$name.pid"
+  GPIDS+=($!)
+}
+assigned() { # assigned NAME -> the member's partitions after its last rebalance, sorted
+  local last
+  last=$(grep -E "(assigned|revoked):" "$WORK/$1.err" | tail -1)
+  [[ "$last" == *assigned:* ]] || return 0
+  grep -o '\[[0-9]*\]' <<<"${last#*assigned:}" | tr -d '[]' | sort -n | tr '\n' ' ' | sed 's/ $//'
+}
+balanced() { # balanced N EACH NAME... : each member holds EACH partitions, disjoint, covering 0..N-1
+  local n=$1 each=$2 m all=""; shift 2
+  for m in "$@"; do
+    local a
+    a=$(assigned "$m")
+    [[ $(wc -w <<<"$a") -eq $each ]] || return 1
+    all+=" $a"
+  done
+  [[ "$(tr ' ' '\n' <<<"$all" | grep . | sort -n | tr '\n' ' ')" == "$(seq 0 $((n - 1)) | tr '\n' ' ')" ]]
+}
+wait_for() { # wait_for SECONDS WHAT CMD... -> prints elapsed ms
+  local secs=$1 what=$2 start; shift 2
+  start=$(now_ms)
+  until "$@"; do
+    (($(now_ms) - start < secs * 1000)) || fail "$what: not reached after ${secs}s"
+    sleep 0.05
+  done
+  echo $(($(now_ms) - start))
+}
+show_assign() { local m; for m in "$@"; do printf '%s=[%s] ' "$m" "$(assigned "$m")"; done; }
+stop_members() { local p; for p in "${GPIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait "${GPIDS[@]}" 2>/dev/null || true; GPIDS=(); }
+stop_member() { kill -TERM "$(cat "$WORK/$1.pid")" || true; wait "$(cat "$WORK/$1.pid")" 2>/dev/null || true; }
+secs() { printf '%d.%d' $(($1 / 1000)) $((($1 % 1000) / 100)); }
+produce_parts() { # produce_parts TOPIC PARTITIONS PER [FROM]: keyed messages "k<p>-<i>:v<p>-<i>" per partition
+  local p
+  for ((p = 0; p < $2; p++)); do
+    seq "${4:-0}" $((${4:-0} + $3 - 1)) | sed "s/.*/k$p-&:v$p-&/" | "${KC[@]}" -P -t "$1" -p "$p" -K: -X message.timeout.ms=30000 \
+      || fail "kcat -P to $1[$p] failed"
+  done
+}
+consumed() { cat "$WORK"/"$1"*.out 2>/dev/null | grep -E '^[0-9]+ [0-9]+ ' ; }  # consumed PREFIX
+
+sc_group_split() {
+  local t g took n=300 dups missing
+  t=$(topic gsplit); g="$t-g"
+  trap stop_members EXIT
+  create_topic "$t" 12
+  produce_parts "$t" 12 25
+  member s1 "$g" "$t"
+  wait_for 30 "first member holds all 12" balanced 12 12 s1 >/dev/null
+  member s2 "$g" "$t"
+  wait_for 30 "2 members hold 6 each ($(show_assign s1 s2))" balanced 12 6 s1 s2 >/dev/null
+  member s3 "$g" "$t"
+  took=$(wait_for 30 "3 members hold 4 each" balanced 12 4 s1 s2 s3) || fail "3 members hold 4 each: $(show_assign s1 s2 s3)"
+  produce_parts "$t" 12 25 25  # the second half once the group is stable
+  wait_for 30 "all $((2 * n)) messages consumed" bash -c "[[ \$(cat $WORK/s?.out | wc -l) -ge $((2 * n)) ]]" >/dev/null \
+    || fail "only $(cat "$WORK"/s?.out | wc -l) of $((2 * n)) messages consumed"
+  sleep 1
+  dups=$(cut -d' ' -f1,2 "$WORK"/s?.out | sort | uniq -d | head -3 | tr '\n' ',')
+  [[ -z "$dups" ]] || fail "messages consumed twice: $dups"
+  missing=$(comm -23 <(for p in $(seq 0 11); do seq 0 49 | sed "s/^/$p /"; done | sort) <(cut -d' ' -f1,2 "$WORK"/s?.out | sort) | head -3 | tr '\n' ',')
+  [[ -z "$missing" ]] || fail "messages never consumed: $missing"
+  balanced 12 4 s1 s2 s3 || fail "assignment changed after the rebalance: $(show_assign s1 s2 s3)"
+  detail "3 members, rebalance $(secs "$took")s; $((2 * n)) messages once each (per member $(wc -l <"$WORK/s1.out")/$(wc -l <"$WORK/s2.out")/$(wc -l <"$WORK/s3.out"))"
+}
+
+sc_group_rebalance() {
+  local t g join leave prod_pid produced missing
+  t=$(topic greb); g="$t-g"
+  trap 'touch "$WORK/stop"; stop_members' EXIT
+  create_topic "$t" 12
+  member r1 "$g" "$t"; member r2 "$g" "$t"; member r3 "$g" "$t"
+  wait_for 30 "3 members hold 4 each" balanced 12 4 r1 r2 r3 >/dev/null || fail "3 members hold 4 each: $(show_assign r1 r2 r3)"
+  # Produce all along the membership changes: one kcat -P per message (exit 0 = delivered),
+  # to partitions in turn, until $WORK/stop exists.
+  (i=0; while [[ ! -e "$WORK/stop" ]]; do
+    echo "live-$i" | "${KC[@]}" -P -t "$t" -p $((i % 12)) -X message.timeout.ms=30000 && echo "live-$i" >>"$WORK/produced"
+    i=$((i + 1))
+  done) &
+  prod_pid=$!
+  sleep 0.5
+  member r4 "$g" "$t"
+  join=$(wait_for 30 "4 members hold 3 each" balanced 12 3 r1 r2 r3 r4) || fail "4 members hold 3 each: $(show_assign r1 r2 r3 r4)"
+  local start
+  start=$(now_ms)
+  stop_member r2  # SIGTERM: kcat closes the consumer (LeaveGroup)
+  leave=$(wait_for 30 "3 members hold 4 each after a clean leave" balanced 12 4 r1 r3 r4) || fail "after leave: $(show_assign r1 r3 r4)"
+  leave=$((leave + $(now_ms) - start - leave))
+  sleep 1
+  touch "$WORK/stop"
+  wait "$prod_pid" || true
+  produced=$(sort "$WORK/produced")
+  [[ $(wc -l <<<"$produced") -gt 10 ]] || fail "only $(wc -l <<<"$produced") messages produced during the changes"
+  wait_for 30 "every message produced during the changes consumed" \
+    bash -c "[[ -z \$(comm -23 <(echo '$produced') <(cut -d' ' -f3 $WORK/r?.out | sort -u)) ]]" >/dev/null \
+    || fail "$(comm -23 <(echo "$produced") <(cut -d' ' -f3 "$WORK"/r?.out | sort -u) | wc -l) messages never consumed"
+  balanced 12 4 r1 r3 r4 || fail "assignment changed at the end: $(show_assign r1 r3 r4)"
+  detail "join: 4x3 after $(secs "$join")s; leave: 3x4 after $(secs "$leave")s; $(wc -l <<<"$produced") produced meanwhile, all consumed"
+}
+
+sc_group_session_timeout() {
+  local t g moved victim
+  t=$(topic gsess); g="$t-g"
+  trap stop_members EXIT
+  create_topic "$t" 12
+  member k1 "$g" "$t" -X session.timeout.ms=6000
+  member k2 "$g" "$t" -X session.timeout.ms=6000
+  member k3 "$g" "$t" -X session.timeout.ms=6000
+  wait_for 30 "3 members hold 4 each" balanced 12 4 k1 k2 k3 >/dev/null || fail "3 members hold 4 each: $(show_assign k1 k2 k3)"
+  victim=$(assigned k3)
+  kill -9 "$(pgrep -P "$(cat "$WORK/k3.pid")" kcat || cat "$WORK/k3.pid")"  # the kcat under timeout: no LeaveGroup
+  moved=$(wait_for 40 "survivors hold 6 each" balanced 12 6 k1 k2) || fail "survivors: $(show_assign k1 k2)"
+  ((moved >= 4000)) || fail "partitions moved $(secs "$moved")s after kill -9: before the 6 s session timeout"
+  detail "partitions [$victim] of the kill -9'd member moved after $(secs "$moved")s (session.timeout.ms=6000)"
+}
+
+sc_group_cooperative() { na "not written for kcat (time budget): incremental cooperative-sticky rebalancing is covered by rdkafka (librdkafka 2.12)"; }
+sc_group_static() { na "not written for kcat (time budget): static-member restart is covered by rdkafka (librdkafka 2.12); kcat could pass -X group.instance.id"; }
+sc_group_consumer_protocol() { na "Debian's kcat 1.7.1 is built on librdkafka 2.0.2, which has no group.protocol=consumer (KIP-848 arrived in librdkafka 2.4+)"; }
+sc_group_admin() { na "kcat has no admin API (ListGroups, DescribeGroups, OffsetFetch, DeleteGroups)"; }
+
+sc_group_commit_restart() {
+  # kcat cannot commit on demand: -c N consumes N messages and exits, and its close commits
+  # the consumed offsets synchronously (enable.auto.commit's final commit).
+  local t g first want got
+  t=$(topic gcommit); g="$t-g"
+  trap stop_members EXIT
+  create_topic "$t" 3
+  produce_parts "$t" 3 20
+  timeout 60 kcat -b "$B" -m 15 -G "$g" "$t" -f '%p %o\n' -X auto.offset.reset=earliest -c 25 \
+    >"$WORK/c1.out" 2>"$WORK/c1.err" || fail "first kcat -G -c 25 failed: $(tail -3 "$WORK/c1.err")"
+  eq "$(wc -l <"$WORK/c1.out")" 25 "messages consumed by the first consumer"
+  want=""
+  for p in 0 1 2; do
+    local next
+    next=$(awk -v p=$p '$1 == p { n = $2 + 1 } END { print n + 0 }' "$WORK/c1.out")
+    want+="$p:$next "
+  done
+  "$WEIR_CTL" restart || fail "\$WEIR_CTL restart failed"
+  timeout 60 kcat -b "$B" -m 15 -G "$g" "$t" -f '%p %o\n' -X auto.offset.reset=earliest -e \
+    >"$WORK/c2.out" 2>"$WORK/c2.err" || fail "second kcat -G -e failed: $(tail -3 "$WORK/c2.err")"
+  got=""
+  for p in 0 1 2; do
+    first=$(awk -v p=$p '$1 == p { print $2; exit }' "$WORK/c2.out")
+    got+="$p:${first:-20} "
+  done
+  eq "$got" "$want" "first offset per partition after the broker restart (partition:offset)"
+  eq "$(wc -l <"$WORK/c2.out")" 35 "messages consumed after the restart (none twice)"
+  detail "committed ${want% } on close after 25 of 60; resumed exactly there after the broker restart"
+}
+
+sc_compacted_topic() {
+  local t out started compacted="" filler=0 want k0 ours live
+  t=$(topic compact)
+  create_topic "$t" 1 cleanup.policy=compact segment.ms=100 min.cleanable.dirty.ratio=0.01 delete.retention.ms=2000
+  for r in 0 1 2; do for k in 0 1 2 3 4; do echo "k$k:v$k-$r"; done; done | produce "$t" -K:
+  echo "k0:" | produce "$t" -K: -Z  # tombstone (-Z: empty value is NULL)
+  # Keyless record: the broker must refuse it with INVALID_RECORD.
+  out=$(echo keyless | timeout 60 kcat -b "$B" -P -t "$t" -p 0 -X message.timeout.ms=10000 -X retries=0 2>&1) \
+    && fail "keyless record accepted by a compacted topic: $out"
+  # librdkafka 2.0.2's text for INVALID_RECORD (87) is "Broker failed to validate record".
+  grep -qi "failed to validate record\|invalid record\|INVALID_RECORD" <<<"$out" || fail "keyless record: expected INVALID_RECORD, got: $out"
+  want="10 k0 NULL
+11 k1 v1-2
+12 k2 v2-2
+13 k3 v3-2
+14 k4 v4-2"
+  started=$(now_ms)
+  while :; do
+    echo "filler:$((filler++))" | produce "$t" -K:  # keep segments rolling
+    ours=$(consume "$t" '%o %k %s\n' | grep -v '^[0-9]* filler ')
+    live=$(grep -v ' k0 ' <<<"$ours")
+    k0=$(grep ' k0 ' <<<"$ours" || true)
+    if [[ "$live" == "$(tail -4 <<<"$want")" && ( -z "$k0" || "$k0" == "10 k0 NULL" ) ]]; then
+      [[ -n "$compacted" ]] || compacted=$(($(now_ms) - started))
+      [[ -n "$k0" ]] || break
+    fi
+    (($(now_ms) - started < 60000)) || fail "after 60s: $(tr '\n' ',' <<<"$ours") (compacted: ${compacted:-no})"
+    sleep 0.3
+  done
+  detail "last value per key at its offset after $(secs "$compacted")s, tombstone gone after $(secs $(($(now_ms) - started)))s; keyless record rejected (INVALID_RECORD)"
+}
+
 ORDER=(metadata codec_none codec_gzip codec_snappy codec_lz4 codec_zstd keys_headers
   timestamp_create timestamp_log_append large_message list_offsets idempotent
   admin_create_topic admin_describe_configs admin_alter_configs admin_create_partitions
-  admin_delete_topic delete_records restart kill9)
+  admin_delete_topic delete_records
+  group_split group_rebalance group_session_timeout group_cooperative group_static
+  group_commit_restart group_consumer_protocol group_admin compacted_topic
+  restart kill9)
 
 failed=0
 for s in "${ORDER[@]}"; do
