@@ -16,7 +16,9 @@ use rdkafka::admin::{
 };
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -1097,7 +1099,10 @@ impl ConsumerContext for Tracker {
     }
 
     fn post_rebalance(&self, c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
-        let now = c.assignment().map(|a| partitions_of(&a)).unwrap_or_default();
+        let now = c
+            .assignment()
+            .map(|a| partitions_of(&a))
+            .unwrap_or_default();
         let mut s = self.0.lock().unwrap();
         match r {
             Rebalance::Assign(tpl) => s.events.push((true, partitions_of(tpl))),
@@ -1291,16 +1296,28 @@ fn exactly_once(ms: &[Member], extra: &[(i32, i64, Vec<u8>)], n: i32, per: i64) 
     for x in ms.iter().flat_map(|m| m.msgs.iter()).chain(extra) {
         *seen.entry((x.0, x.1)).or_default() += 1;
     }
-    let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).map(|(k, _)| *k).collect();
+    let dups: Vec<_> = seen
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(k, _)| *k)
+        .collect();
     check(dups.is_empty(), || {
-        format!("{} messages consumed twice, e.g. {:?}", dups.len(), &dups[..dups.len().min(3)])
+        format!(
+            "{} messages consumed twice, e.g. {:?}",
+            dups.len(),
+            &dups[..dups.len().min(3)]
+        )
     })?;
     let missing: Vec<_> = (0..n)
         .flat_map(|p| (0..per).map(move |o| (p, o)))
         .filter(|k| !seen.contains_key(k))
         .collect();
     check(missing.is_empty(), || {
-        format!("{} messages never consumed, e.g. {:?}", missing.len(), &missing[..missing.len().min(3)])
+        format!(
+            "{} messages never consumed, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(3)]
+        )
     })
 }
 
@@ -1311,17 +1328,23 @@ async fn group_split(cx: &mut Ctx) -> R<String> {
     let per = 25;
     let n = cx.produce_keyed(&t, 12, per).await?;
     let mut ms = vec![cx.member(&g, &t, &[])?];
-    pump(&mut ms, T, "first member holds all 12", |m| balanced(m, 12, 12))?;
+    pump(&mut ms, T, "first member holds all 12", |m| {
+        balanced(m, 12, 12)
+    })?;
     ms.push(cx.member(&g, &t, &[])?);
     pump(&mut ms, T, "2 members hold 6 each", |m| balanced(m, 12, 6))?;
     let third = Instant::now();
     ms.push(cx.member(&g, &t, &[])?);
     pump(&mut ms, T, "3 members hold 4 each", |m| balanced(m, 12, 4))?;
     let took = third.elapsed();
-    pump(&mut ms, T, "every message consumed", |m| distinct_consumed(m) >= n)?;
+    pump(&mut ms, T, "every message consumed", |m| {
+        distinct_consumed(m) >= n
+    })?;
     let _ = pump(&mut ms, Duration::from_secs(1), "", |_| false); // late duplicates show up
     exactly_once(&ms, &[], 12, per as i64)?;
-    check(balanced(&ms, 12, 4), || "assignment changed after the rebalance".into())?;
+    check(balanced(&ms, 12, 4), || {
+        "assignment changed after the rebalance".into()
+    })?;
     let counts: Vec<usize> = ms.iter().map(|m| m.msgs.len()).collect();
     for m in ms {
         close_member(m)?;
@@ -1353,20 +1376,41 @@ async fn group_rebalance(cx: &mut Ctx) -> R<String> {
             let r = FutureRecord::<[u8], [u8]>::to(&t)
                 .partition((i % 12) as i32)
                 .payload(v.as_bytes());
-            futs.push(p.send_result(r).map_err(|(e, _)| Outcome::Fail(format!("enqueue: {e}")))?);
+            futs.push(
+                p.send_result(r)
+                    .map_err(|(e, _)| Outcome::Fail(format!("enqueue: {e}")))?,
+            );
             i += 1;
         }
         Ok(())
     };
     ms.push(cx.member(&g, &t, &[])?);
-    let join = pump_with(&mut ms, T, "4 members hold 3 each", &mut |m| balanced(m, 12, 3), &mut tick)?;
+    let join = pump_with(
+        &mut ms,
+        T,
+        "4 members hold 3 each",
+        &mut |m| balanced(m, 12, 3),
+        &mut tick,
+    )?;
     let mut leaver = ms.remove(1);
     let left_at = Instant::now();
     let left_msgs = std::mem::take(&mut leaver.msgs);
     close_member(leaver)?;
-    let leave = pump_with(&mut ms, T, "3 members hold 4 each after a leave", &mut |m| balanced(m, 12, 4), &mut tick)?;
+    let leave = pump_with(
+        &mut ms,
+        T,
+        "3 members hold 4 each after a leave",
+        &mut |m| balanced(m, 12, 4),
+        &mut tick,
+    )?;
     let leave = leave + (Instant::now() - left_at - leave);
-    let _ = pump_with(&mut ms, Duration::from_secs(1), "", &mut |_| false, &mut tick);
+    let _ = pump_with(
+        &mut ms,
+        Duration::from_secs(1),
+        "",
+        &mut |_| false,
+        &mut tick,
+    );
     drop(tick);
     let produced = futs.len();
     for f in futs {
@@ -1375,7 +1419,9 @@ async fn group_rebalance(cx: &mut Ctx) -> R<String> {
             other => return fail(format!("delivery of a live message failed: {other:?}")),
         }
     }
-    let want: HashSet<Vec<u8>> = (0..produced).map(|i| format!("live-{i}").into_bytes()).collect();
+    let want: HashSet<Vec<u8>> = (0..produced)
+        .map(|i| format!("live-{i}").into_bytes())
+        .collect();
     let got = |ms: &[Member]| -> HashSet<Vec<u8>> {
         ms.iter()
             .flat_map(|m| m.msgs.iter())
@@ -1383,10 +1429,15 @@ async fn group_rebalance(cx: &mut Ctx) -> R<String> {
             .map(|x| x.2.clone())
             .collect()
     };
-    pump(&mut ms, T, "every message produced during the changes consumed", |m| {
-        want.is_subset(&got(m))
+    pump(
+        &mut ms,
+        T,
+        "every message produced during the changes consumed",
+        |m| want.is_subset(&got(m)),
+    )?;
+    check(balanced(&ms, 12, 4), || {
+        "assignment changed at the end".into()
     })?;
-    check(balanced(&ms, 12, 4), || "assignment changed at the end".into())?;
     for m in ms {
         close_member(m)?;
     }
@@ -1484,7 +1535,9 @@ async fn group_cooperative(cx: &mut Ctx) -> R<String> {
     let n = cx.produce_keyed(&t, 6, 10).await?;
     let coop = [("partition.assignment.strategy", "cooperative-sticky")];
     let mut ms = vec![cx.member(&g, &t, &coop)?];
-    pump(&mut ms, T, "first member holds all 6", |m| balanced(m, 6, 6))?;
+    pump(&mut ms, T, "first member holds all 6", |m| {
+        balanced(m, 6, 6)
+    })?;
     check(
         matches!(ms[0].c.rebalance_protocol(), RebalanceProtocol::Cooperative),
         || "rebalance protocol is not COOPERATIVE".into(),
@@ -1492,20 +1545,26 @@ async fn group_cooperative(cx: &mut Ctx) -> R<String> {
     let before = ms[0].events().len();
     ms.push(cx.member(&g, &t, &coop)?);
     let took = pump(&mut ms, T, "2 members hold 3 each", |m| balanced(m, 6, 3))?;
-    pump(&mut ms, T, "every message consumed", |m| distinct_consumed(m) >= n)?;
+    pump(&mut ms, T, "every message consumed", |m| {
+        distinct_consumed(m) >= n
+    })?;
     let after = ms[0].events()[before..].to_vec();
-    let revoked: BTreeSet<i32> = after.iter().filter(|e| !e.0).flat_map(|e| e.1.clone()).collect();
+    let revoked: BTreeSet<i32> = after
+        .iter()
+        .filter(|e| !e.0)
+        .flat_map(|e| e.1.clone())
+        .collect();
     let kept = ms[0].assigned();
     check(!revoked.is_empty() && revoked.len() < 6, || {
         format!("first member's callbacks after the join {after:?}: expected an incremental revoke of 3")
     })?;
-    check(
-        after.iter().all(|e| e.0 || e.1.len() < 6),
-        || format!("all partitions revoked at once (eager behaviour): {after:?}"),
-    )?;
-    check(kept.iter().all(|p| !revoked.contains(p)) && kept.len() == 3, || {
-        format!("kept {kept:?} vs revoked {revoked:?}")
+    check(after.iter().all(|e| e.0 || e.1.len() < 6), || {
+        format!("all partitions revoked at once (eager behaviour): {after:?}")
     })?;
+    check(
+        kept.iter().all(|p| !revoked.contains(p)) && kept.len() == 3,
+        || format!("kept {kept:?} vs revoked {revoked:?}"),
+    )?;
     for m in ms {
         close_member(m)?;
     }
@@ -1523,9 +1582,13 @@ async fn group_static(cx: &mut Ctx) -> R<String> {
     let a_cfg = [("group.instance.id", ia.as_str())];
     let b_cfg = [("group.instance.id", ib.as_str())];
     let mut ms = vec![cx.member(&g, &t, &a_cfg)?];
-    pump(&mut ms, T, "static member a holds all 6", |m| balanced(m, 6, 6))?;
+    pump(&mut ms, T, "static member a holds all 6", |m| {
+        balanced(m, 6, 6)
+    })?;
     ms.push(cx.member(&g, &t, &b_cfg)?);
-    pump(&mut ms, T, "static members hold 3 each", |m| balanced(m, 6, 3))?;
+    pump(&mut ms, T, "static members hold 3 each", |m| {
+        balanced(m, 6, 3)
+    })?;
     let (a_parts, b_parts) = (ms[0].assigned(), ms[1].assigned());
     let a_events = ms[0].events().len();
     // Restart b (the follower): close sends no LeaveGroup for a static member.
@@ -1536,13 +1599,28 @@ async fn group_static(cx: &mut Ctx) -> R<String> {
     let closed = close_within(b, Duration::from_secs(5));
     let restarted = Instant::now();
     ms.push(cx.member(&g, &t, &b_cfg)?);
-    let back = pump(&mut ms, Duration::from_secs(9), "restarted static member gets its partitions back", |m| {
-        m[1].assigned().len() == 3
-    })?;
-    eq(ms[1].assigned(), b_parts.clone(), "restarted static member's partitions")?;
+    let back = pump(
+        &mut ms,
+        Duration::from_secs(9),
+        "restarted static member gets its partitions back",
+        |m| m[1].assigned().len() == 3,
+    )?;
+    eq(
+        ms[1].assigned(),
+        b_parts.clone(),
+        "restarted static member's partitions",
+    )?;
     let _ = pump(&mut ms, Duration::from_secs(3), "", |_| false);
-    eq(ms[0].events()[a_events..].to_vec(), vec![], "rebalance callbacks of the other member")?;
-    eq(ms[0].assigned(), a_parts.clone(), "other member's partitions")?;
+    eq(
+        ms[0].events()[a_events..].to_vec(),
+        vec![],
+        "rebalance callbacks of the other member",
+    )?;
+    eq(
+        ms[0].assigned(),
+        a_parts.clone(),
+        "other member's partitions",
+    )?;
     let _ = restarted;
     for m in ms {
         close_within(m, Duration::from_secs(5));
@@ -1561,7 +1639,9 @@ async fn group_commit_restart(cx: &mut Ctx) -> R<String> {
     let per = 20;
     let n = cx.produce_keyed(&t, 3, per).await?;
     let mut ms = vec![cx.member(&g, &t, &[])?];
-    pump(&mut ms, T, "about half the messages consumed", |m| m[0].msgs.len() >= n / 2)?;
+    pump(&mut ms, T, "about half the messages consumed", |m| {
+        m[0].msgs.len() >= n / 2
+    })?;
     ms[0].c.commit_consumer_state(CommitMode::Sync)?;
     let mut next: BTreeMap<i32, i64> = (0..3).map(|p| (p, 0)).collect();
     for x in &ms[0].msgs {
@@ -1584,7 +1664,11 @@ async fn group_commit_restart(cx: &mut Ctx) -> R<String> {
         .iter()
         .map(|e| (e.partition(), e.offset().to_raw().unwrap_or(-1).max(0)))
         .collect();
-    eq(got, next.clone(), "committed offsets after the broker restart")?;
+    eq(
+        got,
+        next.clone(),
+        "committed offsets after the broker restart",
+    )?;
     let mut ms = vec![cx.member(&g, &t, &[])?];
     let rest = n - consumed;
     pump(&mut ms, T, "the rest consumed", |m| m[0].msgs.len() >= rest)?;
@@ -1595,14 +1679,24 @@ async fn group_commit_restart(cx: &mut Ctx) -> R<String> {
     }
     for (p, o) in &next {
         if *o < per as i64 {
-            eq(first.get(p).copied(), Some(*o), &format!("first offset consumed from partition {p} after restart"))?;
+            eq(
+                first.get(p).copied(),
+                Some(*o),
+                &format!("first offset consumed from partition {p} after restart"),
+            )?;
         }
     }
-    eq(ms[0].msgs.len(), rest, "messages consumed after restart (none twice)")?;
+    eq(
+        ms[0].msgs.len(),
+        rest,
+        "messages consumed after restart (none twice)",
+    )?;
     for m in ms {
         close_member(m)?;
     }
-    Ok(format!("committed {next:?} ({consumed} of {n}); resumed there after the broker restart"))
+    Ok(format!(
+        "committed {next:?} ({consumed} of {n}); resumed there after the broker restart"
+    ))
 }
 
 async fn group_consumer_protocol(cx: &mut Ctx) -> R<String> {
@@ -1616,9 +1710,12 @@ async fn group_consumer_protocol(cx: &mut Ctx) -> R<String> {
         c.set("group.protocol", "consumer");
         ms.push(member_from(c, &t)?);
     }
-    let res = pump(&mut ms, T, "2 KIP-848 members hold 3 each and consumed everything", |m| {
-        balanced(m, 6, 3) && distinct_consumed(m) >= n
-    });
+    let res = pump(
+        &mut ms,
+        T,
+        "2 KIP-848 members hold 3 each and consumed everything",
+        |m| balanced(m, 6, 3) && distinct_consumed(m) >= n,
+    );
     let res = res.and_then(|took| {
         exactly_once(&ms, &[], 6, 10)?;
         Ok(took)
@@ -1627,7 +1724,10 @@ async fn group_consumer_protocol(cx: &mut Ctx) -> R<String> {
         close_member(m)?;
     }
     let took = res?;
-    Ok(format!("group.protocol=consumer: 2 members x 3 partitions after {:.1}s; {n} messages once each", took.as_secs_f64()))
+    Ok(format!(
+        "group.protocol=consumer: 2 members x 3 partitions after {:.1}s; {n} messages once each",
+        took.as_secs_f64()
+    ))
 }
 
 async fn group_admin(cx: &mut Ctx) -> R<String> {
@@ -1636,9 +1736,12 @@ async fn group_admin(cx: &mut Ctx) -> R<String> {
     cx.create_topic(&t, 4, &[]).await?;
     let n = cx.produce_keyed(&t, 4, 10).await?;
     let mut ms = vec![cx.member(&g, &t, &[])?, cx.member(&g, &t, &[])?];
-    pump(&mut ms, T, "2 members hold 2 each and consumed everything", |m| {
-        balanced(m, 4, 2) && distinct_consumed(m) >= n
-    })?;
+    pump(
+        &mut ms,
+        T,
+        "2 members hold 2 each and consumed everything",
+        |m| balanced(m, 4, 2) && distinct_consumed(m) >= n,
+    )?;
     for m in &ms {
         match m.c.commit_consumer_state(CommitMode::Sync) {
             // Nothing new since the commit on revoke.
@@ -1649,11 +1752,17 @@ async fn group_admin(cx: &mut Ctx) -> R<String> {
     // ListGroups + DescribeGroups (rd_kafka_list_groups).
     let plain: BaseConsumer = cx.group_config(&g).create()?;
     let list = plain.fetch_group_list(None, T)?;
-    check(list.groups().iter().any(|x| x.name() == g), || format!("{g} not in ListGroups"))?;
+    check(list.groups().iter().any(|x| x.name() == g), || {
+        format!("{g} not in ListGroups")
+    })?;
     let desc = plain.fetch_group_list(Some(&g), T)?;
     let gi = &desc.groups()[0];
     eq(
-        (gi.state().to_string(), gi.protocol_type().to_string(), gi.members().len()),
+        (
+            gi.state().to_string(),
+            gi.protocol_type().to_string(),
+            gi.members().len(),
+        ),
         ("Stable".to_string(), "consumer".to_string(), 2),
         "described group (state, protocol type, members)",
     )?;
@@ -1674,7 +1783,10 @@ async fn group_admin(cx: &mut Ctx) -> R<String> {
     let del = cx.admin.delete_groups(&[&g], &opts()).await?;
     eq(
         format!("{:?}", del[0]),
-        format!("{:?}", Err::<String, _>((g.clone(), RDKafkaErrorCode::NonEmptyGroup))),
+        format!(
+            "{:?}",
+            Err::<String, _>((g.clone(), RDKafkaErrorCode::NonEmptyGroup))
+        ),
         "DeleteGroups of a group with members",
     )?;
     for m in ms {
@@ -1686,7 +1798,12 @@ async fn group_admin(cx: &mut Ctx) -> R<String> {
         if d.groups()[0].state() == "Empty" {
             break;
         }
-        check(Instant::now() < deadline, || format!("group state {} after members left, expected Empty", d.groups()[0].state()))?;
+        check(Instant::now() < deadline, || {
+            format!(
+                "group state {} after members left, expected Empty",
+                d.groups()[0].state()
+            )
+        })?;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Set offsets of the empty group (what kafka-consumer-groups --reset-offsets does).
@@ -1695,12 +1812,26 @@ async fn group_admin(cx: &mut Ctx) -> R<String> {
         set.add_partition_offset(&t, p, Offset::Offset(3))?;
     }
     plain.commit(&set, CommitMode::Sync)?;
-    eq(committed(&plain)?, vec![3; 4], "committed offsets after setting them")?;
+    eq(
+        committed(&plain)?,
+        vec![3; 4],
+        "committed offsets after setting them",
+    )?;
     let del = cx.admin.delete_groups(&[&g], &opts()).await?;
-    eq(format!("{:?}", del[0]), format!("{:?}", Ok::<String, (String, RDKafkaErrorCode)>(g.clone())), "DeleteGroups of the empty group")?;
-    eq(committed(&plain)?, vec![-1001; 4], "committed offsets after DeleteGroups (none)")?;
+    eq(
+        format!("{:?}", del[0]),
+        format!("{:?}", Ok::<String, (String, RDKafkaErrorCode)>(g.clone())),
+        "DeleteGroups of the empty group",
+    )?;
+    eq(
+        committed(&plain)?,
+        vec![-1001; 4],
+        "committed offsets after DeleteGroups (none)",
+    )?;
     let list = plain.fetch_group_list(None, T)?;
-    check(!list.groups().iter().any(|x| x.name() == g), || format!("{g} still listed after DeleteGroups"))?;
+    check(!list.groups().iter().any(|x| x.name() == g), || {
+        format!("{g} still listed after DeleteGroups")
+    })?;
     Ok(format!(
         "listed, described Stable (2 members, {protocol}), offsets fetched and set, delete refused (NonEmptyGroup) then done; \
          n/a: the rdkafka 0.38 crate wraps no ListConsumerGroups/DescribeConsumerGroups/ListConsumerGroupOffsets/AlterConsumerGroupOffsets \
@@ -1725,7 +1856,10 @@ async fn compacted_topic(cx: &mut Ctx) -> R<String> {
     let mut msgs = Vec::new();
     for round in 0..3 {
         for k in 0..5 {
-            msgs.push(msg(Some(format!("k{k}").as_bytes()), Some(format!("v{k}-{round}").as_bytes())));
+            msgs.push(msg(
+                Some(format!("k{k}").as_bytes()),
+                Some(format!("v{k}-{round}").as_bytes()),
+            ));
         }
     }
     msgs.push(msg(Some(b"k0"), None)); // tombstone
@@ -1734,12 +1868,23 @@ async fn compacted_topic(cx: &mut Ctx) -> R<String> {
     let mut last: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
     for (m, (off, _)) in msgs.iter().zip(&d) {
         let k = String::from_utf8(m.key.clone().unwrap()).unwrap();
-        last.insert(k, (*off, m.value.as_ref().map(|v| String::from_utf8(v.clone()).unwrap())));
+        last.insert(
+            k,
+            (
+                *off,
+                m.value
+                    .as_ref()
+                    .map(|v| String::from_utf8(v.clone()).unwrap()),
+            ),
+        );
     }
     match produce_all(&p, &t, 0, &[msg(None, Some(b"keyless"))]).await {
-        Err(Outcome::Fail(e)) => check(e.contains("InvalidRecord") || e.contains("invalid record") || e.contains("Invalid record"), || {
-            format!("keyless record: expected INVALID_RECORD, got {e}")
-        })?,
+        Err(Outcome::Fail(e)) => check(
+            e.contains("InvalidRecord")
+                || e.contains("invalid record")
+                || e.contains("Invalid record"),
+            || format!("keyless record: expected INVALID_RECORD, got {e}"),
+        )?,
         _ => return fail("keyless record accepted by a compacted topic"),
     }
     let read_all = || -> R<Vec<(i64, String, Option<String>)>> {
@@ -1755,7 +1900,9 @@ async fn compacted_topic(cx: &mut Ctx) -> R<String> {
         let deadline = Instant::now() + T;
         let mut out = Vec::new();
         loop {
-            check(Instant::now() < deadline, || "reading the compacted log timed out".into())?;
+            check(Instant::now() < deadline, || {
+                "reading the compacted log timed out".into()
+            })?;
             match c.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => out.push((
                     m.offset(),
@@ -1773,7 +1920,13 @@ async fn compacted_topic(cx: &mut Ctx) -> R<String> {
     let mut compacted_at = None;
     loop {
         // Keep producing a little so segments roll and the cleaner has work.
-        produce_all(&p, &t, 0, &[msg(Some(b"filler"), Some(filler.to_string().as_bytes()))]).await?;
+        produce_all(
+            &p,
+            &t,
+            0,
+            &[msg(Some(b"filler"), Some(filler.to_string().as_bytes()))],
+        )
+        .await?;
         filler += 1;
         let log = read_all()?;
         let ours: Vec<_> = log.iter().filter(|r| r.1 != "filler").collect();
@@ -1782,7 +1935,11 @@ async fn compacted_topic(cx: &mut Ctx) -> R<String> {
             .filter(|(_, v)| v.1.is_some())
             .map(|(k, v)| (v.0, k.clone(), v.1.clone()))
             .collect();
-        let live: Vec<_> = ours.iter().filter(|r| r.1 != "k0").map(|r| (*r).clone()).collect();
+        let live: Vec<_> = ours
+            .iter()
+            .filter(|r| r.1 != "k0")
+            .map(|r| (*r).clone())
+            .collect();
         let k0: Vec<_> = ours.iter().filter(|r| r.1 == "k0").collect();
         if live == want_live && k0.iter().all(|r| r.2.is_none()) {
             compacted_at.get_or_insert(started.elapsed());
@@ -1791,7 +1948,11 @@ async fn compacted_topic(cx: &mut Ctx) -> R<String> {
             }
         }
         check(started.elapsed() < Duration::from_secs(60), || {
-            format!("after 60s: records of k0..k4 {:?} (compacted: {})", ours, compacted_at.is_some())
+            format!(
+                "after 60s: records of k0..k4 {:?} (compacted: {})",
+                ours,
+                compacted_at.is_some()
+            )
         })?;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

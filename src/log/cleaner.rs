@@ -15,9 +15,12 @@
 //!    belongs to an aborted transaction.
 //!
 //! Rules chosen where Kafka leaves room, all in the direction of keeping data:
-//! - Offsets never change. A batch keeps its base offset, last offset delta, producer id,
-//!   epoch, base sequence, leader epoch and base timestamp; survivors keep their offset
-//!   and timestamp deltas, so their bytes are copied verbatim. Such thinned batches are
+//! - Offsets never change. A batch keeps its base offset, producer id, epoch, base
+//!   sequence, leader epoch and base timestamp; survivors keep their offset and timestamp
+//!   deltas, so their bytes are copied verbatim. The last offset delta is kept for
+//!   idempotent producers' batches (their sequence range depends on it); other thinned
+//!   batches end at their last surviving record, so no batch is served to a fetch whose
+//!   offset lies past all of its records. Such thinned batches are
 //!   what [`super::batch::batches`] accepts as stored batches.
 //! - A batch that keeps every record is copied as is (compression included). A thinned
 //!   batch keeps its codec when that is gzip or zstd, whose standard streams every
@@ -25,12 +28,13 @@
 //!   expect particular framings of those (xerial snappy, Kafka's lz4 frame flags) that
 //!   the encoders here do not promise. Compacted topics mostly hold small keyed records,
 //!   so the cost is small.
-//! - A batch that loses every record is dropped, except (as empty batches, header only):
-//!   the last batch of each producer id (so producer sequence state survives a replay
-//!   from the log, as Kafka does for active producers), and the last batch of each
-//!   segment (so a segment keeps its offset range and a read at a compacted-away offset
-//!   finds the next batch in the same segment). Control batches (transaction markers)
-//!   are always kept.
+//! - A batch that loses every record is dropped, except the last batch of each producer
+//!   id, kept as an empty batch (header only) so producer sequence state survives a
+//!   replay from the log, as Kafka does. A segment may end up with no batch at all; a
+//!   read at a compacted-away offset moves on to the next segment that has one (as
+//!   Kafka's reads do). Empty batches are what some clients cannot step over (KafkaJS
+//!   stays at the offset of an empty batch), so none are made beyond Kafka's.
+//!   Control batches (transaction markers) are always kept.
 //! - Batches of a transaction whose marker is not yet in the cleanable range are kept
 //!   unchanged and add nothing to the offset map; aborted transactional records are
 //!   dropped and never shadow a committed value.
@@ -342,8 +346,7 @@ impl Cleaner {
             unchanged: true,
             ..CleanedSegment::default()
         };
-        let n = batches.len();
-        for (i, (hdr, bytes)) in batches.into_iter().enumerate() {
+        for (hdr, bytes) in batches {
             out.records_read += hdr.record_count.max(0) as u64;
             let keep_whole = hdr.is_control()
                 || hdr.record_count == 0
@@ -366,10 +369,9 @@ impl Cleaner {
                 continue;
             }
             out.unchanged = false;
-            let last_in_segment = i + 1 == n;
             let producer_last = hdr.has_producer_id()
                 && self.last_of_producer.get(&hdr.producer_id) == Some(&hdr.base_offset);
-            if kept.is_empty() && !last_in_segment && !producer_last {
+            if kept.is_empty() && !producer_last {
                 continue;
             }
             encode_thinned(&full, &kept, &mut out.bytes);
@@ -426,13 +428,22 @@ fn encode_thinned(original: &BatchHeader, kept: &[&RecordRef<'_>], out: &mut Vec
         kept.iter().map(|r| r.timestamp).max().unwrap_or(-1)
     };
     let batch_length = (HEADER_LEN - LOG_OVERHEAD + body) as i32;
+    // A batch of an idempotent producer keeps its offset range (its sequence range
+    // depends on it). Any other thinned batch ends at its last surviving record, so a
+    // read past that record moves on to the next batch: a batch whose records all lie
+    // below the fetch offset leaves clients that advance by record offsets (KafkaJS)
+    // fetching it forever.
+    let last_offset_delta = match kept.last() {
+        Some(r) if !original.has_producer_id() => (r.offset - original.base_offset) as i32,
+        _ => original.last_offset_delta,
+    };
     out.extend_from_slice(&original.base_offset.to_be_bytes());
     out.extend_from_slice(&batch_length.to_be_bytes());
     out.extend_from_slice(&original.partition_leader_epoch.to_be_bytes());
     out.push(2);
     out.extend_from_slice(&[0; 4]); // CRC, filled in below
     out.extend_from_slice(&attributes.to_be_bytes());
-    out.extend_from_slice(&original.last_offset_delta.to_be_bytes());
+    out.extend_from_slice(&last_offset_delta.to_be_bytes());
     out.extend_from_slice(&original.base_timestamp.to_be_bytes());
     out.extend_from_slice(&max_timestamp.to_be_bytes());
     out.extend_from_slice(&original.producer_id.to_be_bytes());
@@ -757,18 +768,53 @@ mod tests {
     }
 
     #[test]
-    fn a_segment_keeps_its_last_batch_even_when_empty() {
+    fn a_segment_whose_records_are_all_superseded_becomes_empty() {
+        // No empty batch stays behind for a non-idempotent producer (Kafka keeps none;
+        // some clients cannot step over one), so the segment has no bytes left.
         let s0 = [kv(0, &[("a", Some("1"))]), kv(1, &[("a", Some("2"))])].concat();
         let s1 = kv(2, &[("a", Some("3"))]);
         let out = run(&[s0, s1], 0, false);
+        assert!(out[0].bytes.is_empty());
+        assert_eq!(out[0].records_kept, 0);
+        assert!(!out[0].unchanged);
+    }
+
+    #[test]
+    fn a_thinned_batch_ends_at_its_last_survivor_unless_idempotent() {
+        // Offsets 0..=3 in one batch; "b" at 3 is superseded by the next segment.
+        let s0 = kv(
+            0,
+            &[
+                ("a", Some("1")),
+                ("c", Some("1")),
+                ("d", Some("1")),
+                ("b", Some("1")),
+            ],
+        );
+        let s1 = kv(4, &[("b", Some("2"))]);
+        let out = run(&[s0, s1], 0, false);
         let batches = segment_batches(&out[0].bytes).unwrap();
-        assert_eq!(batches.len(), 1);
         let hdr = batches[0].0;
         assert_eq!(
             (hdr.base_offset, hdr.last_offset(), hdr.record_count),
-            (1, 1, 0)
+            (0, 2, 3)
         );
-        assert_eq!(out[0].records_kept, 0);
+        // An idempotent producer's batch keeps its range (and so its sequence range).
+        let p0 = crate::log::batch::BatchBuilder::new(0)
+            .producer(7, 0, 0)
+            .record(Some(b"a"), Some(b"1"), 1)
+            .record(Some(b"b"), Some(b"1"), 1)
+            .build();
+        let p1 = crate::log::batch::BatchBuilder::new(2)
+            .producer(7, 0, 2)
+            .record(Some(b"b"), Some(b"2"), 1)
+            .build();
+        let out = run(&[p0, p1], 0, false);
+        let hdr = segment_batches(&out[0].bytes).unwrap()[0].0;
+        assert_eq!(
+            (hdr.base_offset, hdr.last_offset(), hdr.record_count),
+            (0, 1, 1)
+        );
     }
 
     #[test]
