@@ -1411,7 +1411,6 @@ async fn group_rebalance(cx: &mut Ctx) -> R<String> {
         &mut |_| false,
         &mut tick,
     );
-    drop(tick);
     let produced = futs.len();
     for f in futs {
         match tokio::time::timeout(T, f).await {
