@@ -340,21 +340,35 @@ fn synced(group: &ClassicGroup, member_id: &str) -> SyncResponse {
     }
 }
 
+/// A `consumer` protocol assignment with no partitions (ConsumerProtocolAssignment v0:
+/// version 0, no topics, null user data). Clients decode the assignment bytes of a
+/// consumer group, and some (kafka-python, older librdkafka) fail on zero bytes.
+const EMPTY_CONSUMER_ASSIGNMENT: [u8; 10] = [0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+
 /// The leader's assignments become the generation's: persisted, sent to every parked
-/// follower, and the group is Stable. A member the leader left out gets empty bytes.
+/// follower, and the group is Stable. A member the leader left out gets an empty
+/// assignment: a valid empty one for `consumer` groups, empty bytes otherwise.
 fn complete_sync(
     out: &mut Output,
     group: &mut ClassicGroup,
     assignments: &[(String, Vec<u8>)],
     now_ms: u64,
 ) {
+    let consumer = group.protocol_type.as_deref() == Some("consumer");
     for member in group.members.values_mut() {
         member.assignment = assignments
             .iter()
             .rev()
             .find(|(id, _)| *id == member.member_id)
             .map(|(_, a)| a.clone())
-            .unwrap_or_default();
+            .filter(|a| !a.is_empty() || !consumer)
+            .unwrap_or_else(|| {
+                if consumer {
+                    EMPTY_CONSUMER_ASSIGNMENT.to_vec()
+                } else {
+                    Vec::new()
+                }
+            });
     }
     group.transition(GroupState::Stable, now_ms);
     out.records.push(Record::Group {

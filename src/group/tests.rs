@@ -182,7 +182,8 @@ fn three_members_join_and_sync() {
     assert!(follower.members.is_empty());
     assert_eq!(state(&c), GroupState::CompletingRebalance);
 
-    // Followers wait for the leader; the leader leaves c3 out: it gets empty bytes.
+    // Followers wait for the leader; the leader leaves c3 out: it gets a valid empty
+    // consumer assignment (never zero bytes).
     assert!(c
         .sync(sync(&follower.member_id, 1, 12, 5))
         .replies
@@ -198,7 +199,10 @@ fn three_members_join_and_sync() {
     let out = c.sync(s);
     assert_eq!(sync_reply(&out, 11).assignment, b"p0");
     assert_eq!(sync_reply(&out, 12).assignment, b"p1");
-    assert_eq!(sync_reply(&out, 13).assignment, Vec::<u8>::new());
+    assert_eq!(
+        sync_reply(&out, 13).assignment,
+        [0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
+    );
     assert_eq!(sync_reply(&out, 13).error, None);
     assert_eq!(state(&c), GroupState::Stable);
     match out.records.as_slice() {
@@ -869,4 +873,25 @@ fn hostile_values_do_not_panic() {
         require_stable: false,
     });
     assert!(fetched.is_empty());
+}
+
+#[test]
+fn a_member_left_out_of_a_consumer_assignment_gets_a_valid_empty_one() {
+    let mut c = coordinator(0);
+    for i in 1..=2 {
+        c.join(join(&format!("c{i}"), "", i, 0));
+    }
+    let out = c.tick(0);
+    let (leader, follower) = (join_reply(&out, 1).member_id, join_reply(&out, 2).member_id);
+    assert!(c.sync(sync(&follower, 1, 20, 0)).replies.is_empty());
+    let mut leader_sync = sync(&leader, 1, 10, 0);
+    // The leader assigns itself everything and names nobody else.
+    leader_sync.assignments = vec![(leader.clone(), b"all".to_vec())];
+    let out = c.sync(leader_sync);
+    assert_eq!(sync_reply(&out, 10).assignment, b"all");
+    // Version 0, no topics, null user data: decodable by every consumer client.
+    assert_eq!(
+        sync_reply(&out, 20).assignment,
+        [0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
+    );
 }
