@@ -84,6 +84,8 @@ pub fn start(replicas: Arc<ReplicaManager>, shutdown: watch::Receiver<bool>) -> 
 async fn run_manager(replicas: Arc<ReplicaManager>, mut shutdown: watch::Receiver<bool>) {
     let mut images = replicas.controller().subscribe();
     let mut fetchers: HashMap<i32, (watch::Sender<Assignment>, JoinHandle<()>)> = HashMap::new();
+    // Fetchers told to stop finish their round on their own; awaited at shutdown.
+    let mut retired: Vec<JoinHandle<()>> = Vec::new();
     loop {
         let image = images.borrow_and_update().clone();
         let wanted = assignments(replicas.node_id(), &image);
@@ -96,10 +98,11 @@ async fn run_manager(replicas: Arc<ReplicaManager>, mut shutdown: watch::Receive
         for leader in gone {
             if let Some((tx, handle)) = fetchers.remove(&leader) {
                 drop(tx);
-                let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
+                retired.push(handle);
                 info!(leader, "stopped fetching from leader");
             }
         }
+        retired.retain(|h| !h.is_finished());
         for (leader, assignment) in wanted {
             if let Some((tx, _)) = fetchers.get(&leader) {
                 tx.send_if_modified(|cur| {
@@ -125,8 +128,12 @@ async fn run_manager(replicas: Arc<ReplicaManager>, mut shutdown: watch::Receive
             _ = shutdown.changed() => break,
         }
     }
-    for (_, (tx, handle)) in fetchers.drain() {
-        drop(tx);
+    let handles = fetchers
+        .drain()
+        .map(|(_, (_tx, handle))| handle)
+        .chain(retired);
+    // The fetchers watch the same shutdown signal; this only bounds the wait.
+    for handle in handles.collect::<Vec<_>>() {
         let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
     }
 }
@@ -309,7 +316,8 @@ impl Fetcher {
         self.fetch(to_fetch).await
     }
 
-    /// The request on the open connection, abandoned at shutdown.
+    /// The request on the open connection; `None` when abandoned (shutdown or a new
+    /// assignment).
     async fn call<Req, Resp>(
         &mut self,
         api: ApiKey,
@@ -325,10 +333,17 @@ impl Fetcher {
             return Err(ClientError::Closed);
         };
         let mut shutdown = self.shutdown.clone();
-        tokio::select! {
-            r = conn.call(api, version, req, timeout) => r.map(Some),
-            _ = shutdown.changed() => Ok(None),
-        }
+        // A new assignment (leader epoch, address, partitions, or none at all) makes the
+        // answer stale; a dead leader must not hold the switch to the new one for the
+        // whole socket timeout.
+        let outcome = tokio::select! {
+            r = conn.call(api, version, req, timeout) => return r.map(Some),
+            _ = shutdown.changed() => None,
+            _ = self.assignment.changed() => None,
+        };
+        // The abandoned response would still arrive on this connection.
+        self.conn = None;
+        Ok(outcome)
     }
 
     /// KIP-101/279: cut each log back to where it agrees with the leader.
@@ -471,7 +486,8 @@ impl Fetcher {
             .call(ApiKey::Fetch, FETCH_VERSION, &req, timeout)
             .await?
         else {
-            return Ok(Next::Stop);
+            // The next round sees the shutdown or the new assignment.
+            return Ok(Next::Continue);
         };
         if resp.error_code != 0 {
             warn!(
