@@ -433,3 +433,93 @@ async fn follower_truncates_a_divergent_tail_to_the_leaders_epoch_end() {
     .await
     .expect("bounded test");
 }
+
+/// A follower fetch (replica id 2) at `offset`, without waiting.
+async fn follower_fetch(
+    c: &mut Conn,
+    replica: i32,
+    offset: i64,
+    current_epoch: i32,
+    last_fetched_epoch: i32,
+) -> fetch_response::PartitionData {
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(replica))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(50 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(TOPIC))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_current_leader_epoch(current_epoch)
+                .with_last_fetched_epoch(last_fetched_epoch)
+                .with_partition_max_bytes(1 << 20)])]);
+    let resp: FetchResponse = c.call(ApiKey::Fetch, 12, &req).await;
+    resp.responses[0].partitions[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_fetches_read_to_the_log_end_and_move_the_high_watermark() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let (b, _port) = leader("1").await;
+        let state = b.broker.as_ref().expect("running").state().clone();
+        let mut c = Conn::connect(b.addr).await;
+        let r = produce(&mut c, 1, 5_000, records(3, "a")).await;
+        assert_eq!(r.error_code, 0);
+        let leader = leader_log(&b);
+        assert_eq!((leader.log_end_offset(), leader.high_watermark()), (3, 0));
+        // Consumers stop at the high watermark; the follower reads to the log end.
+        let p = consume(&mut c, 0).await;
+        assert_eq!(p.high_watermark, 0);
+        assert!(p.records.unwrap_or_default().is_empty());
+        let p = follower_fetch(&mut c, 3, 0, 0, -1).await;
+        assert_eq!(
+            p.error_code,
+            ResponseError::NotLeaderOrFollower.code(),
+            "not a replica"
+        );
+        let p = follower_fetch(&mut c, 2, 0, 0, -1).await;
+        assert_eq!(p.error_code, 0);
+        assert_eq!(
+            common::decode_records(&p.records.unwrap_or_default()).len(),
+            3
+        );
+        // Its next fetch offset is its log end: the whole ISR has offsets 0..2.
+        let p = follower_fetch(&mut c, 2, 3, 0, 0).await;
+        assert_eq!((p.error_code, p.high_watermark), (0, 3));
+        assert_eq!(leader.high_watermark(), 3);
+        let p = consume(&mut c, 0).await;
+        assert_eq!(
+            common::decode_records(&p.records.unwrap_or_default()).len(),
+            3
+        );
+        // A stale leader epoch is fenced.
+        let mut meta = partition(&b);
+        meta.leader_epoch += 1;
+        state
+            .controller
+            .propose(MetadataCommand::UpdatePartition {
+                topic: TOPIC.into(),
+                partition: meta,
+            })
+            .await
+            .expect("bump epoch");
+        let p = follower_fetch(&mut c, 2, 3, 0, 0).await;
+        assert_eq!(p.error_code, ResponseError::FencedLeaderEpoch.code());
+        // KIP-320: a follower claiming epoch-0 data past where epoch 0 ends diverges.
+        let r = produce(&mut c, 1, 5_000, records(1, "b")).await;
+        assert_eq!((r.error_code, r.base_offset), (0, 3));
+        let p = follower_fetch(&mut c, 2, 4, 1, 0).await;
+        assert_eq!(p.error_code, 0);
+        assert_eq!(
+            (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
+            (0, 3)
+        );
+        assert!(p.records.unwrap_or_default().is_empty());
+        b.stop().await;
+    })
+    .await
+    .expect("bounded test");
+}
