@@ -190,7 +190,8 @@ fn read_all(
             pd.with_aborted_transactions(None)
         };
         let n = pd.records.as_ref().map_or(0, |r| r.len());
-        if n > 0 {
+        // Replication traffic is not client traffic (Kafka counts it separately too).
+        if n > 0 && follower.is_none() {
             if let Some(name) = &t.name {
                 metrics::counter!(m::BYTES_OUT_TOTAL, "topic" => name.clone()).increment(n as u64);
             }
