@@ -296,6 +296,17 @@ impl ReplicaManager {
                     info!(topic = %topic.name, partition = p.partition, epoch = p.leader_epoch,
                         isr = ?p.isr, "leading replicated partition");
                 } else {
+                    // Same leadership; the replica set may have been reassigned.
+                    let now = Instant::now();
+                    state.followers.retain(|r, _| p.replicas.contains(r));
+                    for &r in p.replicas.iter().filter(|&&r| r != self.node_id) {
+                        state.followers.entry(r).or_insert(FollowerState {
+                            leo: -1,
+                            last_caught_up: now,
+                            last_fetch: now,
+                            last_fetch_leader_leo: -1,
+                        });
+                    }
                     state.replicas = p.replicas.clone();
                     state.isr = p.isr.clone();
                 }
