@@ -116,6 +116,10 @@ impl Broker {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut background = logs.start_background(shutdown_rx.clone());
         background.push(replicas.start(shutdown_rx.clone()));
+        background.push(crate::replica::fetcher::start(
+            replicas.clone(),
+            shutdown_rx.clone(),
+        ));
         background.extend(groups.start(shutdown_rx.clone()));
         let mut listeners = Vec::new();
         for (l, addr, tcp) in bound {

@@ -73,6 +73,7 @@ impl From<&MetadataError> for KafkaError {
             MetadataError::AlreadyInitialised(_) | MetadataError::InvalidRequest(_) => {
                 R::InvalidRequest
             }
+            MetadataError::FencedLeaderEpoch { .. } => R::FencedLeaderEpoch,
         };
         KafkaError::with_message(code, e.to_string())
     }

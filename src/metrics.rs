@@ -36,6 +36,11 @@ pub const GROUP_LAG_RECORDS: &str = "weir_group_lag_records";
 pub const GROUP_RECORDS_WRITTEN_TOTAL: &str = "weir_group_records_written_total";
 pub const GROUP_OFFSETS_EXPIRED_TOTAL: &str = "weir_group_offsets_expired_total";
 pub const LOG_FLUSH_DURATION_SECONDS: &str = "weir_log_flush_duration_seconds";
+pub const ISR_SHRINKS_TOTAL: &str = "weir_isr_shrinks_total";
+pub const ISR_EXPANDS_TOTAL: &str = "weir_isr_expands_total";
+pub const UNDER_REPLICATED_PARTITIONS: &str = "weir_under_replicated_partitions";
+pub const REPLICA_FETCH_LAG_RECORDS: &str = "weir_replica_fetch_lag_records";
+pub const REPLICA_FETCH_ERRORS_TOTAL: &str = "weir_replica_fetch_errors_total";
 
 /// Latency buckets from 50 µs to 30 s: produce with fsync sits in the ms range, long-poll
 /// fetches up to `fetch.max.wait.ms`.
@@ -116,6 +121,26 @@ fn describe() {
         "Closed client connections, by listener."
     );
     describe_gauge!(PARTITIONS, "Partition logs hosted by this broker.");
+    describe_counter!(
+        ISR_SHRINKS_TOTAL,
+        "ISR shrinks committed for partitions this broker leads."
+    );
+    describe_counter!(
+        ISR_EXPANDS_TOTAL,
+        "ISR expansions committed for partitions this broker leads."
+    );
+    describe_gauge!(
+        UNDER_REPLICATED_PARTITIONS,
+        "Partitions led here whose ISR is smaller than their replica set."
+    );
+    describe_gauge!(
+        REPLICA_FETCH_LAG_RECORDS,
+        "Follower lag: the leader's high watermark minus this follower's log end, by topic and partition."
+    );
+    describe_counter!(
+        REPLICA_FETCH_ERRORS_TOTAL,
+        "Failed follower fetch round trips (connection or protocol errors), by leader."
+    );
     describe_gauge!(UP, "1 while the broker is serving.");
     describe_counter!(
         LOG_CLEANER_RUNS_TOTAL,

@@ -65,6 +65,16 @@ pub enum MetadataCommand {
         topic: String,
         partition: PartitionMeta,
     },
+    /// Kafka's AlterPartition: the partition leader proposes a new ISR. Refused when
+    /// `leader_epoch` is not the partition's current one (the proposer was deposed), or
+    /// when the ISR is not a duplicate-free subset of the replicas containing the leader.
+    /// The leader epoch is left unchanged: only a leader change bumps it.
+    AlterPartition {
+        topic: String,
+        partition: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+    },
 }
 
 /// Why a command was refused; deterministic on every node.
@@ -84,6 +94,16 @@ pub enum MetadataError {
     /// a topic id that another topic already uses).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// An AlterPartition from a leader whose epoch is no longer the partition's.
+    #[error(
+        "stale leader epoch {given} for `{topic}`-{partition}: the current epoch is {current}"
+    )]
+    FencedLeaderEpoch {
+        topic: String,
+        partition: i32,
+        given: i32,
+        current: i32,
+    },
 }
 
 /// The answer to a committed command.
@@ -221,6 +241,46 @@ impl MetadataState {
                 };
                 next.leader_epoch = next.leader_epoch.max(floor);
                 *slot = next;
+            }
+            MetadataCommand::AlterPartition {
+                topic,
+                partition,
+                leader_epoch,
+                isr,
+            } => {
+                let t = topic_mut(img, topic)?;
+                let slot = usize::try_from(*partition)
+                    .ok()
+                    .and_then(|p| t.partitions.get_mut(p))
+                    .ok_or_else(|| {
+                        MetadataError::InvalidPartitions(format!(
+                            "topic `{topic}` has no partition {partition}"
+                        ))
+                    })?;
+                if *leader_epoch != slot.leader_epoch {
+                    return Err(MetadataError::FencedLeaderEpoch {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        given: *leader_epoch,
+                        current: slot.leader_epoch,
+                    });
+                }
+                if !isr.contains(&slot.leader) {
+                    return Err(MetadataError::InvalidRequest(format!(
+                        "the ISR {isr:?} of `{topic}`-{partition} must contain its leader {}",
+                        slot.leader
+                    )));
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                for r in isr {
+                    if !slot.replicas.contains(r) || !seen.insert(*r) {
+                        return Err(MetadataError::InvalidRequest(format!(
+                            "the ISR {isr:?} of `{topic}`-{partition} must be a subset of its replicas {:?} without duplicates",
+                            slot.replicas
+                        )));
+                    }
+                }
+                slot.isr = isr.clone();
             }
         }
         Ok(CommandResult::Ok)
@@ -543,5 +603,72 @@ mod tests {
         let bytes = serde_json::to_vec(&s).expect("serialize");
         let back: MetadataState = serde_json::from_slice(&bytes).expect("deserialize");
         assert_eq!(back.image, s.image);
+    }
+
+    #[test]
+    fn alter_partition_checks_epoch_and_isr() {
+        let (mut s, _) = state_with_topic("t", 1);
+        let mut p = part(0, 1, 3);
+        p.replicas = vec![1, 2, 3];
+        p.isr = vec![1, 2, 3];
+        let update = MetadataCommand::UpdatePartition {
+            topic: "t".into(),
+            partition: p,
+        };
+        assert_eq!(s.apply(2, &update), CommandResult::Ok);
+        let alter = |epoch, isr: Vec<i32>| MetadataCommand::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader_epoch: epoch,
+            isr,
+        };
+        assert_eq!(s.apply(3, &alter(3, vec![1, 3])), CommandResult::Ok);
+        assert_eq!(
+            s.image.partition("t", 0).map(|p| p.isr.clone()),
+            Some(vec![1, 3])
+        );
+        assert_eq!(s.image.partition("t", 0).map(|p| p.leader_epoch), Some(3));
+        assert!(matches!(
+            err(s.apply(4, &alter(2, vec![1]))),
+            MetadataError::FencedLeaderEpoch {
+                given: 2,
+                current: 3,
+                ..
+            }
+        ));
+        for bad in [vec![2, 3], vec![1, 4], vec![1, 1]] {
+            assert!(matches!(
+                err(s.apply(5, &alter(3, bad))),
+                MetadataError::InvalidRequest(_)
+            ));
+        }
+        assert!(matches!(
+            err(s.apply(
+                6,
+                &MetadataCommand::AlterPartition {
+                    topic: "t".into(),
+                    partition: 5,
+                    leader_epoch: 3,
+                    isr: vec![1],
+                }
+            )),
+            MetadataError::InvalidPartitions(_)
+        ));
+        assert!(matches!(
+            err(s.apply(
+                7,
+                &MetadataCommand::AlterPartition {
+                    topic: "x".into(),
+                    partition: 0,
+                    leader_epoch: 3,
+                    isr: vec![1],
+                }
+            )),
+            MetadataError::UnknownTopic(_)
+        ));
+        assert_eq!(
+            s.image.partition("t", 0).map(|p| p.isr.clone()),
+            Some(vec![1, 3])
+        );
     }
 }

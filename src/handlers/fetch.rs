@@ -1,4 +1,11 @@
-//! Fetch (key 1), v4–v18, for consumers (follower fetching arrives with cluster mode).
+//! Fetch (key 1), v4–v18, for consumers and for follower brokers.
+//!
+//! A request with a replica id >= 0 (`replica_id`, or `replica_state.replica_id` from
+//! v15) comes from a follower: it reads up to the log end instead of the high
+//! watermark, parks on log-end changes, and its fetch offset is recorded as its log
+//! end offset (which moves the high watermark and the ISR, see
+//! [`ReplicaManager::record_follower_fetch`]). Consumers never read past the high
+//! watermark.
 //!
 //! Whole stored batches from the one containing the fetch offset, within the partition,
 //! response and request byte limits (but at least one batch for the first partition with
@@ -33,6 +40,8 @@ struct Target {
     fetch_offset: i64,
     max_bytes: usize,
     current_leader_epoch: i32,
+    /// The epoch of the follower's last fetched batch (v12+; -1 unknown).
+    last_fetched_epoch: i32,
 }
 
 pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
@@ -64,6 +73,11 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
                 } else {
                     -1
                 },
+                last_fetched_epoch: if ctx.version >= 12 {
+                    p.last_fetched_epoch
+                } else {
+                    -1
+                },
             });
         }
     }
@@ -71,9 +85,19 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let replica_id = if ctx.version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    // Only broker ids are followers; -1 is a consumer, -2 a debugging consumer.
+    let follower = (replica_id >= 0).then_some(replica_id);
+    if let Some(id) = follower {
+        record_follower(ctx, &targets, id);
+    }
     loop {
         let (parts, total, mut waiters, errors) =
-            read_all(ctx, &targets, max_bytes, read_committed);
+            read_all(ctx, &targets, max_bytes, read_committed, follower);
         let now = Instant::now();
         if total >= min_bytes
             || errors
@@ -85,7 +109,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
         }
         let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout(deadline - now, changed).await.is_err() {
-            let (parts, _, _, _) = read_all(ctx, &targets, max_bytes, read_committed);
+            let (parts, _, _, _) = read_all(ctx, &targets, max_bytes, read_committed, follower);
             return build(ctx, &order, parts);
         }
     }
@@ -93,11 +117,48 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
 
 type Parts = Vec<(String, Uuid, PartitionData)>;
 
+/// Record each partition's fetch offset as the follower's log end offset, once per
+/// request (its arrival is what Kafka's caught-up rule measures). Partitions with
+/// errors are skipped here and answered by the read.
+fn record_follower(ctx: &Ctx, targets: &[Target], replica_id: i32) {
+    let image = ctx.state.controller.image();
+    for t in targets {
+        let Some(name) = t.name.as_deref() else {
+            continue;
+        };
+        let Ok((log, meta)) = ctx.state.replicas.leader_log(&image, name, t.partition) else {
+            continue;
+        };
+        if ReplicaManager::check_epoch(&meta, t.current_leader_epoch).is_err()
+            || diverging(&log, t).is_some()
+        {
+            continue;
+        }
+        // An unknown follower is answered NOT_LEADER_OR_FOLLOWER by the read.
+        let _ =
+            ctx.state
+                .replicas
+                .record_follower_fetch(&meta, name, &log, replica_id, t.fetch_offset);
+    }
+}
+
+/// KIP-320: a follower whose last fetched epoch ends earlier here than its fetch offset
+/// has a divergent tail; it gets the epoch's end instead of records and must truncate.
+fn diverging(log: &crate::log::PartitionLog, t: &Target) -> Option<(i32, i64)> {
+    if t.last_fetched_epoch < 0 || t.fetch_offset <= 0 {
+        return None;
+    }
+    let (epoch, end) = log.end_offset_for_epoch(t.last_fetched_epoch);
+    // No epochs here at all: an empty log answers OFFSET_OUT_OF_RANGE instead.
+    (epoch >= 0 && (epoch != t.last_fetched_epoch || end < t.fetch_offset)).then_some((epoch, end))
+}
+
 fn read_all(
     ctx: &Ctx,
     targets: &[Target],
     max_bytes: usize,
     read_committed: bool,
+    follower: Option<i32>,
 ) -> (Parts, usize, Vec<watch::Receiver<i64>>, bool) {
     let image = ctx.state.controller.image();
     let mut total = 0usize;
@@ -112,6 +173,7 @@ fn read_all(
             max_bytes.saturating_sub(total),
             total == 0,
             &mut waiters,
+            follower,
         ) {
             Ok(pd) => pd,
             Err(e) => {
@@ -128,7 +190,8 @@ fn read_all(
             pd.with_aborted_transactions(None)
         };
         let n = pd.records.as_ref().map_or(0, |r| r.len());
-        if n > 0 {
+        // Replication traffic is not client traffic (Kafka counts it separately too).
+        if n > 0 && follower.is_none() {
             if let Some(name) = &t.name {
                 metrics::counter!(m::BYTES_OUT_TOTAL, "topic" => name.clone()).increment(n as u64);
             }
@@ -146,6 +209,7 @@ fn read_one(
     budget: usize,
     first: bool,
     waiters: &mut Vec<watch::Receiver<i64>>,
+    follower: Option<i32>,
 ) -> Result<PartitionData, KafkaError> {
     let name = t
         .name
@@ -153,16 +217,38 @@ fn read_one(
         .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicId))?;
     let (log, meta) = ctx.state.replicas.leader_log(image, name, t.partition)?;
     ReplicaManager::check_epoch(&meta, t.current_leader_epoch)?;
+    if let Some(id) = follower {
+        if id == ctx.state.node_id || !meta.replicas.contains(&id) {
+            return Err(KafkaError::new(ResponseError::NotLeaderOrFollower));
+        }
+    }
     // Subscribe before reading so an append between the read and the wait still wakes us.
+    // Followers wait for new data at the log end and for the high watermark they carry on.
     waiters.push(log.subscribe());
+    if follower.is_some() {
+        waiters.push(log.subscribe_end());
+    }
     let hw = log.high_watermark();
     let base = PartitionData::default()
         .with_partition_index(t.partition)
         .with_high_watermark(hw)
         .with_last_stable_offset(hw)
         .with_log_start_offset(log.log_start_offset());
+    if follower.is_some() {
+        if let Some((epoch, end_offset)) = diverging(&log, t) {
+            let mut pd = base.with_records(Some(Default::default()));
+            pd.diverging_epoch.epoch = epoch;
+            pd.diverging_epoch.end_offset = end_offset;
+            return Ok(pd);
+        }
+    }
+    let max_offset = if follower.is_some() {
+        log.log_end_offset()
+    } else {
+        hw
+    };
     let limit = t.max_bytes.min(budget);
-    let read = log.read(t.fetch_offset, limit, hw, first);
+    let read = log.read(t.fetch_offset, limit, max_offset, first);
     match read {
         Ok(r) => Ok(base.with_records(Some(r.records))),
         Err(e) => {

@@ -100,6 +100,9 @@ pub struct PartitionLog {
     /// Single node: the log moves its own high watermark to the log end after each
     /// append. The replication layer turns this off and calls `set_high_watermark`.
     auto_high_watermark: AtomicBool,
+    /// Log end offset changes, for follower fetches parked at the leader's log end
+    /// (the high watermark no longer moves on every append once replication owns it).
+    end_tx: watch::Sender<i64>,
     log_start: AtomicI64,
     log_end: AtomicI64,
     /// Everything below this offset is fsynced (the recovery point).
@@ -252,6 +255,7 @@ impl PartitionLog {
                 log_end, "partition log recovered");
         }
         let (hw, _) = watch::channel(log_end);
+        let (end_tx, _) = watch::channel(log_end);
         let jitter = if opts.config.segment_jitter_ms > 0 {
             (Uuid::new_v4().as_u128() % opts.config.segment_jitter_ms as u128) as i64
         } else {
@@ -272,6 +276,7 @@ impl PartitionLog {
             config: RwLock::new(opts.config),
             hw,
             auto_high_watermark: AtomicBool::new(true),
+            end_tx,
             log_start: AtomicI64::new(log_start),
             log_end: AtomicI64::new(log_end),
             flushed: AtomicI64::new(flushed),
@@ -389,7 +394,7 @@ impl PartitionLog {
         active.append(&records, &hdr)?;
         // The batch is in the log: nothing below may fail the append, or its offsets
         // would be handed out twice.
-        self.log_end.store(last + 1, Ordering::Release);
+        self.set_log_end(last + 1);
         inner.producers.update(&hdr);
         match inner.epochs.assign(leader_epoch, base) {
             Ok(true) => tracing::info!(topic = %self.topic, partition = self.partition,
@@ -648,6 +653,14 @@ impl PartitionLog {
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.hw.subscribe()
     }
+    /// A receiver of log-end-offset changes, for follower fetches.
+    pub fn subscribe_end(&self) -> watch::Receiver<i64> {
+        self.end_tx.subscribe()
+    }
+    fn set_log_end(&self, end: i64) {
+        self.log_end.store(end, Ordering::Release);
+        self.end_tx.send_replace(end);
+    }
 
     /// Set the high watermark (replication layer); clamped to the log end.
     pub fn set_high_watermark(&self, hw: i64) {
@@ -693,6 +706,17 @@ impl PartitionLog {
 
     pub fn latest_epoch(&self) -> Option<i32> {
         self.inner.lock().epochs.latest_epoch()
+    }
+
+    /// A new leader records where its epoch starts before it writes anything, so that
+    /// OffsetForLeaderEpoch from followers ends the previous epoch there (Kafka's
+    /// `maybeAssignEpochStartOffset`). Ignored unless `epoch` is newer than the latest.
+    pub fn assign_epoch_start(&self, epoch: i32, offset: i64) {
+        let mut inner = self.inner.lock();
+        if let Err(e) = inner.epochs.assign(epoch, offset) {
+            tracing::error!(topic = %self.topic, partition = self.partition, error = %e,
+                "cannot persist leader-epoch checkpoint");
+        }
     }
 
     /// OffsetForLeaderEpoch: (epoch, end offset), Kafka's `endOffsetFor`.
@@ -808,7 +832,7 @@ impl PartitionLog {
             active.append(&records[range.clone()], hdr)?;
             expected = hdr.last_offset() + 1;
             last = hdr.last_offset();
-            self.log_end.store(expected, Ordering::Release);
+            self.set_log_end(expected);
             inner.producers.update(hdr);
             if let Err(e) = inner
                 .epochs
@@ -860,7 +884,7 @@ impl PartitionLog {
         }
         let new_end = active.next_offset();
         inner.dir_dirty = true;
-        self.log_end.store(new_end, Ordering::Release);
+        self.set_log_end(new_end);
         self.truncations.fetch_add(1, Ordering::AcqRel);
         // Offsets re-appended past the new end are dirty again: a tombstone there must
         // enter the offset map before it may expire.

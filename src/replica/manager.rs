@@ -1,9 +1,20 @@
 //! The replica manager: keeps local logs in line with the metadata image and serves the
 //! leader side of produce and fetch.
+//!
+//! Replicated partitions (replication factor > 1) follow Kafka's ISR model. For each
+//! partition this broker leads, a [`LeaderState`] keeps what the followers reported in
+//! their fetches (their log end offsets and when they last caught up). The high
+//! watermark is the minimum log end offset of the ISR, moved here (the log's own
+//! automatic high watermark is off for these partitions). ISR changes are proposed to
+//! the controller as `AlterPartition`; until one commits, the high watermark counts the
+//! union of the committed and the proposed ISR (Kafka's "maximal ISR"), so neither a
+//! shrink nor an expansion can move it past data a counted replica lacks.
+//! Partitions with one replica keep the single-node behaviour: the high watermark is
+//! the log end.
 
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
@@ -11,18 +22,66 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::cluster::{Controller, MetadataImage, PartitionMeta};
+use crate::cluster::{CommandResult, Controller, MetadataCommand, MetadataImage, PartitionMeta};
 use crate::config::{Config, FlushPolicy};
 use crate::errors::KafkaError;
 use crate::log::{AppendResult, LogError, LogManager, PartitionLog};
+
+/// Kafka's `replica.lag.time.max.ms` default: a follower that has not caught up with
+/// the leader's log end for this long leaves the ISR.
+pub const DEFAULT_REPLICA_LAG_TIME_MAX_MS: u64 = 30_000;
 
 pub struct ReplicaManager {
     config: Arc<Config>,
     logs: Arc<LogManager>,
     controller: Arc<Controller>,
     node_id: i32,
+    me: Weak<ReplicaManager>,
     /// Serialises reconciliation (the watcher and handlers both call it).
     reconcile_lock: parking_lot::Mutex<()>,
+    /// Replication state of the replicated partitions this broker leads.
+    leaders: parking_lot::Mutex<HashMap<(String, i32), LeaderState>>,
+    replica_lag_time_max_ms: std::sync::atomic::AtomicU64,
+}
+
+/// What a leader knows about one replicated partition it leads.
+struct LeaderState {
+    leader_epoch: i32,
+    /// The log end offset when this broker became leader: a follower joins the ISR
+    /// only once it holds everything before this leader's own writes.
+    epoch_start: i64,
+    replicas: Vec<i32>,
+    /// The ISR as committed in metadata.
+    isr: Vec<i32>,
+    /// An `AlterPartition` in flight; at most one at a time.
+    pending_isr: Option<Vec<i32>>,
+    followers: HashMap<i32, FollowerState>,
+}
+
+/// One follower as seen from its fetches.
+#[derive(Clone, Copy)]
+struct FollowerState {
+    /// Its log end offset (the offset it fetches from); -1 until its first fetch in
+    /// this leader epoch, so that nothing it reported to an earlier leader counts.
+    leo: i64,
+    /// When it last had everything the leader had (Kafka's `lastCaughtUpTimeMs`).
+    last_caught_up: Instant,
+    last_fetch: Instant,
+    /// The leader's log end offset at its previous fetch.
+    last_fetch_leader_leo: i64,
+}
+
+impl LeaderState {
+    /// The committed ISR plus the proposed one: every replica the high watermark must wait for.
+    fn maximal_isr(&self) -> Vec<i32> {
+        let mut all = self.isr.clone();
+        for r in self.pending_isr.iter().flatten() {
+            if !all.contains(r) {
+                all.push(*r);
+            }
+        }
+        all
+    }
 }
 
 /// A validated, written append whose acknowledgement may still need to wait.
@@ -30,6 +89,17 @@ pub struct PendingAppend {
     pub log: Arc<PartitionLog>,
     pub result: AppendResult,
     pub wait_for_flush: bool,
+    /// acks=all on a replicated partition: wait until the high watermark passes the
+    /// append, then check the ISR still has `min.insync.replicas` members.
+    wait_for_replicas: Option<ReplicaWait>,
+}
+
+struct ReplicaWait {
+    replicas: Arc<ReplicaManager>,
+    topic: String,
+    partition: i32,
+    leader_epoch: i32,
+    min_isr: i32,
 }
 
 impl ReplicaManager {
@@ -39,13 +109,49 @@ impl ReplicaManager {
         controller: Arc<Controller>,
     ) -> Arc<ReplicaManager> {
         let node_id = config.node_id;
-        Arc::new(ReplicaManager {
+        // Not a broker setting of its own yet; honoured when given (see `set_replica_lag_time_max`).
+        let lag = config
+            .explicit
+            .get("replica.lag.time.max.ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_REPLICA_LAG_TIME_MAX_MS);
+        Arc::new_cyclic(|me| ReplicaManager {
             config,
             logs,
             controller,
             node_id,
+            me: me.clone(),
             reconcile_lock: parking_lot::Mutex::new(()),
+            leaders: parking_lot::Mutex::new(HashMap::new()),
+            replica_lag_time_max_ms: std::sync::atomic::AtomicU64::new(lag.max(1)),
         })
+    }
+
+    /// Kafka's `replica.lag.time.max.ms`.
+    pub fn set_replica_lag_time_max(&self, lag: Duration) {
+        self.replica_lag_time_max_ms.store(
+            (lag.as_millis() as u64).max(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn replica_lag_time_max(&self) -> Duration {
+        Duration::from_millis(
+            self.replica_lag_time_max_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    pub fn logs(&self) -> &Arc<LogManager> {
+        &self.logs
+    }
+
+    pub fn controller(&self) -> &Arc<Controller> {
+        &self.controller
     }
 
     /// Follow metadata changes until shutdown.
@@ -53,7 +159,11 @@ impl ReplicaManager {
         let me = self.clone();
         let mut images = self.controller.subscribe();
         tokio::spawn(async move {
+            // Kafka checks for lagging followers every half `replica.lag.time.max.ms`
+            // (read each time round, so a changed setting applies at once).
+            let mut last_isr_check = Instant::now();
             loop {
+                let next_isr_check = last_isr_check + me.replica_lag_time_max() / 2;
                 tokio::select! {
                     changed = images.changed() => {
                         if changed.is_err() { break; }
@@ -61,6 +171,10 @@ impl ReplicaManager {
                         let me2 = me.clone();
                         // Creating and deleting logs touches the disk.
                         let _ = tokio::task::spawn_blocking(move || me2.reconcile(&image)).await;
+                    }
+                    _ = tokio::time::sleep_until(next_isr_check.into()) => {
+                        me.shrink_isrs();
+                        last_isr_check = Instant::now();
                     }
                     _ = shutdown.changed() => break,
                 }
@@ -119,6 +233,259 @@ impl ReplicaManager {
             }
         }
         metrics::gauge!(crate::metrics::PARTITIONS).set(self.logs.all().len() as f64);
+        self.sync_roles(image);
+    }
+
+    /// Bring the replication state in line with the image: who leads what at which
+    /// epoch, the committed ISRs, and whether a log moves its own high watermark.
+    fn sync_roles(&self, image: &MetadataImage) {
+        let mut leaders = self.leaders.lock();
+        let mut led = HashSet::new();
+        for topic in image.topics.values() {
+            for p in &topic.partitions {
+                if !p.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                let Some(log) = self.logs.get(&topic.name, p.partition) else {
+                    continue;
+                };
+                if p.replicas.len() <= 1 {
+                    // Single replica: the log end is committed as soon as it is written.
+                    log.set_auto_high_watermark(true);
+                    continue;
+                }
+                log.set_auto_high_watermark(false);
+                if p.leader != self.node_id {
+                    continue;
+                }
+                let key = (topic.name.clone(), p.partition);
+                led.insert(key.clone());
+                let state = leaders.entry(key).or_insert_with(|| LeaderState {
+                    leader_epoch: -1,
+                    epoch_start: 0,
+                    replicas: Vec::new(),
+                    isr: Vec::new(),
+                    pending_isr: None,
+                    followers: HashMap::new(),
+                });
+                if state.leader_epoch != p.leader_epoch {
+                    // A new leadership: forget what followers told an earlier leader.
+                    let leo = log.log_end_offset();
+                    log.assign_epoch_start(p.leader_epoch, leo);
+                    let now = Instant::now();
+                    *state = LeaderState {
+                        leader_epoch: p.leader_epoch,
+                        epoch_start: leo,
+                        replicas: p.replicas.clone(),
+                        isr: p.isr.clone(),
+                        pending_isr: None,
+                        followers: HashMap::new(),
+                    };
+                    for &r in p.replicas.iter().filter(|&&r| r != self.node_id) {
+                        state.followers.insert(
+                            r,
+                            FollowerState {
+                                leo: -1,
+                                // ISR members get a full lag period to show up.
+                                last_caught_up: now,
+                                last_fetch: now,
+                                last_fetch_leader_leo: -1,
+                            },
+                        );
+                    }
+                    info!(topic = %topic.name, partition = p.partition, epoch = p.leader_epoch,
+                        isr = ?p.isr, "leading replicated partition");
+                } else {
+                    // Same leadership; the replica set may have been reassigned.
+                    let now = Instant::now();
+                    state.followers.retain(|r, _| p.replicas.contains(r));
+                    for &r in p.replicas.iter().filter(|&&r| r != self.node_id) {
+                        state.followers.entry(r).or_insert(FollowerState {
+                            leo: -1,
+                            last_caught_up: now,
+                            last_fetch: now,
+                            last_fetch_leader_leo: -1,
+                        });
+                    }
+                    state.replicas = p.replicas.clone();
+                    state.isr = p.isr.clone();
+                }
+                advance_hw(self.node_id, state, &log);
+            }
+        }
+        leaders.retain(|k, _| led.contains(k));
+        drop(leaders);
+        self.update_under_replicated();
+    }
+
+    fn update_under_replicated(&self) {
+        let n = self
+            .leaders
+            .lock()
+            .values()
+            .filter(|s| s.isr.len() < s.replicas.len())
+            .count();
+        metrics::gauge!(crate::metrics::UNDER_REPLICATED_PARTITIONS).set(n as f64);
+    }
+
+    /// A follower fetched `fetch_offset` of a partition this broker leads (checked by the
+    /// caller): that is its log end offset. Updates its caught-up time, proposes adding it
+    /// back to the ISR once it has caught up, and moves the high watermark.
+    pub fn record_follower_fetch(
+        &self,
+        meta: &PartitionMeta,
+        topic: &str,
+        log: &PartitionLog,
+        replica_id: i32,
+        fetch_offset: i64,
+    ) -> Result<(), KafkaError> {
+        if replica_id == self.node_id || !meta.replicas.contains(&replica_id) {
+            return Err(KafkaError::with_message(
+                ResponseError::NotLeaderOrFollower,
+                format!(
+                    "broker {replica_id} is not a follower of {topic}-{}",
+                    meta.partition
+                ),
+            ));
+        }
+        let mut leaders = self.leaders.lock();
+        let Some(state) = leaders.get_mut(&(topic.to_string(), meta.partition)) else {
+            // Roles not synced with this image yet; the follower fetches again shortly.
+            return Ok(());
+        };
+        if state.leader_epoch != meta.leader_epoch {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let leader_leo = log.log_end_offset();
+        let Some(f) = state.followers.get_mut(&replica_id) else {
+            return Ok(());
+        };
+        // Kafka's rule: caught up now if it asks for the log end; or caught up as of its
+        // previous fetch if it now asks for at least what the log end was then.
+        if fetch_offset >= leader_leo {
+            f.last_caught_up = now;
+        } else if f.last_fetch_leader_leo >= 0 && fetch_offset >= f.last_fetch_leader_leo {
+            f.last_caught_up = f.last_caught_up.max(f.last_fetch);
+        }
+        // A follower cannot hold more than the leader wrote; a larger offset is refused
+        // by the read and must not move the high watermark.
+        f.leo = fetch_offset.min(leader_leo);
+        f.last_fetch = now;
+        f.last_fetch_leader_leo = leader_leo;
+        let leo = f.leo;
+        let hw = log.high_watermark();
+        if state.pending_isr.is_none()
+            && !state.isr.contains(&replica_id)
+            && leo >= hw
+            && leo >= state.epoch_start
+        {
+            let mut isr = state.isr.clone();
+            isr.push(replica_id);
+            self.propose_isr(state, topic, meta.partition, isr);
+        }
+        advance_hw(self.node_id, state, log);
+        Ok(())
+    }
+
+    /// Propose ISR shrinks for followers that have not caught up within
+    /// `replica.lag.time.max.ms`.
+    fn shrink_isrs(&self) {
+        let lag = self.replica_lag_time_max();
+        let now = Instant::now();
+        let mut leaders = self.leaders.lock();
+        for ((topic, partition), state) in leaders.iter_mut() {
+            if state.pending_isr.is_some() {
+                continue;
+            }
+            let out: Vec<i32> = state
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| {
+                    *r != self.node_id
+                        && state
+                            .followers
+                            .get(r)
+                            .is_some_and(|f| now.duration_since(f.last_caught_up) > lag)
+                })
+                .collect();
+            if out.is_empty() {
+                continue;
+            }
+            info!(%topic, partition, lagging = ?out, "followers fell behind; shrinking the ISR");
+            let isr: Vec<i32> = state
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| !out.contains(r))
+                .collect();
+            self.propose_isr(state, topic, *partition, isr);
+        }
+    }
+
+    /// Send an `AlterPartition` for `isr` to the controller; the state stays pending
+    /// until it is answered.
+    fn propose_isr(&self, state: &mut LeaderState, topic: &str, partition: i32, isr: Vec<i32>) {
+        let (Some(me), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let expand = isr.len() > state.isr.len();
+        state.pending_isr = Some(isr.clone());
+        let cmd = MetadataCommand::AlterPartition {
+            topic: topic.to_string(),
+            partition,
+            leader_epoch: state.leader_epoch,
+            isr: isr.clone(),
+        };
+        let (topic, epoch) = (topic.to_string(), state.leader_epoch);
+        rt.spawn(async move {
+            let outcome = me.controller.propose(cmd).await;
+            let committed = match &outcome {
+                Ok(CommandResult::Ok) => {
+                    let name = if expand {
+                        crate::metrics::ISR_EXPANDS_TOTAL
+                    } else {
+                        crate::metrics::ISR_SHRINKS_TOTAL
+                    };
+                    metrics::counter!(name).increment(1);
+                    info!(%topic, partition, ?isr, "ISR changed");
+                    true
+                }
+                Ok(other) => {
+                    warn!(%topic, partition, ?isr, result = ?other, "ISR change refused");
+                    false
+                }
+                Err(e) => {
+                    warn!(%topic, partition, ?isr, error = %e, "ISR change not committed");
+                    false
+                }
+            };
+            let log = me.logs.get(&topic, partition);
+            let mut leaders = me.leaders.lock();
+            if let Some(state) = leaders.get_mut(&(topic.clone(), partition)) {
+                if state.leader_epoch == epoch {
+                    state.pending_isr = None;
+                    if committed {
+                        state.isr = isr;
+                    }
+                    if let Some(log) = log {
+                        advance_hw(me.node_id, state, &log);
+                    }
+                }
+            }
+            drop(leaders);
+            me.update_under_replicated();
+        });
+    }
+
+    /// After a leader append: with the leader alone in the ISR the high watermark moves
+    /// to the new log end at once.
+    fn after_leader_append(&self, topic: &str, partition: i32, log: &PartitionLog) {
+        let mut leaders = self.leaders.lock();
+        if let Some(state) = leaders.get_mut(&(topic.to_string(), partition)) {
+            advance_hw(self.node_id, state, log);
+        }
     }
 
     /// Reconcile with the controller's latest image before answering an admin request.
@@ -193,10 +560,25 @@ impl ReplicaManager {
             .map_err(|e| KafkaError::from(&e))?;
         let wait_for_flush =
             acks == -1 && log.config().flush_policy == FlushPolicy::Durable && !result.duplicate;
+        let replicated = meta.replicas.len() > 1;
+        if replicated {
+            self.after_leader_append(topic, partition, &log);
+        }
+        let wait_for_replicas = match (acks == -1 && replicated, self.me.upgrade()) {
+            (true, Some(replicas)) => Some(ReplicaWait {
+                replicas,
+                topic: topic.to_string(),
+                partition,
+                leader_epoch: meta.leader_epoch,
+                min_isr,
+            }),
+            _ => None,
+        };
         Ok(PendingAppend {
             log,
             result,
             wait_for_flush,
+            wait_for_replicas,
         })
     }
 
@@ -205,17 +587,89 @@ impl ReplicaManager {
     }
 }
 
+/// The high watermark of a led replicated partition: the minimum log end offset over
+/// the maximal ISR. It only moves forward (a follower that has not fetched in this
+/// epoch yet holds it where it is).
+fn advance_hw(node_id: i32, state: &LeaderState, log: &PartitionLog) {
+    let mut hw = log.log_end_offset();
+    for r in state.maximal_isr() {
+        if r == node_id {
+            continue;
+        }
+        // A member without a known position (none yet in this epoch) pins the HW.
+        let leo = state.followers.get(&r).map_or(-1, |f| f.leo);
+        hw = hw.min(leo);
+    }
+    if hw > log.high_watermark() {
+        log.set_high_watermark(hw);
+    }
+}
+
 impl PendingAppend {
-    /// Wait until the append may be acknowledged (fsynced when the policy asks for it),
-    /// bounded by the request's timeout.
+    /// Wait until the append may be acknowledged, bounded by the request's timeout:
+    /// for acks=all on a replicated partition until the high watermark passes it (every
+    /// ISR member has it), and fsynced when the policy asks for it.
     pub async fn complete(&self, timeout: Duration) -> Result<(), KafkaError> {
-        if !self.wait_for_flush {
+        if !self.wait_for_flush && self.wait_for_replicas.is_none() {
             return Ok(());
         }
-        match tokio::time::timeout(timeout, self.log.flush_to(self.result.last_offset)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(KafkaError::from(&e)),
-            Err(_) => Err(KafkaError::new(ResponseError::RequestTimedOut)),
+        let waits = async {
+            if let Some(w) = &self.wait_for_replicas {
+                self.wait_for_hw(w).await?;
+            }
+            if self.wait_for_flush {
+                self.log
+                    .flush_to(self.result.last_offset)
+                    .await
+                    .map_err(|e| KafkaError::from(&e))?;
+            }
+            Ok::<(), KafkaError>(())
+        };
+        match tokio::time::timeout(timeout, waits).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(KafkaError::new(ResponseError::RequestTimedOut)),
+        }
+        if let Some(w) = &self.wait_for_replicas {
+            // Kafka's DelayedProduce: the write is on the whole ISR, but the ISR may have
+            // shrunk below the minimum while it waited.
+            let image = w.replicas.controller.image();
+            let isr = image
+                .partition(&w.topic, w.partition)
+                .map_or(0, |p| p.isr.len() as i32);
+            if isr < w.min_isr {
+                return Err(KafkaError::new(ResponseError::NotEnoughReplicasAfterAppend));
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait for the high watermark to pass the append; a leadership change on the way
+    /// ends the wait with NOT_LEADER_OR_FOLLOWER (the write may be truncated away).
+    async fn wait_for_hw(&self, w: &ReplicaWait) -> Result<(), KafkaError> {
+        let mut hw = self.log.subscribe();
+        let mut images = w.replicas.controller.subscribe();
+        loop {
+            if *hw.borrow_and_update() > self.result.last_offset {
+                return Ok(());
+            }
+            let still_leader = images
+                .borrow_and_update()
+                .partition(&w.topic, w.partition)
+                .is_some_and(|p| {
+                    p.leader == w.replicas.node_id && p.leader_epoch == w.leader_epoch
+                });
+            if !still_leader {
+                return Err(KafkaError::new(ResponseError::NotLeaderOrFollower));
+            }
+            tokio::select! {
+                r = hw.changed() => if r.is_err() {
+                    return Err(KafkaError::new(ResponseError::NotLeaderOrFollower));
+                },
+                r = images.changed() => if r.is_err() {
+                    return Err(KafkaError::new(ResponseError::NotLeaderOrFollower));
+                },
+            }
         }
     }
 }
