@@ -1216,6 +1216,44 @@ mod tests {
     }
 
     #[test]
+    fn quorum_settings_are_parsed_and_checked() {
+        let voters = "controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9193,3@h:9293";
+        let base = [
+            "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            "controller.listener.names=CONTROLLER",
+        ];
+        let c = load(&[base[0], base[1], voters]).expect("quorum config");
+        assert_eq!(c.quorum_voters.len(), 3);
+        assert_eq!(c.quorum_voters[&3], "h:9293");
+        assert_eq!(c.controller_listener.as_ref().map(|l| l.port), Some(9093));
+        assert_eq!(c.listeners.len(), 1, "CONTROLLER is not a client listener");
+        assert_eq!(
+            (c.broker_session_timeout_ms, c.broker_heartbeat_interval_ms),
+            (9000, 2000)
+        );
+        assert!(c.ignored_settings.is_empty());
+
+        let err = |sets: &[&str]| load(sets).unwrap_err().to_string();
+        let e = err(&[base[0], base[1], voters, "node.id=4"]);
+        assert!(e.contains("not a voter"), "{e}");
+        let e = err(&[base[0], voters]);
+        assert!(e.contains("controller.listener.names"), "{e}");
+        for bad in ["1@h", "x@h:1", "1@:9093", "1@h:1,1@h:2", "-1@h:1"] {
+            let e = err(&[base[0], base[1], &format!("controller.quorum.voters={bad}")]);
+            assert!(e.contains("controller.quorum.voters"), "{bad}: {e}");
+        }
+        for roles in ["broker", "controller", "broker,other"] {
+            let e = err(&[&format!("process.roles={roles}")]);
+            assert!(e.contains("process.roles"), "{e}");
+        }
+        assert!(load(&["process.roles=controller,broker"]).is_ok());
+        let e = err(&["broker.heartbeat.interval.ms=9000"]);
+        assert!(e.contains("broker.heartbeat.interval.ms"), "{e}");
+        // No voters: a single node, exactly as before.
+        assert!(load(&[]).expect("defaults").quorum_voters.is_empty());
+    }
+
+    #[test]
     fn toml_tables_flatten_to_dotted_names() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("weir.toml");
