@@ -10,7 +10,8 @@
 use std::time::Duration;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes};
 use openraft::raft::{
@@ -41,6 +42,8 @@ pub struct PeerClient {
     source: NodeId,
     target: NodeId,
     client: Option<RpcClient>,
+    /// The last call failed because its request did not fit in a frame.
+    last_too_large: bool,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -51,6 +54,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             source: self.node_id,
             target,
             client: (!node.addr.is_empty()).then(|| RpcClient::new(node.addr.clone())),
+            last_too_large: false,
         }
     }
 }
@@ -70,7 +74,9 @@ impl PeerClient {
                 format!("node {} has no address", self.target),
             ))));
         };
-        match client.call(&req, ttl).await {
+        let result = client.call(&req, ttl).await;
+        self.last_too_large = matches!(result, Err(RpcError::TooLarge(_)));
+        match result {
             Ok(resp) => Ok(resp),
             Err(RpcError::Timeout) => Err(RPCError::Timeout(Timeout {
                 action,
@@ -127,10 +133,19 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
         let ttl = option.hard_ttl();
-        match self
+        let entries = rpc.entries.len() as u64;
+        let resp = self
             .call(Request::AppendEntries(rpc), RPCTypes::AppendEntries, ttl)
-            .await?
-        {
+            .await;
+        // A batch that does not fit in a frame: openraft retries with fewer entries.
+        if let Err(RPCError::Network(_)) = &resp {
+            if self.last_too_large && entries > 1 {
+                return Err(RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(entries / 2),
+                ));
+            }
+        }
+        match resp? {
             Response::AppendEntries(r) => Ok(r),
             Response::RaftError(e) => Err(self.remote(&e)),
             other => Err(self.unexpected(&other)),

@@ -94,22 +94,28 @@ pub enum RpcError {
     Timeout,
     #[error("bad frame: {0}")]
     BadFrame(String),
+    /// The request does not fit in a frame (never sent): send less at a time.
+    #[error("message of {0} bytes exceeds the frame limit")]
+    TooLarge(usize),
 }
 
 fn codec() -> impl Options {
     bincode::DefaultOptions::new().with_limit(MAX_FRAME as u64)
 }
 
+fn encode_err(e: bincode::Error) -> RpcError {
+    match e.as_ref() {
+        bincode::ErrorKind::SizeLimit => RpcError::TooLarge(MAX_FRAME + 1),
+        other => RpcError::BadFrame(format!("encode: {other}")),
+    }
+}
+
 /// Encode a message as one frame (length, version, body).
 pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, RpcError> {
-    let body = codec()
-        .serialize(msg)
-        .map_err(|e| RpcError::BadFrame(format!("encode: {e}")))?;
+    let body = codec().serialize(msg).map_err(encode_err)?;
     let len = body.len() + 1;
     if len > MAX_FRAME {
-        return Err(RpcError::BadFrame(format!(
-            "frame of {len} bytes exceeds {MAX_FRAME}"
-        )));
+        return Err(RpcError::TooLarge(len));
     }
     let mut out = Vec::with_capacity(4 + len);
     out.extend_from_slice(&(len as u32).to_be_bytes());
@@ -334,5 +340,17 @@ mod tests {
         ));
         let mut eof: &[u8] = &[];
         assert!(matches!(read_frame(&mut eof).await, Ok(None)));
+    }
+
+    #[test]
+    fn messages_over_the_limit_are_refused_before_sending() {
+        let big = Request::InstallSnapshot(InstallSnapshotRequest {
+            vote: Vote::new(1, 1),
+            meta: SnapshotMeta::default(),
+            offset: 0,
+            data: vec![0; MAX_FRAME],
+            done: true,
+        });
+        assert!(matches!(encode_frame(&big), Err(RpcError::TooLarge(_))));
     }
 }
