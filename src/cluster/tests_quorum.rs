@@ -288,10 +288,12 @@ async fn silent_brokers_are_fenced_and_lose_their_leaderships() {
 
     // Node 3 dies (a majority is left). Its broker must be fenced and lose partition 0.
     c.stop(2).await;
-    eventually(c.node(0), "broker 3 fenced", |img| {
-        img.fenced_brokers.contains_key(&3) && !img.brokers.contains_key(&3)
-    })
-    .await;
+    for i in 0..2 {
+        eventually(c.node(i), "broker 3 fenced", |img| {
+            img.fenced_brokers.contains_key(&3) && !img.brokers.contains_key(&3)
+        })
+        .await;
+    }
     let img = c.node(1).image();
     let p0 = img.partition("f", 0).expect("p0");
     assert_eq!((p0.leader, p0.leader_epoch), (1, 1));
