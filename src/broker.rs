@@ -17,7 +17,9 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::cluster::controller::ControllerConfig;
-use crate::cluster::{BrokerMeta, CommandResult, Controller, MetadataCommand};
+use crate::cluster::{
+    BrokerEndpoint, BrokerMeta, CommandResult, Controller, MetadataCommand, QuorumConfig,
+};
 use crate::config::Config;
 use crate::group::GroupManager;
 use crate::log::LogManager;
@@ -65,6 +67,7 @@ impl Broker {
             node_id: config.node_id,
             dir: config.metadata_dir.clone(),
             cluster_id: config.cluster_id.clone(),
+            quorum: quorum_config(&config),
         })
         .await
         .context("starting the metadata quorum")?;
@@ -84,20 +87,50 @@ impl Broker {
         } else {
             adv.port
         };
+        let mut endpoints: Vec<BrokerEndpoint> = config
+            .advertised_listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| BrokerEndpoint {
+                name: l.name.clone(),
+                host: l.host.clone(),
+                port: if i == 0 { port } else { l.port },
+            })
+            .collect();
+        if controller.is_quorum() {
+            if let Some(c) = &config.controller_listener {
+                let (host, port) = config
+                    .quorum_voters
+                    .get(&config.node_id)
+                    .and_then(|a| a.rsplit_once(':'))
+                    .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(c.port)))
+                    .unwrap_or((c.host.clone(), c.port));
+                endpoints.push(BrokerEndpoint {
+                    name: c.name.clone(),
+                    host,
+                    port,
+                });
+            }
+        }
         let me = BrokerMeta {
             id: config.node_id,
             host: adv.host.clone(),
             port,
             rack: config.rack.clone(),
+            listeners: endpoints,
         };
-        if controller.image().brokers.get(&config.node_id) != Some(&me) {
+        // Re-registering is needed when anything changed; a fenced broker stays fenced
+        // (its heartbeats unfence it), so compare with wherever it is registered.
+        if controller.image().registered_broker(config.node_id) != Some(&me) {
             let result = controller
-                .propose(MetadataCommand::RegisterBroker(me))
+                .propose(MetadataCommand::RegisterBroker(me.clone()))
                 .await?;
             if let CommandResult::Err(e) = result {
                 anyhow::bail!("broker registration refused: {e}");
             }
         }
+
+        controller.start_heartbeats(me);
 
         let replicas = ReplicaManager::new(config.clone(), logs.clone(), controller.clone());
         replicas.reconcile(&controller.image());
@@ -159,6 +192,12 @@ impl Broker {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         info!("shutting down");
         metrics::gauge!(crate::metrics::UP).set(0.0);
+        // In a quorum, hand this broker's partition leaderships to others first, so that
+        // clients move on now rather than after a session timeout.
+        self.state
+            .controller
+            .controlled_shutdown(self.state.node_id)
+            .await;
         self.state.shutting_down.store(true, Ordering::Relaxed);
         let _ = self.shutdown_tx.send(true);
         for h in self.listeners {
@@ -189,4 +228,21 @@ impl Broker {
         info!("shutdown complete");
         Ok(())
     }
+}
+
+/// The metadata quorum settings, when `controller.quorum.voters` is set.
+fn quorum_config(config: &Config) -> Option<QuorumConfig> {
+    if config.quorum_voters.is_empty() {
+        return None;
+    }
+    let listen = config.controller_listener.as_ref()?.bind_addr();
+    let voters = config
+        .quorum_voters
+        .iter()
+        .filter_map(|(id, addr)| Some((u64::try_from(*id).ok()?, addr.clone())))
+        .collect();
+    let mut q = QuorumConfig::new(voters, listen);
+    q.session_timeout = Duration::from_millis(config.broker_session_timeout_ms);
+    q.heartbeat_interval = Duration::from_millis(config.broker_heartbeat_interval_ms);
+    Some(q)
 }

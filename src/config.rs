@@ -77,6 +77,10 @@ pub const BROKER_DEFS: &[BrokerDef] = &[
     BrokerDef { name: "cluster.id", kind: Kind::String, default: "", doc: "Cluster id; generated on first start when empty." },
     BrokerDef { name: "listeners", kind: Kind::List, default: "PLAINTEXT://127.0.0.1:9092", doc: "Client listeners, NAME://host:port." },
     BrokerDef { name: "controller.listener.names", kind: Kind::List, default: "", doc: "Listeners that belong to the control plane; they are not bound for clients." },
+    BrokerDef { name: "process.roles", kind: Kind::List, default: "broker,controller", doc: "Roles of this node; Weir runs every node as broker and controller." },
+    BrokerDef { name: "controller.quorum.voters", kind: Kind::List, default: "", doc: "Metadata quorum voters, id@host:port (the CONTROLLER listener of each); empty: a single self-bootstrapped node." },
+    BrokerDef { name: "broker.session.timeout.ms", kind: Kind::Int, default: "9000", doc: "A broker whose heartbeats stop for this long is fenced by the controller." },
+    BrokerDef { name: "broker.heartbeat.interval.ms", kind: Kind::Int, default: "2000", doc: "How often a broker heartbeats the controller." },
     BrokerDef { name: "advertised.listeners", kind: Kind::List, default: "", doc: "Addresses given to clients; defaults to listeners." },
     BrokerDef { name: "log.dirs", kind: Kind::List, default: "./weir-data", doc: "Directories holding partition logs." },
     BrokerDef { name: "log.dir", kind: Kind::String, default: "", doc: "Single log directory (used when log.dirs is not set)." },
@@ -117,6 +121,7 @@ pub const BROKER_DEFS: &[BrokerDef] = &[
     BrokerDef { name: "log.cleaner.min.cleanable.ratio", kind: Kind::Double, default: "0.5", doc: "Dirty ratio that triggers compaction." },
     BrokerDef { name: "log.cleaner.min.compaction.lag.ms", kind: Kind::Long, default: "0", doc: "Minimum age before a record may be compacted." },
     BrokerDef { name: "log.cleaner.max.compaction.lag.ms", kind: Kind::Long, default: LONG_MAX, doc: "Maximum age before a record must be compacted." },
+    BrokerDef { name: "replica.lag.time.max.ms", kind: Kind::Long, default: "30000", doc: "A follower that has not caught up with the leader for this long leaves the ISR." },
     BrokerDef { name: "offsets.topic.num.partitions", kind: Kind::Int, default: "50", doc: "Partitions of __consumer_offsets (fixed once the topic exists)." },
     BrokerDef { name: "offsets.topic.replication.factor", kind: Kind::Int, default: "3", doc: "Replication factor of __consumer_offsets, capped at the number of brokers." },
     BrokerDef { name: "offsets.topic.segment.bytes", kind: Kind::Int, default: "104857600", doc: "Segment size of __consumer_offsets (small, so compaction keeps up)." },
@@ -301,8 +306,6 @@ pub const TOPIC_DEFS: &[TopicDef] = &[
 /// but does not act on yet; each one given is logged at start. Anything else unknown is
 /// an error, so a misspelled setting never goes unnoticed.
 pub const KAFKA_ACCEPTED_IGNORED: &[&str] = &[
-    "process.roles",
-    "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
@@ -425,6 +428,14 @@ pub struct Config {
     pub cluster_id: Option<String>,
     pub listeners: Vec<Listener>,
     pub advertised_listeners: Vec<Listener>,
+    /// The internal (control-plane) listener: the first of `listeners` named in
+    /// `controller.listener.names`. Bound only when `quorum_voters` is set.
+    pub controller_listener: Option<Listener>,
+    /// `controller.quorum.voters`: node id → CONTROLLER `host:port`. Empty for the
+    /// single self-bootstrapped node.
+    pub quorum_voters: BTreeMap<i32, String>,
+    pub broker_session_timeout_ms: u64,
+    pub broker_heartbeat_interval_ms: u64,
     pub log_dirs: Vec<PathBuf>,
     pub metadata_dir: PathBuf,
     pub rack: Option<String>,
@@ -537,10 +548,9 @@ impl Config {
                 .map_or("", |v| v.as_str()),
         );
         let client = |l: &Listener| !controller_names.contains(&l.name);
-        let listeners: Vec<Listener> = parse_listeners("listeners", &get("listeners"))?
-            .into_iter()
-            .filter(client)
-            .collect();
+        let all_listeners = parse_listeners("listeners", &get("listeners"))?;
+        let controller_listener = all_listeners.iter().find(|l| !client(l)).cloned();
+        let listeners: Vec<Listener> = all_listeners.into_iter().filter(client).collect();
         if listeners.is_empty() {
             return Err(invalid(
                 "listeners",
@@ -613,6 +623,33 @@ impl Config {
         let req_max = positive("socket.request.max.bytes")? as usize;
         positive("log.segment.bytes")?;
         positive("message.max.bytes")?;
+        check_roles(&get("process.roles"))?;
+        let quorum_voters = parse_voters(&get("controller.quorum.voters"))?;
+        if !quorum_voters.is_empty() {
+            if !quorum_voters.contains_key(&node_id) {
+                return Err(invalid(
+                    "controller.quorum.voters",
+                    &get("controller.quorum.voters"),
+                    &format!("node.id {node_id} is not a voter; every Weir node is a controller (process.roles=broker,controller)"),
+                ));
+            }
+            if controller_listener.is_none() {
+                return Err(invalid(
+                    "controller.listener.names",
+                    &get("controller.listener.names"),
+                    "controller.quorum.voters needs a CONTROLLER listener: name one of `listeners` here",
+                ));
+            }
+        }
+        let session_ms = positive("broker.session.timeout.ms")? as u64;
+        let heartbeat_ms = positive("broker.heartbeat.interval.ms")? as u64;
+        if heartbeat_ms >= session_ms {
+            return Err(invalid(
+                "broker.heartbeat.interval.ms",
+                &heartbeat_ms.to_string(),
+                "must be smaller than broker.session.timeout.ms",
+            ));
+        }
         let cluster_id = Some(get("cluster.id")).filter(|s| !s.is_empty());
         let rack = Some(get("broker.rack")).filter(|s| !s.is_empty());
         let cfg = Config {
@@ -620,6 +657,10 @@ impl Config {
             cluster_id,
             listeners,
             advertised_listeners: advertised,
+            controller_listener,
+            quorum_voters,
+            broker_session_timeout_ms: session_ms,
+            broker_heartbeat_interval_ms: heartbeat_ms,
             log_dirs,
             metadata_dir,
             rack,
@@ -863,6 +904,60 @@ pub fn split_list(s: &str) -> Vec<String> {
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect()
+}
+
+/// `process.roles`: Weir nodes are always both broker and controller. A dedicated role
+/// would need a broker that is a Raft learner (or a controller without client
+/// listeners), which Weir does not have yet; refuse rather than pretend.
+fn check_roles(value: &str) -> Result<(), ConfigError> {
+    let mut roles = split_list(value);
+    roles.sort();
+    roles.dedup();
+    match roles
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["broker", "controller"] => Ok(()),
+        ["broker"] | ["controller"] => Err(invalid(
+            "process.roles",
+            value,
+            "dedicated broker or controller nodes are not supported yet; use broker,controller",
+        )),
+        _ => Err(invalid(
+            "process.roles",
+            value,
+            "expected broker,controller",
+        )),
+    }
+}
+
+/// `controller.quorum.voters`: `1@host:port,2@host:port`, ids unique and non-negative.
+fn parse_voters(value: &str) -> Result<BTreeMap<i32, String>, ConfigError> {
+    let mut voters = BTreeMap::new();
+    for v in split_list(value) {
+        let bad = |reason: &str| invalid("controller.quorum.voters", &v, reason);
+        let (id, addr) = v
+            .split_once('@')
+            .ok_or_else(|| bad("expected id@host:port"))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| bad("the id is not a non-negative integer"))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected id@host:port"))?;
+        if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(bad("expected id@host:port with a host and a port 1-65535"));
+        }
+        if voters.insert(id, addr.to_string()).is_some() {
+            return Err(bad("the id is listed twice"));
+        }
+    }
+    Ok(voters)
 }
 
 fn parse_listeners(setting: &str, s: &str) -> Result<Vec<Listener>, ConfigError> {
@@ -1114,9 +1209,49 @@ mod tests {
         );
         assert_eq!(c.advertised_listeners[0].host, "localhost");
         assert!(c.ignored_settings.contains(&"num.io.threads".to_string()));
-        assert!(c.ignored_settings.contains(&"process.roles".to_string()));
+        assert!(!c.ignored_settings.contains(&"process.roles".to_string()));
+        assert!(c.quorum_voters.is_empty(), "no voters: a single node");
+        assert_eq!(c.controller_listener.as_ref().map(|l| l.port), Some(9093));
         let e = load(&["num.io.thread=8"]).unwrap_err().to_string();
         assert!(e.contains("num.io.thread"), "{e}");
+    }
+
+    #[test]
+    fn quorum_settings_are_parsed_and_checked() {
+        let voters = "controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9193,3@h:9293";
+        let base = [
+            "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            "controller.listener.names=CONTROLLER",
+        ];
+        let c = load(&[base[0], base[1], voters]).expect("quorum config");
+        assert_eq!(c.quorum_voters.len(), 3);
+        assert_eq!(c.quorum_voters[&3], "h:9293");
+        assert_eq!(c.controller_listener.as_ref().map(|l| l.port), Some(9093));
+        assert_eq!(c.listeners.len(), 1, "CONTROLLER is not a client listener");
+        assert_eq!(
+            (c.broker_session_timeout_ms, c.broker_heartbeat_interval_ms),
+            (9000, 2000)
+        );
+        assert!(c.ignored_settings.is_empty());
+
+        let err = |sets: &[&str]| load(sets).unwrap_err().to_string();
+        let e = err(&[base[0], base[1], voters, "node.id=4"]);
+        assert!(e.contains("not a voter"), "{e}");
+        let e = err(&[base[0], voters]);
+        assert!(e.contains("controller.listener.names"), "{e}");
+        for bad in ["1@h", "x@h:1", "1@:9093", "1@h:1,1@h:2", "-1@h:1"] {
+            let e = err(&[base[0], base[1], &format!("controller.quorum.voters={bad}")]);
+            assert!(e.contains("controller.quorum.voters"), "{bad}: {e}");
+        }
+        for roles in ["broker", "controller", "broker,other"] {
+            let e = err(&[&format!("process.roles={roles}")]);
+            assert!(e.contains("process.roles"), "{e}");
+        }
+        assert!(load(&["process.roles=controller,broker"]).is_ok());
+        let e = err(&["broker.heartbeat.interval.ms=9000"]);
+        assert!(e.contains("broker.heartbeat.interval.ms"), "{e}");
+        // No voters: a single node, exactly as before.
+        assert!(load(&[]).expect("defaults").quorum_voters.is_empty());
     }
 
     #[test]

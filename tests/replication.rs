@@ -112,6 +112,7 @@ async fn leader(min_isr: &str) -> (TestBroker, std::net::TcpListener) {
             host: "127.0.0.1".into(),
             port: placeholder.local_addr().expect("addr").port(),
             rack: None,
+            listeners: Vec::new(),
         }))
         .await
         .expect("register broker 2");

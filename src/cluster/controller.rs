@@ -1,38 +1,63 @@
-//! The node's handle on the metadata quorum: start/bootstrap, propose, read the image.
+//! The node's handle on the metadata quorum: start/bootstrap, propose, read the image,
+//! and the controller duties of the Raft leader (broker liveness and fencing).
 //!
 //! `Controller` wires the pieces together: the sled store, openraft with the log storage
-//! and state machine adapters, and the image channel. The state machine publishes an
-//! image after every applied batch; a small task here overlays `controller_id` with the
-//! current Raft leader, because leadership is Raft state, not replicated metadata.
+//! and state machine adapters, the image channel and, in a quorum, the internal listener.
+//! The state machine publishes an image after every applied batch; a small task here
+//! overlays `controller_id` with the current Raft leader, because leadership is Raft
+//! state, not replicated metadata.
 //!
-//! Today a node always bootstraps itself as the only voter (DESIGN decision 5: the
-//! single-node path is the cluster path with one member). Joining other nodes needs the
-//! internal transport (see [`super::network`]).
+//! Two ways to start (DESIGN decision 5: the single-node path is the cluster path with
+//! one member):
+//! - no quorum configured: the node bootstraps itself as the only voter, exactly as a
+//!   standalone broker always did, and no internal listener is bound;
+//! - `controller.quorum.voters`: the voter with the lowest id initialises openraft with
+//!   every voter (the others wait to hear from a leader); a restart never initialises
+//!   again. `start` returns once a leader is known and this node has applied everything
+//!   that leader had committed (a read index), or fails with a clear error.
+//!
+//! `propose` works on every node: a follower forwards the command to the leader over the
+//! internal listener and then waits until it has applied the command itself, so
+//! `image()` shows the change when `propose` returns, wherever it was called.
+//!
+//! Liveness (the leader only): every broker heartbeats the leader; a broker unheard of for
+//! the session timeout is fenced (`FenceBroker`), and unfenced when it heartbeats again.
+//! A new leader gives every broker a full session before fencing it, since it has no
+//! heartbeat history of its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, Fatal, InitializeError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, InitializeError, RaftError};
 use openraft::{BasicNode, LogIdOptionExt, RaftMetrics, ServerState, SnapshotPolicy};
 use parking_lot::Mutex;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::cluster_id::random_cluster_id;
+use super::image::BrokerMeta;
 use super::log_store::LogStore;
 use super::network::NetworkFactory;
+use super::rpc::{Request, Response, RpcClient, RpcError};
 use super::state_machine::{ImageSender, StateMachineStore};
 use super::store::MetadataStore;
 use super::store_sled::SledStore;
 use super::types::{NodeId, Raft};
-use super::{ClusterError, CommandResult, MetadataCommand, MetadataImage};
+use super::{ClusterError, CommandResult, MetadataCommand, MetadataError, MetadataImage};
 
-/// How long `start` waits for this node to become leader and catch up.
+/// How long a single node's `start` waits to become leader and catch up.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `shutdown` waits for openraft's tasks to let go of the store.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `propose` keeps looking for a leader to take a command.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a forwarded request may take on the leader (a commit needs a quorum round).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a broker's controlled shutdown waits for the controller.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the controller needs from the broker config.
 #[derive(Debug, Clone)]
@@ -42,6 +67,50 @@ pub struct ControllerConfig {
     pub dir: PathBuf,
     /// Cluster id to use when bootstrapping a new cluster; generated when `None`.
     pub cluster_id: Option<String>,
+    /// `None`: a single self-bootstrapped node.
+    pub quorum: Option<QuorumConfig>,
+}
+
+/// A multi-node metadata quorum (`controller.quorum.voters`).
+#[derive(Debug, Clone)]
+pub struct QuorumConfig {
+    /// Voter id → `host:port` of its internal (CONTROLLER) listener.
+    pub voters: BTreeMap<NodeId, String>,
+    /// Where this node binds its internal listener.
+    pub listen: String,
+    /// `broker.session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
+    /// How long `start` waits for a leader and for catching up.
+    pub start_timeout: Duration,
+    /// Build a snapshot after this many applied entries.
+    pub snapshot_logs: u64,
+    /// Log entries kept behind a snapshot (the rest is purged), so a briefly lagging
+    /// follower catches up from the log rather than with a whole snapshot.
+    pub keep_logs_after_snapshot: u64,
+}
+
+impl QuorumConfig {
+    pub fn new(voters: BTreeMap<NodeId, String>, listen: String) -> QuorumConfig {
+        QuorumConfig {
+            voters,
+            listen,
+            session_timeout: Duration::from_millis(9000),
+            heartbeat_interval: Duration::from_millis(2000),
+            start_timeout: Duration::from_secs(60),
+            snapshot_logs: 5000,
+            keep_logs_after_snapshot: 1000,
+        }
+    }
+}
+
+/// The leader's view of broker liveness; reset whenever this node's leadership changes.
+#[derive(Default)]
+struct Liveness {
+    /// Term of the leadership this view belongs to.
+    term: Option<u64>,
+    last_seen: HashMap<i32, Instant>,
 }
 
 /// A running metadata node.
@@ -50,18 +119,36 @@ pub struct Controller {
     raft: Raft,
     images: ImageSender,
     image_rx: watch::Receiver<Arc<MetadataImage>>,
+    quorum: Option<QuorumConfig>,
     /// Taken (and the database closed) by `shutdown`.
     store: Mutex<Option<Arc<SledStore>>>,
-    leader_watch: Mutex<Option<JoinHandle<()>>>,
+    /// Leader watch, internal listener, fencing: stopped by `shutdown`.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The broker heartbeat task; stopped first at a controlled shutdown.
+    heartbeats: Mutex<Option<JoinHandle<()>>>,
+    liveness: Mutex<Liveness>,
+    /// Idle connections to peers, reused for forwarded proposals and heartbeats.
+    peers: Mutex<Vec<RpcClient>>,
 }
 
 impl Controller {
-    /// Open the store, start openraft, bootstrap a one-voter cluster if the store is new,
-    /// wait until this node is leader and has applied everything committed, and make sure
-    /// the cluster id is set.
+    /// Open the store, start openraft, bootstrap if the store is new, wait until a leader
+    /// is known and this node has applied what it committed, and make sure the cluster id
+    /// is set.
     pub async fn start(cfg: ControllerConfig) -> Result<Arc<Controller>, ClusterError> {
         let node_id = NodeId::try_from(cfg.node_id)
             .map_err(|_| ClusterError::Raft(format!("invalid node id {}", cfg.node_id)))?;
+        // Bind first: a port conflict is the most likely misconfiguration, and peers must
+        // reach us as soon as openraft runs.
+        let listener = match &cfg.quorum {
+            Some(q) => Some(TcpListener::bind(&q.listen).await.map_err(|e| {
+                ClusterError::Raft(format!(
+                    "cannot bind the controller listener {}: {e}",
+                    q.listen
+                ))
+            })?),
+            None => None,
+        };
         // sled replays its log on open, which can take a while on a large database.
         let dir = cfg.dir.clone();
         let store = tokio::task::spawn_blocking(move || SledStore::open(&dir))
@@ -80,8 +167,8 @@ impl Controller {
 
         let raft = Raft::new(
             node_id,
-            raft_config()?,
-            NetworkFactory,
+            raft_config(cfg.quorum.as_ref())?,
+            NetworkFactory { node_id },
             LogStore::new(store.clone()),
             sm,
         )
@@ -93,9 +180,17 @@ impl Controller {
             raft,
             images,
             image_rx,
+            quorum: cfg.quorum.clone(),
             store: Mutex::new(Some(store)),
-            leader_watch: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
+            heartbeats: Mutex::new(None),
+            liveness: Mutex::new(Liveness::default()),
+            peers: Mutex::new(Vec::new()),
         });
+        if let Some(listener) = listener {
+            let task = tokio::spawn(super::server::accept_loop(listener, controller.clone()));
+            controller.tasks.lock().push(task);
+        }
         if let Err(e) = controller.bootstrap(cfg.cluster_id).await {
             // Release the database so that a retry in this process can open it again.
             if let Err(stop) = controller.shutdown().await {
@@ -103,23 +198,80 @@ impl Controller {
             }
             return Err(e);
         }
+        if controller.quorum.is_some() {
+            let task = tokio::spawn(fence_loop(Arc::downgrade(&controller)));
+            controller.tasks.lock().push(task);
+        }
         Ok(controller)
     }
 
     async fn bootstrap(&self, cluster_id: Option<String>) -> Result<(), ClusterError> {
-        if !self.raft.is_initialized().await.map_err(fatal_err)? {
-            let voters = BTreeMap::from([(self.node_id, BasicNode::default())]);
-            match self.raft.initialize(voters).await {
-                Ok(()) => {}
-                // Someone (a previous attempt) got there first: nothing to do.
-                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(e) => return Err(ClusterError::Raft(e.to_string())),
+        let voters: Option<BTreeMap<NodeId, BasicNode>> = match &self.quorum {
+            None => Some(BTreeMap::from([(self.node_id, BasicNode::default())])),
+            // Only the lowest id initialises, so two nodes never start rival clusters.
+            Some(q) if q.voters.keys().next() == Some(&self.node_id) => Some(
+                q.voters
+                    .iter()
+                    .map(|(id, addr)| (*id, BasicNode::new(addr)))
+                    .collect(),
+            ),
+            Some(_) => None,
+        };
+        if let Some(voters) = voters {
+            if !self.raft.is_initialized().await.map_err(fatal_err)? {
+                match self.raft.initialize(voters).await {
+                    Ok(()) => {}
+                    // Someone (a previous attempt, or a vote from a peer) got there first.
+                    Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                    Err(e) => return Err(ClusterError::Raft(e.to_string())),
+                }
             }
         }
 
+        match &self.quorum {
+            None => self.wait_single_leader().await?,
+            Some(q) => self.wait_caught_up(q.start_timeout).await?,
+        }
+
+        let mut rx = self.raft.metrics();
+        let images = self.images.clone();
+        set_controller_id(&images, &rx.borrow_and_update());
+        self.tasks.lock().push(tokio::spawn(async move {
+            loop {
+                set_controller_id(&images, &rx.borrow_and_update());
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        }));
+
+        if self.image().cluster_id.is_empty() {
+            let configured = cluster_id.is_some();
+            let cluster_id = cluster_id.unwrap_or_else(random_cluster_id);
+            tracing::info!(%cluster_id, "initialising metadata for a new cluster");
+            match self
+                .propose(MetadataCommand::InitCluster { cluster_id })
+                .await?
+            {
+                // Several nodes of a new quorum may race to set it: the first one wins.
+                CommandResult::Err(MetadataError::AlreadyInitialised(id))
+                    if self.quorum.is_some() =>
+                {
+                    if configured {
+                        tracing::warn!(cluster_id = %id, "the cluster already has another id; keeping it");
+                    }
+                }
+                CommandResult::Err(e) => return Err(ClusterError::Raft(e.to_string())),
+                CommandResult::Ok | CommandResult::ProducerIds { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The single node elects itself; wait for that and for its log to be applied.
+    async fn wait_single_leader(&self) -> Result<(), ClusterError> {
         let me = self.node_id;
-        let metrics = self
-            .raft
+        self.raft
             .wait(Some(START_TIMEOUT))
             .metrics(
                 |m| {
@@ -130,35 +282,73 @@ impl Controller {
                 "leader with the committed log applied",
             )
             .await
-            .map_err(|e| match e {
-                openraft::metrics::WaitError::Timeout(..) => ClusterError::Timeout,
-                openraft::metrics::WaitError::ShuttingDown => ClusterError::ShuttingDown,
-            })?;
-        set_controller_id(&self.images, &metrics);
+            .map_err(wait_err)?;
+        Ok(())
+    }
 
-        let mut rx = self.raft.metrics();
-        let images = self.images.clone();
-        *self.leader_watch.lock() = Some(tokio::spawn(async move {
-            loop {
-                set_controller_id(&images, &rx.borrow_and_update());
-                if rx.changed().await.is_err() {
-                    break;
+    /// Wait until a leader is known and this node has applied that leader's read index.
+    async fn wait_caught_up(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + timeout;
+        let mut metrics = self.raft.metrics();
+        let mut last_error = String::from("no leader elected yet");
+        loop {
+            if Instant::now() >= deadline {
+                let voters = self
+                    .quorum
+                    .as_ref()
+                    .map(|q| format!("{:?}", q.voters))
+                    .unwrap_or_default();
+                return Err(ClusterError::Raft(format!(
+                    "metadata quorum not ready after {timeout:?} ({last_error}); \
+                     are a majority of controller.quorum.voters {voters} running and reachable?"
+                )));
+            }
+            match self.read_index().await {
+                Ok(index) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    self.raft
+                        .wait(Some(left))
+                        .applied_index_at_least(Some(index), "applied the leader's read index")
+                        .await
+                        .map_err(wait_err)?;
+                    return Ok(());
+                }
+                Err(e) => last_error = e,
+            }
+            // Wake on any Raft change (a leader appears), or retry after a moment.
+            let _ = tokio::time::timeout(Duration::from_millis(200), metrics.changed()).await;
+        }
+    }
+
+    /// The leader's commit index, confirmed with a quorum.
+    async fn read_index(&self) -> Result<u64, String> {
+        let leader = self.raft.metrics().borrow().current_leader;
+        match leader {
+            None => Err("no leader known".into()),
+            Some(l) if l == self.node_id => match self.local_read_index().await {
+                Response::ReadIndex { index } => Ok(index),
+                other => Err(format!("{other:?}")),
+            },
+            Some(l) => match self.call_leader(l, Request::ReadIndex).await {
+                Ok(Response::ReadIndex { index }) => Ok(index),
+                Ok(other) => Err(format!("leader {l} answered {other:?}")),
+                Err(e) => Err(format!("leader {l}: {e}")),
+            },
+        }
+    }
+
+    async fn local_read_index(&self) -> Response {
+        match self.raft.ensure_linearizable().await {
+            Ok(log_id) => Response::ReadIndex {
+                index: log_id.map_or(0, |l| l.index),
+            },
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Response::NotLeader {
+                    leader: f.leader_id,
                 }
             }
-        }));
-
-        if self.image().cluster_id.is_empty() {
-            let cluster_id = cluster_id.unwrap_or_else(random_cluster_id);
-            tracing::info!(%cluster_id, "initialising metadata for a new cluster");
-            match self
-                .propose(MetadataCommand::InitCluster { cluster_id })
-                .await?
-            {
-                CommandResult::Err(e) => return Err(ClusterError::Raft(e.to_string())),
-                CommandResult::Ok | CommandResult::ProducerIds { .. } => {}
-            }
+            Err(e) => Response::Error(e.to_string()),
         }
-        Ok(())
     }
 
     /// The latest applied image (cheap: an `Arc` clone).
@@ -171,25 +361,271 @@ impl Controller {
         self.image_rx.clone()
     }
 
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        i32::try_from(self.node_id).unwrap_or(-1)
+    }
+
+    /// Whether this node runs in a multi-node quorum (`controller.quorum.voters`).
+    pub fn is_quorum(&self) -> bool {
+        self.quorum.is_some()
+    }
+
+    /// openraft itself, for tests.
+    #[cfg(test)]
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
     /// Commit a command through Raft and return its result once applied locally
-    /// (the image returned by `image()` afterwards reflects it).
+    /// (the image returned by `image()` afterwards reflects it). On a follower the command
+    /// is forwarded to the leader; while no leader is known this retries for a while and
+    /// then fails with `NotLeader`.
     pub async fn propose(&self, cmd: MetadataCommand) -> Result<CommandResult, ClusterError> {
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                Err(ClusterError::NotLeader)
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        loop {
+            let hint = match self.raft.client_write(cmd.clone()).await {
+                Ok(resp) => return Ok(resp.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f,
+                Err(RaftError::APIError(e)) => return Err(ClusterError::Raft(e.to_string())),
+                Err(RaftError::Fatal(f)) => return Err(fatal_err(f)),
+            };
+            if self.quorum.is_none() {
+                return Err(ClusterError::NotLeader);
             }
-            Err(RaftError::APIError(e)) => Err(ClusterError::Raft(e.to_string())),
-            Err(RaftError::Fatal(f)) => Err(fatal_err(f)),
+            if let Some(leader) = hint.leader_id.filter(|l| *l != self.node_id) {
+                match self
+                    .call_leader(leader, Request::Propose(cmd.clone()))
+                    .await
+                {
+                    Ok(Response::Proposed { index, result }) => {
+                        let left = deadline
+                            .saturating_duration_since(Instant::now())
+                            .max(Duration::from_secs(1));
+                        if let Err(e) = self
+                            .raft
+                            .wait(Some(left))
+                            .applied_index_at_least(Some(index), "forwarded proposal applied")
+                            .await
+                        {
+                            // Committed on the leader all the same: report its result.
+                            tracing::warn!(index, error = %e, "forwarded proposal not applied here yet");
+                        }
+                        return Ok(result);
+                    }
+                    // Leadership moved, or the leader is down: ask again below.
+                    Ok(Response::NotLeader { .. }) | Err(RpcError::Connect(_)) => {}
+                    Ok(Response::Error(e)) => return Err(ClusterError::Raft(e)),
+                    Ok(other) => {
+                        return Err(ClusterError::Raft(format!(
+                            "unexpected answer from the controller: {other:?}"
+                        )))
+                    }
+                    // The command may or may not have been committed: never send it twice.
+                    Err(RpcError::Timeout) => return Err(ClusterError::Timeout),
+                    Err(e) => {
+                        return Err(ClusterError::Raft(format!(
+                            "lost the controller while proposing (outcome unknown): {e}"
+                        )))
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NotLeader);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Send a request to the node `leader` over a pooled connection.
+    async fn call_leader(&self, leader: NodeId, req: Request) -> Result<Response, RpcError> {
+        let addr = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            m.membership_config
+                .membership()
+                .get_node(&leader)
+                .map(|n| n.addr.clone())
+        };
+        let addr = match addr {
+            Some(a) if !a.is_empty() => a,
+            _ => return Err(RpcError::Connect(format!("node {leader} has no address"))),
+        };
+        let pooled = {
+            let mut peers = self.peers.lock();
+            peers
+                .iter()
+                .position(|c| c.addr() == addr)
+                .map(|i| peers.swap_remove(i))
+        };
+        let mut client = pooled.unwrap_or_else(|| RpcClient::new(addr));
+        let result = client.call(&req, FORWARD_TIMEOUT).await;
+        if result.is_ok() {
+            let mut peers = self.peers.lock();
+            // A handful of idle connections is plenty: requests are short and rare.
+            if peers.len() < 8 {
+                peers.push(client);
+            }
+        }
+        result
+    }
+
+    /// Serve one request from a peer (see [`super::server`]).
+    pub(crate) async fn handle_rpc(&self, req: Request) -> Response {
+        fn raft_error<E: serde::Serialize>(e: &E) -> Response {
+            match serde_json::to_string(e) {
+                Ok(json) => Response::RaftError(json),
+                Err(e) => Response::Error(format!("cannot encode a raft error: {e}")),
+            }
+        }
+        match req {
+            Request::AppendEntries(r) => match self.raft.append_entries(r).await {
+                Ok(r) => Response::AppendEntries(r),
+                Err(e) => raft_error(&e),
+            },
+            Request::Vote(r) => match self.raft.vote(r).await {
+                Ok(r) => Response::Vote(r),
+                Err(e) => raft_error(&e),
+            },
+            Request::InstallSnapshot(r) => match self.raft.install_snapshot(r).await {
+                Ok(r) => Response::InstallSnapshot(r),
+                Err(e) => raft_error(&e),
+            },
+            Request::Propose(cmd) => match self.raft.client_write(cmd).await {
+                Ok(resp) => Response::Proposed {
+                    index: resp.log_id.index,
+                    result: resp.data,
+                },
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    Response::NotLeader {
+                        leader: f.leader_id,
+                    }
+                }
+                Err(e) => Response::Error(e.to_string()),
+            },
+            Request::ReadIndex => self.local_read_index().await,
+            Request::BrokerHeartbeat { broker_id } => self.on_heartbeat(broker_id).await,
+        }
+    }
+
+    /// The leader's side of a broker heartbeat.
+    async fn on_heartbeat(&self, broker_id: i32) -> Response {
+        let (is_leader, leader) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (m.state == ServerState::Leader, m.current_leader)
+        };
+        if !is_leader {
+            return Response::NotLeader { leader };
+        }
+        self.liveness
+            .lock()
+            .last_seen
+            .insert(broker_id, Instant::now());
+        let img = self.image();
+        if img.brokers.contains_key(&broker_id) {
+            return Response::Heartbeat { registered: true };
+        }
+        if !img.fenced_brokers.contains_key(&broker_id) {
+            return Response::Heartbeat { registered: false };
+        }
+        tracing::info!(broker_id, "broker heartbeats again; unfencing");
+        match self
+            .propose(MetadataCommand::UnfenceBroker { id: broker_id })
+            .await
+        {
+            Ok(_) => Response::Heartbeat { registered: true },
+            Err(e) => Response::Error(e.to_string()),
+        }
+    }
+
+    /// Heartbeat the controller every `broker.heartbeat.interval.ms` on behalf of the
+    /// broker `me` (registered already), registering it again if the controller does not
+    /// know it. A no-op without a quorum: a single node has no one to fence it.
+    pub fn start_heartbeats(self: &Arc<Self>, me: BrokerMeta) {
+        let Some(q) = &self.quorum else {
+            return;
+        };
+        let interval = q.heartbeat_interval;
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(ctl) = weak.upgrade() else {
+                    return;
+                };
+                ctl.heartbeat_once(&me).await;
+            }
+        });
+        if let Some(old) = self.heartbeats.lock().replace(task) {
+            old.abort();
+        }
+    }
+
+    async fn heartbeat_once(&self, me: &BrokerMeta) {
+        let req = Request::BrokerHeartbeat { broker_id: me.id };
+        let leader = self.raft.metrics().borrow().current_leader;
+        let resp = match leader {
+            None => return,
+            Some(l) if l == self.node_id => self.on_heartbeat(me.id).await,
+            Some(l) => match self.call_leader(l, req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(leader = l, error = %e, "heartbeat not delivered");
+                    return;
+                }
+            },
+        };
+        match resp {
+            Response::Heartbeat { registered: true } => {}
+            Response::Heartbeat { registered: false } => {
+                tracing::info!(
+                    broker_id = me.id,
+                    "controller does not know this broker; registering"
+                );
+                if let Err(e) = self
+                    .propose(MetadataCommand::RegisterBroker(me.clone()))
+                    .await
+                {
+                    tracing::warn!(error = %e, "broker registration failed");
+                }
+            }
+            other => tracing::debug!(answer = ?other, "heartbeat not accepted"),
+        }
+    }
+
+    /// Stop heartbeating and ask the controller to move this broker's leaderships away
+    /// (`ControlledShutdown`), bounded in time. A no-op without a quorum.
+    pub async fn controlled_shutdown(&self, broker_id: i32) {
+        if self.quorum.is_none() {
+            return;
+        }
+        if let Some(task) = self.heartbeats.lock().take() {
+            task.abort();
+        }
+        let cmd = MetadataCommand::ControlledShutdown { id: broker_id };
+        match tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT, self.propose(cmd)).await {
+            Ok(Ok(CommandResult::Err(e))) => {
+                tracing::warn!(error = %e, "controlled shutdown refused")
+            }
+            Ok(Ok(_)) => tracing::info!("controlled shutdown: leaderships moved away"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown failed"),
+            Err(_) => tracing::warn!("controlled shutdown timed out; stopping anyway"),
         }
     }
 
     /// Stop Raft and flush the store. Idempotent; once it returns, the database is closed
     /// and the same directory can be opened again.
     pub async fn shutdown(&self) -> Result<(), ClusterError> {
-        if let Some(task) = self.leader_watch.lock().take() {
+        if let Some(task) = self.heartbeats.lock().take() {
             task.abort();
         }
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+        self.peers.lock().clear();
         let stopped = self
             .raft
             .shutdown()
@@ -213,6 +649,62 @@ impl Controller {
             wait_released(&weak).await?;
         }
         stopped
+    }
+}
+
+/// On the leader, fence every live broker that has not heartbeaten for the session
+/// timeout. Runs on every quorum node and acts only while it leads.
+async fn fence_loop(weak: Weak<Controller>) {
+    let Some(session) = weak
+        .upgrade()
+        .and_then(|c| c.quorum.as_ref().map(|q| q.session_timeout))
+    else {
+        return;
+    };
+    let period = (session / 4).clamp(Duration::from_millis(50), Duration::from_millis(500));
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(ctl) = weak.upgrade() else {
+            return;
+        };
+        let (state, term) = {
+            let m = ctl.raft.metrics();
+            let m = m.borrow();
+            (m.state, m.current_term)
+        };
+        if state != ServerState::Leader {
+            ctl.liveness.lock().term = None;
+            continue;
+        }
+        let now = Instant::now();
+        let img = ctl.image();
+        let expired: Vec<i32> = {
+            let mut lv = ctl.liveness.lock();
+            if lv.term != Some(term) {
+                // New leadership: no history, so everyone starts a fresh session now.
+                lv.term = Some(term);
+                lv.last_seen.clear();
+            }
+            img.brokers
+                .keys()
+                .copied()
+                .filter(|id| {
+                    // A broker first seen now (just registered) gets a full session.
+                    let seen = *lv.last_seen.entry(*id).or_insert(now);
+                    now.duration_since(seen) > session
+                })
+                .collect()
+        };
+        for id in expired {
+            tracing::warn!(
+                broker_id = id,
+                ?session,
+                "broker session expired; fencing it"
+            );
+            if let Err(e) = ctl.propose(MetadataCommand::FenceBroker { id }).await {
+                tracing::warn!(broker_id = id, error = %e, "fencing failed");
+            }
+        }
     }
 }
 
@@ -246,20 +738,35 @@ fn set_controller_id(images: &ImageSender, metrics: &RaftMetrics<NodeId, BasicNo
 }
 
 /// Timeouts sized for a LAN: a restarted single node elects itself within about half a
-/// second. Snapshots every 5000 entries keep the log (and restart replay) short.
-fn raft_config() -> Result<Arc<openraft::Config>, ClusterError> {
-    let config = openraft::Config {
+/// second. Snapshots every 5000 entries keep the log (and restart replay) short. Snapshot
+/// chunks stay far below the internal protocol's frame limit, with a deadline per chunk
+/// that a loaded machine meets.
+fn raft_config(quorum: Option<&QuorumConfig>) -> Result<Arc<openraft::Config>, ClusterError> {
+    let mut config = openraft::Config {
         cluster_name: "weir-metadata".into(),
         heartbeat_interval: 100,
         election_timeout_min: 300,
         election_timeout_max: 600,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(5000),
+        snapshot_max_chunk_size: 1 << 20,
+        install_snapshot_timeout: 2000,
         ..openraft::Config::default()
     };
+    if let Some(q) = quorum {
+        config.snapshot_policy = SnapshotPolicy::LogsSinceLast(q.snapshot_logs.max(1));
+        config.max_in_snapshot_log_to_keep = q.keep_logs_after_snapshot;
+    }
     config
         .validate()
         .map(Arc::new)
         .map_err(|e| ClusterError::Raft(e.to_string()))
+}
+
+fn wait_err(e: openraft::metrics::WaitError) -> ClusterError {
+    match e {
+        openraft::metrics::WaitError::Timeout(..) => ClusterError::Timeout,
+        openraft::metrics::WaitError::ShuttingDown => ClusterError::ShuttingDown,
+    }
 }
 
 fn store_err(e: super::store::StoreError) -> ClusterError {
@@ -287,6 +794,7 @@ mod tests {
             node_id: 1,
             dir: dir.to_path_buf(),
             cluster_id: cluster_id.map(str::to_string),
+            quorum: None,
         }
     }
 

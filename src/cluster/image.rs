@@ -32,12 +32,27 @@ pub struct TopicMeta {
 }
 
 /// One registered broker and its advertised client listener.
+///
+/// `host`/`port` is the first advertised client listener: what Metadata gives clients and
+/// what a follower connects to when it fetches from a partition leader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerMeta {
     pub id: i32,
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
+    /// Every advertised listener (client listeners by name, and the CONTROLLER listener
+    /// when the node has one). Empty in images written before brokers reported them.
+    #[serde(default)]
+    pub listeners: Vec<BrokerEndpoint>,
+}
+
+/// One named listener of a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
 }
 
 /// Everything a broker needs to answer clients, as of `applied_index`.
@@ -48,7 +63,14 @@ pub struct MetadataImage {
     pub controller_id: i32,
     pub topics: BTreeMap<String, TopicMeta>,
     pub topic_names_by_id: HashMap<Uuid, String>,
+    /// Registered brokers that are alive (unfenced): the ones clients see in Metadata and
+    /// the only ones new replicas and leaderships are given to.
     pub brokers: BTreeMap<i32, BrokerMeta>,
+    /// Registered brokers the controller fenced (heartbeats stopped, or controlled
+    /// shutdown); they come back to `brokers` when they heartbeat again. Kept apart so
+    /// that every reader of `brokers` sees live brokers only.
+    #[serde(default)]
+    pub fenced_brokers: BTreeMap<i32, BrokerMeta>,
     /// First producer id not yet handed out.
     pub next_producer_id: i64,
     pub applied_index: u64,
@@ -63,6 +85,13 @@ impl MetadataImage {
         self.topic_names_by_id
             .get(id)
             .and_then(|n| self.topics.get(n))
+    }
+
+    /// A registered broker, fenced or not.
+    pub fn registered_broker(&self, id: i32) -> Option<&BrokerMeta> {
+        self.brokers
+            .get(&id)
+            .or_else(|| self.fenced_brokers.get(&id))
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionMeta> {

@@ -6,7 +6,8 @@
 //! [`store`] module's small store trait). Every applied command publishes a new immutable
 //! [`MetadataImage`] on a `watch` channel; handlers read that image and never lock the
 //! state machine. A node with no voters configured bootstraps a one-voter cluster by
-//! itself, so the single-node and cluster code paths are the same.
+//! itself, so the single-node and cluster code paths are the same; with
+//! `controller.quorum.voters` the nodes talk over their internal (CONTROLLER) listeners.
 //!
 //! Where things live:
 //! - [`state`]: the pure state machine (`MetadataState::apply`), no I/O.
@@ -14,22 +15,28 @@
 //! - [`types`]: openraft's type configuration.
 //! - [`store`] / [`store_sled`]: the byte-level store trait and its sled backend.
 //! - [`log_store`] / [`state_machine`]: openraft's storage traits on top of the store.
-//! - [`network`]: the Raft transport (none yet: every RPC is `Unreachable`).
-//! - [`controller`]: start/bootstrap, propose, image subscription, shutdown.
+//! - [`rpc`]: the internal control-plane protocol (frames, messages, client).
+//! - [`network`]: the Raft transport over it; `server`: the internal listener.
+//! - [`controller`]: start/bootstrap, propose (forwarded to the leader from any node),
+//!   image subscription, broker heartbeats and fencing, shutdown.
 
 mod cluster_id;
 pub mod controller;
 pub mod image;
 pub mod log_store;
 pub mod network;
+pub mod rpc;
+mod server;
 pub mod state;
 pub mod state_machine;
 pub mod store;
 pub mod store_sled;
+#[cfg(test)]
+mod tests_quorum;
 pub mod types;
 
-pub use controller::{Controller, ControllerConfig};
-pub use image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
+pub use controller::{Controller, ControllerConfig, QuorumConfig};
+pub use image::{BrokerEndpoint, BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
 pub use state::{CommandResult, MetadataCommand, MetadataError};
 
 use thiserror::Error;

@@ -14,6 +14,12 @@
 //!   carry a higher epoch; if it does not, the state machine assigns
 //!   `old epoch + 1` itself, so a caller that forgot to bump cannot make two leaders
 //!   share an epoch. A lower epoch with the same leader is raised to the current one.
+//! - Fencing a broker (`FenceBroker`, `ControlledShutdown`) moves it out of the live
+//!   broker map and, in the same apply, moves every leadership it held to the first live
+//!   ISR member in replica order (epoch + 1) and drops it from every ISR. As in Kafka
+//!   (unclean election off), the last ISR member is never removed: the partition goes
+//!   offline (leader -1) with that member kept, so that it alone can lead again. When a
+//!   fenced broker is unfenced, offline partitions whose ISR holds it elect it.
 
 use std::collections::BTreeMap;
 
@@ -74,6 +80,21 @@ pub enum MetadataCommand {
         partition: i32,
         leader_epoch: i32,
         isr: Vec<i32>,
+    },
+    /// The controller lost the broker's heartbeats for the session timeout: take it out
+    /// of the live brokers and move its leaderships away (see the module doc).
+    FenceBroker {
+        id: i32,
+    },
+    /// A fenced broker heartbeats again: back among the live brokers. It rejoins ISRs
+    /// through replication, not here.
+    UnfenceBroker {
+        id: i32,
+    },
+    /// The broker is stopping cleanly: the same as `FenceBroker`, asked by the broker
+    /// itself before it stops so that its partitions never wait for a session timeout.
+    ControlledShutdown {
+        id: i32,
     },
 }
 
@@ -145,7 +166,32 @@ impl MetadataState {
                 img.cluster_id = cluster_id.clone();
             }
             MetadataCommand::RegisterBroker(b) => {
-                img.brokers.insert(b.id, b.clone());
+                // A fenced broker stays fenced until it heartbeats (`UnfenceBroker`).
+                match img.fenced_brokers.get_mut(&b.id) {
+                    Some(slot) => *slot = b.clone(),
+                    None => {
+                        img.brokers.insert(b.id, b.clone());
+                    }
+                }
+            }
+            MetadataCommand::FenceBroker { id } | MetadataCommand::ControlledShutdown { id } => {
+                if img.fenced_brokers.contains_key(id) {
+                    return Ok(CommandResult::Ok);
+                }
+                let b = img.brokers.remove(id).ok_or_else(|| unknown_broker(*id))?;
+                img.fenced_brokers.insert(*id, b);
+                move_leaderships_away(img, *id);
+            }
+            MetadataCommand::UnfenceBroker { id } => {
+                if img.brokers.contains_key(id) {
+                    return Ok(CommandResult::Ok);
+                }
+                let b = img
+                    .fenced_brokers
+                    .remove(id)
+                    .ok_or_else(|| unknown_broker(*id))?;
+                img.brokers.insert(*id, b);
+                elect_offline_partitions(img, *id);
             }
             MetadataCommand::CreateTopic {
                 name,
@@ -248,6 +294,7 @@ impl MetadataState {
                 leader_epoch,
                 isr,
             } => {
+                let fenced: Vec<i32> = img.fenced_brokers.keys().copied().collect();
                 let t = topic_mut(img, topic)?;
                 let slot = usize::try_from(*partition)
                     .ok()
@@ -271,6 +318,17 @@ impl MetadataState {
                         slot.leader
                     )));
                 }
+                // A fenced broker cannot (re)join an ISR: it may not be caught up on
+                // metadata, and the controller already took it out (Kafka's ISR
+                // eligibility check). Shrinking an ISR that still lists one is fine.
+                if let Some(r) = isr
+                    .iter()
+                    .find(|r| fenced.contains(r) && !slot.isr.contains(r))
+                {
+                    return Err(MetadataError::InvalidRequest(format!(
+                        "broker {r} is fenced and cannot join the ISR of `{topic}`-{partition}"
+                    )));
+                }
                 let mut seen = std::collections::BTreeSet::new();
                 for r in isr {
                     if !slot.replicas.contains(r) || !seen.insert(*r) {
@@ -284,6 +342,47 @@ impl MetadataState {
             }
         }
         Ok(CommandResult::Ok)
+    }
+}
+
+fn unknown_broker(id: i32) -> MetadataError {
+    MetadataError::InvalidRequest(format!("broker {id} is not registered"))
+}
+
+/// Drop `id` from every ISR it shares with others and give each partition it led to the
+/// first live ISR member in replica order, bumping the epoch; offline (-1) if none.
+fn move_leaderships_away(img: &mut MetadataImage, id: i32) {
+    let live = &img.brokers;
+    for t in img.topics.values_mut() {
+        for p in &mut t.partitions {
+            if p.isr.len() > 1 {
+                p.isr.retain(|r| *r != id);
+            }
+            if p.leader != id {
+                continue;
+            }
+            let next = p
+                .replicas
+                .iter()
+                .copied()
+                .find(|r| *r != id && p.isr.contains(r) && live.contains_key(r))
+                .unwrap_or(-1);
+            p.leader = next;
+            p.leader_epoch = p.leader_epoch.saturating_add(1);
+        }
+    }
+}
+
+/// Partitions left without a leader whose ISR holds `id` (it was their last in-sync
+/// replica) get it back as leader, with a new epoch.
+fn elect_offline_partitions(img: &mut MetadataImage, id: i32) {
+    for t in img.topics.values_mut() {
+        for p in &mut t.partitions {
+            if p.leader < 0 && p.isr.contains(&id) {
+                p.leader = id;
+                p.leader_epoch = p.leader_epoch.saturating_add(1);
+            }
+        }
     }
 }
 
@@ -376,6 +475,7 @@ mod tests {
             host: "h".into(),
             port,
             rack: None,
+            listeners: Vec::new(),
         };
         s.apply(1, &MetadataCommand::RegisterBroker(b(1)));
         s.apply(2, &MetadataCommand::RegisterBroker(b(2)));
@@ -588,6 +688,131 @@ mod tests {
         assert_eq!(s.image.partition("t", 1), Some(&part(1, 1, 0)));
     }
 
+    fn broker(id: i32) -> MetadataCommand {
+        MetadataCommand::RegisterBroker(BrokerMeta {
+            id,
+            host: "h".into(),
+            port: 9000 + id as u16,
+            rack: None,
+            listeners: Vec::new(),
+        })
+    }
+
+    fn replicated(p: i32, replicas: &[i32]) -> PartitionMeta {
+        PartitionMeta {
+            partition: p,
+            leader: replicas[0],
+            leader_epoch: 0,
+            replicas: replicas.to_vec(),
+            isr: replicas.to_vec(),
+        }
+    }
+
+    #[test]
+    fn fencing_moves_leadership_to_a_live_isr_member() {
+        let mut s = MetadataState::default();
+        for id in 1..=3 {
+            s.apply(id as u64, &broker(id));
+        }
+        let cmd = MetadataCommand::CreateTopic {
+            name: "t".into(),
+            id: Uuid::new_v4(),
+            partitions: vec![
+                replicated(0, &[1, 2, 3]),
+                replicated(1, &[2, 3, 1]),
+                replicated(2, &[1]),
+                replicated(3, &[1, 3]),
+            ],
+            configs: BTreeMap::new(),
+            internal: false,
+        };
+        assert_eq!(s.apply(4, &cmd), CommandResult::Ok);
+        // Broker 2 is not in partition 3's ISR any more: it must not be elected there.
+        let mut p3 = replicated(3, &[1, 3]);
+        p3.replicas = vec![1, 2, 3];
+        p3.isr = vec![1, 3];
+        s.apply(
+            5,
+            &MetadataCommand::UpdatePartition {
+                topic: "t".into(),
+                partition: p3,
+            },
+        );
+        assert_eq!(
+            s.apply(6, &MetadataCommand::FenceBroker { id: 1 }),
+            CommandResult::Ok
+        );
+        let img = &s.image;
+        assert!(!img.brokers.contains_key(&1) && img.fenced_brokers.contains_key(&1));
+        assert!(img.registered_broker(1).is_some());
+        let p = |n| img.partition("t", n).expect("partition").clone();
+        assert_eq!(
+            (p(0).leader, p(0).leader_epoch, p(0).isr),
+            (2, 1, vec![2, 3])
+        );
+        assert_eq!(
+            (p(1).leader, p(1).leader_epoch, p(1).isr),
+            (2, 0, vec![2, 3])
+        );
+        // Sole ISR member: offline, and kept in the ISR so it alone may lead again.
+        assert_eq!((p(2).leader, p(2).leader_epoch, p(2).isr), (-1, 1, vec![1]));
+        assert_eq!((p(3).leader, p(3).leader_epoch, p(3).isr), (3, 1, vec![3]));
+
+        // Fencing twice is a no-op; unknown brokers are refused.
+        s.apply(7, &MetadataCommand::FenceBroker { id: 1 });
+        assert_eq!(s.image.partition("t", 0).map(|p| p.leader_epoch), Some(1));
+        assert!(matches!(
+            err(s.apply(8, &MetadataCommand::FenceBroker { id: 9 })),
+            MetadataError::InvalidRequest(_)
+        ));
+        // Re-registering keeps it fenced.
+        s.apply(9, &broker(1));
+        assert!(s.image.fenced_brokers.contains_key(&1));
+        // While fenced it cannot rejoin an ISR (partition 0 is led by 2 at epoch 1).
+        assert!(matches!(
+            err(s.apply(
+                9,
+                &MetadataCommand::AlterPartition {
+                    topic: "t".into(),
+                    partition: 0,
+                    leader_epoch: 1,
+                    isr: vec![2, 3, 1],
+                }
+            )),
+            MetadataError::InvalidRequest(_)
+        ));
+
+        // Unfencing: the offline partition elects it again; the others stay as they are.
+        assert_eq!(
+            s.apply(10, &MetadataCommand::UnfenceBroker { id: 1 }),
+            CommandResult::Ok
+        );
+        let img = &s.image;
+        assert!(img.brokers.contains_key(&1) && img.fenced_brokers.is_empty());
+        let p = |n| img.partition("t", n).expect("partition").clone();
+        assert_eq!((p(2).leader, p(2).leader_epoch), (1, 2));
+        assert_eq!((p(0).leader, p(0).isr), (2, vec![2, 3]));
+    }
+
+    #[test]
+    fn controlled_shutdown_fences_like_a_lost_session() {
+        let mut s = MetadataState::default();
+        s.apply(1, &broker(1));
+        s.apply(2, &broker(2));
+        let cmd = MetadataCommand::CreateTopic {
+            name: "t".into(),
+            id: Uuid::new_v4(),
+            partitions: vec![replicated(0, &[2, 1])],
+            configs: BTreeMap::new(),
+            internal: false,
+        };
+        s.apply(3, &cmd);
+        s.apply(4, &MetadataCommand::ControlledShutdown { id: 2 });
+        let p = s.image.partition("t", 0).expect("partition");
+        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (1, 1, vec![1]));
+        assert_eq!(s.image.brokers.keys().copied().collect::<Vec<_>>(), vec![1]);
+    }
+
     #[test]
     fn state_round_trips_through_json() {
         let (mut s, _) = state_with_topic("t", 2);
@@ -598,6 +823,7 @@ mod tests {
                 host: "h".into(),
                 port: 9092,
                 rack: Some("r".into()),
+                listeners: Vec::new(),
             }),
         );
         let bytes = serde_json::to_vec(&s).expect("serialize");

@@ -649,6 +649,7 @@ mod tests {
                 host: "h1".into(),
                 port: 9092,
                 rack: None,
+                listeners: Vec::new(),
             },
         );
         img
