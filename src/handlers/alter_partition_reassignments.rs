@@ -77,8 +77,10 @@ pub async fn handle(
                     }
                 }
             };
-            let mut r =
-                ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
+            // Kafka sends null messages on success (the crate's default is "").
+            let mut r = ReassignablePartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_error_message(None);
             if let Err(e) = outcome {
                 ctx.note_error(e.code);
                 r.error_code = e.code;
@@ -93,6 +95,7 @@ pub async fn handle(
         );
     }
     AlterPartitionReassignmentsResponse::default()
+        .with_error_message(None)
         .with_allow_replication_factor_change(allow_rf_change)
         .with_responses(responses)
 }

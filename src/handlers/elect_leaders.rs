@@ -92,7 +92,10 @@ pub async fn handle(ctx: &Ctx, req: ElectLeadersRequest) -> ElectLeadersResponse
                     Err(e) => Err(KafkaError::from(&e)),
                 }
             };
-            let mut r = PartitionResult::default().with_partition_id(partition);
+            // Kafka sends a null message on success (the crate's default is "").
+            let mut r = PartitionResult::default()
+                .with_partition_id(partition)
+                .with_error_message(None);
             if let Err(e) = outcome {
                 if all && e.code == KafkaError::from(&MetadataError::ElectionNotNeeded).code {
                     continue;

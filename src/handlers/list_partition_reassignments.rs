@@ -61,5 +61,7 @@ pub async fn handle(
             );
         }
     }
-    ListPartitionReassignmentsResponse::default().with_topics(topics)
+    ListPartitionReassignmentsResponse::default()
+        .with_error_message(None)
+        .with_topics(topics)
 }
