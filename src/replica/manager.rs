@@ -484,7 +484,15 @@ impl ReplicaManager {
                 if state.leader_epoch == epoch {
                     state.pending_isr = None;
                     if committed {
-                        state.isr = isr;
+                        // The applied ISR, not the proposed one: the same apply may have
+                        // completed a reassignment and dropped replicas from it.
+                        let applied = me
+                            .controller
+                            .image()
+                            .partition(&topic, partition)
+                            .filter(|p| p.leader_epoch == epoch)
+                            .map(|p| p.isr.clone());
+                        state.isr = applied.unwrap_or(isr);
                     }
                     if let Some(log) = log {
                         advance_hw(me.node_id, state, &log);
