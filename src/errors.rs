@@ -74,6 +74,11 @@ impl From<&MetadataError> for KafkaError {
                 R::InvalidRequest
             }
             MetadataError::FencedLeaderEpoch { .. } => R::FencedLeaderEpoch,
+            MetadataError::ElectionNotNeeded => R::ElectionNotNeeded,
+            MetadataError::PreferredLeaderNotAvailable => R::PreferredLeaderNotAvailable,
+            MetadataError::EligibleLeadersNotAvailable => R::EligibleLeadersNotAvailable,
+            MetadataError::NoReassignmentInProgress => R::NoReassignmentInProgress,
+            MetadataError::InvalidReplicaAssignment(_) => R::InvalidReplicaAssignment,
         };
         KafkaError::with_message(code, e.to_string())
     }

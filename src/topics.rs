@@ -40,8 +40,16 @@ pub fn validate_name(name: &str) -> Result<(), KafkaError> {
     Ok(())
 }
 
-/// Replicas for `count` new partitions starting at `first`, spread round-robin over the
-/// registered brokers (rack awareness arrives with cluster mode).
+/// Replicas for `count` new partitions starting at `first`, over the live brokers.
+///
+/// Without `broker.rack` anywhere: round-robin, partition `p` starting at the `p`-th
+/// broker, so leaders spread evenly. With racks: Kafka's rack-aware placement
+/// (`AdminUtils.assignReplicasToBrokersRackAware`), deterministic (start index and
+/// replica shift 0): brokers are listed alternating between racks, partition `p` is led
+/// by the `p`-th broker of that list, and each further replica is the next broker (with a
+/// shift that grows every full round) that adds a rack not yet used, or when every rack
+/// has one, a broker not yet used. Brokers without a rack count as one rack of their own,
+/// as KRaft's placer treats them.
 pub fn assign(
     image: &MetadataImage,
     first: i32,
@@ -58,20 +66,71 @@ pub fn assign(
             ),
         ));
     }
+    let racks: BTreeMap<i32, String> = image
+        .brokers
+        .values()
+        .map(|b| (b.id, b.rack.clone().unwrap_or_default()))
+        .collect();
+    let rack_aware = image.brokers.values().any(|b| b.rack.is_some());
     Ok((first..first + count)
         .map(|p| {
-            let replicas: Vec<i32> = (0..rf as usize)
-                .map(|r| brokers[(p as usize + r) % brokers.len()])
-                .collect();
-            PartitionMeta {
-                partition: p,
-                leader: replicas[0],
-                leader_epoch: 0,
-                replicas: replicas.clone(),
-                isr: replicas,
-            }
+            let replicas = if rack_aware {
+                rack_aware_replicas(&racks, p, rf as usize)
+            } else {
+                (0..rf as usize)
+                    .map(|r| brokers[(p as usize + r) % brokers.len()])
+                    .collect()
+            };
+            PartitionMeta::new(p, replicas)
         })
         .collect())
+}
+
+/// Kafka's rack-alternated broker list: racks in name order, taking the next broker of
+/// each rack in turn, e.g. a:[1,2] b:[3] c:[4,5] gives 1,3,4,2,5.
+fn rack_alternated(racks: &BTreeMap<i32, String>) -> Vec<i32> {
+    let mut by_rack: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (id, rack) in racks {
+        by_rack.entry(rack.as_str()).or_default().push(*id);
+    }
+    let longest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    (0..longest)
+        .flat_map(|i| by_rack.values().filter_map(move |ids| ids.get(i).copied()))
+        .collect()
+}
+
+/// One partition's replicas under Kafka's rack-aware rule (see [`assign`]).
+fn rack_aware_replicas(racks: &BTreeMap<i32, String>, partition: i32, rf: usize) -> Vec<i32> {
+    let list = rack_alternated(racks);
+    let n = list.len();
+    let num_racks = racks
+        .values()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let p = partition.max(0) as usize;
+    // Kafka bumps the shift each time the partitions wrap around the broker list, so
+    // that followers do not always sit next to the same leader.
+    let shift = p / n;
+    let first_index = p % n;
+    let leader = list[first_index];
+    let mut replicas = vec![leader];
+    let mut used_racks = vec![racks[&leader].as_str()];
+    let mut k = 0;
+    while replicas.len() < rf {
+        let index = (first_index + 1 + (shift * num_racks + k) % (n - 1)) % n;
+        k += 1;
+        let b = list[index];
+        let rack = racks[&b].as_str();
+        let new_rack = !used_racks.contains(&rack) || used_racks.len() == num_racks;
+        let new_broker = !replicas.contains(&b) || replicas.len() == n;
+        if new_rack && new_broker {
+            replicas.push(b);
+            if !used_racks.contains(&rack) {
+                used_racks.push(rack);
+            }
+        }
+    }
+    replicas
 }
 
 /// Partitions from an explicit assignment (CreateTopics / CreatePartitions).
@@ -103,13 +162,7 @@ pub fn from_assignment(
                 format!("unknown broker {b}"),
             ));
         }
-        out.push(PartitionMeta {
-            partition: first + i as i32,
-            leader: replicas[0],
-            leader_epoch: 0,
-            replicas: replicas.clone(),
-            isr: replicas.clone(),
-        });
+        out.push(PartitionMeta::new(first + i as i32, replicas.clone()));
     }
     Ok(out)
 }
@@ -230,6 +283,93 @@ pub async fn auto_create(state: &BrokerState, name: &str) -> Result<TopicMeta, K
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn image(brokers: &[(i32, Option<&str>)]) -> MetadataImage {
+        let mut img = MetadataImage::default();
+        for (id, rack) in brokers {
+            img.brokers.insert(
+                *id,
+                crate::cluster::BrokerMeta {
+                    id: *id,
+                    host: "h".into(),
+                    port: 9092,
+                    rack: rack.map(str::to_string),
+                    listeners: Vec::new(),
+                },
+            );
+        }
+        img
+    }
+
+    fn replicas(img: &MetadataImage, first: i32, count: i32, rf: i16) -> Vec<Vec<i32>> {
+        assign(img, first, count, rf)
+            .expect("assign")
+            .into_iter()
+            .map(|p| {
+                assert_eq!((p.leader, &p.isr), (p.replicas[0], &p.replicas));
+                p.replicas
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_racks_assignment_is_round_robin() {
+        let img = image(&[(1, None), (2, None), (3, None)]);
+        assert_eq!(
+            replicas(&img, 0, 4, 2),
+            vec![vec![1, 2], vec![2, 3], vec![3, 1], vec![1, 2]]
+        );
+        assert_eq!(replicas(&img, 2, 1, 3), vec![vec![3, 1, 2]]);
+        let e = assign(&img, 0, 1, 4).unwrap_err();
+        assert_eq!(e.code, ResponseError::InvalidReplicationFactor.code());
+    }
+
+    #[test]
+    fn rack_alternated_list_takes_one_broker_per_rack_in_turn() {
+        let racks: BTreeMap<i32, String> = [(1, "a"), (2, "a"), (3, "b"), (4, "c"), (5, "c")]
+            .into_iter()
+            .map(|(id, r)| (id, r.to_string()))
+            .collect();
+        assert_eq!(rack_alternated(&racks), vec![1, 3, 4, 2, 5]);
+    }
+
+    #[test]
+    fn racks_spread_every_partition_and_its_leaders() {
+        // Six brokers, three racks, unevenly numbered so that id order is not rack order.
+        let img = image(&[
+            (1, Some("a")),
+            (2, Some("a")),
+            (3, Some("b")),
+            (4, Some("b")),
+            (5, Some("c")),
+            (6, Some("c")),
+        ]);
+        let rack = |b: i32| img.brokers[&b].rack.clone().expect("rack");
+        let parts = replicas(&img, 0, 12, 3);
+        let mut leaders = BTreeMap::new();
+        for r in &parts {
+            let mut racks: Vec<String> = r.iter().map(|b| rack(*b)).collect();
+            racks.sort();
+            racks.dedup();
+            assert_eq!(racks.len(), 3, "replicas {r:?} share a rack");
+            *leaders.entry(r[0]).or_insert(0) += 1;
+        }
+        assert_eq!(leaders.len(), 6);
+        assert!(leaders.values().all(|n| *n == 2), "{leaders:?}");
+        // Two racks, RF 3: both racks are used, no broker twice.
+        let img = image(&[(1, Some("a")), (2, Some("a")), (3, Some("b"))]);
+        for r in replicas(&img, 0, 6, 3) {
+            let mut sorted = r.clone();
+            sorted.sort();
+            assert_eq!(sorted, vec![1, 2, 3]);
+            assert_ne!(rack(r[0]), rack(r[1]), "{r:?}");
+        }
+        // A broker without a rack counts as a rack of its own.
+        let img = image(&[(1, Some("a")), (2, Some("a")), (3, None)]);
+        for r in replicas(&img, 0, 3, 2) {
+            assert!(r.contains(&3), "{r:?}");
+        }
+    }
 
     #[test]
     fn topic_names_follow_kafka_rules() {

@@ -279,8 +279,66 @@ fn requests(api: ApiKey, v: i16, topic_id: Uuid, records: &Bytes) -> Vec<(String
         }
         ApiKey::DescribeCluster => out.push((
             "ok".into(),
-            RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+            RequestKind::DescribeCluster(
+                DescribeClusterRequest::default().with_include_fenced_brokers(v >= 2),
+            ),
         )),
+        ApiKey::ElectLeaders => {
+            let req = ElectLeadersRequest::default()
+                .with_election_type(if v >= 1 { 1 } else { 0 })
+                .with_timeout_ms(5000)
+                .with_topic_partitions(Some(vec![
+                    m::elect_leaders_request::TopicPartitions::default()
+                        .with_topic(tn("v"))
+                        .with_partitions(vec![0, 99]),
+                ]));
+            out.push(("mixed".into(), RequestKind::ElectLeaders(req.clone())));
+            out.push((
+                "all".into(),
+                RequestKind::ElectLeaders(req.with_topic_partitions(None)),
+            ));
+        }
+        ApiKey::AlterPartitionReassignments => {
+            let part = |i: i32, replicas: Option<Vec<i32>>| {
+                m::alter_partition_reassignments_request::ReassignablePartition::default()
+                    .with_partition_index(i)
+                    .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))
+            };
+            let req = AlterPartitionReassignmentsRequest::default()
+                .with_timeout_ms(5000)
+                .with_allow_replication_factor_change(v == 0)
+                .with_topics(vec![
+                    m::alter_partition_reassignments_request::ReassignableTopic::default()
+                        .with_name(tn("v"))
+                        .with_partitions(vec![
+                            part(0, Some(vec![1])),
+                            part(0, None),
+                            part(0, Some(vec![7])),
+                            part(99, Some(vec![1])),
+                        ]),
+                ]);
+            out.push((
+                "mixed".into(),
+                RequestKind::AlterPartitionReassignments(req),
+            ));
+        }
+        ApiKey::ListPartitionReassignments => {
+            let req = ListPartitionReassignmentsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(Some(vec![
+                    m::list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+                        .with_name(tn("v"))
+                        .with_partition_indexes(vec![0, 99]),
+                ]));
+            out.push((
+                "some".into(),
+                RequestKind::ListPartitionReassignments(req.clone()),
+            ));
+            out.push((
+                "all".into(),
+                RequestKind::ListPartitionReassignments(req.with_topics(None)),
+            ));
+        }
         ApiKey::DescribeProducers => {
             let req = DescribeProducersRequest::default().with_topics(vec![
                 m::describe_producers_request::TopicRequest::default()

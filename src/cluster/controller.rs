@@ -809,6 +809,7 @@ mod tests {
                     leader_epoch: 0,
                     replicas: vec![1],
                     isr: vec![1],
+                    ..Default::default()
                 })
                 .collect(),
             configs: BTreeMap::from([("cleanup.policy".into(), "compact".into())]),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// One partition's placement and leadership.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionMeta {
     pub partition: i32,
     /// Broker id of the leader; -1 when the partition has no leader (offline).
@@ -16,6 +16,44 @@ pub struct PartitionMeta {
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// An ongoing reassignment (KIP-455): replicas being added. While it runs, `replicas`
+    /// is the union of the target and the original replicas (target first).
+    #[serde(default)]
+    pub adding_replicas: Vec<i32>,
+    /// An ongoing reassignment: original replicas that leave once every target replica
+    /// is in the ISR.
+    #[serde(default)]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionMeta {
+    /// A new partition led by its first replica, with every replica in sync.
+    pub fn new(partition: i32, replicas: Vec<i32>) -> PartitionMeta {
+        PartitionMeta {
+            partition,
+            leader: replicas.first().copied().unwrap_or(-1),
+            leader_epoch: 0,
+            isr: replicas.clone(),
+            replicas,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+        }
+    }
+
+    /// Whether a reassignment is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas the partition will have once its reassignment completes (the
+    /// current replicas when none runs).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
+    }
 }
 
 /// One topic.

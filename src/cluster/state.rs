@@ -20,6 +20,14 @@
 //!   (unclean election off), the last ISR member is never removed: the partition goes
 //!   offline (leader -1) with that member kept, so that it alone can lead again. When a
 //!   fenced broker is unfenced, offline partitions whose ISR holds it elect it.
+//! - Reassignment (`ReassignPartition`, Kafka's KIP-455): with original replicas O and
+//!   target T, `replicas` becomes T followed by the rest of O, `adding_replicas` T − O and
+//!   `removing_replicas` O − T. The adding replicas fetch like any follower and join the
+//!   ISR through `AlterPartition`; the apply that makes the ISR contain all of T also
+//!   completes the move: replicas = T, the ISR keeps only members of T, and a leader
+//!   outside T hands over to the first live ISR member of T (epoch + 1). A new
+//!   reassignment of a partition that is being moved starts again from O; a cancel
+//!   reverts to O the same way.
 
 use std::collections::BTreeMap;
 
@@ -96,6 +104,22 @@ pub enum MetadataCommand {
     ControlledShutdown {
         id: i32,
     },
+    /// ElectLeaders for one partition. Preferred (`unclean` false): the first replica
+    /// takes over when it is live and in the ISR. Unclean: a partition without a leader
+    /// elects a live ISR member, or failing that the first live replica, whose log then
+    /// becomes the truth (ISR = [it]). A leader change bumps the epoch.
+    ElectLeader {
+        topic: String,
+        partition: i32,
+        unclean: bool,
+    },
+    /// AlterPartitionReassignments for one partition: `Some(target)` starts (or replaces)
+    /// a reassignment, `None` cancels the ongoing one (see the module doc).
+    ReassignPartition {
+        topic: String,
+        partition: i32,
+        target: Option<Vec<i32>>,
+    },
 }
 
 /// Why a command was refused; deterministic on every node.
@@ -125,6 +149,18 @@ pub enum MetadataError {
         given: i32,
         current: i32,
     },
+    /// ElectLeaders: the wanted leader already leads (messages are Kafka's).
+    #[error("Leader election not needed for topic partition.")]
+    ElectionNotNeeded,
+    #[error("The preferred leader was not available.")]
+    PreferredLeaderNotAvailable,
+    #[error("Eligible topic partition leaders are not available.")]
+    EligibleLeadersNotAvailable,
+    /// AlterPartitionReassignments: a cancel with nothing to cancel.
+    #[error("No partition reassignment is in progress.")]
+    NoReassignmentInProgress,
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
 }
 
 /// The answer to a committed command.
@@ -339,10 +375,202 @@ impl MetadataState {
                     }
                 }
                 slot.isr = isr.clone();
+                let live = img.brokers.clone();
+                if let Ok(p) = partition_mut(img, topic, *partition) {
+                    complete_reassignment(p, &live);
+                }
+            }
+            MetadataCommand::ElectLeader {
+                topic,
+                partition,
+                unclean,
+            } => {
+                let live = img.brokers.clone();
+                let p = partition_mut(img, topic, *partition)?;
+                elect_leader(p, &live, *unclean)?;
+            }
+            MetadataCommand::ReassignPartition {
+                topic,
+                partition,
+                target,
+            } => {
+                let live = img.brokers.clone();
+                let registered: Vec<i32> = img
+                    .brokers
+                    .keys()
+                    .chain(img.fenced_brokers.keys())
+                    .copied()
+                    .collect();
+                let p = partition_mut(img, topic, *partition)?;
+                match target {
+                    Some(target) => start_reassignment(p, target, &registered, &live)?,
+                    None => cancel_reassignment(p, &live)?,
+                }
             }
         }
         Ok(CommandResult::Ok)
     }
+}
+
+fn partition_mut<'a>(
+    img: &'a mut MetadataImage,
+    topic: &str,
+    partition: i32,
+) -> Result<&'a mut PartitionMeta, MetadataError> {
+    let t = topic_mut(img, topic)?;
+    usize::try_from(partition)
+        .ok()
+        .and_then(|p| t.partitions.get_mut(p))
+        .ok_or_else(|| {
+            MetadataError::InvalidPartitions(format!(
+                "topic `{topic}` has no partition {partition}"
+            ))
+        })
+}
+
+/// Kafka's election rules for ElectLeaders (see [`MetadataCommand::ElectLeader`]).
+fn elect_leader(
+    p: &mut PartitionMeta,
+    live: &BTreeMap<i32, BrokerMeta>,
+    unclean: bool,
+) -> Result<(), MetadataError> {
+    let next = if unclean {
+        if p.leader >= 0 {
+            return Err(MetadataError::ElectionNotNeeded);
+        }
+        let clean = p
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| p.isr.contains(r) && live.contains_key(r));
+        match clean {
+            Some(r) => r,
+            None => {
+                let r = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| live.contains_key(r))
+                    .ok_or(MetadataError::EligibleLeadersNotAvailable)?;
+                // The ISR is what the new leader has: nothing else is known to be in sync.
+                p.isr = vec![r];
+                r
+            }
+        }
+    } else {
+        let preferred = p.replicas.first().copied().unwrap_or(-1);
+        if p.leader == preferred {
+            return Err(MetadataError::ElectionNotNeeded);
+        }
+        if !(p.isr.contains(&preferred) && live.contains_key(&preferred)) {
+            return Err(MetadataError::PreferredLeaderNotAvailable);
+        }
+        preferred
+    };
+    p.leader = next;
+    p.leader_epoch = p.leader_epoch.saturating_add(1);
+    Ok(())
+}
+
+/// The replicas a partition had before its ongoing reassignment (all of them if none).
+fn original_replicas(p: &PartitionMeta) -> Vec<i32> {
+    p.replicas
+        .iter()
+        .copied()
+        .filter(|r| !p.adding_replicas.contains(r))
+        .collect()
+}
+
+fn start_reassignment(
+    p: &mut PartitionMeta,
+    target: &[i32],
+    registered: &[i32],
+    live: &BTreeMap<i32, BrokerMeta>,
+) -> Result<(), MetadataError> {
+    if target.is_empty() {
+        return Err(MetadataError::InvalidReplicaAssignment(
+            "The replica list must not be empty.".into(),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = target.iter().find(|r| !seen.insert(**r)) {
+        return Err(MetadataError::InvalidReplicaAssignment(format!(
+            "The replica list contains broker {dup} more than once."
+        )));
+    }
+    if let Some(unknown) = target.iter().find(|r| !registered.contains(r)) {
+        return Err(MetadataError::InvalidReplicaAssignment(format!(
+            "The manual partition assignment includes broker {unknown}, but no such broker is registered."
+        )));
+    }
+    let original = original_replicas(p);
+    let mut replicas = target.to_vec();
+    replicas.extend(original.iter().filter(|r| !target.contains(r)));
+    p.adding_replicas = target
+        .iter()
+        .copied()
+        .filter(|r| !original.contains(r))
+        .collect();
+    p.removing_replicas = original
+        .iter()
+        .copied()
+        .filter(|r| !target.contains(r))
+        .collect();
+    // Replicas added by a replaced reassignment leave the ISR with it.
+    p.isr.retain(|r| replicas.contains(r));
+    p.replicas = replicas;
+    complete_reassignment(p, live);
+    Ok(())
+}
+
+fn cancel_reassignment(
+    p: &mut PartitionMeta,
+    live: &BTreeMap<i32, BrokerMeta>,
+) -> Result<(), MetadataError> {
+    if !p.is_reassigning() {
+        return Err(MetadataError::NoReassignmentInProgress);
+    }
+    // As in Kafka's revert: the replicas minus the adding ones, at once.
+    let original = original_replicas(p);
+    if !p.isr.iter().any(|r| original.contains(r)) {
+        return Err(MetadataError::InvalidReplicaAssignment(
+            "cannot cancel: no original replica is in sync any more".into(),
+        ));
+    }
+    finish_reassignment(p, original, live);
+    Ok(())
+}
+
+/// Complete an ongoing reassignment once every target replica is in the ISR.
+fn complete_reassignment(p: &mut PartitionMeta, live: &BTreeMap<i32, BrokerMeta>) {
+    if !p.is_reassigning() {
+        return;
+    }
+    let target = p.target_replicas();
+    if target.iter().all(|r| p.isr.contains(r)) {
+        finish_reassignment(p, target, live);
+    }
+}
+
+/// Make `replicas` the partition's replica set: the ISR keeps only its members, and a
+/// leader outside it hands over to the first live ISR member (epoch + 1; -1 if none).
+fn finish_reassignment(
+    p: &mut PartitionMeta,
+    replicas: Vec<i32>,
+    live: &BTreeMap<i32, BrokerMeta>,
+) {
+    p.isr.retain(|r| replicas.contains(r));
+    if !replicas.contains(&p.leader) {
+        p.leader = replicas
+            .iter()
+            .copied()
+            .find(|r| p.isr.contains(r) && live.contains_key(r))
+            .unwrap_or(-1);
+        p.leader_epoch = p.leader_epoch.saturating_add(1);
+    }
+    p.replicas = replicas;
+    p.adding_replicas.clear();
+    p.removing_replicas.clear();
 }
 
 fn unknown_broker(id: i32) -> MetadataError {
@@ -421,6 +649,7 @@ mod tests {
             leader_epoch: epoch,
             replicas: vec![leader],
             isr: vec![leader],
+            ..Default::default()
         }
     }
 
@@ -705,6 +934,7 @@ mod tests {
             leader_epoch: 0,
             replicas: replicas.to_vec(),
             isr: replicas.to_vec(),
+            ..Default::default()
         }
     }
 
@@ -896,5 +1126,174 @@ mod tests {
             s.image.partition("t", 0).map(|p| p.isr.clone()),
             Some(vec![1, 3])
         );
+    }
+
+    fn three_brokers_and(partitions: Vec<PartitionMeta>) -> MetadataState {
+        let mut s = MetadataState::default();
+        for id in 1..=4 {
+            s.apply(id as u64, &broker(id));
+        }
+        let cmd = MetadataCommand::CreateTopic {
+            name: "t".into(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs: BTreeMap::new(),
+            internal: false,
+        };
+        assert_eq!(s.apply(5, &cmd), CommandResult::Ok);
+        s
+    }
+
+    fn elect(partition: i32, unclean: bool) -> MetadataCommand {
+        MetadataCommand::ElectLeader {
+            topic: "t".into(),
+            partition,
+            unclean,
+        }
+    }
+
+    #[test]
+    fn preferred_election_moves_leadership_to_the_first_replica() {
+        let mut s = three_brokers_and(vec![replicated(0, &[1, 2, 3])]);
+        assert_eq!(
+            err(s.apply(6, &elect(0, false))),
+            MetadataError::ElectionNotNeeded
+        );
+        s.apply(7, &MetadataCommand::FenceBroker { id: 1 });
+        // Fenced: not available.
+        assert_eq!(
+            err(s.apply(8, &elect(0, false))),
+            MetadataError::PreferredLeaderNotAvailable
+        );
+        s.apply(9, &MetadataCommand::UnfenceBroker { id: 1 });
+        // Live but not back in the ISR yet: still not available.
+        assert_eq!(
+            err(s.apply(10, &elect(0, false))),
+            MetadataError::PreferredLeaderNotAvailable
+        );
+        let alter = MetadataCommand::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader_epoch: 1,
+            isr: vec![2, 3, 1],
+        };
+        assert_eq!(s.apply(11, &alter), CommandResult::Ok);
+        assert_eq!(s.apply(12, &elect(0, false)), CommandResult::Ok);
+        let p = s.image.partition("t", 0).expect("partition");
+        assert_eq!((p.leader, p.leader_epoch), (1, 2));
+        assert!(matches!(
+            err(s.apply(13, &elect(1, false))),
+            MetadataError::InvalidPartitions(_)
+        ));
+    }
+
+    #[test]
+    fn unclean_election_only_when_no_isr_member_is_live() {
+        let mut s = three_brokers_and(vec![replicated(0, &[1, 2])]);
+        assert_eq!(
+            err(s.apply(6, &elect(0, true))),
+            MetadataError::ElectionNotNeeded
+        );
+        // 2 drops out of the ISR, then 1 dies: offline with ISR [1].
+        s.apply(
+            7,
+            &MetadataCommand::AlterPartition {
+                topic: "t".into(),
+                partition: 0,
+                leader_epoch: 0,
+                isr: vec![1],
+            },
+        );
+        s.apply(8, &MetadataCommand::FenceBroker { id: 1 });
+        let p = s.image.partition("t", 0).expect("partition");
+        assert_eq!((p.leader, p.isr.clone()), (-1, vec![1]));
+        assert_eq!(s.apply(9, &elect(0, true)), CommandResult::Ok);
+        let p = s.image.partition("t", 0).expect("partition");
+        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (2, 2, vec![2]));
+        // Nobody live at all.
+        s.apply(10, &MetadataCommand::FenceBroker { id: 2 });
+        assert_eq!(s.image.partition("t", 0).map(|p| p.leader), Some(-1));
+        assert_eq!(
+            err(s.apply(11, &elect(0, true))),
+            MetadataError::EligibleLeadersNotAvailable
+        );
+    }
+
+    fn reassign(target: Option<&[i32]>) -> MetadataCommand {
+        MetadataCommand::ReassignPartition {
+            topic: "t".into(),
+            partition: 0,
+            target: target.map(<[i32]>::to_vec),
+        }
+    }
+
+    fn isr(epoch: i32, isr: &[i32]) -> MetadataCommand {
+        MetadataCommand::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader_epoch: epoch,
+            isr: isr.to_vec(),
+        }
+    }
+
+    #[test]
+    fn reassignment_adds_then_completes_when_the_targets_are_in_sync() {
+        let mut s = three_brokers_and(vec![replicated(0, &[1, 2])]);
+        assert_eq!(s.apply(6, &reassign(Some(&[2, 3]))), CommandResult::Ok);
+        let p = s.image.partition("t", 0).expect("partition").clone();
+        assert_eq!(p.replicas, vec![2, 3, 1]);
+        assert_eq!((p.adding_replicas, p.removing_replicas), (vec![3], vec![1]));
+        assert_eq!((p.leader, p.isr), (1, vec![1, 2]));
+        // 3 catches up: the same apply completes the move and moves leadership off 1.
+        assert_eq!(s.apply(7, &isr(0, &[1, 2, 3])), CommandResult::Ok);
+        let p = s.image.partition("t", 0).expect("partition").clone();
+        assert_eq!(p.replicas, vec![2, 3]);
+        assert_eq!((p.leader, p.leader_epoch, &p.isr), (2, 1, &vec![2, 3]));
+        assert!(!p.is_reassigning());
+        assert_eq!(
+            err(s.apply(8, &reassign(None))),
+            MetadataError::NoReassignmentInProgress
+        );
+    }
+
+    #[test]
+    fn reassignment_validation_replacement_and_cancel() {
+        let mut s = three_brokers_and(vec![replicated(0, &[1, 2])]);
+        for bad in [&[][..], &[2, 2], &[2, 9]] {
+            assert!(matches!(
+                err(s.apply(6, &reassign(Some(bad)))),
+                MetadataError::InvalidReplicaAssignment(_)
+            ));
+        }
+        // A target already in sync completes at once (a reorder, or a shrink).
+        assert_eq!(s.apply(7, &reassign(Some(&[2, 1]))), CommandResult::Ok);
+        let p = s.image.partition("t", 0).expect("partition").clone();
+        assert_eq!((&p.replicas, p.leader), (&vec![2, 1], 1));
+        assert!(!p.is_reassigning());
+        // Replaced while running: the new one starts from the original replicas.
+        s.apply(8, &reassign(Some(&[1, 3])));
+        s.apply(9, &reassign(Some(&[4, 2])));
+        let p = s.image.partition("t", 0).expect("partition").clone();
+        assert_eq!(p.replicas, vec![4, 2, 1]);
+        assert_eq!((p.adding_replicas, p.removing_replicas), (vec![4], vec![1]));
+        // Cancel: back to the original replicas, the added one dropped from the ISR.
+        s.apply(10, &isr(0, &[2, 1, 4]));
+        let p = s.image.partition("t", 0).expect("partition").clone();
+        assert_eq!(p.replicas, vec![4, 2], "completed once 4 was in sync");
+        s.apply(11, &reassign(Some(&[3, 1])));
+        assert_eq!(s.apply(12, &reassign(None)), CommandResult::Ok);
+        let p = s.image.partition("t", 0).expect("partition").clone();
+        assert_eq!(
+            (&p.replicas, &p.isr, p.leader),
+            (&vec![4, 2], &vec![2, 4], 4)
+        );
+        assert!(!p.is_reassigning());
+    }
+
+    #[test]
+    fn partition_meta_without_reassignment_fields_still_loads() {
+        let old = r#"{"partition":0,"leader":1,"leader_epoch":2,"replicas":[1,2],"isr":[1]}"#;
+        let p: PartitionMeta = serde_json::from_str(old).expect("old partition meta");
+        assert_eq!((p.leader_epoch, p.adding_replicas.len()), (2, 0));
     }
 }

@@ -124,6 +124,7 @@ fn part(p: i32, replicas: &[i32]) -> PartitionMeta {
         leader_epoch: 0,
         replicas: replicas.to_vec(),
         isr: replicas.to_vec(),
+        ..Default::default()
     }
 }
 

@@ -4,8 +4,9 @@
 //! v1 adds `endpoint_type` (KIP-919): 1 (brokers) is served; 2 (controllers) gets
 //! MISMATCHED_ENDPOINT_TYPE and any other value UNSUPPORTED_ENDPOINT_TYPE, both
 //! INVALID_REQUEST at v0, with Kafka's messages and an otherwise empty answer, exactly
-//! as a Kafka broker listener answers. No broker is ever fenced here (v2 `is_fenced`
-//! false, so `include_fenced_brokers` changes nothing). A controller id that is not a
+//! as a Kafka broker listener answers. Brokers are the live (unfenced) ones; at v2 with
+//! `include_fenced_brokers` the fenced ones follow with `is_fenced` set, as in Kafka
+//! (KIP-1073). A controller id that is not a
 //! registered broker is reported as -1. Authorized operations are reported only when
 //! asked for; without ACLs every cluster operation is allowed.
 
@@ -52,18 +53,26 @@ pub async fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> DescribeClusterRe
             .with_error_message(Some(s(&message)));
     }
     let image = ctx.state.controller.image();
-    let brokers = image
+    let fenced = if ctx.version >= 2 && req.include_fenced_brokers {
+        image.fenced_brokers.values().collect()
+    } else {
+        Vec::new()
+    };
+    let mut brokers: Vec<DescribeClusterBroker> = image
         .brokers
         .values()
-        .map(|b| {
+        .map(|b| (b, false))
+        .chain(fenced.into_iter().map(|b| (b, true)))
+        .map(|(b, is_fenced)| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.id))
                 .with_host(s(&b.host))
                 .with_port(b.port as i32)
                 .with_rack(b.rack.as_deref().map(s))
-                .with_is_fenced(false)
+                .with_is_fenced(is_fenced)
         })
         .collect();
+    brokers.sort_by_key(|b| b.broker_id.0);
     let controller_id = if image.brokers.contains_key(&image.controller_id) {
         image.controller_id
     } else {

@@ -21,6 +21,7 @@ use crate::metrics as m;
 use crate::protocol::codec::{decode_body, encode_response};
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -34,6 +35,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -43,6 +45,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -103,9 +106,18 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::AlterConfigs, alter_configs::VERSIONS),
     (ApiKey::DescribeLogDirs, describe_log_dirs::VERSIONS),
     (ApiKey::CreatePartitions, create_partitions::VERSIONS),
+    (ApiKey::ElectLeaders, elect_leaders::VERSIONS),
     (
         ApiKey::IncrementalAlterConfigs,
         incremental_alter_configs::VERSIONS,
+    ),
+    (
+        ApiKey::AlterPartitionReassignments,
+        alter_partition_reassignments::VERSIONS,
+    ),
+    (
+        ApiKey::ListPartitionReassignments,
+        list_partition_reassignments::VERSIONS,
     ),
     (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
     (ApiKey::DescribeProducers, describe_producers::VERSIONS),
@@ -242,6 +254,19 @@ pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
             body,
             ConsumerGroupDescribeRequest,
             consumer_group_describe
+        ),
+        ApiKey::ElectLeaders => run!(ctx, body, ElectLeadersRequest, elect_leaders),
+        ApiKey::AlterPartitionReassignments => run!(
+            ctx,
+            body,
+            AlterPartitionReassignmentsRequest,
+            alter_partition_reassignments
+        ),
+        ApiKey::ListPartitionReassignments => run!(
+            ctx,
+            body,
+            ListPartitionReassignmentsRequest,
+            list_partition_reassignments
         ),
         other => Err(format!("{other:?} is not served")),
     }

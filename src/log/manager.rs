@@ -330,6 +330,26 @@ impl LogManager {
         Ok(log)
     }
 
+    /// Close and remove one partition's log (a replica reassigned away from this broker).
+    pub fn delete_partition(&self, topic: &str, partition: i32) -> Result<(), LogError> {
+        let key = (topic.to_string(), partition);
+        let removed = self.logs.write().remove(&key);
+        let Some(log) = removed else {
+            return Ok(());
+        };
+        log.close();
+        let dir = log.dir().to_path_buf();
+        // Renamed first, as for deleted topics, so that a crash mid-removal never leaves
+        // a half-deleted directory that looks like a partition at the next start.
+        let doomed = dir.with_file_name(format!(
+            "{topic}-{partition}.{}-delete",
+            Uuid::new_v4().simple()
+        ));
+        std::fs::rename(&dir, &doomed)
+            .and_then(|()| std::fs::remove_dir_all(&doomed))
+            .map_err(LogError::Io)
+    }
+
     /// Close and remove every partition of a topic (offline ones too).
     pub fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
         let mut removed: Vec<(i32, PathBuf)> = {

@@ -625,6 +625,7 @@ mod tests {
             leader_epoch: 3,
             isr: replicas.clone(),
             replicas,
+            ..Default::default()
         };
         img.topics.insert(
             "t".into(),

@@ -224,6 +224,23 @@ impl ReplicaManager {
                 gone.insert(log.topic().to_string());
             }
         }
+        // A partition of a live topic that no longer lists this broker was reassigned
+        // away: the controller dropped it from the replicas, so its log goes.
+        for log in self.logs.all() {
+            let (topic, partition) = (log.topic().to_string(), log.partition());
+            let moved_away = image.topic(&topic).is_some_and(|t| {
+                t.id == log.topic_id()
+                    && t.partitions
+                        .get(partition as usize)
+                        .is_some_and(|p| !p.replicas.contains(&self.node_id))
+            });
+            if moved_away {
+                info!(%topic, partition, "replica reassigned away; removing its log");
+                if let Err(e) = self.logs.delete_partition(&topic, partition) {
+                    warn!(%topic, partition, error = %e, "cannot remove the reassigned log");
+                }
+            }
+        }
         for topic in gone {
             if !image.topics.contains_key(&topic) {
                 info!(%topic, "topic deleted; removing its logs");
@@ -467,7 +484,15 @@ impl ReplicaManager {
                 if state.leader_epoch == epoch {
                     state.pending_isr = None;
                     if committed {
-                        state.isr = isr;
+                        // The applied ISR, not the proposed one: the same apply may have
+                        // completed a reassignment and dropped replicas from it.
+                        let applied = me
+                            .controller
+                            .image()
+                            .partition(&topic, partition)
+                            .filter(|p| p.leader_epoch == epoch)
+                            .map(|p| p.isr.clone());
+                        state.isr = applied.unwrap_or(isr);
                     }
                     if let Some(log) = log {
                         advance_hw(me.node_id, state, &log);

@@ -1,0 +1,419 @@
+//! Cluster administration against a real three-node Weir cluster (`weir` processes on
+//! 127.0.0.1, started as in `tests/cluster.rs`), with raw Kafka requests: the rdkafka
+//! admin client has no ElectLeaders or partition reassignment calls.
+//!
+//! One story, because every cluster start costs seconds: a partition on brokers [1, 2]
+//! is reassigned to [2, 3] while it holds data; the move completes on its own (broker 3
+//! catches up and joins the ISR), ListPartitionReassignments is empty afterwards, broker
+//! 1's log is deleted, and broker 3 holds every record (it serves them all once it leads).
+//! Then the preferred leader (2), killed and restarted, gets its leadership back through
+//! a PREFERRED election, and DescribeCluster reports it fenced while it was down.
+//! Every wait is bounded.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{batch, decode_records, Conn, Rec};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+
+const SESSION_MS: u64 = 3000;
+const TOPIC: &str = "moved";
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    children: Vec<Option<Child>>,
+    voters: String,
+    ports: Vec<(u16, u16)>,
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socks: Vec<std::net::TcpListener> = (0..2 * n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+            .collect();
+        let ports: Vec<u16> = socks
+            .iter()
+            .map(|s| s.local_addr().expect("addr").port())
+            .collect();
+        drop(socks);
+        let ports: Vec<(u16, u16)> = (0..n).map(|i| (ports[2 * i], ports[2 * i + 1])).collect();
+        let voters = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            dir,
+            children: Vec::new(),
+            voters,
+            ports,
+        };
+        for i in 0..n {
+            let child = c.spawn(i);
+            c.children.push(Some(child));
+        }
+        c
+    }
+
+    fn data_dir(&self, i: usize) -> std::path::PathBuf {
+        self.dir.path().join(format!("node{}", i + 1))
+    }
+
+    fn spawn(&self, i: usize) -> Child {
+        let (client, ctl) = self.ports[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node{}.log", i + 1)))
+            .expect("log file");
+        let sets = [
+            format!("node.id={}", i + 1),
+            format!("listeners=PLAINTEXT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{ctl}"),
+            "controller.listener.names=CONTROLLER".to_string(),
+            format!("controller.quorum.voters={}", self.voters),
+            format!("log.dirs={}", self.data_dir(i).display()),
+            "metrics.listen=".to_string(),
+            format!("broker.session.timeout.ms={SESSION_MS}"),
+            "broker.heartbeat.interval.ms=300".to_string(),
+            // Brokers sit in racks so that placement is exercised end to end as well.
+            format!("broker.rack=r{}", i + 1),
+        ];
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        for s in &sets {
+            cmd.arg("--set").arg(s);
+        }
+        cmd.env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log.try_clone().expect("log"))
+            .spawn()
+            .expect("spawn weir")
+    }
+
+    fn addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports[i].0))
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self, i: usize) {
+        let child = self.spawn(i);
+        self.children[i] = Some(child);
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for i in 0..self.children.len() {
+            let p = self.dir.path().join(format!("node{}.log", i + 1));
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            out.push_str(&format!("--- node {} ---\n", i + 1));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+    }
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn name(v: &str) -> TopicName {
+    TopicName(s(v))
+}
+
+/// One request to node `addr`, bounded; `None` if the node does not answer.
+async fn call<Req, Resp>(addr: SocketAddr, api: ApiKey, version: i16, req: Req) -> Option<Resp>
+where
+    Req: kafka_protocol::protocol::Encodable + Send + Sync + 'static,
+    Resp: kafka_protocol::protocol::Decodable + Send + 'static,
+{
+    tokio::net::TcpStream::connect(addr).await.ok()?;
+    // `Conn` panics on a dead connection: contain that in a task.
+    let task = tokio::spawn(async move {
+        let mut c = Conn::connect(addr).await;
+        c.call::<Req, Resp>(api, version, &req).await
+    });
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .ok()?
+        .ok()
+}
+
+async fn metadata(addr: SocketAddr) -> Option<MetadataResponse> {
+    call(
+        addr,
+        ApiKey::Metadata,
+        12,
+        MetadataRequest::default().with_topics(None),
+    )
+    .await
+}
+
+fn partition0(m: &MetadataResponse) -> Option<&metadata_response::MetadataResponsePartition> {
+    m.topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(TOPIC))?
+        .partitions
+        .first()
+}
+
+fn ids(v: &[BrokerId]) -> Vec<i32> {
+    v.iter().map(|b| b.0).collect()
+}
+
+/// Poll node `i`'s Metadata until `f` holds.
+async fn wait_for(
+    c: &Cluster,
+    i: usize,
+    within: Duration,
+    what: &str,
+    f: impl Fn(&MetadataResponse) -> bool,
+) -> MetadataResponse {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Some(m) = metadata(c.addr(i)).await {
+            if f(&m) {
+                return m;
+            }
+            last = Some(m);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "node {}: timed out after {within:?} waiting for {what}; last metadata: {last:?}\n{}",
+        i + 1,
+        c.logs()
+    );
+}
+
+async fn produce(addr: SocketAddr, tag: &str, n: usize) -> i16 {
+    let value = format!("{tag}-value");
+    let recs: Vec<Rec<'_>> = (0..n).map(|_| Rec::kv(b"k", value.as_bytes())).collect();
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(name(TOPIC))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(&recs, Compression::None, None))),
+            ])]);
+    let resp: Option<ProduceResponse> = call(addr, ApiKey::Produce, 9, req).await;
+    resp.map_or(-1, |r| r.responses[0].partition_responses[0].error_code)
+}
+
+async fn consume_all(addr: SocketAddr) -> Option<(i16, Vec<Bytes>)> {
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(50 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(name(TOPIC))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let resp: FetchResponse = call(addr, ApiKey::Fetch, 12, req).await?;
+    let p = &resp.responses[0].partitions[0];
+    let values = p
+        .records
+        .as_ref()
+        .map(|r| {
+            decode_records(r)
+                .into_iter()
+                .filter_map(|r| r.value)
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((p.error_code, values))
+}
+
+async fn reassignments(addr: SocketAddr) -> Option<ListPartitionReassignmentsResponse> {
+    call(
+        addr,
+        ApiKey::ListPartitionReassignments,
+        0,
+        ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(None),
+    )
+    .await
+}
+
+async fn elect_preferred(addr: SocketAddr) -> Option<(i16, Option<String>)> {
+    let req = ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_timeout_ms(10_000)
+        .with_topic_partitions(Some(vec![elect_leaders_request::TopicPartitions::default(
+        )
+        .with_topic(name(TOPIC))
+        .with_partitions(vec![0])]));
+    let resp: ElectLeadersResponse = call(addr, ApiKey::ElectLeaders, 2, req).await?;
+    let r = &resp.replica_election_results[0].partition_result[0];
+    Some((
+        r.error_code,
+        r.error_message.as_ref().map(|m| m.to_string()),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reassignment_and_preferred_election_on_three_nodes() {
+    common::init_tracing();
+    let mut c = Cluster::start(3);
+    for i in 0..3 {
+        wait_for(&c, i, Duration::from_secs(60), "3 brokers", |m| {
+            m.brokers.len() == 3 && m.controller_id.0 > 0
+        })
+        .await;
+    }
+    // Racks are reported.
+    let m = metadata(c.addr(0)).await.expect("metadata");
+    assert!(m.brokers.iter().all(|b| b.rack.is_some()), "{m:?}");
+
+    // 1. A partition on [1, 2] with data.
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(TOPIC))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![CreatableReplicaAssignment::default()
+                .with_partition_index(0)
+                .with_broker_ids(vec![BrokerId(1), BrokerId(2)])])]);
+    let r: CreateTopicsResponse = call(c.addr(0), ApiKey::CreateTopics, 7, req)
+        .await
+        .expect("create topic");
+    assert_eq!(r.topics[0].error_code, 0, "{r:?}");
+    wait_for(&c, 0, Duration::from_secs(10), "ISR [1, 2]", |m| {
+        partition0(m).is_some_and(|p| p.leader_id.0 == 1 && ids(&p.isr_nodes).len() == 2)
+    })
+    .await;
+    assert_eq!(produce(c.addr(0), "before", 5).await, 0);
+
+    // 2. Reassign to [2, 3], asked through broker 3.
+    let req = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![
+            alter_partition_reassignments_request::ReassignableTopic::default()
+                .with_name(name(TOPIC))
+                .with_partitions(vec![
+                    alter_partition_reassignments_request::ReassignablePartition::default()
+                        .with_partition_index(0)
+                        .with_replicas(Some(vec![BrokerId(2), BrokerId(3)])),
+                ]),
+        ]);
+    let r: AlterPartitionReassignmentsResponse =
+        call(c.addr(2), ApiKey::AlterPartitionReassignments, 0, req)
+            .await
+            .expect("reassign");
+    assert_eq!(r.error_code, 0, "{r:?}");
+    assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
+
+    // 3. It completes on its own: broker 3 catches up, 1 leaves, 2 leads.
+    let m = wait_for(&c, 2, Duration::from_secs(30), "replicas [2, 3]", |m| {
+        partition0(m)
+            .is_some_and(|p| ids(&p.replica_nodes) == vec![2, 3] && ids(&p.isr_nodes).len() == 2)
+    })
+    .await;
+    let p = partition0(&m).expect("partition");
+    assert_eq!(p.leader_id.0, 2, "the removed leader handed over: {p:?}");
+    let listed = reassignments(c.addr(0)).await.expect("list");
+    assert!(listed.topics.is_empty(), "{listed:?}");
+    assert_eq!(produce(c.addr(1), "after", 3).await, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.data_dir(0).join(format!("{TOPIC}-0")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "broker 1 kept its log\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(c.data_dir(2).join(format!("{TOPIC}-0")).exists());
+
+    // 4. Kill broker 2: broker 3 takes over and serves every record, old and new.
+    c.kill(1);
+    let m = wait_for(
+        &c,
+        2,
+        Duration::from_millis(SESSION_MS * 4),
+        "broker 3 leads",
+        |m| partition0(m).is_some_and(|p| p.leader_id.0 == 3),
+    )
+    .await;
+    let epoch_led_by_3 = partition0(&m).expect("partition").leader_epoch;
+    let (code, values) = consume_all(c.addr(2)).await.expect("fetch from broker 3");
+    assert_eq!(code, 0);
+    let want: Vec<Bytes> = std::iter::repeat_n(Bytes::from_static(b"before-value"), 5)
+        .chain(std::iter::repeat_n(Bytes::from_static(b"after-value"), 3))
+        .collect();
+    assert_eq!(values, want);
+
+    // DescribeCluster v2 shows broker 2 fenced when asked to include fenced brokers.
+    let req = DescribeClusterRequest::default().with_include_fenced_brokers(true);
+    let d: DescribeClusterResponse = call(c.addr(0), ApiKey::DescribeCluster, 2, req)
+        .await
+        .expect("describe cluster");
+    let fenced: Vec<(i32, bool)> = d
+        .brokers
+        .iter()
+        .map(|b| (b.broker_id.0, b.is_fenced))
+        .collect();
+    assert_eq!(fenced, vec![(1, false), (2, true), (3, false)]);
+
+    // 5. Broker 2 restarts and rejoins the ISR; a preferred election gives it back.
+    assert_eq!(
+        elect_preferred(c.addr(0)).await.map(|r| r.0),
+        Some(kafka_protocol::error::ResponseError::PreferredLeaderNotAvailable.code())
+    );
+    c.restart(1);
+    wait_for(
+        &c,
+        0,
+        Duration::from_secs(60),
+        "broker 2 back in the ISR",
+        |m| partition0(m).is_some_and(|p| ids(&p.isr_nodes).contains(&2)),
+    )
+    .await;
+    assert_eq!(elect_preferred(c.addr(0)).await, Some((0, None)));
+    let m = wait_for(&c, 1, Duration::from_secs(10), "broker 2 leads", |m| {
+        partition0(m).is_some_and(|p| p.leader_id.0 == 2)
+    })
+    .await;
+    assert!(partition0(&m).expect("partition").leader_epoch > epoch_led_by_3);
+    assert_eq!(
+        elect_preferred(c.addr(2)).await.map(|r| r.0),
+        Some(kafka_protocol::error::ResponseError::ElectionNotNeeded.code())
+    );
+    assert_eq!(produce(c.addr(1), "last", 1).await, 0);
+}
