@@ -20,6 +20,12 @@ BROKER_ADDRS = sorted(BOOTSTRAP.split(","))
 # Replication factor the suites create topics with: the cluster run's
 # default.replication.factor (min(N, 3)); 1 on a single broker.
 RF = min(len(BROKER_ADDRS), 3)
+# Producer settings for records a scenario expects to survive a restart. acks=1 (the
+# kafka-python and aiokafka default) is durable on one broker, but on a cluster only
+# acks=all promises a record outlives its leader: as in Kafka, a follower still in the ISR
+# but not yet caught up may become leader in a rolling restart and the unreplicated
+# acks=1 records are truncated away.
+RESTART_SAFE = {"acks": "all"} if RF > 1 else {}
 CTL = os.environ.get("WEIR_CTL")
 SELECTED = [s for s in os.environ.get("WEIR_SCENARIOS", "").split(",") if s]
 
