@@ -20,12 +20,13 @@ BROKER_ADDRS = sorted(BOOTSTRAP.split(","))
 # Replication factor the suites create topics with: the cluster run's
 # default.replication.factor (min(N, 3)); 1 on a single broker.
 RF = min(len(BROKER_ADDRS), 3)
-# Producer settings for records a scenario expects to survive a restart. acks=1 (the
-# kafka-python and aiokafka default) is durable on one broker, but on a cluster only
-# acks=all promises a record outlives its leader: as in Kafka, a follower still in the ISR
-# but not yet caught up may become leader in a rolling restart and the unreplicated
-# acks=1 records are truncated away.
-RESTART_SAFE = {"acks": "all"} if RF > 1 else {}
+# Producer settings for records a scenario expects replicated when it is acknowledged.
+# acks=1 (the kafka-python and aiokafka default) answers once the leader has the record;
+# on one broker that also moves the high watermark. On a cluster only acks=all waits for
+# the ISR, so that (as in Kafka) the record is below the high watermark (DeleteRecords
+# past it is OFFSET_OUT_OF_RANGE) and outlives its leader (in a rolling restart a follower
+# still in the ISR but not caught up may become leader and truncate acks=1 records away).
+REPLICATED = {"acks": "all"} if RF > 1 else {}
 CTL = os.environ.get("WEIR_CTL")
 SELECTED = [s for s in os.environ.get("WEIR_SCENARIOS", "").split(",") if s]
 

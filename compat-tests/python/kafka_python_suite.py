@@ -12,7 +12,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Offse
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.admin import AlterConfigOp, ConfigResource, KafkaAdminClient
 
-from common import (BOOTSTRAP, BROKER_ADDRS, RESTART_SAFE, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+from common import (BOOTSTRAP, BROKER_ADDRS, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
                     group_name, payload, run_all, scenario, topic_name, wait_for)
 
 CLIENT = "kafka-python"
@@ -36,7 +36,9 @@ def fresh_admin():
 
 
 def producer(**extra):
-    conf = dict(bootstrap_servers=BOOTSTRAP, linger_ms=5, request_timeout_ms=TMS)
+    # REPLICATED: acks=all on a cluster, so an acknowledged record is below the high
+    # watermark and survives leader changes, as it does on one broker with acks=1.
+    conf = dict(bootstrap_servers=BOOTSTRAP, linger_ms=5, request_timeout_ms=TMS, **REPLICATED)
     conf.update(extra)
     return KafkaProducer(**conf)
 
@@ -434,7 +436,7 @@ def wait_assigned(members, sizes, partitions, timeout=T, what="assignment"):
 
 def produce_spread(topic, n, partitions, tag="m"):
     """Produces n keyed messages, message i to partition i % partitions; returns the values."""
-    p = producer(**RESTART_SAFE)  # group_commit_restart reads them after a restart
+    p = producer()
     futs = [p.send(topic, key=f"{tag}-k{i}".encode(), value=f"{tag}-{i}".encode(), partition=i % partitions)
             for i in range(n)]
     p.flush(timeout=T)
@@ -814,7 +816,7 @@ def restart():
     create_topic(t, config={"retention.ms": "99999999"})
     msgs = [{"key": f"k{i}".encode(), "value": payload(i), "timestamp_ms": OLD_TS + i,
              "headers": [("i", str(i).encode())]} for i in range(20)]
-    produce_all(producer(**RESTART_SAFE), t, msgs)
+    produce_all(producer(), t, msgs)
     ctl("restart")
     fresh_admin()
     eq(describe(t)["retention.ms"]["value"], "99999999", "topic config after restart")
