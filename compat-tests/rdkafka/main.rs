@@ -409,14 +409,13 @@ async fn metadata(cx: &mut Ctx) -> R<String> {
     want.sort();
     eq(addrs, want, "advertised broker addresses")?;
     let ids: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
-    let mut leader = -1;
     let deadline = Instant::now() + T;
-    loop {
+    let leader = loop {
         let md = p.client().fetch_metadata(Some(&t), T)?;
         let tm = &md.topics()[0];
         if tm.error().is_none() && !tm.partitions().is_empty() {
             eq(tm.partitions().len(), 1, "partitions of auto-created topic")?;
-            leader = tm.partitions()[0].leader();
+            let leader = tm.partitions()[0].leader();
             check(ids.contains(&leader), || {
                 format!("leader {leader} not among brokers {ids:?}")
             })?;
@@ -425,13 +424,13 @@ async fn metadata(cx: &mut Ctx) -> R<String> {
                 cx.rf,
                 "replicas of auto-created topic (default.replication.factor)",
             )?;
-            break;
+            break leader;
         }
         check(Instant::now() < deadline, || {
             format!("topic {t} not auto-created: {:?}", tm.error())
         })?;
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
     let d = produce_all(&p, &t, 0, &[msg(None, Some(b"hello"))]).await?;
     eq(d[0].0, 0, "first offset")?;
     Ok(format!("leader {leader}, brokers {ids:?}"))
