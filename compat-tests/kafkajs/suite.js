@@ -17,6 +17,10 @@ const lz4js = require('lz4js')
 const { ZstdCodec } = require('zstd-codec')
 
 const BOOTSTRAP = process.env.WEIR_BOOTSTRAP || '127.0.0.1:9092'
+// Every broker's host:port (compat-tests/run --cluster N lists all N), sorted, and the
+// replication factor topics are created with (the cluster run's default.replication.factor).
+const BROKER_ADDRS = BOOTSTRAP.split(',').sort()
+const RF = Math.min(BROKER_ADDRS.length, 3)
 const SELECTED = (process.env.WEIR_SCENARIOS || '').split(',').filter(Boolean)
 const T = 30000
 const ONE_MIB = 1024 * 1024
@@ -27,7 +31,7 @@ const LOG_APPEND_TIME = 1
 class NA extends Error {}
 class Fail extends Error {}
 
-const kafka = new Kafka({ clientId: 'weir-compat', brokers: [BOOTSTRAP], logLevel: logLevel.NOTHING,
+const kafka = new Kafka({ clientId: 'weir-compat', brokers: BROKER_ADDRS, logLevel: logLevel.NOTHING,
   requestTimeout: T, retry: { retries: 5, maxRetryTime: 2000 } })
 
 // ---------------------------------------------------------------- helpers
@@ -42,9 +46,9 @@ const payload = i => Buffer.from(`value-${i}-`.padEnd(100, 'x'))
 const range = (a, b) => Array.from({ length: b - a }, (_, i) => a + i)
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
-function ctl (cmd) {
+function ctl (cmd, ...args) { // kill9 takes a topic: on a cluster its partition 0 leader is killed
   if (!process.env.WEIR_CTL) throw new NA('WEIR_CTL not set (run through compat-tests/run)')
-  return new Promise((resolve, reject) => execFile(process.env.WEIR_CTL, [cmd], { timeout: 90000 },
+  return new Promise((resolve, reject) => execFile(process.env.WEIR_CTL, [cmd, ...args], { timeout: 90000 },
     (err, stdout, stderr) => err ? reject(new Fail(`$WEIR_CTL ${cmd} failed: ${stdout}${stderr}`)) : resolve()))
 }
 
@@ -118,7 +122,7 @@ async function watermarks (topic, partition = 0) {
 
 async function createTopic (topic, numPartitions = 1, configs = {}) {
   const created = await withAdmin(a => a.createTopics({ waitForLeaders: true, timeout: T,
-    topics: [{ topic, numPartitions, replicationFactor: 1, configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })) }] }))
+    topics: [{ topic, numPartitions, replicationFactor: RF, configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })) }] }))
   eq(created, true, `createTopics(${topic}) result`)
 }
 
@@ -154,10 +158,12 @@ scenarios.metadata = async () => {
   const res = await produce(t, [{ value: 'hello', partition: 0 }]) // produce to an unknown topic auto-creates it
   eq([res[0].partition, res[0].baseOffset], [0, '0'], 'partition/offset of first record')
   const { brokers } = await withAdmin(a => a.describeCluster())
-  eq(brokers.map(b => `${b.host}:${b.port}`), [BOOTSTRAP], 'advertised broker address')
+  eq(brokers.map(b => `${b.host}:${b.port}`).sort(), BROKER_ADDRS, 'advertised broker addresses')
   const md = await withAdmin(a => a.fetchTopicMetadata({ topics: [t] }))
   eq(md.topics[0].partitions.map(p => p.partitionId), [0], 'partitions of auto-created topic')
-  eq(md.topics[0].partitions[0].leader, brokers[0].nodeId, 'leader')
+  const p0 = md.topics[0].partitions[0]
+  check(brokers.some(b => b.nodeId === p0.leader), `leader ${p0.leader} is no broker`)
+  eq(p0.replicas.length, RF, 'replicas of auto-created topic (default.replication.factor)')
 }
 
 for (const [name, type] of [['none', CompressionTypes.None], ['gzip', CompressionTypes.GZIP],
@@ -384,7 +390,7 @@ scenarios.kill9 = async () => {
   }
   let crashErr = null
   let crashed = false
-  const crash = ctl('kill9').then(() => ctl('start')).catch(e => { crashErr = e }).finally(() => { crashed = true })
+  const crash = ctl('kill9', t).then(() => ctl('start')).catch(e => { crashErr = e }).finally(() => { crashed = true })
   while (!crashed) await sendBatch()
   await crash
   if (crashErr) throw crashErr

@@ -7,6 +7,10 @@
 set -uo pipefail
 
 B="${WEIR_BOOTSTRAP:-127.0.0.1:9092}"
+# Every broker (compat-tests/run --cluster N lists all N) and the replication factor topics
+# are created with (the cluster run's default.replication.factor, min(N, 3)).
+IFS=, read -r -a BROKERS <<<"$B"
+RF=$(( ${#BROKERS[@]} < 3 ? ${#BROKERS[@]} : 3 ))
 SELECTED=",${WEIR_SCENARIOS:-},"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -43,9 +47,16 @@ sc_metadata() {
   t=$(topic meta)
   echo hello | produce "$t"  # Produce to an unknown topic auto-creates it
   out=$("${KC[@]}" -L -t "$t") || fail "kcat -L failed"
-  grep -q "broker [0-9]* at $B" <<<"$out" || fail "broker $B not in metadata: $out"
+  local b
+  for b in "${BROKERS[@]}"; do
+    grep -q "broker [0-9]* at $b" <<<"$out" || fail "broker $b not in metadata: $out"
+  done
+  eq "$(grep -c "broker [0-9]* at " <<<"$out")" "${#BROKERS[@]}" "brokers in metadata"
   grep -q "topic \"$t\" with 1 partitions" <<<"$out" || fail "auto-created topic not listed with 1 partition: $out"
-  grep -Eq "partition 0, leader [0-9]+, replicas: [0-9]+, isrs: [0-9]+" <<<"$out" || fail "partition line: $out"
+  # replicas: default.replication.factor (RF) of them, all in sync
+  local reps
+  reps=$(seq -s, 1 "$RF" | sed 's/[0-9]*/[0-9]+/g')
+  grep -Eq "partition 0, leader [0-9]+, replicas: $reps, isrs: $reps" <<<"$out" || fail "partition line ($RF replicas expected): $out"
   eq "$(consume "$t" '%o:%s\n')" "0:hello" "consumed"
 }
 
@@ -165,7 +176,7 @@ sc_kill9() {
     timeout 120 kcat -b "$B" -q -E -P -t "$t" -p 0 -X message.timeout.ms=90000 "${P[@]}") &
   pid=$!
   sleep 1
-  "$WEIR_CTL" kill9 || fail "\$WEIR_CTL kill9 failed"
+  "$WEIR_CTL" kill9 "$t" || fail "\$WEIR_CTL kill9 failed"  # cluster: kills $t/0's leader
   "$WEIR_CTL" start || fail "\$WEIR_CTL start failed"
   rc_b=0
   wait "$pid" || rc_b=$?
@@ -188,12 +199,14 @@ sc_kill9() {
 
 create_topic() { # create_topic NAME PARTITIONS [name=value...]: kcat has no admin API, so a raw
   # CreateTopics v2 request (python3 stdlib) creates the topic; then waits for it in kcat -L.
-  python3 - "$B" "$@" <<'PY' || fail "CreateTopics $1 failed"
+  # Replication factor RF; on a cluster any node takes CreateTopics (it forwards to the controller).
+  python3 - "$B" "$RF" "$@" <<'PY' || fail "CreateTopics $1 failed"
 import socket, struct, sys
-host, port = sys.argv[1].rsplit(":", 1)
-name, parts, cfg = sys.argv[2], int(sys.argv[3]), [a.split("=", 1) for a in sys.argv[4:]]
+host, port = sys.argv[1].split(",")[0].rsplit(":", 1)
+rf = int(sys.argv[2])
+name, parts, cfg = sys.argv[3], int(sys.argv[4]), [a.split("=", 1) for a in sys.argv[5:]]
 s16 = lambda x: struct.pack(">h", len(x.encode())) + x.encode()
-body = (struct.pack(">i", 1) + s16(name) + struct.pack(">ihi", parts, 1, 0) + struct.pack(">i", len(cfg))
+body = (struct.pack(">i", 1) + s16(name) + struct.pack(">ihi", parts, rf, 0) + struct.pack(">i", len(cfg))
         + b"".join(s16(k) + s16(v) for k, v in cfg) + struct.pack(">i?", 30000, False))
 req = struct.pack(">hhi", 19, 2, 7) + s16("kcat-suite") + body
 with socket.create_connection((host, int(port)), timeout=30) as s:

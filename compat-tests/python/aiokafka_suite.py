@@ -16,7 +16,7 @@ from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import MessageSizeTooLargeError, UnknownError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
-from common import (BOOTSTRAP, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+from common import (BOOTSTRAP, BROKER_ADDRS, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
                     group_name, payload, run_all, scenario, topic_name)
 
 CLIENT = "aiokafka"
@@ -44,7 +44,9 @@ class Admin:
 
 
 async def producer(**extra):
-    conf = dict(bootstrap_servers=BOOTSTRAP, linger_ms=5, request_timeout_ms=TMS)
+    # REPLICATED: acks=all on a cluster, so an acknowledged record is below the high
+    # watermark and survives leader changes, as it does on one broker with acks=1.
+    conf = dict(bootstrap_servers=BOOTSTRAP, linger_ms=5, request_timeout_ms=TMS, **REPLICATED)
     conf.update(extra)
     p = AIOKafkaProducer(**conf)
     await p.start()
@@ -97,7 +99,7 @@ async def watermarks(topic, partition=0):
 
 async def create_topic(name, partitions=1, config=None):
     async with Admin() as a:
-        resp = (await a.create_topics([NewTopic(name, partitions, 1, topic_configs=config or {})],
+        resp = (await a.create_topics([NewTopic(name, partitions, RF, topic_configs=config or {})],
                                       timeout_ms=TMS)).to_object()
     return {e["topic"]: e["error_code"] for e in resp["topic_errors"]}[name]
 
@@ -144,9 +146,11 @@ async def metadata():
     async with Admin() as a:
         cluster = await a.describe_cluster()
         topics = await a.describe_topics([t])
-    eq([f"{b['host']}:{b['port']}" for b in cluster["brokers"]], [BOOTSTRAP], "advertised broker address")
+    eq(sorted(f"{b['host']}:{b['port']}" for b in cluster["brokers"]), BROKER_ADDRS, "advertised broker addresses")
     eq([p["partition"] for p in topics[0]["partitions"]], [0], "partitions of auto-created topic")
-    eq(topics[0]["partitions"][0]["leader"], cluster["brokers"][0]["node_id"], "leader")
+    p0 = topics[0]["partitions"][0]
+    check(p0["leader"] in [b["node_id"] for b in cluster["brokers"]], f"leader {p0['leader']} is no broker")
+    eq(len(p0["replicas"]), RF, "replicas of auto-created topic (default.replication.factor)")
 
 
 @scenario("keys_headers")
@@ -846,7 +850,7 @@ async def kill9():
         await send(i)
         i += 1
         await asyncio.sleep(0.001)
-    kill = asyncio.create_task(asyncio.to_thread(ctl, "kill9"))
+    kill = asyncio.create_task(asyncio.to_thread(ctl, "kill9", t))  # cluster: kill t/0's leader
     while not kill.done():  # keep producing while the kill is under way
         await send(i)
         i += 1

@@ -15,6 +15,18 @@ import traceback
 import uuid
 
 BOOTSTRAP = os.environ.get("WEIR_BOOTSTRAP", "127.0.0.1:9092")
+# Every broker's host:port (compat-tests/run --cluster N lists all N), sorted.
+BROKER_ADDRS = sorted(BOOTSTRAP.split(","))
+# Replication factor the suites create topics with: the cluster run's
+# default.replication.factor (min(N, 3)); 1 on a single broker.
+RF = min(len(BROKER_ADDRS), 3)
+# Producer settings for records a scenario expects replicated when it is acknowledged.
+# acks=1 (the kafka-python and aiokafka default) answers once the leader has the record;
+# on one broker that also moves the high watermark. On a cluster only acks=all waits for
+# the ISR, so that (as in Kafka) the record is below the high watermark (DeleteRecords
+# past it is OFFSET_OUT_OF_RANGE) and outlives its leader (in a rolling restart a follower
+# still in the ISR but not caught up may become leader and truncate acks=1 records away).
+REPLICATED = {"acks": "all"} if RF > 1 else {}
 CTL = os.environ.get("WEIR_CTL")
 SELECTED = [s for s in os.environ.get("WEIR_SCENARIOS", "").split(",") if s]
 
@@ -86,11 +98,12 @@ def wait_for(pred, timeout, what, interval=0.05):
     raise Fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})"[:300])
 
 
-def ctl(cmd, timeout=90):
-    """Runs `$WEIR_CTL cmd` (start, stop, restart, kill9); fails if it fails."""
+def ctl(cmd, *args, timeout=90):
+    """Runs `$WEIR_CTL cmd [args]` (start, stop, restart, `kill9 [topic]`: on a cluster the
+    leader of the topic's partition 0 is killed); fails if it fails."""
     if not CTL:
         raise NA("WEIR_CTL not set (run through compat-tests/run)")
-    p = subprocess.run([CTL, cmd], capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run([CTL, cmd, *args], capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0:
         raise Fail(f"$WEIR_CTL {cmd} failed: {(p.stdout + p.stderr)[-300:]}")
 

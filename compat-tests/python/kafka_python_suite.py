@@ -12,7 +12,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Offse
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.admin import AlterConfigOp, ConfigResource, KafkaAdminClient
 
-from common import (BOOTSTRAP, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+from common import (BOOTSTRAP, BROKER_ADDRS, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
                     group_name, payload, run_all, scenario, topic_name, wait_for)
 
 CLIENT = "kafka-python"
@@ -36,7 +36,9 @@ def fresh_admin():
 
 
 def producer(**extra):
-    conf = dict(bootstrap_servers=BOOTSTRAP, linger_ms=5, request_timeout_ms=TMS)
+    # REPLICATED: acks=all on a cluster, so an acknowledged record is below the high
+    # watermark and survives leader changes, as it does on one broker with acks=1.
+    conf = dict(bootstrap_servers=BOOTSTRAP, linger_ms=5, request_timeout_ms=TMS, **REPLICATED)
     conf.update(extra)
     return KafkaProducer(**conf)
 
@@ -87,7 +89,7 @@ def watermarks(topic, partition=0):
 
 
 def create_topic(name, partitions=1, config=None):
-    admin().create_topics({name: {"num_partitions": partitions, "replication_factor": 1,
+    admin().create_topics({name: {"num_partitions": partitions, "replication_factor": RF,
                                   "configs": config or {}}}, timeout_ms=TMS)
 
 
@@ -110,8 +112,10 @@ def metadata():
     desc = admin().describe_topics([t])[0]  # Metadata request
     eq([(p["partition_index"], p["error_code"]) for p in desc["partitions"]], [(0, 0)], "partition metadata")
     brokers = admin()._manager.cluster.brokers()  # the client's view of Metadata's broker list
-    eq([f"{b.host}:{b.port}" for b in brokers], [BOOTSTRAP], "advertised broker address")
-    eq(desc["partitions"][0]["leader_id"], getattr(brokers[0], "node_id", None), "leader")
+    eq(sorted(f"{b.host}:{b.port}" for b in brokers), BROKER_ADDRS, "advertised broker addresses")
+    p0 = desc["partitions"][0]
+    check(p0["leader_id"] in [getattr(b, "node_id", None) for b in brokers], f"leader {p0['leader_id']} is no broker")
+    eq(len(p0["replica_nodes"]), RF, "replicas of auto-created topic (default.replication.factor)")
 
 
 def codec_scenario(codec):
@@ -846,7 +850,7 @@ def kill9():
     def killer():
         try:
             wait_for(lambda: len(acked) >= 300, T, "300 acknowledged messages before kill")
-            ctl("kill9")
+            ctl("kill9", t)  # on a cluster: the node leading the partition written to
         except Exception as e:  # handed to the main thread, which fails the scenario
             killer_err.append(e)
 

@@ -133,6 +133,9 @@ enum Target {
 
 struct Ctx {
     bootstrap: String,
+    /// Replication factor topics are created with: min(brokers in `bootstrap`, 3), the
+    /// cluster run's default.replication.factor; 1 on a single broker.
+    rf: i32,
     target: Target,
     admin: AdminClient<DefaultClientContext>,
 }
@@ -150,6 +153,7 @@ impl Ctx {
             let ctl = std::env::var("WEIR_CTL").ok();
             return Ctx {
                 admin: admin_client(&b),
+                rf: b.split(',').count().min(3) as i32,
                 bootstrap: b,
                 target: Target::External { ctl },
             };
@@ -180,6 +184,7 @@ impl Ctx {
         Ctx {
             admin: admin_client(&bootstrap),
             bootstrap,
+            rf: 1,
             target: Target::InProcess {
                 rt,
                 broker: Some(broker),
@@ -189,12 +194,19 @@ impl Ctx {
         }
     }
 
+    /// `$WEIR_CTL cmd [arg]`: `kill9 TOPIC` kills, on a cluster, the leader of TOPIC's
+    /// partition 0 (a single broker ignores the topic).
     async fn ctl(&mut self, cmd: &str) -> R {
+        self.ctl_arg(cmd, None).await
+    }
+
+    async fn ctl_arg(&mut self, cmd: &str, arg: Option<&str>) -> R {
         match &mut self.target {
             Target::External { ctl: None } => Err(Outcome::Na("WEIR_CTL not set".into())),
             Target::External { ctl: Some(ctl) } => {
                 let out = tokio::process::Command::new(ctl.as_str())
                     .arg(cmd)
+                    .args(arg)
                     .output()
                     .await?;
                 check(out.status.success(), || {
@@ -277,7 +289,7 @@ impl Ctx {
     }
 
     async fn create_topic(&self, name: &str, partitions: i32, config: &[(&str, &str)]) -> R {
-        let mut nt = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let mut nt = NewTopic::new(name, partitions, TopicReplication::Fixed(self.rf));
         for (k, v) in config {
             nt = nt.set(k, v);
         }
@@ -387,29 +399,41 @@ async fn metadata(cx: &mut Ctx) -> R<String> {
     let t = topic_name("meta");
     let p = cx.producer(&[])?;
     let md = p.client().fetch_metadata(Some(&t), T)?;
-    let b = &md.brokers()[0];
-    eq(
-        format!("{}:{}", b.host(), b.port()),
-        cx.bootstrap.clone(),
-        "advertised broker address",
-    )?;
+    let mut addrs: Vec<String> = md
+        .brokers()
+        .iter()
+        .map(|b| format!("{}:{}", b.host(), b.port()))
+        .collect();
+    addrs.sort();
+    let mut want: Vec<String> = cx.bootstrap.split(',').map(String::from).collect();
+    want.sort();
+    eq(addrs, want, "advertised broker addresses")?;
+    let ids: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
     let deadline = Instant::now() + T;
-    loop {
+    let leader = loop {
         let md = p.client().fetch_metadata(Some(&t), T)?;
         let tm = &md.topics()[0];
         if tm.error().is_none() && !tm.partitions().is_empty() {
             eq(tm.partitions().len(), 1, "partitions of auto-created topic")?;
-            eq(tm.partitions()[0].leader(), b.id(), "leader")?;
-            break;
+            let leader = tm.partitions()[0].leader();
+            check(ids.contains(&leader), || {
+                format!("leader {leader} not among brokers {ids:?}")
+            })?;
+            eq(
+                tm.partitions()[0].replicas().len() as i32,
+                cx.rf,
+                "replicas of auto-created topic (default.replication.factor)",
+            )?;
+            break leader;
         }
         check(Instant::now() < deadline, || {
             format!("topic {t} not auto-created: {:?}", tm.error())
         })?;
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
     let d = produce_all(&p, &t, 0, &[msg(None, Some(b"hello"))]).await?;
     eq(d[0].0, 0, "first offset")?;
-    Ok(format!("broker {} at {}:{}", b.id(), b.host(), b.port()))
+    Ok(format!("leader {leader}, brokers {ids:?}"))
 }
 
 async fn codec(cx: &mut Ctx, codec: &str) -> R<String> {
@@ -1009,7 +1033,8 @@ async fn kill9(cx: &mut Ctx) -> R<String> {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     {
-        let ctl = cx.ctl("kill9");
+        // On a cluster: kill the node leading the partition written to.
+        let ctl = cx.ctl_arg("kill9", Some(t.as_str()));
         tokio::pin!(ctl);
         loop {
             // keep producing while the kill is under way
