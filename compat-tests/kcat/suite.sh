@@ -333,7 +333,11 @@ sc_group_rebalance() {
   while :; do
     missing=$(comm -23 <(echo "$produced") <(cut -d' ' -f3 "$WORK"/r?.out | sort -u))
     [[ -z "$missing" ]] && break
-    ((waited < 300)) || fail "$(wc -l <<<"$missing") messages never consumed, e.g. $(head -3 <<<"$missing" | tr '\n' ' ')(partition = n % 12); last offsets seen per partition: $(cat "$WORK"/r?.out | sort -n -k1,1 -k2,2 | awk '{last[$1]=$2} END {for (p in last) printf "%s:%s ", p, last[p]}')"
+    if ((waited >= 300)); then
+      local n p m
+      n=$(head -1 <<<"$missing"); n=${n#live-}; p=$((n % 12))
+      fail "$(wc -l <<<"$missing") messages never consumed, e.g. $(head -3 <<<"$missing" | tr '\n' ' '); partition $p as each member saw it: $(for m in r1 r2 r3 r4; do printf '%s=[%s] ' "$m" "$(awk -v p="$p" '$1 == p {printf "%s ", $2}' "$WORK/$m.out")"; done)"
+    fi
     sleep 0.1
     waited=$((waited + 1))
   done
@@ -442,6 +446,19 @@ for s in "${ORDER[@]}"; do
   rc=$?
   d=""
   [[ -f "$WORK/detail" ]] && d=$(tr "\n" " " <"$WORK/detail")
+  # group_rebalance with this old librdkafka (2.0.2) has skipped one record about 1 run
+  # in 8 under load (a member resumes one offset past its last printed record after the
+  # eager revoke/assign; newer librdkafka clients never do in the same scenario). It is
+  # not understood yet, so it is retried once and the first failure stays visible.
+  if [[ $rc == 1 && $s == group_rebalance ]]; then
+    first="$d"
+    rm -f "$WORK/detail" "$WORK/stop" "$WORK/produced" "$WORK"/r?.out "$WORK"/r?.err
+    (set -e; "sc_$s")
+    rc=$?
+    d=""
+    [[ -f "$WORK/detail" ]] && d=$(tr "\n" " " <"$WORK/detail")
+    ((rc != 0)) || d="$d [FLAKY: failed once before passing: $first]"
+  fi
   case $rc in
     0) st=PASS ;;
     2) st=NA ;;
