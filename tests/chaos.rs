@@ -235,6 +235,7 @@ impl Cluster {
         }
         let child = cmd
             .env("RUST_LOG", "info,openraft=warn")
+            .env_remove("WEIR_CHAOS_KEEP") // not a broker setting
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -744,41 +745,59 @@ fn no_fatal(name: &str, acks: &Acks) {
 /// restarting it each time; nothing acknowledged may be lost or duplicated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_the_leader_repeatedly() {
+    kill_leader_rounds("kill-leader", 4, true).await;
+}
+
+/// The same, faster: the killed leader restarts as soon as a new leader is elected and
+/// the next kill does not wait for the ISR to be full again, so leaders die while the
+/// restarted node is still truncating and catching up (and the ISR may be down to one,
+/// below min.insync.replicas, for a while).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_the_leader_before_the_isr_recovers() {
+    kill_leader_rounds("kill-fast", 6, false).await;
+}
+
+async fn kill_leader_rounds(name: &str, rounds: usize, wait_isr: bool) {
     let mut c = Cluster::start(3).await;
-    let topic = "kill-leader";
+    let topic = name;
     create_topic(&c, topic, 1, Duration::from_secs(30)).await;
     let load = Load::start(&c, topic, 1);
     load.progress(200, Duration::from_secs(30), &c).await;
-    let mut rounds = Vec::new();
-    for round in 0..4 {
+    let mut stalls = Vec::new();
+    for round in 0..rounds {
         let via = (0..3).find(|&j| c.alive(j)).unwrap();
         let leader = c.leader(via, topic, 0).await;
         let t0 = Instant::now();
         c.kill(leader);
         let via = c.live_other(leader);
-        c.wait_for(via, Duration::from_secs(20), "a new leader", |m| {
-            part(m, topic, 0).is_some_and(|x| x.leader_id.0 > 0 && x.leader_id.0 != leader as i32 + 1)
+        c.wait_for(via, Duration::from_secs(30), "a new leader", |m| {
+            part(m, topic, 0)
+                .is_some_and(|x| x.leader_id.0 > 0 && x.leader_id.0 != leader as i32 + 1)
         })
         .await;
-        load.progress(100, Duration::from_secs(30), &c).await;
+        if wait_isr {
+            load.progress(100, Duration::from_secs(30), &c).await;
+        }
         let t1 = Instant::now();
         c.start_node(leader);
-        c.wait_full_isr(via, topic, Duration::from_secs(40)).await;
-        load.progress(100, Duration::from_secs(30), &c).await;
-        rounds.push((round, leader + 1, t0, t1, Instant::now()));
+        if wait_isr {
+            c.wait_full_isr(via, topic, Duration::from_secs(40)).await;
+        }
+        load.progress(100, Duration::from_secs(40), &c).await;
+        stalls.push((round, leader + 1, t0, t1, Instant::now()));
     }
     let (sent, acks) = load.finish().await;
-    for (round, node, t0, t1, t2) in &rounds {
+    for (round, node, t0, t1, t2) in &stalls {
         println!(
-            "[kill-leader] round {round}: killed node {node}; producer stall {} ms after the \
-             kill, {} ms around the restart",
+            "[{name}] round {round}: killed leader node {node}; producer stall {} ms after \
+             the kill, {} ms around the restart",
             stall(&acks, *t0, *t1).as_millis(),
             stall(&acks, *t1, *t2).as_millis()
         );
     }
-    println!("[kill-leader] sent {sent}, acknowledged {}", acks.ok.len());
-    no_fatal("kill-leader", &acks);
-    check_all(&c, "kill-leader", topic, 1, &acks).await;
+    println!("[{name}] sent {sent}, acknowledged {}", acks.ok.len());
+    no_fatal(name, &acks);
+    check_all(&c, name, topic, 1, &acks).await;
 }
 
 /// SIGKILL the Raft leader (the controller) under load: another node takes over,
@@ -879,50 +898,83 @@ async fn produce_direct(c: &Cluster, i: usize, topic: &str, p: i32) -> Option<i1
         .ok()
 }
 
-/// Cut the leader of partition 0 off from the other two nodes under load: it takes no
-/// acks=all write, the majority elects a new leader and keeps serving, and after the
-/// link returns the node catches up and the ISR is full again.
+/// Cut a partition leader off from the other two nodes under load, twice: first a
+/// leader that is not the controller (it is fenced by the controller and keeps a stale
+/// image), then the controller itself (an isolated Raft leader). Each time the isolated
+/// node takes no acks=all write, the majority elects a new leader and keeps serving,
+/// and after the link returns the node truncates what it wrote alone, catches up, and
+/// the ISR is full again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_partition() {
     let c = Cluster::start(3).await;
     let topic = "partition";
-    create_topic(&c, topic, 1, Duration::from_secs(30)).await;
-    let load = Load::start(&c, topic, 1);
+    create_topic(&c, topic, 3, Duration::from_secs(30)).await;
+    let load = Load::start(&c, topic, 3);
     load.progress(200, Duration::from_secs(30), &c).await;
-    let x = c.leader(0, topic, 0).await;
-    let ctl = metadata(c.addr(0)).await.expect("metadata").controller_id.0;
-    println!("[partition] isolating node {} (controller is {ctl})", x + 1);
-    let t0 = Instant::now();
-    c.net.isolate(Some(x));
-    let other = c.live_other(x);
-    // The majority moves the leadership away from the isolated node.
-    c.wait_for(other, Duration::from_secs(30), "a leader on the majority side", |m| {
-        part(m, topic, 0).is_some_and(|p| p.leader_id.0 > 0 && p.leader_id.0 as usize != x + 1)
-    })
-    .await;
-    load.progress(200, Duration::from_secs(30), &c).await;
-    let t1 = Instant::now();
-    // The isolated node accepts no acks=all write, whatever it believes.
-    let mut codes = Vec::new();
-    for _ in 0..3 {
-        codes.push(produce_direct(&c, x, topic, 0).await);
+    let mut phases = Vec::new();
+    for phase in ["a leader that is not the controller", "the controller"] {
+        let m = metadata(c.addr(0)).await.expect("metadata");
+        let ctl = m.controller_id.0 as usize - 1;
+        let t = find_topic(&m, topic).expect("topic");
+        let led = |n: usize| {
+            t.partitions
+                .iter()
+                .find(|p| p.leader_id.0 as usize == n + 1)
+                .map(|p| p.partition_index)
+        };
+        let (x, p) = if phases.is_empty() {
+            (0..3)
+                .filter(|&n| n != ctl)
+                .find_map(|n| Some((n, led(n)?)))
+                .expect("a partition led by a non-controller")
+        } else {
+            (ctl, led(ctl).expect("round-robin gives the controller a partition"))
+        };
+        println!(
+            "[partition] isolating node {} ({phase}), leader of p{p}",
+            x + 1
+        );
+        let t0 = Instant::now();
+        c.net.isolate(Some(x));
+        let other = c.live_other(x);
+        // The majority moves the leadership away from the isolated node.
+        c.wait_for(other, Duration::from_secs(30), "a leader on the majority side", |m| {
+            part(m, topic, p).is_some_and(|q| q.leader_id.0 > 0 && q.leader_id.0 as usize != x + 1)
+        })
+        .await;
+        let moved = t0.elapsed();
+        load.progress(200, Duration::from_secs(30), &c).await;
+        let t1 = Instant::now();
+        // The isolated node accepts no acks=all write, whatever it believes.
+        let mut codes = Vec::new();
+        for _ in 0..2 {
+            codes.push(produce_direct(&c, x, topic, p).await);
+        }
+        println!("[partition] acks=all produce to the isolated node: {codes:?}");
+        assert!(
+            codes.iter().all(|c| *c != Some(0)),
+            "the isolated node acknowledged an acks=all write: {codes:?}"
+        );
+        c.net.isolate(None);
+        let healed = Instant::now();
+        c.wait_full_isr(other, topic, Duration::from_secs(40)).await;
+        let rejoined = healed.elapsed();
+        load.progress(200, Duration::from_secs(30), &c).await;
+        phases.push((phase, x, t0, t1, moved, rejoined));
     }
-    println!("[partition] acks=all produce to the isolated node: {codes:?}");
-    assert!(
-        codes.iter().all(|c| *c != Some(0)),
-        "the isolated node acknowledged an acks=all write: {codes:?}"
-    );
-    c.net.isolate(None);
-    c.wait_full_isr(other, topic, Duration::from_secs(40)).await;
-    load.progress(200, Duration::from_secs(30), &c).await;
     let (_, acks) = load.finish().await;
-    println!(
-        "[partition] producer stall {} ms; ISR full again {} ms after healing",
-        stall(&acks, t0, t1).as_millis(),
-        t1.elapsed().as_millis()
-    );
+    for (phase, x, t0, t1, moved, rejoined) in &phases {
+        println!(
+            "[partition] node {} ({phase}): leadership moved after {} ms, producer stall {} ms, \
+             ISR full {} ms after healing",
+            x + 1,
+            moved.as_millis(),
+            stall(&acks, *t0, *t1).as_millis(),
+            rejoined.as_millis()
+        );
+    }
     no_fatal("partition", &acks);
-    check_all(&c, "partition", topic, 1, &acks).await;
+    check_all(&c, "partition", topic, 3, &acks).await;
 }
 
 /// Restart each node in turn with SIGTERM (controlled shutdown) under a producer and a
