@@ -41,67 +41,101 @@ const LAG_MS: u64 = 4000;
 // ---------------------------------------------------------------------------------------
 // The proxy network
 
-/// Which node owns which process, and which node is cut off.
-#[derive(Default)]
-struct NetState {
-    pids: HashMap<u32, usize>,
-    isolated: Option<usize>,
-    /// Live proxied connections: (source node, destination node, the copying task).
-    conns: Vec<(Option<usize>, usize, tokio::task::AbortHandle)>,
+/// The proxies' shared state: which process is which node, and which node is cut off.
+#[derive(Clone)]
+struct Net {
+    pids: Arc<Mutex<HashMap<u32, usize>>>,
+    isolated: Arc<tokio::sync::watch::Sender<Option<usize>>>,
 }
 
-#[derive(Clone, Default)]
-struct Net(Arc<Mutex<NetState>>);
+impl Default for Net {
+    fn default() -> Net {
+        Net {
+            pids: Arc::default(),
+            isolated: Arc::new(tokio::sync::watch::channel(None).0),
+        }
+    }
+}
+
+fn blocked(isolated: Option<usize>, src: Option<usize>, dst: usize) -> bool {
+    match (src, isolated) {
+        (Some(s), Some(i)) => s != dst && (s == i || dst == i),
+        _ => false,
+    }
+}
 
 impl Net {
-    fn blocked(st: &NetState, src: Option<usize>, dst: usize) -> bool {
-        match (src, st.isolated) {
-            (Some(s), Some(i)) => s != dst && (s == i || dst == i),
-            _ => false,
-        }
-    }
-
     /// Cut node `i` off from the other nodes (the test still reaches it), or heal.
     fn isolate(&self, i: Option<usize>) {
-        let mut st = self.0.lock().unwrap();
-        st.isolated = i;
-        let mut keep = Vec::new();
-        for (src, dst, h) in std::mem::take(&mut st.conns) {
-            if Self::blocked(&st, src, dst) {
-                h.abort();
-            } else if !h.is_finished() {
-                keep.push((src, dst, h));
-            }
-        }
-        st.conns = keep;
+        self.isolated.send_replace(i);
     }
 
-    /// Forward `listen` to `target` (node `dst`'s real port).
+    /// Forward `listen` to `target` (node `dst`'s real port). A connection across a
+    /// cut link is dropped at once, and a live one when the link is cut.
     async fn proxy(&self, listen: TcpListener, target: SocketAddr, dst: usize) {
         let me = listen.local_addr().expect("addr").port();
         loop {
-            let Ok((inbound, peer)) = listen.accept().await else {
+            let Ok((mut inbound, peer)) = listen.accept().await else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             };
-            let src = {
-                let pids: Vec<(u32, usize)> = {
-                    let st = self.0.lock().unwrap();
-                    st.pids.iter().map(|(p, n)| (*p, *n)).collect()
+            let net = self.clone();
+            tokio::spawn(async move {
+                // Who opened the connection matters only while a node is cut off, and
+                // the /proc scan takes a while (it reads every socket of the machine):
+                // done only then, and off the async workers, so that the Raft RPCs
+                // (100 ms timeouts) are never held up by the proxy.
+                let lookup = || {
+                    let pids: Vec<(u32, usize)> = net
+                        .pids
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|(p, n)| (*p, *n))
+                        .collect();
+                    async move {
+                        tokio::task::spawn_blocking(move || socket_owner(peer.port(), me, &pids))
+                            .await
+                            .ok()
+                            .flatten()
+                    }
                 };
-                socket_owner(peer.port(), me, &pids)
-            };
-            let mut st = self.0.lock().unwrap();
-            if Self::blocked(&st, src, dst) {
-                continue; // dropped: the peer sees a reset or EOF, as over a cut link
-            }
-            let task = tokio::spawn(async move {
+                let mut cut = net.isolated.subscribe();
+                let mut src = None;
+                let isolated = *cut.borrow_and_update();
+                if isolated.is_some() {
+                    let s = lookup().await;
+                    if blocked(isolated, s, dst) {
+                        return; // dropped: the peer sees EOF, as over a cut link
+                    }
+                    src = Some(s);
+                }
                 let Ok(mut outbound) = TcpStream::connect(target).await else {
                     return;
                 };
-                let mut inbound = inbound;
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                tokio::pin!(copy);
+                loop {
+                    tokio::select! {
+                        _ = &mut copy => return,
+                        r = cut.changed() => {
+                            if r.is_err() {
+                                return;
+                            }
+                            let isolated = *cut.borrow_and_update();
+                            if isolated.is_none() {
+                                continue;
+                            }
+                            if src.is_none() {
+                                src = Some(lookup().await);
+                            }
+                            if blocked(isolated, src.flatten(), dst) {
+                                return;
+                            }
+                        }
+                    }
+                }
             });
-            st.conns.push((src, dst, task.abort_handle()));
         }
     }
 }
@@ -135,8 +169,11 @@ fn socket_owner(peer_port: u16, local_port: u16, pids: &[(u32, usize)]) -> Optio
 
 struct Cluster {
     dir: tempfile::TempDir,
-    /// Per node: (client port, controller port, client proxy port, controller proxy port).
-    ports: Vec<(u16, u16, u16, u16)>,
+    /// Per node: (client port, controller port, client proxy port).
+    ports: Vec<(u16, u16, u16)>,
+    /// Per node: its controller proxy port. (Every node dials the addresses node 1 put
+    /// in the Raft membership, so a proxy cannot be told its source by its port.)
+    ctl_proxy: Vec<u16>,
     children: Vec<Option<Child>>,
     net: Net,
 }
@@ -149,36 +186,48 @@ fn free_ports(n: usize) -> Vec<std::net::TcpListener> {
 
 impl Cluster {
     async fn start(n: usize) -> Cluster {
+        // Tests run in parallel: one cluster at a time finds free ports and starts, so
+        // that another's proxies cannot take a port released for a node to bind.
+        static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _starting = STARTING.lock().await;
         let dir = tempfile::tempdir().expect("tempdir");
+        let net = Net::default();
+        let proxy = |l: TcpListener, port: u16, dst: usize| {
+            let net = net.clone();
+            tokio::spawn(async move {
+                net.proxy(l, SocketAddr::from(([127, 0, 0, 1], port)), dst)
+                    .await
+            });
+        };
+        let bind = || async { TcpListener::bind("127.0.0.1:0").await.expect("bind") };
+        let port = |l: &TcpListener| l.local_addr().expect("addr").port();
+        // Proxies first, holding their ports, so that the nodes' ports (found free and
+        // released just before the nodes start) cannot be taken by them.
+        let mut client_proxies = Vec::new();
+        let mut ctl_proxies = Vec::new();
+        for _ in 0..n {
+            client_proxies.push(bind().await);
+            ctl_proxies.push(bind().await);
+        }
         let socks = free_ports(2 * n);
         let real: Vec<u16> = socks
             .iter()
             .map(|s| s.local_addr().unwrap().port())
             .collect();
         drop(socks); // the nodes bind these ports
-        let net = Net::default();
         let mut ports = Vec::new();
-        for i in 0..n {
-            let pc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let pk = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut ctl_proxy = Vec::new();
+        for (i, (pc, pk)) in client_proxies.into_iter().zip(ctl_proxies).enumerate() {
             let (client, ctl) = (real[2 * i], real[2 * i + 1]);
-            ports.push((
-                client,
-                ctl,
-                pc.local_addr().unwrap().port(),
-                pk.local_addr().unwrap().port(),
-            ));
-            for (l, port) in [(pc, client), (pk, ctl)] {
-                let net = net.clone();
-                tokio::spawn(async move {
-                    net.proxy(l, SocketAddr::from(([127, 0, 0, 1], port)), i)
-                        .await
-                });
-            }
+            ports.push((client, ctl, port(&pc)));
+            ctl_proxy.push(port(&pk));
+            proxy(pc, client, i);
+            proxy(pk, ctl, i);
         }
         let mut c = Cluster {
             dir,
             ports,
+            ctl_proxy,
             children: (0..n).map(|_| None).collect(),
             net,
         };
@@ -186,9 +235,12 @@ impl Cluster {
             c.start_node(i);
         }
         for i in 0..n {
-            c.wait_for(i, Duration::from_secs(60), "brokers and a controller", |m| {
-                m.brokers.len() == n && m.controller_id.0 > 0
-            })
+            c.wait_for(
+                i,
+                Duration::from_secs(60),
+                "brokers and a controller",
+                |m| m.brokers.len() == n && m.controller_id.0 > 0,
+            )
             .await;
         }
         c
@@ -203,12 +255,12 @@ impl Cluster {
     }
 
     fn start_node(&mut self, i: usize) {
-        let (client, ctl, pclient, _) = self.ports[i];
+        let (client, ctl, pclient) = self.ports[i];
         let voters = self
-            .ports
+            .ctl_proxy
             .iter()
             .enumerate()
-            .map(|(j, p)| format!("{}@127.0.0.1:{}", j + 1, p.3))
+            .map(|(j, port)| format!("{}@127.0.0.1:{port}", j + 1))
             .collect::<Vec<_>>()
             .join(",");
         let log = std::fs::OpenOptions::new()
@@ -241,7 +293,7 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .expect("spawn weir");
-        self.net.0.lock().unwrap().pids.insert(child.id(), i);
+        self.net.pids.lock().unwrap().insert(child.id(), i);
         self.children[i] = Some(child);
     }
 
@@ -721,7 +773,10 @@ async fn check_all(c: &Cluster, name: &str, topic: &str, partitions: i32, acks: 
             .into_iter()
             .map(|x| x.1)
             .collect();
-        assert_eq!(consumed, log, "{name} p{p}: consumer saw the replicas' records");
+        assert_eq!(
+            consumed, log,
+            "{name} p{p}: consumer saw the replicas' records"
+        );
     }
 }
 
@@ -832,12 +887,19 @@ async fn controller_failover() {
         let a = admin(&c);
         let t = NewTopic::new("after-ctl", 2, TopicReplication::Fixed(2));
         let r = a
-            .create_topics([&t], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(5))))
+            .create_topics(
+                [&t],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(5))),
+            )
             .await;
         if matches!(&r, Ok(v) if v[0].is_ok()) {
             break;
         }
-        assert!(Instant::now() < deadline, "create after failover: {r:?}\n{}", c.logs());
+        assert!(
+            Instant::now() < deadline,
+            "create after failover: {r:?}\n{}",
+            c.logs()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let p: ThreadedProducer<Recorder> = {
@@ -855,7 +917,11 @@ async fn controller_failover() {
             .expect("send");
     }
     tokio::task::block_in_place(|| p.flush(Duration::from_secs(30))).expect("flush");
-    assert_eq!(p.context().0.lock().unwrap().ok.len(), 10, "produce to the new topic");
+    assert_eq!(
+        p.context().0.lock().unwrap().ok.len(),
+        10,
+        "produce to the new topic"
+    );
     load.progress(200, Duration::from_secs(30), &c).await;
     let t1 = Instant::now();
     c.start_node(ctl);
@@ -886,9 +952,11 @@ async fn produce_direct(c: &Cluster, i: usize, topic: &str, p: i32) -> Option<i1
             .with_timeout_ms(3000)
             .with_topic_data(vec![produce_request::TopicProduceData::default()
                 .with_name(TopicName(StrBytes::from_string(topic)))
-                .with_partition_data(vec![produce_request::PartitionProduceData::default()
-                    .with_index(p)
-                    .with_records(Some(records))])]);
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(p)
+                        .with_records(Some(records)),
+                ])]);
         let r: ProduceResponse = conn.call(ApiKey::Produce, 9, &req).await;
         r.responses[0].partition_responses[0].error_code
     });
@@ -928,7 +996,10 @@ async fn network_partition() {
                 .find_map(|n| Some((n, led(n)?)))
                 .expect("a partition led by a non-controller")
         } else {
-            (ctl, led(ctl).expect("round-robin gives the controller a partition"))
+            (
+                ctl,
+                led(ctl).expect("round-robin gives the controller a partition"),
+            )
         };
         println!(
             "[partition] isolating node {} ({phase}), leader of p{p}",
@@ -938,9 +1009,15 @@ async fn network_partition() {
         c.net.isolate(Some(x));
         let other = c.live_other(x);
         // The majority moves the leadership away from the isolated node.
-        c.wait_for(other, Duration::from_secs(30), "a leader on the majority side", |m| {
-            part(m, topic, p).is_some_and(|q| q.leader_id.0 > 0 && q.leader_id.0 as usize != x + 1)
-        })
+        c.wait_for(
+            other,
+            Duration::from_secs(30),
+            "a leader on the majority side",
+            |m| {
+                part(m, topic, p)
+                    .is_some_and(|q| q.leader_id.0 > 0 && q.leader_id.0 as usize != x + 1)
+            },
+        )
         .await;
         let moved = t0.elapsed();
         load.progress(200, Duration::from_secs(30), &c).await;
@@ -998,7 +1075,8 @@ async fn rolling_restart() {
             .expect("consumer");
         let mut tpl = TopicPartitionList::new();
         for p in 0..3 {
-            tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
         }
         consumer.assign(&tpl).expect("assign");
         let (stop, seen) = (stop.clone(), seen.clone());
@@ -1011,7 +1089,11 @@ async fn rolling_restart() {
                             .key()
                             .and_then(|k| std::str::from_utf8(k).ok()?.parse().ok())
                             .unwrap_or(u64::MAX);
-                        seen.lock().unwrap().entry(m.partition()).or_default().push(seq);
+                        seen.lock()
+                            .unwrap()
+                            .entry(m.partition())
+                            .or_default()
+                            .push(seq);
                     }
                     Some(Err(e)) => errors.push(e.to_string()),
                     None => {}
