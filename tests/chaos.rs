@@ -1145,3 +1145,102 @@ async fn rolling_restart() {
     }
     check_all(&c, "rolling", topic, 3, &acks).await;
 }
+
+/// The node coordinating `group`, asked with a raw FindCoordinator.
+async fn coordinator(c: &Cluster, via: usize, group: &str) -> Option<usize> {
+    let addr = c.addr(via);
+    let group = group.to_string();
+    let task = tokio::spawn(async move {
+        let mut conn = Conn::connect(addr).await;
+        let req = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(group))
+            .with_key_type(0);
+        let r: FindCoordinatorResponse = conn.call(ApiKey::FindCoordinator, 3, &req).await;
+        (r.error_code == 0).then_some(r.node_id.0)
+    });
+    let id = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .ok()?
+        .ok()??;
+    usize::try_from(id - 1).ok()
+}
+
+/// Offset commits acknowledged by a group coordinator survive its SIGKILL: the node
+/// that takes over the `__consumer_offsets` partition answers the last committed
+/// offset. (Its replica may not have heard the high watermark of the last commits yet,
+/// so loading the groups only up to the high watermark would forget them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_coordinator_failover() {
+    let mut c = Cluster::start(3).await;
+    let topic = "committed";
+    create_topic(&c, topic, 1, Duration::from_secs(30)).await;
+    let group = "chaos-commits";
+    let consumer = |c: &Cluster| -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", c.bootstrap())
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer")
+    };
+    let first = consumer(&c);
+    let mut last = 0;
+    for i in 1..=20i64 {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Offset(i))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = tokio::task::block_in_place(|| {
+                first.commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+            });
+            match r {
+                Ok(()) => break,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("commit {i}: {e}\n{}", c.logs()),
+            }
+        }
+        last = i;
+    }
+    let coord = coordinator(&c, 0, group).await.expect("a coordinator");
+    c.kill(coord);
+    drop(first);
+    println!(
+        "[commits] committed up to {last}, killed coordinator node {}",
+        coord + 1
+    );
+    let via = c.live_other(coord);
+    let second = consumer(&c);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let got = loop {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, 0);
+        let r =
+            tokio::task::block_in_place(|| second.committed_offsets(tpl, Duration::from_secs(5)));
+        let now_coord = coordinator(&c, via, group).await;
+        if let (Ok(t), Some(n)) = (&r, now_coord) {
+            if n != coord {
+                if let Some(e) = t.elements().first() {
+                    if e.error().is_ok() {
+                        break e.offset();
+                    }
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no committed offset after failover: {r:?}\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    println!("[commits] the new coordinator answers {got:?}");
+    assert_eq!(
+        got,
+        Offset::Offset(last),
+        "acknowledged offset commits lost"
+    );
+}
