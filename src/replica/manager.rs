@@ -646,13 +646,17 @@ impl PendingAppend {
 
     /// Wait for the high watermark to pass the append; a leadership change on the way
     /// ends the wait with NOT_LEADER_OR_FOLLOWER (the write may be truncated away).
+    ///
+    /// The leadership is checked after reading the high watermark, never before: once
+    /// this broker follows, its fetcher truncates the append away and then moves the
+    /// high watermark to the new leader's, which can pass the append's offset with other
+    /// records there. Only a high watermark read while still leading in the append's
+    /// epoch (the fetcher starts after the image changes) proves the append committed.
     async fn wait_for_hw(&self, w: &ReplicaWait) -> Result<(), KafkaError> {
         let mut hw = self.log.subscribe();
         let mut images = w.replicas.controller.subscribe();
         loop {
-            if *hw.borrow_and_update() > self.result.last_offset {
-                return Ok(());
-            }
+            let passed = *hw.borrow_and_update() > self.result.last_offset;
             let still_leader = images
                 .borrow_and_update()
                 .partition(&w.topic, w.partition)
@@ -661,6 +665,9 @@ impl PendingAppend {
                 });
             if !still_leader {
                 return Err(KafkaError::new(ResponseError::NotLeaderOrFollower));
+            }
+            if passed {
+                return Ok(());
             }
             tokio::select! {
                 r = hw.changed() => if r.is_err() {
