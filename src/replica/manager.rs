@@ -551,6 +551,17 @@ impl ReplicaManager {
         acks: i16,
     ) -> Result<PendingAppend, KafkaError> {
         let (log, meta) = self.leader_log(image, topic, partition)?;
+        let replicated = meta.replicas.len() > 1;
+        if replicated && !self.leads_in_epoch(topic, partition, meta.leader_epoch) {
+            // The log exists but the roles are not synced with this image yet. A log
+            // just created (say the 50 of __consumer_offsets, written by the group
+            // coordinator at once) still moves its own high watermark then, so an append
+            // would count as committed, and acks=all answer, before any follower has it.
+            return Err(KafkaError::with_message(
+                ResponseError::NotLeaderOrFollower,
+                format!("{topic}-{partition}: leadership not yet taken up"),
+            ));
+        }
         let min_isr = log.config().min_insync_replicas;
         if acks == -1 && (meta.isr.len() as i32) < min_isr {
             return Err(KafkaError::new(ResponseError::NotEnoughReplicas));
@@ -560,7 +571,6 @@ impl ReplicaManager {
             .map_err(|e| KafkaError::from(&e))?;
         let wait_for_flush =
             acks == -1 && log.config().flush_policy == FlushPolicy::Durable && !result.duplicate;
-        let replicated = meta.replicas.len() > 1;
         if replicated {
             self.after_leader_append(topic, partition, &log);
         }
@@ -584,6 +594,15 @@ impl ReplicaManager {
 
     pub fn config(&self) -> &Arc<Config> {
         &self.config
+    }
+
+    /// Whether `sync_roles` took up the leadership of a replicated partition in this
+    /// epoch (its log's high watermark is then moved by the ISR, not by appends).
+    fn leads_in_epoch(&self, topic: &str, partition: i32, leader_epoch: i32) -> bool {
+        self.leaders
+            .lock()
+            .get(&(topic.to_string(), partition))
+            .is_some_and(|s| s.leader_epoch == leader_epoch)
     }
 }
 
