@@ -259,8 +259,10 @@ impl GroupManager {
         Ok(shard)
     }
 
-    /// Rebuilds a shard's groups from its partition, from the log start to the high
-    /// watermark.
+    /// Rebuilds a shard's groups from its partition, from the log start to the log end.
+    /// Not just to the high watermark: a replica that just became leader may not have
+    /// heard the high watermark of the last commits it holds, and everything in the
+    /// leader's log becomes committed anyway (Kafka also loads to the log end).
     async fn replay(&self, shard: &mut Shard) -> Result<(), KafkaError> {
         let started = std::time::Instant::now();
         let image = self.controller.image();
@@ -269,7 +271,7 @@ impl GroupManager {
             .leader_log(&image, OFFSETS_TOPIC, shard.partition)?;
         let read = tokio::task::spawn_blocking(move || -> Result<Vec<Record>, KafkaError> {
             let mut out = Vec::new();
-            let end = log.high_watermark();
+            let end = log.log_end_offset();
             let mut offset = log.log_start_offset();
             while offset < end {
                 let chunk = log

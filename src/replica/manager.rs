@@ -576,6 +576,17 @@ impl ReplicaManager {
         acks: i16,
     ) -> Result<PendingAppend, KafkaError> {
         let (log, meta) = self.leader_log(image, topic, partition)?;
+        let replicated = meta.replicas.len() > 1;
+        if replicated && !self.leads_in_epoch(topic, partition, meta.leader_epoch) {
+            // The log exists but the roles are not synced with this image yet. A log
+            // just created (say the 50 of __consumer_offsets, written by the group
+            // coordinator at once) still moves its own high watermark then, so an append
+            // would count as committed, and acks=all answer, before any follower has it.
+            return Err(KafkaError::with_message(
+                ResponseError::NotLeaderOrFollower,
+                format!("{topic}-{partition}: leadership not yet taken up"),
+            ));
+        }
         let min_isr = log.config().min_insync_replicas;
         if acks == -1 && (meta.isr.len() as i32) < min_isr {
             return Err(KafkaError::new(ResponseError::NotEnoughReplicas));
@@ -585,7 +596,6 @@ impl ReplicaManager {
             .map_err(|e| KafkaError::from(&e))?;
         let wait_for_flush =
             acks == -1 && log.config().flush_policy == FlushPolicy::Durable && !result.duplicate;
-        let replicated = meta.replicas.len() > 1;
         if replicated {
             self.after_leader_append(topic, partition, &log);
         }
@@ -609,6 +619,15 @@ impl ReplicaManager {
 
     pub fn config(&self) -> &Arc<Config> {
         &self.config
+    }
+
+    /// Whether `sync_roles` took up the leadership of a replicated partition in this
+    /// epoch (its log's high watermark is then moved by the ISR, not by appends).
+    fn leads_in_epoch(&self, topic: &str, partition: i32, leader_epoch: i32) -> bool {
+        self.leaders
+            .lock()
+            .get(&(topic.to_string(), partition))
+            .is_some_and(|s| s.leader_epoch == leader_epoch)
     }
 }
 
@@ -671,13 +690,17 @@ impl PendingAppend {
 
     /// Wait for the high watermark to pass the append; a leadership change on the way
     /// ends the wait with NOT_LEADER_OR_FOLLOWER (the write may be truncated away).
+    ///
+    /// The leadership is checked after reading the high watermark, never before: once
+    /// this broker follows, its fetcher truncates the append away and then moves the
+    /// high watermark to the new leader's, which can pass the append's offset with other
+    /// records there. Only a high watermark read while still leading in the append's
+    /// epoch (the fetcher starts after the image changes) proves the append committed.
     async fn wait_for_hw(&self, w: &ReplicaWait) -> Result<(), KafkaError> {
         let mut hw = self.log.subscribe();
         let mut images = w.replicas.controller.subscribe();
         loop {
-            if *hw.borrow_and_update() > self.result.last_offset {
-                return Ok(());
-            }
+            let passed = *hw.borrow_and_update() > self.result.last_offset;
             let still_leader = images
                 .borrow_and_update()
                 .partition(&w.topic, w.partition)
@@ -686,6 +709,9 @@ impl PendingAppend {
                 });
             if !still_leader {
                 return Err(KafkaError::new(ResponseError::NotLeaderOrFollower));
+            }
+            if passed {
+                return Ok(());
             }
             tokio::select! {
                 r = hw.changed() => if r.is_err() {
