@@ -405,7 +405,18 @@ async fn follower_truncates_a_divergent_tail_to_the_leaders_epoch_end() {
             leader.end_offset_for_epoch(0) == (0, 3)
         })
         .await;
-        let r = produce(&mut c, 1, 5_000, records(3, "e1")).await;
+        // Until the leader has taken up its new epoch it answers NOT_LEADER_OR_FOLLOWER,
+        // which clients retry.
+        let started = std::time::Instant::now();
+        let r = loop {
+            let r = produce(&mut c, 1, 5_000, records(3, "e1")).await;
+            if r.error_code != ResponseError::NotLeaderOrFollower.code()
+                || started.elapsed() > Duration::from_secs(5)
+            {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         assert_eq!((r.error_code, r.base_offset), (0, 3));
         assert_eq!(leader.epoch_at(3), Some(1));
 
