@@ -350,11 +350,11 @@ scenarios.delete_records = async () => {
 
 scenarios.restart = async () => {
   const t = topicName('restart')
-  await createTopic(t, 1, { 'retention.ms': '99999999' })
+  await createTopic(t, 1, { 'retention.ms': '999999999999' })
   const msgs = range(0, 20).map(i => ({ key: `k${i}`, value: payload(i).toString(), timestamp: String(OLD_TS + i), headers: { i: String(i) }, partition: 0 }))
   await produce(t, msgs)
   await ctl('restart')
-  eq((await describe(t))['retention.ms'].configValue, '99999999', 'topic config after restart')
+  eq((await describe(t))['retention.ms'].configValue, '999999999999', 'topic config after restart')
   eq(await watermarks(t), [0, 20], 'watermarks after restart')
   const got = await consume(t, 0, 20)
   eq(got.map(m => [m.key.toString(), m.value.toString(), m.timestamp, hdr(m.headers)]),

@@ -809,12 +809,12 @@ async def compacted_topic():
 @sync
 async def restart():
     t = topic_name("restart")
-    await create_topic_ok(t, config={"retention.ms": "99999999"})
+    await create_topic_ok(t, config={"retention.ms": "999999999999"})
     msgs = [{"key": f"k{i}".encode(), "value": payload(i), "timestamp_ms": OLD_TS + i,
              "headers": [("i", str(i).encode())]} for i in range(20)]
     await produce_all(t, msgs)
     await asyncio.to_thread(ctl, "restart")
-    eq((await describe(t))["retention.ms"][0], "99999999", "topic config after restart")
+    eq((await describe(t))["retention.ms"][0], "999999999999", "topic config after restart")
     eq(await watermarks(t), (0, 20), "watermarks after restart")
     got = await consume(t, 0, 20)
     eq([(r.key, r.value, r.timestamp, list(r.headers)) for r in got],

@@ -905,14 +905,14 @@ def compacted_topic():
 @scenario("restart")
 def restart():
     t = topic_name("restart")
-    create_topic(t, partitions=2, config={"retention.ms": "99999999"})
+    create_topic(t, partitions=2, config={"retention.ms": "999999999999"})
     msgs = [{"key": f"k{i}".encode(), "value": payload(i), "timestamp": OLD_TS + i,
              "headers": [("i", str(i).encode())]} for i in range(20)]
     produce_all(producer(), t, msgs[:10], partition=0)
     produce_all(producer(), t, msgs[10:], partition=1)
     admin().delete_records([TopicPartition(t, 1, 3)], request_timeout=T)
     ctl("restart")
-    eq(describe(t)["retention.ms"].value, "99999999", "topic config after restart")
+    eq(describe(t)["retention.ms"].value, "999999999999", "topic config after restart")
     eq(watermarks(t, 0), (0, 10), "partition 0 watermarks after restart")
     eq(watermarks(t, 1), (3, 10), "partition 1 watermarks (after DeleteRecords) after restart")
     got = consume(t, 0, OFFSET_BEGINNING, 10) + consume(t, 1, OFFSET_BEGINNING, 7)

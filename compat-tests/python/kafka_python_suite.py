@@ -813,13 +813,13 @@ def compacted_topic():
 @scenario("restart")
 def restart():
     t = topic_name("restart")
-    create_topic(t, config={"retention.ms": "99999999"})
+    create_topic(t, config={"retention.ms": "999999999999"})
     msgs = [{"key": f"k{i}".encode(), "value": payload(i), "timestamp_ms": OLD_TS + i,
              "headers": [("i", str(i).encode())]} for i in range(20)]
     produce_all(producer(), t, msgs)
     ctl("restart")
     fresh_admin()
-    eq(describe(t)["retention.ms"]["value"], "99999999", "topic config after restart")
+    eq(describe(t)["retention.ms"]["value"], "999999999999", "topic config after restart")
     eq(watermarks(t), (0, 20), "watermarks after restart")
     got = consume(t, 0, 20)
     eq([(r.key, r.value, r.timestamp, r.headers) for r in got],

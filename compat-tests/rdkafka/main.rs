@@ -941,7 +941,7 @@ async fn delete_records(cx: &mut Ctx) -> R<String> {
 
 async fn restart(cx: &mut Ctx) -> R<String> {
     let t = topic_name("restart");
-    cx.create_topic(&t, 1, &[("retention.ms", "99999999")])
+    cx.create_topic(&t, 1, &[("retention.ms", "999999999999")])
         .await?;
     let msgs: Vec<Msg> = (0..20)
         .map(|i| {
@@ -959,7 +959,7 @@ async fn restart(cx: &mut Ctx) -> R<String> {
     let cfg = cx.describe(ResourceSpecifier::Topic(&t)).await?;
     eq(
         cfg.get("retention.ms").and_then(|e| e.0.clone()),
-        Some("99999999".into()),
+        Some("999999999999".into()),
         "topic config after restart",
     )?;
     eq(cx.watermarks(&t, 0)?, (0, 20), "watermarks after restart")?;
