@@ -7,160 +7,22 @@
 //! after its session timeout and loses its partition leaderships (leader and epoch in
 //! Metadata), and the killed node catches up after a restart. Every wait is bounded.
 
+#[path = "common/cluster.rs"]
+mod cluster;
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use cluster::{metadata, wait_for, Cluster, SESSION_MS};
 
 use common::Conn;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-const SESSION_MS: u64 = 3000;
-
-struct Node {
-    id: i32,
-    client_port: u16,
-    child: Option<Child>,
-}
-
-struct Cluster {
-    dir: tempfile::TempDir,
-    nodes: Vec<Node>,
-    voters: String,
-    ports: Vec<(u16, u16)>,
-}
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let socks: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    socks
-        .iter()
-        .map(|s| s.local_addr().expect("addr").port())
-        .collect()
-}
-
-impl Cluster {
-    fn start(n: usize) -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ports = free_ports(2 * n);
-        let ports: Vec<(u16, u16)> = (0..n).map(|i| (ports[2 * i], ports[2 * i + 1])).collect();
-        let voters = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut c = Cluster {
-            dir,
-            nodes: Vec::new(),
-            voters,
-            ports,
-        };
-        for i in 0..n {
-            let child = c.spawn(i);
-            c.nodes.push(Node {
-                id: i as i32 + 1,
-                client_port: c.ports[i].0,
-                child: Some(child),
-            });
-        }
-        c
-    }
-
-    fn spawn(&self, i: usize) -> Child {
-        let (client, ctl) = self.ports[i];
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("node{}.log", i + 1)))
-            .expect("log file");
-        let sets = [
-            format!("node.id={}", i + 1),
-            format!("listeners=PLAINTEXT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{ctl}"),
-            "controller.listener.names=CONTROLLER".to_string(),
-            format!("controller.quorum.voters={}", self.voters),
-            format!(
-                "log.dirs={}",
-                self.dir.path().join(format!("node{}", i + 1)).display()
-            ),
-            "metrics.listen=".to_string(),
-            format!("broker.session.timeout.ms={SESSION_MS}"),
-            "broker.heartbeat.interval.ms=300".to_string(),
-        ];
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-        for s in &sets {
-            cmd.arg("--set").arg(s);
-        }
-        cmd.env("RUST_LOG", "info,openraft=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log.try_clone().expect("log"))
-            .spawn()
-            .expect("spawn weir")
-    }
-
-    fn addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.nodes[i].client_port))
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.nodes[i].child.take() {
-            let _ = child.kill(); // SIGKILL
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(&mut self, i: usize) {
-        let child = self.spawn(i);
-        self.nodes[i].child = Some(child);
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for n in &self.nodes {
-            let p = self.dir.path().join(format!("node{}.log", n.id));
-            let text = std::fs::read_to_string(p).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            out.push_str(&format!("--- node {} ---\n", n.id));
-            for l in tail.into_iter().rev() {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        out
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..self.nodes.len() {
-            self.kill(i);
-        }
-    }
-}
-
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
-}
-
-/// Metadata of every topic from one node; `None` while it does not answer.
-async fn metadata(addr: SocketAddr) -> Option<MetadataResponse> {
-    tokio::net::TcpStream::connect(addr).await.ok()?;
-    // `Conn` panics on a dead connection: contain that in a task.
-    let task = tokio::spawn(async move {
-        let mut c = Conn::connect(addr).await;
-        let req = MetadataRequest::default().with_topics(None);
-        c.call::<_, MetadataResponse>(ApiKey::Metadata, 12, &req)
-            .await
-    });
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .ok()?
-        .ok()
 }
 
 async fn create_topic(addr: SocketAddr, topic: &str, partitions: i32, rf: i16) -> Option<i16> {
@@ -181,32 +43,6 @@ async fn create_topic(addr: SocketAddr, topic: &str, partitions: i32, rf: i16) -
         .await
         .ok()?
         .ok()
-}
-
-/// Poll `f` on node `i`'s Metadata until it holds.
-async fn wait_for(
-    c: &Cluster,
-    i: usize,
-    within: Duration,
-    what: &str,
-    f: impl Fn(&MetadataResponse) -> bool,
-) -> MetadataResponse {
-    let deadline = Instant::now() + within;
-    let mut last = None;
-    while Instant::now() < deadline {
-        if let Some(m) = metadata(c.addr(i)).await {
-            if f(&m) {
-                return m;
-            }
-            last = Some(m);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!(
-        "node {}: timed out after {within:?} waiting for {what}; last metadata: {last:?}\n{}",
-        i + 1,
-        c.logs()
-    );
 }
 
 fn broker_ids(m: &MetadataResponse) -> Vec<i32> {

@@ -10,134 +10,23 @@
 //! a PREFERRED election, and DescribeCluster reports it fenced while it was down.
 //! Every wait is bounded.
 
+#[path = "common/cluster.rs"]
+mod cluster;
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cluster::{call, metadata, wait_for, Cluster, SESSION_MS};
+
 use bytes::Bytes;
-use common::{batch, decode_records, Conn, Rec};
+use common::{batch, decode_records, Rec};
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
-const SESSION_MS: u64 = 3000;
 const TOPIC: &str = "moved";
-
-struct Cluster {
-    dir: tempfile::TempDir,
-    children: Vec<Option<Child>>,
-    voters: String,
-    ports: Vec<(u16, u16)>,
-}
-
-impl Cluster {
-    fn start(n: usize) -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let socks: Vec<std::net::TcpListener> = (0..2 * n)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
-            .collect();
-        let ports: Vec<u16> = socks
-            .iter()
-            .map(|s| s.local_addr().expect("addr").port())
-            .collect();
-        drop(socks);
-        let ports: Vec<(u16, u16)> = (0..n).map(|i| (ports[2 * i], ports[2 * i + 1])).collect();
-        let voters = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut c = Cluster {
-            dir,
-            children: Vec::new(),
-            voters,
-            ports,
-        };
-        for i in 0..n {
-            let child = c.spawn(i);
-            c.children.push(Some(child));
-        }
-        c
-    }
-
-    fn data_dir(&self, i: usize) -> std::path::PathBuf {
-        self.dir.path().join(format!("node{}", i + 1))
-    }
-
-    fn spawn(&self, i: usize) -> Child {
-        let (client, ctl) = self.ports[i];
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("node{}.log", i + 1)))
-            .expect("log file");
-        let sets = [
-            format!("node.id={}", i + 1),
-            format!("listeners=PLAINTEXT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{ctl}"),
-            "controller.listener.names=CONTROLLER".to_string(),
-            format!("controller.quorum.voters={}", self.voters),
-            format!("log.dirs={}", self.data_dir(i).display()),
-            "metrics.listen=".to_string(),
-            format!("broker.session.timeout.ms={SESSION_MS}"),
-            "broker.heartbeat.interval.ms=300".to_string(),
-            // Brokers sit in racks so that placement is exercised end to end as well.
-            format!("broker.rack=r{}", i + 1),
-        ];
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-        for s in &sets {
-            cmd.arg("--set").arg(s);
-        }
-        cmd.env("RUST_LOG", "info,openraft=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log.try_clone().expect("log"))
-            .spawn()
-            .expect("spawn weir")
-    }
-
-    fn addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.ports[i].0))
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.children[i].take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(&mut self, i: usize) {
-        let child = self.spawn(i);
-        self.children[i] = Some(child);
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for i in 0..self.children.len() {
-            let p = self.dir.path().join(format!("node{}.log", i + 1));
-            let text = std::fs::read_to_string(p).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            out.push_str(&format!("--- node {} ---\n", i + 1));
-            for l in tail.into_iter().rev() {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        out
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..self.children.len() {
-            self.kill(i);
-        }
-    }
-}
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -145,34 +34,6 @@ fn s(v: &str) -> StrBytes {
 
 fn name(v: &str) -> TopicName {
     TopicName(s(v))
-}
-
-/// One request to node `addr`, bounded; `None` if the node does not answer.
-async fn call<Req, Resp>(addr: SocketAddr, api: ApiKey, version: i16, req: Req) -> Option<Resp>
-where
-    Req: kafka_protocol::protocol::Encodable + Send + Sync + 'static,
-    Resp: kafka_protocol::protocol::Decodable + Send + 'static,
-{
-    tokio::net::TcpStream::connect(addr).await.ok()?;
-    // `Conn` panics on a dead connection: contain that in a task.
-    let task = tokio::spawn(async move {
-        let mut c = Conn::connect(addr).await;
-        c.call::<Req, Resp>(api, version, &req).await
-    });
-    tokio::time::timeout(Duration::from_secs(15), task)
-        .await
-        .ok()?
-        .ok()
-}
-
-async fn metadata(addr: SocketAddr) -> Option<MetadataResponse> {
-    call(
-        addr,
-        ApiKey::Metadata,
-        12,
-        MetadataRequest::default().with_topics(None),
-    )
-    .await
 }
 
 fn partition0(m: &MetadataResponse) -> Option<&metadata_response::MetadataResponsePartition> {
@@ -185,32 +46,6 @@ fn partition0(m: &MetadataResponse) -> Option<&metadata_response::MetadataRespon
 
 fn ids(v: &[BrokerId]) -> Vec<i32> {
     v.iter().map(|b| b.0).collect()
-}
-
-/// Poll node `i`'s Metadata until `f` holds.
-async fn wait_for(
-    c: &Cluster,
-    i: usize,
-    within: Duration,
-    what: &str,
-    f: impl Fn(&MetadataResponse) -> bool,
-) -> MetadataResponse {
-    let deadline = Instant::now() + within;
-    let mut last = None;
-    while Instant::now() < deadline {
-        if let Some(m) = metadata(c.addr(i)).await {
-            if f(&m) {
-                return m;
-            }
-            last = Some(m);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!(
-        "node {}: timed out after {within:?} waiting for {what}; last metadata: {last:?}\n{}",
-        i + 1,
-        c.logs()
-    );
 }
 
 async fn produce(addr: SocketAddr, tag: &str, n: usize) -> i16 {
@@ -289,7 +124,8 @@ async fn elect_preferred(addr: SocketAddr) -> Option<(i16, Option<String>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reassignment_and_preferred_election_on_three_nodes() {
     common::init_tracing();
-    let mut c = Cluster::start(3);
+    // Brokers sit in racks so that placement is exercised end to end as well.
+    let mut c = Cluster::start_with(3, |i| vec![format!("broker.rack=r{}", i + 1)]);
     for i in 0..3 {
         wait_for(&c, i, Duration::from_secs(60), "3 brokers", |m| {
             m.brokers.len() == 3 && m.controller_id.0 > 0
