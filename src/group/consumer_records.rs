@@ -16,7 +16,7 @@ use super::consumer_types::{
     ConsumerGroupPartitionMetadataValue, ConsumerGroupTargetAssignmentMemberValue,
     ConsumerGroupTargetAssignmentMetadataValue, TopicMetadataValue,
 };
-use super::records::RecordError;
+use super::records::{put_string, Reader as KeyReader, RecordError};
 use super::types::Record;
 
 pub const GROUP_METADATA: i16 = 3;
@@ -148,17 +148,11 @@ pub fn encode(record: &Record) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     };
     let mut key = BytesMut::new();
     key.put_i16(kind);
-    put_key_string(&mut key, group_id);
+    put_string(&mut key, group_id);
     if let Some(m) = member_id {
-        put_key_string(&mut key, m);
+        put_string(&mut key, m);
     }
     Some((key.to_vec(), value))
-}
-
-fn put_key_string(b: &mut BytesMut, s: &str) {
-    let s = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
-    b.put_i16(s.len() as i16);
-    b.put_slice(s);
 }
 
 /// The record a consumer-group key (already past its version `kind`) and value describe.
@@ -480,24 +474,6 @@ impl<'a> Reader<'a> {
             out.push((id, ps));
         }
         Ok(out)
-    }
-}
-
-struct KeyReader<'a>(&'a [u8]);
-
-impl KeyReader<'_> {
-    fn string(&mut self) -> Result<String, RecordError> {
-        if self.0.len() < 2 {
-            return Err(err("key string runs past the end"));
-        }
-        let n = i16::from_be_bytes([self.0[0], self.0[1]]);
-        if n < 0 || self.0.len() < 2 + n as usize {
-            return Err(err(format!("bad key string length {n}")));
-        }
-        let s = String::from_utf8(self.0[2..2 + n as usize].to_vec())
-            .map_err(|_| err("key string is not UTF-8"))?;
-        self.0 = &self.0[2 + n as usize..];
-        Ok(s)
     }
 }
 

@@ -213,7 +213,7 @@ fn decode_group_value(bytes: &[u8]) -> Result<GroupMetadataValue, RecordError> {
     })
 }
 
-fn put_string(b: &mut BytesMut, s: &str) {
+pub(super) fn put_string(b: &mut BytesMut, s: &str) {
     // Kafka strings are at most i16::MAX bytes; every string here came from a request
     // field of the same type, so it fits.
     let s = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
@@ -233,8 +233,9 @@ fn put_bytes(b: &mut BytesMut, v: &[u8]) {
     b.put_slice(v);
 }
 
-/// A bounds-checked cursor over a stored key or value.
-struct Reader<'a>(&'a [u8]);
+/// A bounds-checked cursor over a stored key or value (the consumer-group records'
+/// keys use it too: their keys are non-flexible like these).
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
@@ -272,7 +273,7 @@ impl<'a> Reader<'a> {
             .map(Some)
             .map_err(|_| err("string is not UTF-8"))
     }
-    fn string(&mut self) -> Result<String, RecordError> {
+    pub(super) fn string(&mut self) -> Result<String, RecordError> {
         self.nullable_string()?
             .ok_or_else(|| err("null where a string is required"))
     }
