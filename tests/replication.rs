@@ -187,6 +187,26 @@ async fn produce(
     resp.responses[0].partition_responses[0].clone()
 }
 
+/// Produce right after a leader epoch change: until the leader has taken up its new
+/// epoch it answers NOT_LEADER_OR_FOLLOWER, which clients retry; so does this, for 5 s.
+async fn produce_after_epoch_change(
+    c: &mut Conn,
+    acks: i16,
+    timeout_ms: i32,
+    records: Bytes,
+) -> produce_response::PartitionProduceResponse {
+    let started = Instant::now();
+    loop {
+        let r = produce(c, acks, timeout_ms, records.clone()).await;
+        if r.error_code != ResponseError::NotLeaderOrFollower.code()
+            || started.elapsed() > Duration::from_secs(5)
+        {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A consumer fetch (replica id -1) at `offset`.
 async fn consume(c: &mut Conn, offset: i64) -> fetch_response::PartitionData {
     let req = FetchRequest::default()
@@ -405,18 +425,7 @@ async fn follower_truncates_a_divergent_tail_to_the_leaders_epoch_end() {
             leader.end_offset_for_epoch(0) == (0, 3)
         })
         .await;
-        // Until the leader has taken up its new epoch it answers NOT_LEADER_OR_FOLLOWER,
-        // which clients retry.
-        let started = std::time::Instant::now();
-        let r = loop {
-            let r = produce(&mut c, 1, 5_000, records(3, "e1")).await;
-            if r.error_code != ResponseError::NotLeaderOrFollower.code()
-                || started.elapsed() > Duration::from_secs(5)
-            {
-                break r;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let r = produce_after_epoch_change(&mut c, 1, 5_000, records(3, "e1")).await;
         assert_eq!((r.error_code, r.base_offset), (0, 3));
         assert_eq!(leader.epoch_at(3), Some(1));
 
@@ -521,7 +530,7 @@ async fn follower_fetches_read_to_the_log_end_and_move_the_high_watermark() {
         let p = follower_fetch(&mut c, 2, 3, 0, 0).await;
         assert_eq!(p.error_code, ResponseError::FencedLeaderEpoch.code());
         // KIP-320: a follower claiming epoch-0 data past where epoch 0 ends diverges.
-        let r = produce(&mut c, 1, 5_000, records(1, "b")).await;
+        let r = produce_after_epoch_change(&mut c, 1, 5_000, records(1, "b")).await;
         assert_eq!((r.error_code, r.base_offset), (0, 3));
         let p = follower_fetch(&mut c, 2, 4, 1, 0).await;
         assert_eq!(p.error_code, 0);
