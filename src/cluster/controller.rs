@@ -437,6 +437,31 @@ impl Controller {
         }
     }
 
+    /// Commit a decision this node took as the leader of `term` (fencing or unfencing a
+    /// broker from its own heartbeat bookkeeping). Never forwarded: once this node has
+    /// lost that leadership its view of broker liveness is stale, and a deposed
+    /// controller that forwarded its decisions would fence brokers the new controller
+    /// hears from (seen after a network partition healed: every broker fenced at once,
+    /// and clients left with no broker in Metadata).
+    async fn propose_as_leader(
+        &self,
+        term: u64,
+        cmd: MetadataCommand,
+    ) -> Result<CommandResult, ClusterError> {
+        let current = self.raft.metrics().borrow().current_term;
+        if current != term {
+            return Err(ClusterError::NotLeader);
+        }
+        match self.raft.client_write(cmd).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(ClusterError::NotLeader)
+            }
+            Err(RaftError::APIError(e)) => Err(ClusterError::Raft(e.to_string())),
+            Err(RaftError::Fatal(f)) => Err(fatal_err(f)),
+        }
+    }
+
     /// Send a request to the node `leader` over a pooled connection.
     async fn call_leader(&self, leader: NodeId, req: Request) -> Result<Response, RpcError> {
         let addr = {
@@ -510,10 +535,14 @@ impl Controller {
 
     /// The leader's side of a broker heartbeat.
     async fn on_heartbeat(&self, broker_id: i32) -> Response {
-        let (is_leader, leader) = {
+        let (is_leader, leader, term) = {
             let m = self.raft.metrics();
             let m = m.borrow();
-            (m.state == ServerState::Leader, m.current_leader)
+            (
+                m.state == ServerState::Leader,
+                m.current_leader,
+                m.current_term,
+            )
         };
         if !is_leader {
             return Response::NotLeader { leader };
@@ -531,7 +560,7 @@ impl Controller {
         }
         tracing::info!(broker_id, "broker heartbeats again; unfencing");
         match self
-            .propose(MetadataCommand::UnfenceBroker { id: broker_id })
+            .propose_as_leader(term, MetadataCommand::UnfenceBroker { id: broker_id })
             .await
         {
             Ok(_) => Response::Heartbeat { registered: true },
@@ -701,7 +730,8 @@ async fn fence_loop(weak: Weak<Controller>) {
                 ?session,
                 "broker session expired; fencing it"
             );
-            if let Err(e) = ctl.propose(MetadataCommand::FenceBroker { id }).await {
+            let fence = MetadataCommand::FenceBroker { id };
+            if let Err(e) = ctl.propose_as_leader(term, fence).await {
                 tracing::warn!(broker_id = id, error = %e, "fencing failed");
             }
         }
