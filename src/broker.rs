@@ -97,12 +97,12 @@ impl Broker {
                 port: if i == 0 { port } else { l.port },
             })
             .collect();
-        if controller.is_quorum() {
+        // A broker-only node does not publish its CONTROLLER endpoint: that is how the
+        // controller tells it may not become a voter.
+        if controller.is_quorum() && !config.broker_only {
             if let Some(c) = &config.controller_listener {
-                let (host, port) = config
-                    .quorum_voters
-                    .get(&config.node_id)
-                    .and_then(|a| a.rsplit_once(':'))
+                let (host, port) = controller_address(&config)
+                    .rsplit_once(':')
                     .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(c.port)))
                     .unwrap_or((c.host.clone(), c.port));
                 endpoints.push(BrokerEndpoint {
@@ -230,6 +230,22 @@ impl Broker {
     }
 }
 
+/// Where the other nodes reach this node's CONTROLLER listener: its entry in the voter
+/// list, else the advertised CONTROLLER listener, else the bound address.
+fn controller_address(config: &Config) -> String {
+    if let Some(a) = config.quorum_voters.get(&config.node_id) {
+        return a.clone();
+    }
+    if let Some(a) = &config.controller_advertised {
+        return a.clone();
+    }
+    match &config.controller_listener {
+        Some(l) if l.host.is_empty() || l.host == "0.0.0.0" => format!("127.0.0.1:{}", l.port),
+        Some(l) => format!("{}:{}", l.host, l.port),
+        None => String::new(),
+    }
+}
+
 /// The metadata quorum settings, when `controller.quorum.voters` is set.
 fn quorum_config(config: &Config) -> Option<QuorumConfig> {
     if config.quorum_voters.is_empty() {
@@ -242,6 +258,7 @@ fn quorum_config(config: &Config) -> Option<QuorumConfig> {
         .filter_map(|(id, addr)| Some((u64::try_from(*id).ok()?, addr.clone())))
         .collect();
     let mut q = QuorumConfig::new(voters, listen);
+    q.advertised = controller_address(config);
     q.session_timeout = Duration::from_millis(config.broker_session_timeout_ms);
     q.heartbeat_interval = Duration::from_millis(config.broker_heartbeat_interval_ms);
     Some(q)

@@ -77,7 +77,7 @@ pub const BROKER_DEFS: &[BrokerDef] = &[
     BrokerDef { name: "cluster.id", kind: Kind::String, default: "", doc: "Cluster id; generated on first start when empty." },
     BrokerDef { name: "listeners", kind: Kind::List, default: "PLAINTEXT://127.0.0.1:9092", doc: "Client listeners, NAME://host:port." },
     BrokerDef { name: "controller.listener.names", kind: Kind::List, default: "", doc: "Listeners that belong to the control plane; they are not bound for clients." },
-    BrokerDef { name: "process.roles", kind: Kind::List, default: "broker,controller", doc: "Roles of this node; Weir runs every node as broker and controller." },
+    BrokerDef { name: "process.roles", kind: Kind::List, default: "broker,controller", doc: "broker,controller (voter, or a learner AddRaftVoter can promote) or broker (a metadata learner only)." },
     BrokerDef { name: "controller.quorum.voters", kind: Kind::List, default: "", doc: "Metadata quorum voters, id@host:port (the CONTROLLER listener of each); empty: a single self-bootstrapped node." },
     BrokerDef { name: "broker.session.timeout.ms", kind: Kind::Int, default: "9000", doc: "A broker whose heartbeats stop for this long is fenced by the controller." },
     BrokerDef { name: "broker.heartbeat.interval.ms", kind: Kind::Int, default: "2000", doc: "How often a broker heartbeats the controller." },
@@ -434,6 +434,11 @@ pub struct Config {
     /// `controller.quorum.voters`: node id → CONTROLLER `host:port`. Empty for the
     /// single self-bootstrapped node.
     pub quorum_voters: BTreeMap<i32, String>,
+    /// The CONTROLLER entry of `advertised.listeners` (`host:port`), if any: how the
+    /// other nodes reach this one when the voter list does not name it.
+    pub controller_advertised: Option<String>,
+    /// `process.roles=broker`: a metadata learner that is never promoted to voter.
+    pub broker_only: bool,
     pub broker_session_timeout_ms: u64,
     pub broker_heartbeat_interval_ms: u64,
     pub log_dirs: Vec<PathBuf>,
@@ -558,11 +563,13 @@ impl Config {
                 "at least one listener is required",
             ));
         }
-        let mut advertised: Vec<Listener> =
+        let (mut advertised, controller_advertised): (Vec<Listener>, Vec<Listener>) =
             parse_listeners("advertised.listeners", &get("advertised.listeners"))?
                 .into_iter()
-                .filter(client)
-                .collect();
+                .partition(client);
+        let controller_advertised = controller_advertised
+            .first()
+            .map(|l| format!("{}:{}", l.host, l.port));
         if advertised.is_empty() {
             advertised = listeners.clone();
         }
@@ -623,16 +630,25 @@ impl Config {
         let req_max = positive("socket.request.max.bytes")? as usize;
         positive("log.segment.bytes")?;
         positive("message.max.bytes")?;
-        check_roles(&get("process.roles"))?;
+        let broker_only = check_roles(&get("process.roles"))?;
         let quorum_voters = parse_voters(&get("controller.quorum.voters"))?;
+        if broker_only && quorum_voters.is_empty() {
+            return Err(invalid(
+                "process.roles",
+                &get("process.roles"),
+                "a broker-only node joins an existing quorum: set controller.quorum.voters",
+            ));
+        }
+        if broker_only && quorum_voters.contains_key(&node_id) {
+            return Err(invalid(
+                "process.roles",
+                &get("process.roles"),
+                &format!("node.id {node_id} is listed in controller.quorum.voters, so it must be a controller (broker,controller)"),
+            ));
+        }
         if !quorum_voters.is_empty() {
-            if !quorum_voters.contains_key(&node_id) {
-                return Err(invalid(
-                    "controller.quorum.voters",
-                    &get("controller.quorum.voters"),
-                    &format!("node.id {node_id} is not a voter; every Weir node is a controller (process.roles=broker,controller)"),
-                ));
-            }
+            // A node the voter list does not name joins the quorum as a learner; even a
+            // broker-only node receives the metadata log over its CONTROLLER listener.
             if controller_listener.is_none() {
                 return Err(invalid(
                     "controller.listener.names",
@@ -659,6 +675,8 @@ impl Config {
             advertised_listeners: advertised,
             controller_listener,
             quorum_voters,
+            controller_advertised,
+            broker_only,
             broker_session_timeout_ms: session_ms,
             broker_heartbeat_interval_ms: heartbeat_ms,
             log_dirs,
@@ -906,10 +924,11 @@ pub fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// `process.roles`: Weir nodes are always both broker and controller. A dedicated role
-/// would need a broker that is a Raft learner (or a controller without client
-/// listeners), which Weir does not have yet; refuse rather than pretend.
-fn check_roles(value: &str) -> Result<(), ConfigError> {
+/// `process.roles`: `broker,controller` (a voter, or a learner that AddRaftVoter can
+/// promote) or `broker` (a learner for good: it follows the metadata log and never
+/// votes). Returns whether the node is broker-only. A controller without client
+/// listeners is not supported: refused rather than pretended.
+fn check_roles(value: &str) -> Result<bool, ConfigError> {
     let mut roles = split_list(value);
     roles.sort();
     roles.dedup();
@@ -919,11 +938,12 @@ fn check_roles(value: &str) -> Result<(), ConfigError> {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["broker", "controller"] => Ok(()),
-        ["broker"] | ["controller"] => Err(invalid(
+        ["broker", "controller"] => Ok(false),
+        ["broker"] => Ok(true),
+        ["controller"] => Err(invalid(
             "process.roles",
             value,
-            "dedicated broker or controller nodes are not supported yet; use broker,controller",
+            "controller-only nodes are not supported yet; use broker,controller",
         )),
         _ => Err(invalid(
             "process.roles",
@@ -1235,8 +1255,36 @@ mod tests {
         assert!(c.ignored_settings.is_empty());
 
         let err = |sets: &[&str]| load(sets).unwrap_err().to_string();
-        let e = err(&[base[0], base[1], voters, "node.id=4"]);
-        assert!(e.contains("not a voter"), "{e}");
+        // A node the voter list does not name joins as a learner, reachable at its
+        // advertised CONTROLLER address; broker-only nodes must be such learners.
+        let c = load(&[
+            base[0],
+            base[1],
+            voters,
+            "node.id=4",
+            "advertised.listeners=PLAINTEXT://b4:9092,CONTROLLER://b4:9093",
+        ])
+        .expect("a learner");
+        assert_eq!(c.controller_advertised.as_deref(), Some("b4:9093"));
+        assert_eq!(c.advertised_listeners.len(), 1);
+        assert!(!c.broker_only);
+        let c = load(&[
+            base[0],
+            base[1],
+            voters,
+            "node.id=4",
+            "process.roles=broker",
+        ])
+        .expect("a broker-only learner");
+        assert!(c.broker_only);
+        let e = err(&[
+            base[0],
+            base[1],
+            voters,
+            "node.id=2",
+            "process.roles=broker",
+        ]);
+        assert!(e.contains("must be a controller"), "{e}");
         let e = err(&[base[0], voters]);
         assert!(e.contains("controller.listener.names"), "{e}");
         for bad in ["1@h", "x@h:1", "1@:9093", "1@h:1,1@h:2", "-1@h:1"] {
@@ -1244,6 +1292,7 @@ mod tests {
             assert!(e.contains("controller.quorum.voters"), "{bad}: {e}");
         }
         for roles in ["broker", "controller", "broker,other"] {
+            // broker alone is refused here only because this node has no quorum to join.
             let e = err(&[&format!("process.roles={roles}")]);
             assert!(e.contains("process.roles"), "{e}");
         }

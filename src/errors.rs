@@ -5,7 +5,7 @@
 
 use kafka_protocol::error::ResponseError;
 
-use crate::cluster::{ClusterError, MetadataError};
+use crate::cluster::{ClusterError, MetadataError, QuorumRefusal};
 use crate::log::LogError;
 
 /// The Kafka error code for "no error".
@@ -79,6 +79,22 @@ impl From<&MetadataError> for KafkaError {
             MetadataError::EligibleLeadersNotAvailable => R::EligibleLeadersNotAvailable,
             MetadataError::NoReassignmentInProgress => R::NoReassignmentInProgress,
             MetadataError::InvalidReplicaAssignment(_) => R::InvalidReplicaAssignment,
+            MetadataError::BrokerNotRegistered(_) => R::BrokerIdNotRegistered,
+        };
+        KafkaError::with_message(code, e.to_string())
+    }
+}
+
+impl From<&QuorumRefusal> for KafkaError {
+    fn from(e: &QuorumRefusal) -> KafkaError {
+        use ResponseError as R;
+        let code = match e {
+            QuorumRefusal::DuplicateVoter(_) => R::DuplicateVoter,
+            QuorumRefusal::VoterNotFound(_) => R::VoterNotFound,
+            QuorumRefusal::Invalid(_) => R::InvalidRequest,
+            QuorumRefusal::NotLeader => R::NotController,
+            QuorumRefusal::InProgress => R::RequestTimedOut,
+            QuorumRefusal::Failed(_) => R::UnknownServerError,
         };
         KafkaError::with_message(code, e.to_string())
     }

@@ -19,6 +19,7 @@ pub mod log;
 pub mod metrics;
 pub mod producer_ids;
 pub mod protocol;
+pub mod quorum_cli;
 pub mod replica;
 pub mod server;
 pub mod topics;

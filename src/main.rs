@@ -27,10 +27,32 @@ struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Administer the metadata quorum of a running cluster (see README, "Adding and
+    /// removing nodes"); without a subcommand, weir runs a broker.
+    Quorum {
+        /// A broker's client listener, host:port.
+        #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092")]
+        bootstrap_server: String,
+        #[command(subcommand)]
+        what: weir::quorum_cli::QuorumCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Quorum {
+        bootstrap_server,
+        what,
+    }) = &cli.command
+    {
+        return quorum(bootstrap_server, what);
+    }
     init_tracing(cli.log_json);
     let config = match Config::load(cli.config.as_deref(), std::env::vars(), &cli.set) {
         Ok(c) => c,
@@ -54,6 +76,30 @@ fn main() -> ExitCode {
         Err(e) => {
             error!("{e:#}");
             eprintln!("weir: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `weir quorum ...`: one request, its outcome on stdout (or stderr and exit 1).
+fn quorum(bootstrap: &str, what: &weir::quorum_cli::QuorumCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("weir: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(weir::quorum_cli::run(bootstrap, what)) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("weir quorum: {e}");
             ExitCode::FAILURE
         }
     }

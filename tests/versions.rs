@@ -514,6 +514,43 @@ fn requests(api: ApiKey, v: i16, topic_id: Uuid, records: &Bytes) -> Vec<(String
                 .with_group_ids(vec![GroupId(s(&format!("cg-{v}"))), GroupId(s("missing"))]);
             out.push(("mixed".into(), RequestKind::ConsumerGroupDescribe(req)));
         }
+        ApiKey::DescribeQuorum => {
+            let req = DescribeQuorumRequest::default().with_topics(vec![
+                m::describe_quorum_request::TopicData::default()
+                    .with_topic_name(tn("__cluster_metadata"))
+                    .with_partitions(vec![
+                        m::describe_quorum_request::PartitionData::default(),
+                        m::describe_quorum_request::PartitionData::default()
+                            .with_partition_index(7),
+                    ]),
+            ]);
+            out.push(("mixed".into(), RequestKind::DescribeQuorum(req)));
+        }
+        ApiKey::UnregisterBroker => out.push((
+            "unknown".into(),
+            RequestKind::UnregisterBroker(
+                UnregisterBrokerRequest::default().with_broker_id(BrokerId(42)),
+            ),
+        )),
+        // A single node: its one voter cannot be removed, and node 9 follows nothing.
+        ApiKey::AddRaftVoter => out.push((
+            "unknown".into(),
+            RequestKind::AddRaftVoter(
+                AddRaftVoterRequest::default()
+                    .with_voter_id(9)
+                    .with_timeout_ms(1000),
+            ),
+        )),
+        ApiKey::RemoveRaftVoter => {
+            for (label, id) in [("last voter", 1), ("not a voter", 9)] {
+                out.push((
+                    label.into(),
+                    RequestKind::RemoveRaftVoter(
+                        RemoveRaftVoterRequest::default().with_voter_id(id),
+                    ),
+                ));
+            }
+        }
         other => panic!("no representative request for {other:?}: add one"),
     }
     out

@@ -78,6 +78,9 @@ pub struct QuorumConfig {
     pub voters: BTreeMap<NodeId, String>,
     /// Where this node binds its internal listener.
     pub listen: String,
+    /// Where the other nodes reach that listener (a node joining as a learner gives
+    /// this address to the quorum).
+    pub advertised: String,
     /// `broker.session.timeout.ms`.
     pub session_timeout: Duration,
     /// `broker.heartbeat.interval.ms`.
@@ -95,6 +98,7 @@ impl QuorumConfig {
     pub fn new(voters: BTreeMap<NodeId, String>, listen: String) -> QuorumConfig {
         QuorumConfig {
             voters,
+            advertised: listen.clone(),
             listen,
             session_timeout: Duration::from_millis(9000),
             heartbeat_interval: Duration::from_millis(2000),
@@ -115,8 +119,8 @@ struct Liveness {
 
 /// A running metadata node.
 pub struct Controller {
-    node_id: NodeId,
-    raft: Raft,
+    pub(super) node_id: NodeId,
+    pub(super) raft: Raft,
     images: ImageSender,
     image_rx: watch::Receiver<Arc<MetadataImage>>,
     quorum: Option<QuorumConfig>,
@@ -230,7 +234,12 @@ impl Controller {
 
         match &self.quorum {
             None => self.wait_single_leader().await?,
-            Some(q) => self.wait_caught_up(q.start_timeout).await?,
+            Some(q) => {
+                if !q.voters.contains_key(&self.node_id) {
+                    self.join_as_learner(q).await?;
+                }
+                self.wait_caught_up(q.start_timeout).await?
+            }
         }
 
         let mut rx = self.raft.metrics();
@@ -463,7 +472,11 @@ impl Controller {
     }
 
     /// Send a request to the node `leader` over a pooled connection.
-    async fn call_leader(&self, leader: NodeId, req: Request) -> Result<Response, RpcError> {
+    pub(super) async fn call_leader(
+        &self,
+        leader: NodeId,
+        req: Request,
+    ) -> Result<Response, RpcError> {
         let addr = {
             let m = self.raft.metrics();
             let m = m.borrow();
@@ -530,6 +543,20 @@ impl Controller {
             },
             Request::ReadIndex => self.local_read_index().await,
             Request::BrokerHeartbeat { broker_id } => self.on_heartbeat(broker_id).await,
+            Request::ChangeQuorum(change) => {
+                match super::membership::apply(&self.raft, &self.image(), &change).await {
+                    Err(super::membership::QuorumRefusal::NotLeader) => Response::NotLeader {
+                        leader: self.raft.metrics().borrow().current_leader,
+                    },
+                    r => Response::QuorumChanged(r),
+                }
+            }
+            Request::DescribeQuorum => match super::membership::status(&self.raft) {
+                Some(s) => Response::Quorum(s),
+                None => Response::NotLeader {
+                    leader: self.raft.metrics().borrow().current_leader,
+                },
+            },
         }
     }
 

@@ -19,11 +19,13 @@
 //! - [`network`]: the Raft transport over it; `server`: the internal listener.
 //! - [`controller`]: start/bootstrap, propose (forwarded to the leader from any node),
 //!   image subscription, broker heartbeats and fencing, shutdown.
+//! - [`membership`]: learners joining, AddRaftVoter/RemoveRaftVoter, DescribeQuorum.
 
 mod cluster_id;
 pub mod controller;
 pub mod image;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod rpc;
 mod server;
@@ -37,6 +39,7 @@ pub mod types;
 
 pub use controller::{Controller, ControllerConfig, QuorumConfig};
 pub use image::{BrokerEndpoint, BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
+pub use membership::{QuorumChange, QuorumRefusal, QuorumStatus};
 pub use state::{CommandResult, MetadataCommand, MetadataError};
 
 use thiserror::Error;

@@ -123,6 +123,8 @@ fn variant_name(resp: &Response) -> &'static str {
         Response::Heartbeat { .. } => "Heartbeat",
         Response::NotLeader { .. } => "NotLeader",
         Response::Error(_) => "Error",
+        Response::QuorumChanged(_) => "QuorumChanged",
+        Response::Quorum(_) => "Quorum",
     }
 }
 

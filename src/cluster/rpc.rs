@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, B
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
+use super::membership::{QuorumChange, QuorumRefusal, QuorumStatus};
 use super::state::{CommandResult, MetadataCommand};
 use super::types::{NodeId, TypeConfig};
 
@@ -50,6 +51,10 @@ pub enum Request {
     BrokerHeartbeat {
         broker_id: i32,
     },
+    /// A membership change (joining learner, AddRaftVoter, ...), executed by the leader.
+    ChangeQuorum(QuorumChange),
+    /// The quorum's state as the leader sees it.
+    DescribeQuorum,
 }
 
 /// The answer to a [`Request`].
@@ -79,6 +84,8 @@ pub enum Response {
     },
     /// The request could not be served (shutting down, a failed proposal).
     Error(String),
+    QuorumChanged(Result<(), QuorumRefusal>),
+    Quorum(QuorumStatus),
 }
 
 /// Why a frame or a call failed.

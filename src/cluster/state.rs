@@ -120,6 +120,12 @@ pub enum MetadataCommand {
         partition: i32,
         target: Option<Vec<i32>>,
     },
+    /// Kafka's UnregisterBroker: forget a broker that is gone for good. Refused while it
+    /// is live (it would register again at its next heartbeat) and while it still holds
+    /// replicas (reassign them first: unregistering cannot make a replica disappear).
+    UnregisterBroker {
+        id: i32,
+    },
 }
 
 /// Why a command was refused; deterministic on every node.
@@ -161,6 +167,8 @@ pub enum MetadataError {
     NoReassignmentInProgress,
     #[error("{0}")]
     InvalidReplicaAssignment(String),
+    #[error("broker {0} is not registered")]
+    BrokerNotRegistered(i32),
 }
 
 /// The answer to a committed command.
@@ -217,6 +225,35 @@ impl MetadataState {
                 let b = img.brokers.remove(id).ok_or_else(|| unknown_broker(*id))?;
                 img.fenced_brokers.insert(*id, b);
                 move_leaderships_away(img, *id);
+            }
+            MetadataCommand::UnregisterBroker { id } => {
+                if img.brokers.contains_key(id) {
+                    return Err(MetadataError::InvalidRequest(format!(
+                        "broker {id} is alive; stop it before unregistering it"
+                    )));
+                }
+                if !img.fenced_brokers.contains_key(id) {
+                    return Err(MetadataError::BrokerNotRegistered(*id));
+                }
+                let held: Vec<String> = img
+                    .topics
+                    .values()
+                    .flat_map(|t| {
+                        t.partitions
+                            .iter()
+                            .filter(|p| p.replicas.contains(id))
+                            .map(move |p| format!("{}-{}", t.name, p.partition))
+                    })
+                    .collect();
+                if !held.is_empty() {
+                    return Err(MetadataError::InvalidRequest(format!(
+                        "broker {id} still holds {} replica(s) ({}{}); reassign them first",
+                        held.len(),
+                        held[..held.len().min(5)].join(", "),
+                        if held.len() > 5 { ", …" } else { "" }
+                    )));
+                }
+                img.fenced_brokers.remove(id);
             }
             MetadataCommand::UnfenceBroker { id } => {
                 if img.brokers.contains_key(id) {

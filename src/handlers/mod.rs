@@ -20,6 +20,7 @@ use crate::broker::BrokerState;
 use crate::metrics as m;
 use crate::protocol::codec::{decode_body, encode_response};
 
+pub mod add_raft_voter;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -35,6 +36,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
@@ -52,7 +54,9 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod remove_raft_voter;
 pub mod sync_group;
+pub mod unregister_broker;
 mod util;
 
 /// Everything a handler knows about the request it serves.
@@ -120,6 +124,10 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
         list_partition_reassignments::VERSIONS,
     ),
     (ApiKey::DescribeCluster, describe_cluster::VERSIONS),
+    (ApiKey::DescribeQuorum, describe_quorum::VERSIONS),
+    (ApiKey::UnregisterBroker, unregister_broker::VERSIONS),
+    (ApiKey::AddRaftVoter, add_raft_voter::VERSIONS),
+    (ApiKey::RemoveRaftVoter, remove_raft_voter::VERSIONS),
     (ApiKey::DescribeProducers, describe_producers::VERSIONS),
     (ApiKey::FindCoordinator, find_coordinator::VERSIONS),
     (ApiKey::JoinGroup, join_group::VERSIONS),
@@ -231,6 +239,10 @@ pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
             incremental_alter_configs
         ),
         ApiKey::DescribeCluster => run!(ctx, body, DescribeClusterRequest, describe_cluster),
+        ApiKey::DescribeQuorum => run!(ctx, body, DescribeQuorumRequest, describe_quorum),
+        ApiKey::UnregisterBroker => run!(ctx, body, UnregisterBrokerRequest, unregister_broker),
+        ApiKey::AddRaftVoter => run!(ctx, body, AddRaftVoterRequest, add_raft_voter),
+        ApiKey::RemoveRaftVoter => run!(ctx, body, RemoveRaftVoterRequest, remove_raft_voter),
         ApiKey::DescribeProducers => run!(ctx, body, DescribeProducersRequest, describe_producers),
         ApiKey::FindCoordinator => run!(ctx, body, FindCoordinatorRequest, find_coordinator),
         ApiKey::JoinGroup => run!(ctx, body, JoinGroupRequest, join_group),

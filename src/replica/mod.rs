@@ -2,7 +2,7 @@
 //! here according to metadata, leader checks for produce and fetch, acks handling, and
 //! the high watermark, the ISR; and the follower side that replicates from leaders.
 
-mod client;
+pub mod client;
 pub mod fetcher;
 pub mod manager;
 

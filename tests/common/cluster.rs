@@ -23,6 +23,8 @@ pub struct Cluster {
     ports: Vec<(u16, u16)>,
     /// Settings a test adds for node `i` (racks, say).
     extra: fn(usize) -> Vec<String>,
+    /// Settings of nodes added after the start (by `add_node`), by index.
+    added: std::collections::HashMap<usize, Vec<String>>,
 }
 
 impl Cluster {
@@ -55,6 +57,7 @@ impl Cluster {
             voters,
             ports,
             extra,
+            added: Default::default(),
         };
         for i in 0..n {
             let child = c.spawn(i);
@@ -85,6 +88,7 @@ impl Cluster {
             "broker.heartbeat.interval.ms=300".to_string(),
         ];
         sets.extend((self.extra)(i));
+        sets.extend(self.added.get(&i).cloned().unwrap_or_default());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
         for s in &sets {
             cmd.arg("--set").arg(s);
@@ -95,6 +99,39 @@ impl Cluster {
             .stderr(log.try_clone().expect("log"))
             .spawn()
             .expect("spawn weir")
+    }
+
+    /// Start one more node (id = its index + 1) that the voter list does not name, so
+    /// that it joins the quorum as a learner; `sets` are its extra settings. Returns
+    /// its index.
+    pub fn add_node(&mut self, sets: Vec<String>) -> usize {
+        let socks: Vec<std::net::TcpListener> = (0..2)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+            .collect();
+        let port = |i: usize| socks[i].local_addr().expect("addr").port();
+        self.ports.push((port(0), port(1)));
+        drop(socks);
+        let i = self.children.len();
+        self.added.insert(i, sets);
+        let child = self.spawn(i);
+        self.children.push(Some(child));
+        i
+    }
+
+    /// SIGTERM node `i` (a controlled shutdown) and wait for it to exit.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if child.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Node `i`'s client listener.
