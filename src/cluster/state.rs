@@ -976,6 +976,44 @@ mod tests {
     }
 
     #[test]
+    fn unregistering_needs_a_stopped_broker_without_replicas() {
+        let mut s = MetadataState::default();
+        for id in 1..=3 {
+            s.apply(id as u64, &broker(id));
+        }
+        let cmd = MetadataCommand::CreateTopic {
+            name: "t".into(),
+            id: Uuid::new_v4(),
+            partitions: vec![replicated(0, &[1, 3])],
+            configs: BTreeMap::new(),
+            internal: false,
+        };
+        assert_eq!(s.apply(4, &cmd), CommandResult::Ok);
+        let unregister = |id| MetadataCommand::UnregisterBroker { id };
+        let refused = |r: CommandResult, what: &str| match r {
+            CommandResult::Err(MetadataError::InvalidRequest(m)) => {
+                assert!(m.contains(what), "{m}")
+            }
+            other => panic!("expected a refusal mentioning {what}: {other:?}"),
+        };
+        refused(s.apply(5, &unregister(2)), "alive");
+        assert_eq!(
+            s.apply(6, &unregister(9)),
+            CommandResult::Err(MetadataError::BrokerNotRegistered(9))
+        );
+        s.apply(7, &MetadataCommand::FenceBroker { id: 3 });
+        refused(s.apply(8, &unregister(3)), "t-0");
+        s.apply(9, &MetadataCommand::FenceBroker { id: 2 });
+        assert_eq!(s.apply(10, &unregister(2)), CommandResult::Ok);
+        assert!(s.image.registered_broker(2).is_none());
+        // Gone for good: heartbeats cannot unfence it, only a new registration.
+        assert!(matches!(
+            s.apply(11, &MetadataCommand::UnfenceBroker { id: 2 }),
+            CommandResult::Err(_)
+        ));
+    }
+
+    #[test]
     fn fencing_moves_leadership_to_a_live_isr_member() {
         let mut s = MetadataState::default();
         for id in 1..=3 {
