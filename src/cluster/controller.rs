@@ -21,7 +21,9 @@
 //! `image()` shows the change when `propose` returns, wherever it was called.
 //!
 //! Liveness (the leader only): every broker heartbeats the leader; a broker unheard of for
-//! the session timeout is fenced (`FenceBroker`), and unfenced when it heartbeats again.
+//! the session timeout is fenced (`FenceBroker`), and unfenced when it heartbeats again
+//! and has applied the metadata the leader had then. Fencing and unfencing are committed
+//! only by the leader that decided them, never forwarded.
 //! A new leader gives every broker a full session before fencing it, since it has no
 //! heartbeat history of its own.
 
@@ -115,6 +117,9 @@ struct Liveness {
     /// Term of the leadership this view belongs to.
     term: Option<u64>,
     last_seen: HashMap<i32, Instant>,
+    /// Fenced brokers heartbeating again: the metadata index each must have applied
+    /// before it is unfenced (the leader's applied index at its first heartbeat).
+    catch_up: HashMap<i32, u64>,
 }
 
 /// A running metadata node.
@@ -542,7 +547,9 @@ impl Controller {
                 Err(e) => Response::Error(e.to_string()),
             },
             Request::ReadIndex => self.local_read_index().await,
-            Request::BrokerHeartbeat { broker_id } => self.on_heartbeat(broker_id).await,
+            Request::BrokerHeartbeat { broker_id, applied } => {
+                self.on_heartbeat(broker_id, applied).await
+            }
             Request::ChangeQuorum(change) => {
                 match super::membership::apply(&self.raft, &self.image(), &change).await {
                     Err(super::membership::QuorumRefusal::NotLeader) => Response::NotLeader {
@@ -560,30 +567,48 @@ impl Controller {
         }
     }
 
-    /// The leader's side of a broker heartbeat.
-    async fn on_heartbeat(&self, broker_id: i32) -> Response {
-        let (is_leader, leader, term) = {
+    /// The leader's side of a broker heartbeat. A fenced broker is unfenced once it has
+    /// applied the metadata the leader had applied when it first heard from it again
+    /// (Kafka's rule), so that it never serves as leader from a stale image.
+    async fn on_heartbeat(&self, broker_id: i32, applied: u64) -> Response {
+        let (is_leader, leader, term, leader_applied) = {
             let m = self.raft.metrics();
             let m = m.borrow();
             (
                 m.state == ServerState::Leader,
                 m.current_leader,
                 m.current_term,
+                m.last_applied.index().unwrap_or(0),
             )
         };
         if !is_leader {
             return Response::NotLeader { leader };
         }
-        self.liveness
-            .lock()
-            .last_seen
-            .insert(broker_id, Instant::now());
         let img = self.image();
+        let target = {
+            let mut lv = self.liveness.lock();
+            lv.last_seen.insert(broker_id, Instant::now());
+            if img.fenced_brokers.contains_key(&broker_id) {
+                Some(*lv.catch_up.entry(broker_id).or_insert(leader_applied))
+            } else {
+                lv.catch_up.remove(&broker_id);
+                None
+            }
+        };
         if img.brokers.contains_key(&broker_id) {
             return Response::Heartbeat { registered: true };
         }
-        if !img.fenced_brokers.contains_key(&broker_id) {
+        let Some(target) = target else {
             return Response::Heartbeat { registered: false };
+        };
+        if applied < target {
+            tracing::debug!(
+                broker_id,
+                applied,
+                target,
+                "fenced broker still catching up"
+            );
+            return Response::Heartbeat { registered: true };
         }
         tracing::info!(broker_id, "broker heartbeats again; unfencing");
         match self
@@ -621,11 +646,18 @@ impl Controller {
     }
 
     async fn heartbeat_once(&self, me: &BrokerMeta) {
-        let req = Request::BrokerHeartbeat { broker_id: me.id };
-        let leader = self.raft.metrics().borrow().current_leader;
+        let (leader, applied) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (m.current_leader, m.last_applied.index().unwrap_or(0))
+        };
+        let req = Request::BrokerHeartbeat {
+            broker_id: me.id,
+            applied,
+        };
         let resp = match leader {
             None => return,
-            Some(l) if l == self.node_id => self.on_heartbeat(me.id).await,
+            Some(l) if l == self.node_id => self.on_heartbeat(me.id, applied).await,
             Some(l) => match self.call_leader(l, req).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -740,6 +772,7 @@ async fn fence_loop(weak: Weak<Controller>) {
                 // New leadership: no history, so everyone starts a fresh session now.
                 lv.term = Some(term);
                 lv.last_seen.clear();
+                lv.catch_up.clear();
             }
             img.brokers
                 .keys()

@@ -50,6 +50,9 @@ pub enum Request {
     /// A broker is alive. Sent to the Raft leader every `broker.heartbeat.interval.ms`.
     BrokerHeartbeat {
         broker_id: i32,
+        /// The last metadata log index the broker has applied: a fenced broker is
+        /// unfenced only once it has caught up (its image is not stale).
+        applied: u64,
     },
     /// A membership change (joining learner, AddRaftVoter, ...), executed by the leader.
     ChangeQuorum(QuorumChange),

@@ -1,5 +1,6 @@
 //! Kafka's offset-checkpoint text files (`recovery-point-offset-checkpoint`,
-//! `log-start-offset-checkpoint`): a version line `0`, a count line, then one
+//! `log-start-offset-checkpoint`, `replication-offset-checkpoint` for high
+//! watermarks): a version line `0`, a count line, then one
 //! `<topic> <partition> <offset>` line per partition.
 //!
 //! They are rewritten whole through a temporary file and a rename, so a crash leaves the
@@ -14,6 +15,7 @@ use super::epoch::write_atomically;
 
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+pub const HIGH_WATERMARK_FILE: &str = "replication-offset-checkpoint";
 
 /// Offsets by (topic, partition).
 pub type Offsets = BTreeMap<(String, i32), i64>;

@@ -217,7 +217,7 @@ impl LogManager {
         deleted
     }
 
-    /// Write each directory's recovery-point checkpoint.
+    /// Write each directory's recovery-point and high-watermark checkpoints.
     pub fn checkpoint_recovery_points(&self) {
         let logs = self.all();
         for (i, dir) in self.dirs.iter().enumerate() {
@@ -232,6 +232,15 @@ impl LogManager {
             let path = dir.path.join(checkpoint::RECOVERY_POINT_FILE);
             if let Err(e) = checkpoint::write(&path, &offsets) {
                 tracing::warn!(file = %path.display(), error = %e, "cannot write recovery points");
+            }
+            let hws: checkpoint::Offsets = logs
+                .iter()
+                .filter(|l| self.dir_index(l) == Some(i))
+                .map(|l| ((l.topic().to_string(), l.partition()), l.high_watermark()))
+                .collect();
+            let path = dir.path.join(checkpoint::HIGH_WATERMARK_FILE);
+            if let Err(e) = checkpoint::write(&path, &hws) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot write high watermarks");
             }
         }
     }
@@ -282,6 +291,7 @@ impl LogManager {
                 recovery_point: 0,
                 clean_shutdown: false,
                 producer_id_expiration_ms: self.cfg.producer_id_expiration_ms,
+                high_watermark: None,
             })
             .inspect_err(|e| {
                 if let Some(entry) = self.offline.lock().get_mut(&key) {
@@ -322,6 +332,7 @@ impl LogManager {
             recovery_point: 0,
             clean_shutdown: false,
             producer_id_expiration_ms: self.cfg.producer_id_expiration_ms,
+            high_watermark: None,
         })?;
         if let Some(handles) = self.flushers.lock().as_ref() {
             log.attach_flusher(handles.get(dir).cloned());
@@ -478,6 +489,8 @@ fn load_dir(
     let marker = path.join(CLEAN_SHUTDOWN_FILE);
     let clean = marker.exists();
     let recovery_points = checkpoint::read(&path.join(checkpoint::RECOVERY_POINT_FILE));
+    let hw_file = path.join(checkpoint::HIGH_WATERMARK_FILE);
+    let high_watermarks = hw_file.exists().then(|| checkpoint::read(&hw_file));
     for entry in std::fs::read_dir(path)? {
         let entry = entry?;
         if !entry.file_type()?.is_dir() {
@@ -515,6 +528,11 @@ fn load_dir(
             recovery_point,
             clean_shutdown: clean,
             producer_id_expiration_ms: cfg.producer_id_expiration_ms,
+            // A partition the checkpoint does not list gets the log start: safe, and
+            // replication moves it up again.
+            high_watermark: high_watermarks
+                .as_ref()
+                .map(|hws| hws.get(&(topic.clone(), partition)).copied().unwrap_or(0)),
         });
         match opened {
             Ok(log) => {
@@ -669,6 +687,42 @@ mod tests {
         assert_eq!(infos.len(), 2);
         assert!(infos[0].total_bytes >= infos[0].usable_bytes && infos[0].total_bytes > 0);
         assert!(infos.iter().all(|i| i.error.is_none()));
+    }
+
+    #[test]
+    fn high_watermarks_survive_a_restart() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = config(&[d.path()]);
+        {
+            let mgr = LogManager::open(cfg.clone()).unwrap();
+            let cfg = TopicConfig::default();
+            let log = mgr
+                .get_or_create("r", 0, Uuid::new_v4(), cfg.clone())
+                .unwrap();
+            // A replicated partition: only 4 of its 10 records are committed.
+            log.set_auto_high_watermark(false);
+            log.append_as_leader(batch(10), 0).unwrap();
+            log.set_high_watermark(4);
+            let single = mgr.get_or_create("s", 0, Uuid::new_v4(), cfg).unwrap();
+            single.append_as_leader(batch(3), 0).unwrap();
+            mgr.checkpoint_recovery_points();
+            // Written after the checkpoint: not listed in it.
+            let late = mgr.get_or_create("late", 0, Uuid::new_v4(), TopicConfig::default());
+            let late = late.unwrap();
+            late.set_auto_high_watermark(false);
+            late.append_as_leader(batch(2), 0).unwrap();
+            late.flush_blocking().unwrap();
+        }
+        let hws = checkpoint::read(&d.path().join(checkpoint::HIGH_WATERMARK_FILE));
+        assert_eq!(hws.get(&("r".to_string(), 0)), Some(&4));
+        let mgr = LogManager::open(cfg).unwrap();
+        let log = mgr.get("r", 0).unwrap();
+        assert_eq!((log.log_end_offset(), log.high_watermark()), (10, 4));
+        assert_eq!(mgr.get("s", 0).unwrap().high_watermark(), 3);
+        assert_eq!(mgr.get("late", 0).unwrap().high_watermark(), 0);
+        // A single-replica log commits its whole end again.
+        log.set_auto_high_watermark(true);
+        assert_eq!(log.high_watermark(), 10);
     }
 
     #[test]

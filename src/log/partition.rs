@@ -74,6 +74,10 @@ pub struct OpenOptions {
     pub clean_shutdown: bool,
     /// Idle producers are forgotten after this long (producer.id.expiration.ms).
     pub producer_id_expiration_ms: i64,
+    /// The high watermark the previous run checkpointed; `None` (no checkpoint file at
+    /// all) starts it at the log end, as before checkpoints existed. It matters for
+    /// replicated partitions only: a single-replica log moves it to its end itself.
+    pub high_watermark: Option<i64>,
 }
 
 struct Inner {
@@ -254,7 +258,12 @@ impl PartitionLog {
             tracing::info!(topic = %opts.topic, partition = opts.partition, log_start,
                 log_end, "partition log recovered");
         }
-        let (hw, _) = watch::channel(log_end);
+        // Records above the checkpointed high watermark may not be on the other in-sync
+        // replicas: they stay invisible to consumers until replication confirms them.
+        let start_hw = opts
+            .high_watermark
+            .map_or(log_end, |hw| hw.clamp(log_start, log_end));
+        let (hw, _) = watch::channel(start_hw);
         let (end_tx, _) = watch::channel(log_end);
         let jitter = if opts.config.segment_jitter_ms > 0 {
             (Uuid::new_v4().as_u128() % opts.config.segment_jitter_ms as u128) as i64
@@ -1492,6 +1501,7 @@ mod tests {
             recovery_point,
             clean_shutdown: clean,
             producer_id_expiration_ms: DAY,
+            high_watermark: None,
         })
         .unwrap()
     }
@@ -2186,6 +2196,7 @@ mod tests {
                 recovery_point: 0,
                 clean_shutdown: false,
                 producer_id_expiration_ms: DAY,
+                high_watermark: None,
             })
             .unwrap()
         };
