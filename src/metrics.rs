@@ -41,6 +41,39 @@ pub const ISR_EXPANDS_TOTAL: &str = "weir_isr_expands_total";
 pub const UNDER_REPLICATED_PARTITIONS: &str = "weir_under_replicated_partitions";
 pub const REPLICA_FETCH_LAG_RECORDS: &str = "weir_replica_fetch_lag_records";
 pub const REPLICA_FETCH_ERRORS_TOTAL: &str = "weir_replica_fetch_errors_total";
+pub const REQUEST_STAGE_SECONDS: &str = "weir_request_stage_seconds";
+pub const PARTITION_LEADERS: &str = "weir_partition_leaders";
+pub const OFFLINE_PARTITIONS: &str = "weir_offline_partitions";
+pub const BROKERS: &str = "weir_brokers";
+pub const BROKERS_FENCED: &str = "weir_brokers_fenced";
+pub const PARTITION_LOG_START_OFFSET: &str = "weir_partition_log_start_offset";
+pub const PARTITION_LOG_END_OFFSET: &str = "weir_partition_log_end_offset";
+pub const PARTITION_HIGH_WATERMARK: &str = "weir_partition_high_watermark";
+pub const PARTITION_SIZE_BYTES: &str = "weir_partition_size_bytes";
+pub const LOG_SEGMENTS: &str = "weir_log_segments";
+pub const LOG_SIZE_BYTES: &str = "weir_log_size_bytes";
+pub const LOG_DIR_TOTAL_BYTES: &str = "weir_log_dir_total_bytes";
+pub const LOG_DIR_USABLE_BYTES: &str = "weir_log_dir_usable_bytes";
+pub const LOG_DIR_OFFLINE: &str = "weir_log_dir_offline";
+pub const PRODUCE_PURGATORY_SIZE: &str = "weir_produce_purgatory_size";
+pub const FETCH_LONG_POLL_SIZE: &str = "weir_fetch_long_poll_size";
+pub const RAFT_TERM: &str = "weir_raft_term";
+pub const RAFT_LEADER_ID: &str = "weir_raft_leader_id";
+pub const RAFT_IS_LEADER: &str = "weir_raft_is_leader";
+pub const RAFT_LAST_LOG_INDEX: &str = "weir_raft_last_log_index";
+pub const RAFT_COMMIT_INDEX: &str = "weir_raft_commit_index";
+pub const RAFT_APPLIED_INDEX: &str = "weir_raft_applied_index";
+pub const RAFT_VOTERS: &str = "weir_raft_voters";
+pub const RAFT_LEARNERS: &str = "weir_raft_learners";
+pub const BUILD_INFO: &str = "weir_build_info";
+// Process metrics under the names every Prometheus client library uses.
+pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
+pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
+pub const PROCESS_VIRTUAL_MEMORY_BYTES: &str = "process_virtual_memory_bytes";
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+pub const PROCESS_THREADS: &str = "process_threads";
+pub const PROCESS_START_TIME_SECONDS: &str = "process_start_time_seconds";
 
 /// Latency buckets from 50 µs to 30 s: produce with fsync sits in the ms range, long-poll
 /// fetches up to `fetch.max.wait.ms`.
