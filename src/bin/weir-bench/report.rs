@@ -13,7 +13,11 @@ use crate::stats::Lat;
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
 pub struct Report {
     pub meta: Meta,
+    /// The limits the ratios use: the best of `limit_runs`.
     pub limits: Limits,
+    /// Each measurement of the limits (at the start of the run and at its end).
+    #[serde(default)]
+    pub limit_runs: Vec<Limits>,
     pub brokers: Vec<BrokerInfo>,
     pub rows: Vec<Row>,
     pub cluster: Option<ClusterRatio>,
@@ -284,13 +288,14 @@ pub fn table(rows: &[Row]) -> String {
         "p99 ×limit",
         "broker CPU s/GB",
         "CPU ×lo",
+        "client CPU s/GB",
         "peak RSS MB",
     ];
     let mut cells: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
     for r in rows {
-        let lat = r.lat.as_ref();
-        let p99r = match (&r.ratios.lat_limit, r.ratios.p99) {
-            (Some(l), Some(v)) => format!("{} {}", ratio(v), short_limit(l)),
+        let lat = r.lat.as_ref().filter(|l| l.count > 0);
+        let p99r = match (&r.ratios.lat_limit, r.ratios.p99, lat) {
+            (Some(l), Some(v), Some(_)) => format!("{} {}", ratio(v), short_limit(l)),
             _ => "-".into(),
         };
         cells.push(vec![
@@ -305,15 +310,14 @@ pub fn table(rows: &[Row]) -> String {
             p99r,
             f(r.broker_cpu_s_per_gb, 2),
             ratio(r.ratios.cpu),
+            f(r.client_cpu_s_per_gb, 2),
             f(r.peak_rss_mb, 1),
         ]);
     }
-    render(
-        &cells,
-        &[
-            false, false, true, true, true, true, true, true, true, true, true, true,
-        ],
-    )
+    let mut right = vec![true; cells[0].len()];
+    right[0] = false;
+    right[1] = false;
+    render(&cells, &right)
 }
 
 fn render(cells: &[Vec<String>], right: &[bool]) -> String {
@@ -395,19 +399,36 @@ pub fn text(r: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "  fdatasync after a 4 KiB append: p50 {} ms, p99 {} ms, p99.9 {} ms ({} samples)\n",
+        "  fdatasync after a 4 KiB append: p50 {} ms, p99 {} ms, p99.9 {} ms ({} samples)",
         ms(l.fdatasync.p50_ms),
         ms(l.fdatasync.p99_ms),
         ms(l.fdatasync.p999_ms),
         l.fdatasync.count
     );
+    if r.limit_runs.len() > 1 {
+        let each = |g: &dyn Fn(&Limits) -> String| {
+            r.limit_runs.iter().map(g).collect::<Vec<_>>().join(" / ")
+        };
+        let _ = writeln!(
+            o,
+            "  (best of {} measurements, start / end of the run: loopback {} MB/s, disk write \
+             {} MB/s, fdatasync p99 {} ms)",
+            r.limit_runs.len(),
+            each(&|l| format!("{:.0}", l.loopback_mb_s)),
+            each(&|l| format!("{:.0}", l.disk_write_mb_s)),
+            each(&|l| ms(l.fdatasync.p99_ms)),
+        );
+    }
+    o.push('\n');
     o.push_str(&table(&r.rows));
     let _ = writeln!(
         o,
         "\n×limit: lo = loopback MB/s, disk = fdatasync-every-4MiB write MB/s, fsync = \
          fdatasync latency (same percentile), rtt = loopback round trip (same percentile).\n\
          MB = 10^6 bytes of record values. produce latency: send to delivery report at full \
-         speed (client queue ≤ 32 MiB); e2e: scheduled send to consumer receipt at a fixed rate."
+         speed (client queue ≤ 32 MiB); e2e: scheduled send to consumer receipt at a fixed rate.\n\
+         CPU s/GB: user + system seconds per GB of record values moved; client: the producer \
+         and/or consumer process (librdkafka), which share the machine's CPUs with the broker."
     );
     let e2e: Vec<&Row> = r.rows.iter().filter(|r| r.ack_lat.is_some()).collect();
     if !e2e.is_empty() {
