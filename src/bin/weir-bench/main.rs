@@ -60,7 +60,7 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Partition counts of the single-node produce and consume scenarios
-    /// (default 1,100,10000; --quick: 1).
+    /// (default 1,100,1000,10000; --quick: 1).
     #[arg(long, value_delimiter = ',')]
     pub partitions: Vec<u32>,
     /// Measured seconds of each produce scenario (default 5; --quick 2).
