@@ -105,7 +105,32 @@ fn quorum(bootstrap: &str, what: &weir::quorum_cli::QuorumCommand) -> ExitCode {
     }
 }
 
+/// Every partition keeps a few files open: take the whole descriptor allowance the
+/// system grants (the soft limit up to the hard one), as the JVM does for Kafka.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= lim.rlim_max {
+            return;
+        }
+        let before = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+            info!(
+                from = before,
+                to = lim.rlim_max,
+                "raised the open files limit"
+            );
+        }
+    }
+}
+
 async fn run(config: Config) -> anyhow::Result<()> {
+    raise_open_files_limit();
     for name in &config.ignored_settings {
         tracing::warn!(setting = %name, "Kafka setting accepted but not acted on by Weir");
     }
