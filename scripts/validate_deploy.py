@@ -178,7 +178,11 @@ def check_settings(settings, where):
     voters = parse_voters(settings.get("controller.quorum.voters", ""))
     if voters:
         node = int(settings.get("node.id", "1"))
-        need(node in voters, f"{where}: node.id {node} is not in controller.quorum.voters")
+        if node not in voters:
+            # A learner (it joins the running quorum): the voters dial it back at its
+            # advertised CONTROLLER address.
+            need(any(l[0] in ctl_names for l in adv), f"{where}: node.id {node} is not a "
+                 "voter, so it needs a CONTROLLER entry in advertised.listeners")
         need(len(listeners) > len(clients),
              f"{where}: controller.quorum.voters needs a listener named in "
              "controller.listener.names")
@@ -655,8 +659,9 @@ def check_k8s_consistency():
     for part in ("requests", "limits"):
         need({"cpu", "memory"} <= set(res.get(part, {})), f"resources.{part} needs cpu and memory")
     env = {e["name"]: e for e in c.get("env", [])}
-    need(env.get("REPLICAS", {}).get("value") == str(spec["replicas"]),
-         "env REPLICAS must equal spec.replicas (the voter list is built from it)")
+    voters = env.get("VOTERS", {}).get("value", "")
+    need(voters.isdigit() and int(voters) % 2 == 1 and int(voters) <= spec["replicas"],
+         "env VOTERS must be an odd number of voter pods, at most spec.replicas")
     need(env.get("HEADLESS_SERVICE", {}).get("value") == spec["serviceName"],
          "env HEADLESS_SERVICE must equal spec.serviceName")
     for var, field in (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")):
@@ -710,7 +715,9 @@ def check_k8s_entrypoint(shellcheck):
     ns, domain = "weir-check", env.get("CLUSTER_DOMAIN", "cluster.local")
     name, svc, replicas = sts["metadata"]["name"], spec["serviceName"], spec["replicas"]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    for ordinal in range(replicas):
+    voters = int(env["VOTERS"])
+    # Two pods more than the replicas: what scaling up starts (learners).
+    for ordinal in range(replicas + 2):
         pod = f"{name}-{ordinal}"
         r = run_entrypoint(script, {**env, "POD_NAME": pod, "POD_NAMESPACE": ns})
         need(r.returncode == 0, f"entrypoint.sh as {pod}: exit {r.returncode}: {r.stderr}")
@@ -732,8 +739,12 @@ def check_k8s_entrypoint(shellcheck):
         ctl_port = parsed["controller"][0][2]
         need(ctl_port == ports.get("controller"), f"{where}: CONTROLLER listener port "
              f"{ctl_port} is not container port `controller`")
-        want = {i + 1: (f"{name}-{i}.{svc}.{ns}.svc.{domain}", ctl_port) for i in range(replicas)}
+        want = {i + 1: (f"{name}-{i}.{svc}.{ns}.svc.{domain}", ctl_port) for i in range(voters)}
         need(parsed["voters"] == want, f"{where}: voters {parsed['voters']}, expected {want}")
+        # A learner is dialled at its advertised CONTROLLER address.
+        ctl_adv = f"CONTROLLER://{pod}.{svc}.{ns}.svc.{domain}:{ctl_port}"
+        need(ctl_adv in settings.get("advertised.listeners", "").split(","),
+             f"{where}: advertised.listeners lacks {ctl_adv}")
         need(parsed["advertised"] and parsed["advertised"][0][1:] ==
              (f"{pod}.{svc}.{ns}.svc.{domain}", ports.get("kafka")),
              f"{where}: advertised {parsed['advertised']}, expected its DNS name at port "
@@ -742,7 +753,8 @@ def check_k8s_entrypoint(shellcheck):
              f"{where}: container port `kafka` is not a client listener port")
     r = run_entrypoint(script, {**env, "POD_NAME": "weir", "POD_NAMESPACE": ns})
     need(r.returncode != 0, "entrypoint.sh accepts a pod name without an ordinal")
-    return f"node.id, voters and advertised listener of {replicas} pods" + (
+    return (f"node.id, voters and advertised listeners of {replicas} pods "
+            f"({voters} voters) and of 2 pods added by scaling") + (
         "; shellcheck clean" if shellcheck else "; shellcheck not installed")
 
 
