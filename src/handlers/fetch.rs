@@ -105,7 +105,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
             || waiters.is_empty()
             || ctx.state.is_shutting_down()
         {
-            return build(ctx, &order, parts);
+            return build(ctx, &order, parts, follower.is_some());
         }
         let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
         let parked = m::InFlight::new(m::FETCH_LONG_POLL_SIZE);
@@ -113,7 +113,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
         drop(parked);
         if timed_out {
             let (parts, _, _, _) = read_all(ctx, &targets, max_bytes, read_committed, follower);
-            return build(ctx, &order, parts);
+            return build(ctx, &order, parts, follower.is_some());
         }
     }
 }
@@ -192,14 +192,7 @@ fn read_all(
         } else {
             pd.with_aborted_transactions(None)
         };
-        let n = pd.records.as_ref().map_or(0, |r| r.len());
-        // Replication traffic is not client traffic (Kafka counts it separately too).
-        if n > 0 && follower.is_none() {
-            if let Some(name) = &t.name {
-                metrics::counter!(m::BYTES_OUT_TOTAL, "topic" => name.clone()).increment(n as u64);
-            }
-        }
-        total += n;
+        total += pd.records.as_ref().map_or(0, |r| r.len());
         parts.push((t.name.clone().unwrap_or_default(), t.topic_id, pd));
     }
     (parts, total, waiters, errors)
@@ -263,7 +256,44 @@ fn read_one(
     }
 }
 
-fn build(ctx: &Ctx, order: &[(String, Uuid)], parts: Parts) -> FetchResponse {
+/// Count what a consumer is sent, by topic: bytes, and records from the batch headers
+/// (no decoding). Replication traffic is not client traffic (Kafka counts it apart too).
+fn count_out(topic: &str, records: &[u8]) {
+    if records.is_empty() {
+        return;
+    }
+    metrics::counter!(m::BYTES_OUT_TOTAL, "topic" => topic.to_string())
+        .increment(records.len() as u64);
+    metrics::counter!(m::RECORDS_OUT_TOTAL, "topic" => topic.to_string())
+        .increment(batch_record_count(records));
+}
+
+/// Records in the whole v2 batches of `bytes`, control batches excluded; a batch cut
+/// short at the end of a fetch is not counted (the client does not get it either).
+fn batch_record_count(bytes: &[u8]) -> u64 {
+    let be_i32 = |at: usize| -> Option<i32> {
+        Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let mut count = 0u64;
+    let mut pos = 0usize;
+    while let (Some(len), Some(n)) = (be_i32(pos + 8), be_i32(pos + 57)) {
+        let Some(end) = usize::try_from(len).ok().map(|l| pos + 12 + l) else {
+            break;
+        };
+        if end > bytes.len() {
+            break;
+        }
+        let magic = bytes[pos + 16];
+        let attributes = u16::from_be_bytes([bytes[pos + 21], bytes[pos + 22]]);
+        if magic == 2 && attributes & 0x20 == 0 {
+            count += u64::try_from(n).unwrap_or(0);
+        }
+        pos = end;
+    }
+    count
+}
+
+fn build(ctx: &Ctx, order: &[(String, Uuid)], parts: Parts, follower: bool) -> FetchResponse {
     let mut topics: Vec<FetchableTopicResponse> = order
         .iter()
         .map(|(name, id)| {
@@ -282,8 +312,47 @@ fn build(ctx: &Ctx, order: &[(String, Uuid)], parts: Parts) -> FetchResponse {
         }
         if let Some(t) = topics.get_mut(idx) {
             ctx.note_error(pd.error_code);
+            if !follower {
+                count_out(&name, pd.records.as_deref().unwrap_or_default());
+            }
             t.partitions.push(pd);
         }
     }
     FetchResponse::default().with_responses(topics)
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::batch_record_count;
+
+    /// A v2 batch header claiming `records` records, padded to `body` bytes after the
+    /// length field.
+    fn batch(records: i32, control: bool, body: usize) -> Vec<u8> {
+        let mut b = vec![0u8; 12 + body];
+        b[8..12].copy_from_slice(&(body as i32).to_be_bytes());
+        b[16] = 2;
+        if control {
+            b[22] = 0x20;
+        }
+        b[57..61].copy_from_slice(&records.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn counts_whole_data_batches_only() {
+        let mut bytes = batch(3, false, 80);
+        bytes.extend(batch(1, true, 60));
+        bytes.extend(batch(5, false, 100));
+        assert_eq!(batch_record_count(&bytes), 8);
+        // A batch cut short by the fetch size is not counted.
+        let mut cut = bytes.clone();
+        cut.extend(&batch(7, false, 200)[..90]);
+        assert_eq!(batch_record_count(&cut), 8);
+        assert_eq!(batch_record_count(&[]), 0);
+        assert_eq!(batch_record_count(&[0u8; 30]), 0);
+        // A negative length stops the walk instead of looping or panicking.
+        let mut bad = batch(2, false, 60);
+        bad[8..12].copy_from_slice(&(-5i32).to_be_bytes());
+        assert_eq!(batch_record_count(&bad), 0);
+    }
 }
