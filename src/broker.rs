@@ -62,6 +62,7 @@ impl Broker {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create log dir {}", dir.display()))?;
         }
+        crate::metrics::set_partition_series(config.metrics_partition_series);
         let logs = LogManager::open(config.clone()).context("opening log directories")?;
         let controller = Controller::start(ControllerConfig {
             node_id: config.node_id,
@@ -165,6 +166,18 @@ impl Broker {
             )));
         }
         metrics::gauge!(crate::metrics::UP).set(1.0);
+        let (collect, ready) = (Arc::downgrade(&state), Arc::downgrade(&state));
+        crate::metrics_http::set_broker_hooks(Some((
+            Box::new(move || {
+                if let Some(s) = collect.upgrade() {
+                    crate::metrics_collect::collect(&s);
+                }
+            }),
+            Box::new(move || match ready.upgrade() {
+                Some(s) => crate::metrics_collect::ready(&s),
+                None => Err("stopped".into()),
+            }),
+        )));
         info!(
             node_id = config.node_id,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -192,8 +205,9 @@ impl Broker {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         info!("shutting down");
         metrics::gauge!(crate::metrics::UP).set(0.0);
-        // In a quorum, hand this broker's partition leaderships to others first, so that
-        // clients move on now rather than after a session timeout.
+        crate::metrics_http::set_broker_hooks(None); // /ready: 503 from now on
+                                                     // In a quorum, hand this broker's partition leaderships to others first, so that
+                                                     // clients move on now rather than after a session timeout.
         self.state
             .controller
             .controlled_shutdown(self.state.node_id)

@@ -75,6 +75,36 @@ pub const PROCESS_MAX_FDS: &str = "process_max_fds";
 pub const PROCESS_THREADS: &str = "process_threads";
 pub const PROCESS_START_TIME_SECONDS: &str = "process_start_time_seconds";
 
+static PARTITION_SERIES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// `metrics.partition.series.enable`, set by the broker at start: whether series with a
+/// `partition` label are exported (cardinality bound for brokers with many partitions).
+pub fn set_partition_series(on: bool) {
+    PARTITION_SERIES.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn partition_series() -> bool {
+    PARTITION_SERIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A gauge counting something while it lasts: incremented when made, decremented when
+/// dropped (a request parked in the produce purgatory, a long-polling fetch).
+pub struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    pub fn new(name: &'static str) -> InFlight {
+        let g = metrics::gauge!(name);
+        g.increment(1.0);
+        InFlight(g)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 /// Latency buckets from 50 µs to 30 s: produce with fsync sits in the ms range, long-poll
 /// fetches up to `fetch.max.wait.ms`.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -82,13 +112,15 @@ const LATENCY_BUCKETS: &[f64] = &[
     2.5, 5.0, 10.0, 30.0,
 ];
 
-/// Install the global recorder and start the HTTP listener.
+/// Install the global recorder and serve the metrics port (see `metrics_http`).
 pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
+    let listener = crate::metrics_http::bind(addr)?;
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
-        .install()?;
+        .install_recorder()?;
+    tokio::spawn(crate::metrics_http::serve(listener, handle));
     describe();
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(())
 }
 
@@ -201,6 +233,109 @@ fn describe() {
     describe_counter!(
         LOG_RETENTION_DELETED_SEGMENTS_TOTAL,
         "Segments deleted by retention."
+    );
+    describe_histogram!(
+        REQUEST_STAGE_SECONDS,
+        Unit::Seconds,
+        "Time per request stage, by API: queue (read to handler start), handle (in the handler, acks and long-poll waits included), send (until the response is written)."
+    );
+    describe_gauge!(PARTITION_LEADERS, "Partitions this broker leads.");
+    describe_gauge!(
+        OFFLINE_PARTITIONS,
+        "Partitions without a leader, in this node's view of the cluster metadata."
+    );
+    describe_gauge!(BROKERS, "Live (unfenced) brokers in the cluster metadata.");
+    describe_gauge!(BROKERS_FENCED, "Fenced brokers in the cluster metadata.");
+    describe_gauge!(
+        PARTITION_LOG_START_OFFSET,
+        "First offset of a partition log hosted here, by topic and partition."
+    );
+    describe_gauge!(
+        PARTITION_LOG_END_OFFSET,
+        "Log end offset of a partition log hosted here, by topic and partition."
+    );
+    describe_gauge!(
+        PARTITION_HIGH_WATERMARK,
+        "High watermark of a partition log hosted here, by topic and partition."
+    );
+    describe_gauge!(
+        PARTITION_SIZE_BYTES,
+        Unit::Bytes,
+        "Bytes of a partition log's segments, by topic and partition."
+    );
+    describe_gauge!(LOG_SEGMENTS, "Log segments on this broker.");
+    describe_gauge!(
+        LOG_SIZE_BYTES,
+        Unit::Bytes,
+        "Bytes of all partition logs on this broker."
+    );
+    describe_gauge!(
+        LOG_DIR_TOTAL_BYTES,
+        Unit::Bytes,
+        "Size of a log directory's filesystem."
+    );
+    describe_gauge!(
+        LOG_DIR_USABLE_BYTES,
+        Unit::Bytes,
+        "Bytes still usable in a log directory's filesystem."
+    );
+    describe_gauge!(
+        LOG_DIR_OFFLINE,
+        "1 when a log directory has failed (I/O error)."
+    );
+    describe_gauge!(
+        PRODUCE_PURGATORY_SIZE,
+        "Produce requests waiting for their acknowledgement (replication, fsync)."
+    );
+    describe_gauge!(
+        FETCH_LONG_POLL_SIZE,
+        "Fetch requests parked until data arrives."
+    );
+    describe_gauge!(RAFT_TERM, "Current term of the metadata Raft log.");
+    describe_gauge!(
+        RAFT_LEADER_ID,
+        "Node id of the metadata Raft leader (-1: none known)."
+    );
+    describe_gauge!(
+        RAFT_IS_LEADER,
+        "1 on the node that leads the metadata Raft log."
+    );
+    describe_gauge!(
+        RAFT_LAST_LOG_INDEX,
+        "Last index of this node's metadata log."
+    );
+    describe_gauge!(
+        RAFT_COMMIT_INDEX,
+        "Committed index of the metadata log (on followers: the applied index)."
+    );
+    describe_gauge!(
+        RAFT_APPLIED_INDEX,
+        "Last metadata log index applied on this node."
+    );
+    describe_gauge!(RAFT_VOTERS, "Voters of the metadata quorum.");
+    describe_gauge!(
+        RAFT_LEARNERS,
+        "Learners (observers) of the metadata quorum."
+    );
+    describe_gauge!(BUILD_INFO, "1, labelled with the Weir version.");
+    describe_gauge!(
+        PROCESS_CPU_SECONDS_TOTAL,
+        Unit::Seconds,
+        "User and system CPU time."
+    );
+    describe_gauge!(
+        PROCESS_RESIDENT_MEMORY_BYTES,
+        Unit::Bytes,
+        "Resident memory."
+    );
+    describe_gauge!(PROCESS_VIRTUAL_MEMORY_BYTES, Unit::Bytes, "Virtual memory.");
+    describe_gauge!(PROCESS_OPEN_FDS, "Open file descriptors.");
+    describe_gauge!(PROCESS_MAX_FDS, "Limit of open file descriptors.");
+    describe_gauge!(PROCESS_THREADS, "Threads of the process.");
+    describe_gauge!(
+        PROCESS_START_TIME_SECONDS,
+        Unit::Seconds,
+        "Start time of the process since the Unix epoch."
     );
     describe_histogram!(
         LOG_FLUSH_DURATION_SECONDS,

@@ -1,5 +1,7 @@
-//! The Prometheus endpoint serves request, error, byte and connection metrics from the
-//! first request on. (One test per binary: the metrics recorder is process-global.)
+//! The metrics port serves request, error, byte and connection metrics from the first
+//! request on, the scrape-time gauges (logs, cluster, Raft, process), and `/health` and
+//! `/ready`, which follow the broker's life. (One test per binary: the metrics recorder
+//! is process-global.)
 
 mod common;
 
@@ -16,12 +18,16 @@ use weir::broker::Broker;
 use weir::config::Config;
 
 async fn scrape(addr: std::net::SocketAddr) -> String {
+    get(addr, "/metrics").await
+}
+
+/// The raw HTTP response (status line, headers, body) to `GET path`.
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .expect("metrics port");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
     let mut out = String::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
         .await
@@ -40,6 +46,13 @@ async fn metrics_endpoint_reports_requests_bytes_and_connections() {
         .port();
     let maddr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     weir::metrics::install(maddr).expect("exporter");
+    assert!(get(maddr, "/health").await.starts_with("HTTP/1.1 200"));
+    let r = get(maddr, "/ready").await;
+    assert!(
+        r.starts_with("HTTP/1.1 503"),
+        "ready before the broker runs: {r}"
+    );
+    assert!(get(maddr, "/other").await.starts_with("HTTP/1.1 404"));
     let settings = vec![
         "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
         format!("log.dirs={}", dir.path().display()),
@@ -98,9 +111,33 @@ async fn metrics_endpoint_reports_requests_bytes_and_connections() {
         "weir_connections_open{listener=\"PLAINTEXT\"} 1",
         "weir_connections_accepted_total{listener=\"PLAINTEXT\"} 1",
         "weir_up 1",
+        "weir_request_stage_seconds_bucket{api=\"Produce\",stage=\"queue\"",
+        "weir_request_stage_seconds_bucket{api=\"Produce\",stage=\"handle\"",
+        "weir_request_stage_seconds_bucket{api=\"Produce\",stage=\"send\"",
+        "weir_partition_log_end_offset{topic=\"metered\",partition=\"0\"} 1",
+        "weir_partition_high_watermark{topic=\"metered\",partition=\"0\"} 1",
+        "weir_partition_log_start_offset{topic=\"metered\",partition=\"0\"} 0",
+        "weir_partition_size_bytes{topic=\"metered\",partition=\"0\"}",
+        "weir_partition_leaders 1",
+        "weir_offline_partitions 0",
+        "weir_brokers 1",
+        "weir_brokers_fenced 0",
+        "weir_log_segments 1",
+        "weir_log_dir_usable_bytes{dir=",
+        "weir_log_dir_offline{dir=",
+        "weir_produce_purgatory_size 0",
+        "weir_raft_is_leader 1",
+        "weir_raft_voters 1",
+        "weir_raft_leader_id 1",
+        "weir_raft_commit_index",
+        "weir_build_info{version=",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
+    assert!(get(maddr, "/ready").await.starts_with("HTTP/1.1 200"));
     // Consumer lag is computed by the broker: high watermark 1, committed 0.
     let _: FindCoordinatorResponse = c
         .call(
@@ -156,4 +193,6 @@ async fn metrics_endpoint_reports_requests_bytes_and_connections() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     broker.shutdown().await.unwrap();
+    assert!(get(maddr, "/ready").await.starts_with("HTTP/1.1 503"));
+    assert!(get(maddr, "/health").await.starts_with("HTTP/1.1 200"));
 }

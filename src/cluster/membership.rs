@@ -355,3 +355,57 @@ impl Controller {
         }
     }
 }
+
+/// This node's view of the Raft log, for metrics.
+#[derive(Debug, Clone, Default)]
+pub struct RaftView {
+    pub term: u64,
+    /// -1 while no leader is known.
+    pub leader: i64,
+    pub is_leader: bool,
+    pub last_log_index: u64,
+    pub applied: u64,
+    /// On the leader, the highest index a majority of voters holds; elsewhere the
+    /// applied index (followers learn the commit index only with the next append).
+    pub committed: u64,
+    pub voters: usize,
+    pub learners: usize,
+}
+
+impl Controller {
+    pub fn raft_view(&self) -> RaftView {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        let voters: Vec<NodeId> = membership.voter_ids().collect();
+        let applied = m.last_applied.index().unwrap_or(0);
+        let is_leader = m.state == ServerState::Leader;
+        let committed = match (&m.replication, is_leader) {
+            (Some(r), true) => {
+                let mut matched: Vec<u64> = voters
+                    .iter()
+                    .map(|v| {
+                        if *v == m.id {
+                            m.last_log_index.unwrap_or(0)
+                        } else {
+                            r.get(v).and_then(|l| l.index()).unwrap_or(0)
+                        }
+                    })
+                    .collect();
+                matched.sort_unstable_by(|a, b| b.cmp(a));
+                matched.get(voters.len() / 2).copied().unwrap_or(applied)
+            }
+            _ => applied,
+        };
+        RaftView {
+            term: m.current_term,
+            leader: m.current_leader.map_or(-1, |l| l as i64),
+            is_leader,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied,
+            committed,
+            voters: voters.len(),
+            learners: membership.learner_ids().count(),
+        }
+    }
+}

@@ -644,12 +644,23 @@ impl GroupManager {
                         .increment(0);
                 }
             }
+            // Without per-partition series, one series per group and topic (the sum).
+            let per_partition = m::partition_series();
+            let mut by_topic: std::collections::BTreeMap<String, i64> = Default::default();
             for ((topic, partition), committed) in g.offsets {
                 let Ok((log, _)) = self.replicas.leader_log(&image, &topic, partition) else {
                     continue;
                 };
                 let lag = (log.high_watermark() - committed).max(0);
-                metrics::gauge!(m::GROUP_LAG_RECORDS, "group" => group.clone(), "topic" => topic, "partition" => partition.to_string())
+                if per_partition {
+                    metrics::gauge!(m::GROUP_LAG_RECORDS, "group" => group.clone(), "topic" => topic, "partition" => partition.to_string())
+                        .set(lag as f64);
+                } else {
+                    *by_topic.entry(topic).or_default() += lag;
+                }
+            }
+            for (topic, lag) in by_topic {
+                metrics::gauge!(m::GROUP_LAG_RECORDS, "group" => group.clone(), "topic" => topic)
                     .set(lag as f64);
             }
         }

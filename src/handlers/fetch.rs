@@ -108,7 +108,10 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
             return build(ctx, &order, parts);
         }
         let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
-        if tokio::time::timeout(deadline - now, changed).await.is_err() {
+        let parked = m::InFlight::new(m::FETCH_LONG_POLL_SIZE);
+        let timed_out = tokio::time::timeout(deadline - now, changed).await.is_err();
+        drop(parked);
+        if timed_out {
             let (parts, _, _, _) = read_all(ctx, &targets, max_bytes, read_committed, follower);
             return build(ctx, &order, parts);
         }

@@ -71,11 +71,17 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Count an error code put into a response (zero is ignored).
+    /// Count and log an error code put into a response (zero is ignored): one line per
+    /// error, with the client's id and address.
     pub fn note_error(&self, code: i16) {
         if code != 0 {
             metrics::counter!(m::REQUEST_ERRORS_TOTAL, "api" => format!("{:?}", self.api_key), "error_code" => code.to_string())
                 .increment(1);
+            let error = kafka_protocol::error::ResponseError::try_from_code(code)
+                .map_or_else(|| code.to_string(), |e| format!("{e:?}"));
+            tracing::info!(api = ?self.api_key, version = self.version, %error, code,
+                client_id = %self.client_id, peer = %self.peer,
+                correlation_id = self.correlation_id, "request error");
         }
     }
 }

@@ -88,6 +88,8 @@ pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
     }
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     Box::pin(async move {
+        // Waiting for replicas and fsync: Kafka's produce purgatory.
+        let _purgatory = m::InFlight::new(m::PRODUCE_PURGATORY_SIZE);
         let mut responses = Vec::new();
         let mut any_error = None;
         for (name, topic_id, parts) in topics {

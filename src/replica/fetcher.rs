@@ -573,9 +573,11 @@ impl Fetcher {
         // The follower's high watermark: the leader's, bounded by what it holds.
         log.set_high_watermark(p.high_watermark);
         let lag = (p.high_watermark - log.log_end_offset()).max(0);
-        metrics::gauge!(m::REPLICA_FETCH_LAG_RECORDS, "topic" => topic.to_string(),
-            "partition" => partition.to_string())
-        .set(lag as f64);
+        if m::partition_series() {
+            metrics::gauge!(m::REPLICA_FETCH_LAG_RECORDS, "topic" => topic.to_string(),
+                "partition" => partition.to_string())
+            .set(lag as f64);
+        }
         appended
     }
 }

@@ -38,13 +38,14 @@ pub async fn serve(
     info!(%peer, %listener, "connection opened");
     let (rd, mut wr) = stream.into_split();
     let max = state.config.socket_request_max_bytes;
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, FrameError>>(8);
+    // Frames carry the moment they were read, for the request-queue stage metric.
+    let (tx, mut rx) = mpsc::channel::<Result<(Bytes, Instant), FrameError>>(8);
     let reader = tokio::spawn(async move {
         let mut rd = BufReader::with_capacity(64 * 1024, rd);
         loop {
             match read_frame(&mut rd, max).await {
                 Ok(Some(frame)) => {
-                    if tx.send(Ok(frame.freeze())).await.is_err() {
+                    if tx.send(Ok((frame.freeze(), Instant::now()))).await.is_err() {
                         break;
                     }
                 }
@@ -63,7 +64,7 @@ pub async fn serve(
     let close_reason: Option<String> = loop {
         tokio::select! {
             frame = rx.recv(), if input_open && pending.len() < MAX_IN_FLIGHT => {
-                let frame = match frame {
+                let (frame, arrived) = match frame {
                     Some(Ok(f)) => f,
                     Some(Err(e)) => break Some(e.to_string()),
                     None => {
@@ -74,7 +75,7 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let arrived = Instant::now();
+                let started = Instant::now();
                 let req = match decode_header(frame) {
                     Ok(r) => r,
                     Err(e) => break Some(e.to_string()),
@@ -92,13 +93,17 @@ pub async fn serve(
                     client_id: client_id.clone(),
                     peer,
                 };
+                let api = req.api_key;
                 match handlers::start(ctx, req.body) {
-                    Ok(fut) => pending.push_back(async move { (fut.await, req.api_key, arrived) }),
+                    Ok(fut) => pending.push_back(async move {
+                        let outcome = fut.await;
+                        let times = StageTimes { arrived, started, handled: Instant::now() };
+                        (outcome, api, times)
+                    }),
                     Err(reason) => break Some(reason),
                 }
             }
-            Some((outcome, api, arrived)) = pending.next(), if !pending.is_empty() => {
-                metrics::histogram!(m::REQUEST_DURATION_SECONDS, "api" => api_name(api)).record(arrived.elapsed().as_secs_f64());
+            Some((outcome, api, times)) = pending.next(), if !pending.is_empty() => {
                 match outcome {
                     Outcome::Respond(bytes) => {
                         if let Err(e) = wr.write_all(&bytes).await {
@@ -108,6 +113,7 @@ pub async fn serve(
                     Outcome::NoResponse => {}
                     Outcome::Close(reason) => break Some(reason),
                 }
+                times.record(api);
                 if !input_open && pending.is_empty() {
                     break None;
                 }
@@ -133,6 +139,34 @@ pub async fn serve(
     match close_reason {
         Some(reason) => warn!(%peer, client_id = %client_id, %reason, "closing connection"),
         None => info!(%peer, client_id = %client_id, "connection closed"),
+    }
+}
+
+/// When a request was read, started and answered by its handler; recorded once its
+/// response is written. Stages (Kafka's request metrics, folded to three): `queue`
+/// from read to handler start (waiting behind the connection's in-flight limit),
+/// `handle` in the handler (acks=all and long-poll waits included), `send` until the
+/// response is written (behind earlier responses of the connection, then the write).
+struct StageTimes {
+    arrived: Instant,
+    started: Instant,
+    handled: Instant,
+}
+
+impl StageTimes {
+    fn record(&self, api: ApiKey) {
+        let name = api_name(api);
+        let now = Instant::now();
+        metrics::histogram!(m::REQUEST_DURATION_SECONDS, "api" => name.clone())
+            .record((now - self.arrived).as_secs_f64());
+        for (stage, d) in [
+            ("queue", self.started - self.arrived),
+            ("handle", self.handled - self.started),
+            ("send", now - self.handled),
+        ] {
+            metrics::histogram!(m::REQUEST_STAGE_SECONDS, "api" => name.clone(), "stage" => stage)
+                .record(d.as_secs_f64());
+        }
     }
 }
 
