@@ -14,10 +14,12 @@ free ports. Python standard library only. Steps:
     MESSAGE_TOO_LARGE answer, so request errors exist), keyed records to a compacted
     topic with tiny segments (the cleaner runs), an offset committed with a 1 ms
     retention (it expires), and a topic `solo` with one replica, on node 3;
- 4. healthy: Prometheus scrapes every node, every rule evaluates without error, no alert
-    expression returns anything, and every alert's signal returns series (the
-    expression split at top-level and/or/unless, each operand without a trailing
-    comparison with a number, absent(x) read as x: the metrics and labels it reads exist);
+ 4. healthy: Prometheus scrapes every node, has loaded exactly the alerts of alerts.yml,
+    every rule evaluates without error, no alert expression returns anything (the disk
+    alerts excepted when this machine's disk really is over 70% full: a note), and
+    every alert's signal returns series (the expression split at top-level
+    and/or/unless, each operand without a trailing comparison with a number, absent(x)
+    read as x: the metrics and labels it reads exist);
  5. failure: node 3 is killed; the expressions of WeirBrokerDown, WeirBrokerFenced,
     WeirUnderReplicatedPartitions and WeirOfflinePartitions must return series (the `for`
     durations are not waited for; promtool test rules covers them); node 3 is restarted;
@@ -53,7 +55,7 @@ JOB = "weir"
 # Grafana's built-in variables, as the check substitutes them (1 s scrapes).
 BUILTINS = {"__rate_interval": "15s", "__interval": "2s", "__interval_ms": "2000",
             "__range": "1m", "__range_s": "60", "__range_ms": "60000"}
-# Alerts the failure phase (node 3 killed) must see, and how long each may take.
+# Alerts whose expressions must return series once node 3 is killed (45 s each at most).
 FAILURE_ALERTS = ["WeirBrokerDown", "WeirBrokerFenced", "WeirUnderReplicatedPartitions",
                   "WeirOfflinePartitions"]
 # Settings of the test cluster: fast fencing and ISR shrinks so the failure phase is short.
