@@ -22,7 +22,10 @@ What is checked, file by file:
                      on 0.0.0.0, data volume at log.dirs; named volumes declared, bind
                      mounts exist; Prometheus and Grafana mounts match their configs.
   deploy/prometheus  `promtool check config` (which checks the rule files too) and the
-                     weir job's targets are exactly the compose Weir services.
+                     weir job's targets are exactly the compose Weir services;
+                     `promtool check rules` and `promtool test rules` (alerts_test.yml):
+                     every alert has a severity and summary, and its unit tests show it
+                     both firing and not firing.
   grafana/provisioning
                      datasources and dashboard providers: apiVersion 1, required keys,
                      the data source URL is the compose Prometheus, the provider path is
@@ -480,6 +483,49 @@ def check_promtool(promtool):
     return f"{sum(map(int, rules))} rules in {len(rules)} rule file(s)"
 
 
+def check_alert_rules(promtool):
+    """`promtool check rules` on every rule file, `promtool test rules` on their tests,
+    and every alert covered by the tests both firing and not firing."""
+    pdir = os.path.join(DEPLOY, "prometheus")
+    cfg = load_yaml(os.path.join(pdir, "prometheus.yml"))
+    rule_files = [os.path.join(pdir, f) for f in cfg.get("rule_files", [])]
+    need(rule_files, "prometheus.yml loads no rule files")
+    r = subprocess.run([promtool, "check", "rules", *rule_files], capture_output=True, text=True)
+    out = (r.stdout + r.stderr).strip()
+    need(r.returncode == 0, f"promtool check rules:\n{out}")
+    alerts = {}
+    for f in rule_files:
+        for g in load_yaml(f)["groups"]:
+            for rule in g["rules"]:
+                if "alert" in rule:
+                    need(rule["alert"] not in alerts, f"alert {rule['alert']} defined twice")
+                    need((rule.get("labels") or {}).get("severity") in ("critical", "warning"),
+                         f"alert {rule['alert']}: severity must be critical or warning")
+                    need((rule.get("annotations") or {}).get("summary"),
+                         f"alert {rule['alert']} has no summary annotation")
+                    alerts[rule["alert"]] = rule
+    tests = sorted(f for f in os.listdir(pdir) if f.endswith(("_test.yml", "_test.yaml")))
+    need(tests, f"no rule tests (*_test.yml) in {rel(pdir)}")
+    fired, quiet = set(), set()
+    for t in tests:
+        doc = load_yaml(os.path.join(pdir, t))
+        tested = {os.path.normpath(os.path.join(pdir, f)) for f in doc.get("rule_files", [])}
+        need(tested >= {os.path.normpath(f) for f in rule_files},
+             f"{t} does not load every rule file of prometheus.yml")
+        for case in doc.get("tests", []):
+            for a in case.get("alert_rule_test", []):
+                need(a["alertname"] in alerts, f"{t}: {a['alertname']} is not an alert")
+                (fired if a.get("exp_alerts") else quiet).add(a["alertname"])
+    need(set(alerts) <= fired, f"alerts never tested firing: {sorted(set(alerts) - fired)}")
+    need(set(alerts) <= quiet, f"alerts never tested not firing: {sorted(set(alerts) - quiet)}")
+    r = subprocess.run([promtool, "test", "rules", *tests], capture_output=True, text=True,
+                       cwd=pdir)
+    out = (r.stdout + r.stderr).strip()
+    need(r.returncode == 0, f"promtool test rules:\n{out}")
+    return (f"{len(alerts)} alerts, each tested firing and not firing "
+            f"({', '.join(tests)})")
+
+
 def check_prometheus_targets():
     cfg = load_yaml(os.path.join(DEPLOY, "prometheus", "prometheus.yml"))
     for f in cfg.get("rule_files", []):
@@ -858,6 +904,7 @@ def main():
     rep.check("compose: Weir cluster settings", check_compose_weir)
     rep.check("compose: volumes, mounts, networks", check_compose_mounts)
     rep.check("prometheus: promtool check config", check_promtool, a.promtool)
+    rep.check("prometheus: promtool check rules, test rules", check_alert_rules, a.promtool)
     rep.check("prometheus: scrape targets", check_prometheus_targets)
     rep.check("grafana: data sources", check_grafana_datasources)
     rep.check("grafana: dashboard providers", check_grafana_dashboards)
