@@ -35,6 +35,7 @@ pub const GROUP_REBALANCES_TOTAL: &str = "weir_group_rebalances_total";
 pub const GROUP_LAG_RECORDS: &str = "weir_group_lag_records";
 pub const GROUP_RECORDS_WRITTEN_TOTAL: &str = "weir_group_records_written_total";
 pub const GROUP_OFFSETS_EXPIRED_TOTAL: &str = "weir_group_offsets_expired_total";
+pub const GROUP_COMMITTED_OFFSET: &str = "weir_group_committed_offset";
 pub const LOG_FLUSH_DURATION_SECONDS: &str = "weir_log_flush_duration_seconds";
 pub const ISR_SHRINKS_TOTAL: &str = "weir_isr_shrinks_total";
 pub const ISR_EXPANDS_TOTAL: &str = "weir_isr_expands_total";
@@ -166,11 +167,15 @@ fn describe() {
     );
     describe_gauge!(
         GROUP_LAG_RECORDS,
-        "Consumer lag: high watermark minus committed offset, by group, topic and partition."
+        "Consumer lag: high watermark minus committed offset, by group, topic and partition, for partitions with a replica on the group's coordinator."
     );
     describe_counter!(
         GROUP_RECORDS_WRITTEN_TOTAL,
         "Records written to __consumer_offsets by the group coordinator."
+    );
+    describe_gauge!(
+        GROUP_COMMITTED_OFFSET,
+        "Committed offset of a group, by group, topic and partition (on its coordinator)."
     );
     describe_counter!(
         GROUP_OFFSETS_EXPIRED_TOTAL,

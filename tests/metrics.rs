@@ -165,6 +165,9 @@ async fn metrics_endpoint_reports_requests_bytes_and_connections() {
         let text = scrape(maddr).await;
         let lag = "weir_group_lag_records{group=\"lagging\",topic=\"metered\",partition=\"0\"} 1";
         if text.contains(lag)
+            && text.contains(
+                "weir_group_committed_offset{group=\"lagging\",topic=\"metered\",partition=\"0\"} 0",
+            )
             && text.contains("weir_group_state{group=\"lagging\",state=\"Empty\"} 1")
             && text.contains("weir_group_members{group=\"lagging\"} 0")
         {

@@ -613,7 +613,6 @@ impl GroupManager {
     /// here so no external lag exporter is needed.
     pub async fn update_metrics(&self) {
         let shards: Vec<ShardRef> = self.shards.lock().values().cloned().collect();
-        let image = self.controller.image();
         let mut snapshot = Vec::new();
         for shard in shards {
             let guard = shard.lock().await;
@@ -648,7 +647,15 @@ impl GroupManager {
             let per_partition = m::partition_series();
             let mut by_topic: std::collections::BTreeMap<String, i64> = Default::default();
             for ((topic, partition), committed) in g.offsets {
-                let Ok((log, _)) = self.replicas.leader_log(&image, &topic, partition) else {
+                if per_partition {
+                    metrics::gauge!(m::GROUP_COMMITTED_OFFSET, "group" => group.clone(), "topic" => topic.clone(), "partition" => partition.to_string())
+                        .set(committed as f64);
+                }
+                // The high watermark of this node's replica, led here or followed (a
+                // follower's trails the leader's by one fetch round). A partition with no
+                // replica here has no lag series: its committed offset is exported, and
+                // `weir_partition_high_watermark` of its leader gives the lag in PromQL.
+                let Some(log) = self.replicas.logs().get(&topic, partition) else {
                     continue;
                 };
                 let lag = (log.high_watermark() - committed).max(0);
