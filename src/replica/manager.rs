@@ -324,6 +324,19 @@ impl ReplicaManager {
                             last_fetch_leader_leo: -1,
                         });
                     }
+                    // The controller shrank the ISR itself (it fenced a member): count it
+                    // with the shrinks this leader proposes (those are counted when they
+                    // commit, while `pending_isr` is set). Replicas dropped by a completed
+                    // reassignment are not a shrink.
+                    let fenced_out = state
+                        .isr
+                        .iter()
+                        .any(|r| !p.isr.contains(r) && p.replicas.contains(r));
+                    if state.pending_isr.is_none() && fenced_out {
+                        metrics::counter!(crate::metrics::ISR_SHRINKS_TOTAL).increment(1);
+                        info!(topic = %topic.name, partition = p.partition, isr = ?p.isr,
+                            "ISR shrunk by the controller");
+                    }
                     state.replicas = p.replicas.clone();
                     state.isr = p.isr.clone();
                 }
