@@ -156,6 +156,24 @@ def payload(i, size=0):
     return base + b"x" * max(0, size - len(base))
 
 
+# Scenarios retried once, the first failure kept visible in the detail as [FLAKY: ...].
+# kafka-python's first group member has twice (in ~20 CI runs) had no partitions after
+# 30 s, once in group_split on a cluster and once in group_session_timeout on a single
+# broker; neither reproduced on rerun and no broker log was kept. Each attempt uses fresh
+# topic and group names.
+RETRY_ONCE = {("kafka-python", "group_session_timeout"), ("kafka-python", "group_split")}
+
+
+def _attempt(n):
+    try:
+        return "PASS", _registry[n]() or ""
+    except NA as e:
+        return "NA", str(e)
+    except Exception as e:  # reported as FAIL with the reason, never swallowed
+        traceback.print_exc(file=sys.stdout)
+        return "FAIL", f"{type(e).__name__}: {e}".replace("\n", " ")
+
+
 def run_all(client):
     names = [n for n in ORDER if n in _registry and (not SELECTED or n in SELECTED)]
     # Scenarios the suite does not implement at all are reported so nothing is silent.
@@ -165,15 +183,13 @@ def run_all(client):
     failed = 0
     for n in names:
         t0 = time.monotonic()
-        try:
-            detail = _registry[n]() or ""
-            status = "PASS"
-        except NA as e:
-            status, detail = "NA", str(e)
-        except Exception as e:  # reported as FAIL with the reason, never swallowed
-            status = "FAIL"
-            detail = f"{type(e).__name__}: {e}".replace("\n", " ")
-            traceback.print_exc(file=sys.stdout)
+        status, detail = _attempt(n)
+        if status == "FAIL" and (client, n) in RETRY_ONCE:
+            first = detail
+            status, detail = _attempt(n)
+            if status == "PASS":
+                detail = f"{detail} [FLAKY: failed once before passing: {first}]"
+        if status == "FAIL":
             failed += 1
         print(f"RESULT {client} {n} {status} {detail} ({time.monotonic() - t0:.1f}s)", flush=True)
     return 1 if failed else 0
