@@ -58,6 +58,7 @@ pub async fn serve(
         }
     });
 
+    let mut histograms: std::collections::HashMap<ApiKey, RequestHistograms> = Default::default();
     let mut client_id = String::new();
     let mut pending = FuturesOrdered::new();
     let mut input_open = true;
@@ -113,7 +114,7 @@ pub async fn serve(
                     Outcome::NoResponse => {}
                     Outcome::Close(reason) => break Some(reason),
                 }
-                times.record(api);
+                times.record(histograms.entry(api).or_insert_with(|| RequestHistograms::new(api)));
                 if !input_open && pending.is_empty() {
                     break None;
                 }
@@ -154,18 +155,33 @@ struct StageTimes {
 }
 
 impl StageTimes {
-    fn record(&self, api: ApiKey) {
-        let name = api_name(api);
+    fn record(&self, h: &RequestHistograms) {
         let now = Instant::now();
-        metrics::histogram!(m::REQUEST_DURATION_SECONDS, "api" => name.clone())
-            .record((now - self.arrived).as_secs_f64());
-        for (stage, d) in [
-            ("queue", self.started - self.arrived),
-            ("handle", self.handled - self.started),
-            ("send", now - self.handled),
-        ] {
-            metrics::histogram!(m::REQUEST_STAGE_SECONDS, "api" => name.clone(), "stage" => stage)
-                .record(d.as_secs_f64());
+        h.total.record((now - self.arrived).as_secs_f64());
+        h.queue.record((self.started - self.arrived).as_secs_f64());
+        h.handle.record((self.handled - self.started).as_secs_f64());
+        h.send.record((now - self.handled).as_secs_f64());
+    }
+}
+
+/// One API's latency histograms, looked up once per connection rather than by name and
+/// labels on every request.
+struct RequestHistograms {
+    total: metrics::Histogram,
+    queue: metrics::Histogram,
+    handle: metrics::Histogram,
+    send: metrics::Histogram,
+}
+
+impl RequestHistograms {
+    fn new(api: ApiKey) -> RequestHistograms {
+        let name = api_name(api);
+        let stage = |stage: &'static str| metrics::histogram!(m::REQUEST_STAGE_SECONDS, "api" => name.clone(), "stage" => stage);
+        RequestHistograms {
+            total: metrics::histogram!(m::REQUEST_DURATION_SECONDS, "api" => name.clone()),
+            queue: stage("queue"),
+            handle: stage("handle"),
+            send: stage("send"),
         }
     }
 }
