@@ -61,15 +61,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("weir: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,17 +74,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// `weir quorum ...`: one request, its outcome on stdout (or stderr and exit 1).
-fn quorum(bootstrap: &str, what: &weir::quorum_cli::QuorumCommand) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// Build a runtime, or say why not.
+fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    builder
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("weir: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        .inspect_err(|e| eprintln!("weir: cannot start the runtime: {e}"))
+        .ok()
+}
+
+/// `weir quorum ...`: one request, its outcome on stdout (or stderr and exit 1).
+fn quorum(bootstrap: &str, what: &weir::quorum_cli::QuorumCommand) -> ExitCode {
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(weir::quorum_cli::run(bootstrap, what)) {
         Ok(text) => {

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::errors::KafkaError;
 use crate::replica::client::BrokerClient;
 
 /// What to ask the quorum.
@@ -114,10 +114,6 @@ async fn describe(c: &mut BrokerClient) -> Result<String, String> {
 }
 
 fn error_text(code: i16, message: Option<StrBytes>) -> String {
-    let name = ResponseError::try_from_code(code)
-        .map_or_else(|| format!("error code {code}"), |e| format!("{e:?}"));
-    match message {
-        Some(m) if !m.is_empty() => format!("{name}: {m}"),
-        _ => name,
-    }
+    let message = message.map(|m| m.to_string()).filter(|m| !m.is_empty());
+    KafkaError { code, message }.to_string()
 }

@@ -8,33 +8,16 @@
 use kafka_protocol::messages::{AddRaftVoterRequest, AddRaftVoterResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::util::{check_cluster_id, node_id, s};
+use super::util::change_voter;
 use super::Ctx;
 use crate::cluster::QuorumChange;
-use crate::errors::KafkaError;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
 pub async fn handle(ctx: &Ctx, req: AddRaftVoterRequest) -> AddRaftVoterResponse {
-    let outcome = match (
-        check_cluster_id(ctx, req.cluster_id.as_deref()),
-        node_id(req.voter_id),
-    ) {
-        (Err(e), _) | (_, Err(e)) => Err(e),
-        (Ok(()), Ok(id)) => ctx
-            .state
-            .controller
-            .change_quorum(QuorumChange::AddVoter { id })
-            .await
-            .map_err(|e| KafkaError::from(&e)),
-    };
-    match outcome {
-        Ok(()) => AddRaftVoterResponse::default().with_error_message(None),
-        Err(e) => {
-            ctx.note_error(e.code);
-            AddRaftVoterResponse::default()
-                .with_error_code(e.code)
-                .with_error_message(e.message.as_deref().map(s))
-        }
-    }
+    let change = |id| QuorumChange::AddVoter { id };
+    let (code, message) = change_voter(ctx, req.cluster_id.as_deref(), req.voter_id, change).await;
+    AddRaftVoterResponse::default()
+        .with_error_code(code)
+        .with_error_message(message)
 }

@@ -41,3 +41,29 @@ pub fn node_id(id: i32) -> Result<u64, KafkaError> {
         )
     })
 }
+
+/// AddRaftVoter and RemoveRaftVoter: check the cluster id and the voter id, then run
+/// `change` for that node on the Raft leader; the response's error code and message.
+pub async fn change_voter(
+    ctx: &super::Ctx,
+    cluster_id: Option<&str>,
+    voter_id: i32,
+    change: fn(u64) -> crate::cluster::QuorumChange,
+) -> (i16, Option<StrBytes>) {
+    let outcome = match check_cluster_id(ctx, cluster_id).and_then(|()| node_id(voter_id)) {
+        Err(e) => Err(e),
+        Ok(id) => ctx
+            .state
+            .controller
+            .change_quorum(change(id))
+            .await
+            .map_err(|e| KafkaError::from(&e)),
+    };
+    match outcome {
+        Ok(()) => (0, None),
+        Err(e) => {
+            ctx.note_error(e.code);
+            (e.code, e.message.as_deref().map(s))
+        }
+    }
+}
