@@ -434,7 +434,7 @@ impl GroupManager {
             let (key, value) = records::encode(r);
             batch = batch.record(Some(&key), value.as_deref(), now);
         }
-        let bytes = bytes::BytesMut::from(&batch.build()[..]);
+        let bytes = bytes::Bytes::from(batch.build());
         let image = self.controller.image();
         let pending = self
             .replicas

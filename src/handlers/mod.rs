@@ -18,7 +18,8 @@ use tracing::{debug, warn};
 
 use crate::broker::BrokerState;
 use crate::metrics as m;
-use crate::protocol::codec::{decode_body, encode_response};
+use crate::protocol::codec::{decode_body, encode_response, encode_response_splicing};
+use crate::protocol::Response;
 
 pub mod add_raft_voter;
 pub mod alter_configs;
@@ -88,7 +89,7 @@ impl Ctx {
 
 /// What the connection does once a request completes.
 pub enum Outcome {
-    Respond(Bytes),
+    Respond(Response),
     /// acks=0 produce: the client expects nothing back.
     NoResponse,
     /// Kafka closes the connection instead of answering (malformed body, acks=0 failure).
@@ -174,6 +175,27 @@ fn respond<T: Encodable>(ctx: &Ctx, resp: &T) -> Outcome {
     }
 }
 
+/// A Fetch response goes out with its record sets by reference: fetched bytes are not
+/// copied into the response buffer.
+fn respond_fetch(ctx: &Ctx, resp: &FetchResponse) -> Outcome {
+    let records = resp
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.records.clone())
+        .collect();
+    match encode_response_splicing(ctx.api_key, ctx.version, ctx.correlation_id, resp, records) {
+        Ok(r) => Outcome::Respond(r),
+        Err(e) => {
+            warn!(api = ?ctx.api_key, version = ctx.version, error = %e, "cannot encode response");
+            Outcome::Close(format!(
+                "cannot encode Fetch v{} response: {e}",
+                ctx.version
+            ))
+        }
+    }
+}
+
 macro_rules! run {
     ($ctx:expr, $body:expr, $req:ty, $module:ident) => {{
         let ctx = $ctx;
@@ -220,7 +242,15 @@ pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
                 decode_body(ctx.api_key, version, &mut body).map_err(|e| e.to_string())?;
             Ok(produce::start(ctx, req))
         }
-        ApiKey::Fetch => run!(ctx, body, FetchRequest, fetch),
+        ApiKey::Fetch => {
+            let mut body = body;
+            let req: FetchRequest =
+                decode_body(ctx.api_key, version, &mut body).map_err(|e| e.to_string())?;
+            Ok(Box::pin(async move {
+                let resp = fetch::handle(&ctx, req).await;
+                respond_fetch(&ctx, &resp)
+            }))
+        }
         ApiKey::ListOffsets => run!(ctx, body, ListOffsetsRequest, list_offsets),
         ApiKey::Metadata => run!(ctx, body, MetadataRequest, metadata),
         ApiKey::ApiVersions => run!(ctx, body, ApiVersionsRequest, api_versions),

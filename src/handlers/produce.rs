@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -61,13 +60,7 @@ pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
                     Some(name) => {
                         let records = pd.records.unwrap_or_default();
                         let size = records.len() as u64;
-                        match state.replicas.append(
-                            &image,
-                            name,
-                            pd.index,
-                            BytesMut::from(&records[..]),
-                            acks,
-                        ) {
+                        match state.replicas.append(&image, name, pd.index, records, acks) {
                             Ok(p) => {
                                 metrics::counter!(m::BYTES_IN_TOTAL, "topic" => name.clone())
                                     .increment(size);

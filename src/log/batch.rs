@@ -383,34 +383,50 @@ fn check_counts(header: &BatchHeader, origin: Origin) -> Result<(), LogError> {
     Ok(())
 }
 
-/// Patch a validated batch in place: base offset, partition leader epoch, and when
-/// `log_append_time` is `Some(ts)` set the timestamp-type bit, max_timestamp = ts and
-/// recompute the CRC.
-///
-/// A buffer shorter than a header is left untouched: callers only pass batches that
-/// [`validate_produce`] accepted, and a malformed one must not take the broker down.
+/// Patch a batch in place as the leader stores it; see [`stamped_header`].
 pub fn assign_offsets(
     buf: &mut [u8],
     base_offset: i64,
     leader_epoch: i32,
     log_append_time: Option<i64>,
 ) {
-    if buf.len() < HEADER_LEN {
-        return;
+    if let Some(head) = stamped_header(buf, base_offset, leader_epoch, log_append_time) {
+        buf[..HEADER_LEN].copy_from_slice(&head);
     }
-    buf[0..8].copy_from_slice(&base_offset.to_be_bytes());
-    buf[LEADER_EPOCH_OFFSET..LEADER_EPOCH_OFFSET + 4].copy_from_slice(&leader_epoch.to_be_bytes());
-    // Base offset and leader epoch sit before the CRC-covered range; only the timestamp
-    // fields need a new CRC.
+}
+
+/// The header of `batch` as the leader stores it: base offset and partition leader
+/// epoch assigned and, with log-append time, the timestamp type and max timestamp set and
+/// the CRC recomputed. Only the header is copied: base offset and leader epoch sit before
+/// the CRC-covered range, and the CRC of a log-append-time batch is carried over the
+/// records where they lie, so an append never copies the records themselves.
+/// `None` when `batch` is shorter than a header.
+pub fn stamped_header(
+    batch: &[u8],
+    base_offset: i64,
+    leader_epoch: i32,
+    log_append_time: Option<i64>,
+) -> Option<[u8; HEADER_LEN]> {
+    let mut head: [u8; HEADER_LEN] = batch.get(..HEADER_LEN)?.try_into().ok()?;
+    head[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    head[LEADER_EPOCH_OFFSET..LEADER_EPOCH_OFFSET + 4].copy_from_slice(&leader_epoch.to_be_bytes());
     if let Some(ts) = log_append_time {
-        let attrs = read_i16(buf, ATTRIBUTES_OFFSET).unwrap_or(0) | ATTR_LOG_APPEND_TIME;
-        buf[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
-        buf[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&ts.to_be_bytes());
-        let batch_length = read_i32(buf, BATCH_LENGTH_OFFSET).unwrap_or(0).max(0) as usize;
-        let end = (LOG_OVERHEAD + batch_length).clamp(ATTRIBUTES_OFFSET, buf.len());
-        let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..end]);
-        buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        let attrs = read_i16(&head, ATTRIBUTES_OFFSET).unwrap_or(0) | ATTR_LOG_APPEND_TIME;
+        head[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
+        head[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&ts.to_be_bytes());
+        let batch_length = read_i32(&head, BATCH_LENGTH_OFFSET).unwrap_or(0).max(0) as usize;
+        let end = (LOG_OVERHEAD + batch_length).clamp(ATTRIBUTES_OFFSET, batch.len());
+        let crc = if end <= HEADER_LEN {
+            crc32c::crc32c(&head[ATTRIBUTES_OFFSET..end])
+        } else {
+            crc32c::crc32c_append(
+                crc32c::crc32c(&head[ATTRIBUTES_OFFSET..]),
+                &batch[HEADER_LEN..end],
+            )
+        };
+        head[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     }
+    Some(head)
 }
 
 /// Iterate over consecutive batches in `buf` (as stored on disk), yielding each header

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -361,9 +361,10 @@ impl PartitionLog {
     /// Validate, check producer sequences, assign offsets, write. Does not fsync.
     pub fn append_as_leader(
         &self,
-        mut records: BytesMut,
+        records: impl Into<Bytes>,
         leader_epoch: i32,
     ) -> Result<AppendResult, LogError> {
+        let records: Bytes = records.into();
         self.check_open()?;
         let cfg = self.config.read().clone();
         let now = now_ms();
@@ -395,12 +396,15 @@ impl PartitionLog {
         }
         let base = self.log_end.load(Ordering::Acquire);
         let stamp = log_append_time.then_some(now);
-        batch::assign_offsets(&mut records, base, leader_epoch, stamp);
-        let hdr = BatchHeader::parse(&records)?;
+        // The request's bytes are written as they came, behind a patched copy of the
+        // header: the records are not copied on their way to the page cache.
+        let head = batch::stamped_header(&records, base, leader_epoch, stamp)
+            .ok_or_else(|| LogError::Corrupt("record batch shorter than its header".into()))?;
+        let hdr = BatchHeader::parse(&head)?;
         let last = base + validated.last_offset_delta as i64;
         self.maybe_roll(&mut inner, &cfg, records.len(), last, now)?;
         let active = inner.segments.last_mut().ok_or(LogError::Closed)?;
-        active.append(&records, &hdr)?;
+        active.append_with_header(&head, &records[head.len()..], &hdr)?;
         // The batch is in the log: nothing below may fail the append, or its offsets
         // would be handed out twice.
         self.set_log_end(last + 1);
@@ -1475,6 +1479,7 @@ fn write_partition_metadata(dir: &Path, id: Uuid) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::log::batch::BatchBuilder;
+    use bytes::BytesMut;
 
     const DAY: i64 = 86_400_000;
 

@@ -482,8 +482,34 @@ impl Segment {
     /// Append one whole batch (already validated and patched) with a single write. On
     /// failure the file is cut back to its previous size and the segment is unchanged.
     pub fn append(&mut self, batch: &[u8], hdr: &BatchHeader) -> io::Result<()> {
+        self.append_with_header(&[], batch, hdr)
+    }
+
+    /// Append a batch given as its (patched) header and the rest of its bytes, as
+    /// [`Segment::append`] does. Small batches are joined into one write; large ones
+    /// are written from where they lie, header first.
+    pub fn append_with_header(
+        &mut self,
+        head: &[u8],
+        rest: &[u8],
+        hdr: &BatchHeader,
+    ) -> io::Result<()> {
+        const JOIN_BELOW: usize = 16 * 1024;
         let pos = self.size;
-        if let Err(e) = self.log.write_all_at(batch, pos) {
+        let len = head.len() + rest.len();
+        let written = if head.is_empty() {
+            self.log.write_all_at(rest, pos)
+        } else if len < JOIN_BELOW {
+            let mut joined = Vec::with_capacity(len);
+            joined.extend_from_slice(head);
+            joined.extend_from_slice(rest);
+            self.log.write_all_at(&joined, pos)
+        } else {
+            self.log
+                .write_all_at(head, pos)
+                .and_then(|()| self.log.write_all_at(rest, pos + head.len() as u64))
+        };
+        if let Err(e) = written {
             // A partial write must never become readable; with preallocation the bytes
             // past `size` are never served and recovery discards them.
             if !self.opts.preallocate {
@@ -494,8 +520,8 @@ impl Segment {
             }
             return Err(e);
         }
-        self.size += batch.len() as u64;
-        self.account(hdr, pos, batch.len() as u64);
+        self.size += len as u64;
+        self.account(hdr, pos, len as u64);
         Ok(())
     }
 
@@ -656,6 +682,41 @@ fn read_at(file: &File, pos: u64, len: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// `len` bytes at `pos`, read into fresh uninitialised memory: fetches are the bulk of
+/// what a broker reads, and zeroing each buffer first would touch every byte twice.
+fn read_uninit(file: &File, pos: u64, len: usize) -> io::Result<BytesMut> {
+    let mut buf = BytesMut::with_capacity(len);
+    while buf.len() < len {
+        let filled = buf.len();
+        let at = pos + filled as u64;
+        let spare = &mut buf.spare_capacity_mut()[..len - filled];
+        // SAFETY: pread writes at most `spare.len()` bytes into memory we own and that no
+        // one else references; it never reads the (uninitialised) destination.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                at as libc::off_t,
+            )
+        };
+        match n {
+            n if n > 0 => {
+                // SAFETY: pread initialised the first `n` bytes of the spare capacity.
+                unsafe { buf.set_len(buf.len() + n as usize) };
+            }
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(buf)
+}
+
 /// Walks batch headers of a [`SegmentView`] from a position, reading a chunk at a time.
 pub struct Cursor<'a> {
     view: &'a SegmentView,
@@ -737,8 +798,7 @@ impl SegmentView {
         }
         let avail = (self.size - start) as usize;
         let first_len = (max_bytes.max(HEADER_LEN)).min(avail);
-        let mut buf = BytesMut::zeroed(first_len);
-        self.file.read_exact_at(&mut buf, start)?;
+        let mut buf = read_uninit(&self.file, start, first_len)?;
         let mut end = 0usize;
         while let Some(p) = peek(&buf[end.min(buf.len())..]) {
             if p.last_offset >= max_offset {
@@ -753,9 +813,7 @@ impl SegmentView {
             }
             if batch_end > buf.len() as u64 {
                 // Only the first batch can outgrow the buffer (min_one): read it whole.
-                let mut whole = BytesMut::zeroed(batch_end as usize);
-                self.file.read_exact_at(&mut whole, start)?;
-                buf = whole;
+                buf = read_uninit(&self.file, start, batch_end as usize)?;
             }
             end = batch_end as usize;
             if end >= max_bytes {

@@ -4,10 +4,13 @@
 //! tagged fields. ApiVersions responses always use header v0 so that a client can read
 //! our answer even when it asked with a version we do not know (KIP-511).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use thiserror::Error;
+
+use super::response::{Response, SplicingBuf};
 
 #[derive(Debug, Error)]
 pub enum DecodeError {
@@ -91,13 +94,42 @@ pub fn decode_body<T: Decodable>(
     Ok(decoded)
 }
 
-/// Encode a response with its size prefix and header.
+/// Encode a response with its size prefix and header, into one buffer.
 pub fn encode_response<T: Encodable>(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &T,
-) -> Result<Bytes, String> {
+) -> Result<Response, String> {
+    let (header, header_version, total) = response_header(api_key, version, correlation_id, body)?;
+    let mut out = BytesMut::with_capacity(4 + total);
+    encode_into(&mut out, &header, header_version, total, body, version)?;
+    Ok(Response::from(out.freeze()))
+}
+
+/// Encode a response whose body holds the record sets `records`, keeping those by
+/// reference instead of copying them (see [`SplicingBuf`]).
+pub fn encode_response_splicing<T: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &T,
+    records: Vec<Bytes>,
+) -> Result<Response, String> {
+    let (header, header_version, total) = response_header(api_key, version, correlation_id, body)?;
+    let record_bytes: usize = records.iter().map(Bytes::len).sum();
+    let mut out = SplicingBuf::new(4 + total.saturating_sub(record_bytes), records);
+    encode_into(&mut out, &header, header_version, total, body, version)?;
+    Ok(out.finish())
+}
+
+/// The response header, its version and the encoded size of header plus body.
+fn response_header<T: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &T,
+) -> Result<(ResponseHeader, i16, usize), String> {
     let header_version = if api_key == ApiKey::ApiVersions {
         0
     } else {
@@ -108,20 +140,32 @@ pub fn encode_response<T: Encodable>(
         .compute_size(header_version)
         .map_err(|e| e.to_string())?;
     let bsize = body.compute_size(version).map_err(|e| e.to_string())?;
-    let total = hsize + bsize;
-    let mut out = BytesMut::with_capacity(4 + total);
-    out.put_i32(total as i32);
+    Ok((header, header_version, hsize + bsize))
+}
+
+fn encode_into<B: ByteBufMut, T: Encodable>(
+    out: &mut B,
+    header: &ResponseHeader,
+    header_version: i16,
+    total: usize,
+    body: &T,
+    version: i16,
+) -> Result<(), String> {
+    let size =
+        i32::try_from(total).map_err(|_| format!("response of {total} bytes is too large"))?;
+    out.put_i32(size);
     header
-        .encode(&mut out, header_version)
+        .encode(out, header_version)
         .map_err(|e| e.to_string())?;
-    body.encode(&mut out, version).map_err(|e| e.to_string())?;
-    Ok(out.freeze())
+    body.encode(out, version).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::handlers::APIS;
+    use bytes::BufMut;
+    use kafka_protocol::protocol::StrBytes;
     use proptest::prelude::*;
 
     fn frame(api: i16, version: i16, tail: &[u8]) -> Bytes {
@@ -183,6 +227,51 @@ mod tests {
             &mut body
         )
         .is_err());
+    }
+
+    /// A Fetch response with record sets kept by reference is byte for byte the one
+    /// encoded into a single buffer, at every version.
+    #[test]
+    fn spliced_fetch_responses_match_copied_ones() {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        use kafka_protocol::messages::{FetchResponse, TopicName};
+        let sets: Vec<Bytes> = [9000usize, 0, 100, 70_000]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Bytes::from((0..*n).map(|b| (b * 7 + i) as u8).collect::<Vec<u8>>()))
+            .collect();
+        let partitions = |from: usize| -> Vec<PartitionData> {
+            (from..from + 2)
+                .map(|i| {
+                    PartitionData::default()
+                        .with_partition_index(i as i32)
+                        .with_high_watermark(1000 + i as i64)
+                        .with_records(Some(sets[i].clone()))
+                })
+                .collect()
+        };
+        let resp = FetchResponse::default().with_responses(vec![
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_static_str("a")))
+                .with_partitions(partitions(0)),
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_static_str("b")))
+                .with_partitions(partitions(2)),
+        ]);
+        for version in 4..=18 {
+            let copied = encode_response(ApiKey::Fetch, version, 42, &resp).unwrap();
+            let spliced =
+                encode_response_splicing(ApiKey::Fetch, version, 42, &resp, sets.clone()).unwrap();
+            assert_eq!(copied.to_bytes(), spliced.to_bytes(), "v{version}");
+            // The two large sets went by reference, between copied stretches (and before
+            // the trailing tagged fields of flexible versions).
+            let chunks = if version >= 12 { 5 } else { 4 };
+            assert_eq!(
+                (copied.chunk_count(), spliced.chunk_count()),
+                (1, chunks),
+                "v{version}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Reading size-prefixed frames (`i32` big-endian length, then the bytes).
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -44,14 +44,17 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max,
         });
     }
-    let mut buf = BytesMut::zeroed(size as usize);
-    r.read_exact(&mut buf).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated
-        } else {
-            FrameError::Io(e)
+    // Read into uninitialised capacity: zeroing a buffer only to overwrite it costs a
+    // pass over every produced byte (and faults in the pages early).
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size);
+    while buf.len() < size {
+        let want = size - buf.len();
+        let n = r.read_buf(&mut (&mut buf).limit(want)).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated);
         }
-    })?;
+    }
     Ok(Some(buf))
 }
 

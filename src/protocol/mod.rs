@@ -7,6 +7,10 @@
 
 pub mod codec;
 pub mod frame;
+pub mod response;
 
-pub use codec::{decode_header, encode_response, DecodeError, RequestFrame};
+pub use codec::{
+    decode_header, encode_response, encode_response_splicing, DecodeError, RequestFrame,
+};
 pub use frame::{read_frame, FrameError};
+pub use response::Response;

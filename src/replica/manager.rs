@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -585,7 +585,7 @@ impl ReplicaManager {
         image: &MetadataImage,
         topic: &str,
         partition: i32,
-        records: BytesMut,
+        records: Bytes,
         acks: i16,
     ) -> Result<PendingAppend, KafkaError> {
         let (log, meta) = self.leader_log(image, topic, partition)?;

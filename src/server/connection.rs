@@ -106,8 +106,8 @@ pub async fn serve(
             }
             Some((outcome, api, times)) = pending.next(), if !pending.is_empty() => {
                 match outcome {
-                    Outcome::Respond(bytes) => {
-                        if let Err(e) = wr.write_all(&bytes).await {
+                    Outcome::Respond(response) => {
+                        if let Err(e) = response.write_to(&mut wr).await {
                             break Some(format!("write failed: {e}"));
                         }
                     }
@@ -127,8 +127,8 @@ pub async fn serve(
     // Drain what was already started so an acknowledged write is answered when possible.
     if close_reason.is_none() {
         while let Some((outcome, _, _)) = pending.next().await {
-            if let Outcome::Respond(bytes) = outcome {
-                if wr.write_all(&bytes).await.is_err() {
+            if let Outcome::Respond(response) = outcome {
+                if response.write_to(&mut wr).await.is_err() {
                     break;
                 }
             }
