@@ -17,6 +17,7 @@ pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod metrics;
+pub mod metrics_cache;
 pub mod metrics_collect;
 pub mod metrics_http;
 pub mod producer_ids;

@@ -262,10 +262,9 @@ fn count_out(topic: &str, records: &[u8]) {
     if records.is_empty() {
         return;
     }
-    metrics::counter!(m::BYTES_OUT_TOTAL, "topic" => topic.to_string())
-        .increment(records.len() as u64);
-    metrics::counter!(m::RECORDS_OUT_TOTAL, "topic" => topic.to_string())
-        .increment(batch_record_count(records));
+    let counters = crate::metrics_cache::topic(topic);
+    counters.bytes_out.increment(records.len() as u64);
+    counters.records_out.increment(batch_record_count(records));
 }
 
 /// Records in the whole v2 batches of `bytes`, control batches excluded; a batch cut

@@ -215,7 +215,7 @@ macro_rules! run {
 /// for unknown APIs, unsupported versions and malformed requests).
 pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
     let version = ctx.version;
-    metrics::counter!(m::REQUESTS_TOTAL, "api" => format!("{:?}", ctx.api_key), "version" => version.to_string()).increment(1);
+    crate::metrics_cache::requests(ctx.api_key, version).increment(1);
     debug!(api = ?ctx.api_key, version, correlation_id = ctx.correlation_id, client_id = %ctx.client_id, peer = %ctx.peer, "request");
     let range = supported(ctx.api_key);
     let in_range = range.is_some_and(|r| version >= r.min && version <= r.max);

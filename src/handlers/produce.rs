@@ -14,6 +14,7 @@ use super::util::s;
 use super::{respond, Ctx, Outcome, Pending};
 use crate::errors::KafkaError;
 use crate::metrics as m;
+use crate::metrics_cache;
 use crate::replica::manager::PendingAppend;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 3, max: 13 };
@@ -62,12 +63,11 @@ pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
                         let size = records.len() as u64;
                         match state.replicas.append(&image, name, pd.index, records, acks) {
                             Ok(p) => {
-                                metrics::counter!(m::BYTES_IN_TOTAL, "topic" => name.clone())
-                                    .increment(size);
                                 let n =
                                     (p.result.last_offset - p.result.base_offset + 1).max(0) as u64;
-                                metrics::counter!(m::RECORDS_IN_TOTAL, "topic" => name.clone())
-                                    .increment(n);
+                                let counters = metrics_cache::topic(name);
+                                counters.bytes_in.increment(size);
+                                counters.records_in.increment(n);
                                 Slot::Written(p)
                             }
                             Err(e) => Slot::Failed(e),

@@ -428,7 +428,7 @@ impl PartitionLog {
         if unflushed >= cfg.flush_messages {
             self.kick_flush();
         }
-        metrics::counter!(crate::metrics::LOG_APPENDED_BYTES_TOTAL).increment(records.len() as u64);
+        crate::metrics_cache::appended_bytes().increment(records.len() as u64);
         Ok(AppendResult {
             base_offset: base,
             last_offset: last,

@@ -1,27 +1,25 @@
 //! One client connection.
 //!
-//! A reader task turns bytes into frames; the connection task decodes each request,
-//! starts it *in arrival order* (so appends to a partition happen in the order the client
-//! sent them), and queues its completion. Completions may overlap (several acks=all
-//! produces share one fsync) but responses are written strictly in request order, as the
-//! Kafka protocol requires.
+//! One task reads frames, decodes each request, starts it *in arrival order* (so appends
+//! to a partition happen in the order the client sent them), and queues its completion.
+//! Completions may overlap (several acks=all produces share one fsync) but responses are
+//! written strictly in request order, as the Kafka protocol requires.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use futures::stream::{FuturesOrdered, StreamExt};
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::broker::BrokerState;
 use crate::handlers::{self, Ctx, Outcome};
 use crate::metrics as m;
-use crate::protocol::{decode_header, read_frame, FrameError};
+use crate::protocol::{decode_header, FrameReader};
 
 /// Requests a client may have in flight on one connection before we stop reading.
 const MAX_IN_FLIGHT: usize = 64;
@@ -37,38 +35,19 @@ pub async fn serve(
     gauge.increment(1.0);
     info!(%peer, %listener, "connection opened");
     let (rd, mut wr) = stream.into_split();
-    let max = state.config.socket_request_max_bytes;
-    // Frames carry the moment they were read, for the request-queue stage metric.
-    let (tx, mut rx) = mpsc::channel::<Result<(Bytes, Instant), FrameError>>(8);
-    let reader = tokio::spawn(async move {
-        let mut rd = BufReader::with_capacity(64 * 1024, rd);
-        loop {
-            match read_frame(&mut rd, max).await {
-                Ok(Some(frame)) => {
-                    if tx.send(Ok((frame.freeze(), Instant::now()))).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    break;
-                }
-            }
-        }
-    });
-
+    let mut frames = FrameReader::new(rd, state.config.socket_request_max_bytes);
     let mut histograms: std::collections::HashMap<ApiKey, RequestHistograms> = Default::default();
     let mut client_id = String::new();
     let mut pending = FuturesOrdered::new();
     let mut input_open = true;
     let close_reason: Option<String> = loop {
         tokio::select! {
-            frame = rx.recv(), if input_open && pending.len() < MAX_IN_FLIGHT => {
-                let (frame, arrived) = match frame {
-                    Some(Ok(f)) => f,
-                    Some(Err(e)) => break Some(e.to_string()),
-                    None => {
+            frame = frames.next(), if input_open && pending.len() < MAX_IN_FLIGHT => {
+                let arrived = Instant::now();
+                let frame = match frame {
+                    Ok(Some(f)) => f,
+                    Err(e) => break Some(e.to_string()),
+                    Ok(None) => {
                         input_open = false;
                         if pending.is_empty() {
                             break None;
@@ -123,7 +102,6 @@ pub async fn serve(
             else => break None,
         }
     };
-    reader.abort();
     // Drain what was already started so an acknowledged write is answered when possible.
     if close_reason.is_none() {
         while let Some((outcome, _, _)) = pending.next().await {
