@@ -11,6 +11,7 @@ mod broker;
 mod consume;
 mod machine;
 mod produce;
+mod raw;
 mod report;
 mod run;
 mod stats;
@@ -38,6 +39,10 @@ enum Cmd {
     Produce(produce::ProduceArgs),
     /// (child) Consume a topic, print a JSON result line.
     Consume(consume::ConsumeArgs),
+    /// (child) Produce one pre-encoded batch over and over: the broker's own ceiling.
+    RawProduce(raw::RawProduceArgs),
+    /// (child) Fetch a partition from the start without parsing records.
+    RawConsume(raw::RawConsumeArgs),
     /// (child) Loopback limit: accept one connection and sink or echo it.
     TcpServer,
     /// (child) Loopback limit: stream to or ping-pong with a tcp-server.
@@ -98,6 +103,8 @@ fn main() -> ExitCode {
         Cmd::Run(args) => run::run(args),
         Cmd::Produce(args) => produce::main(args),
         Cmd::Consume(args) => consume::main(args),
+        Cmd::RawProduce(args) => raw::produce(args),
+        Cmd::RawConsume(args) => raw::consume(args),
         Cmd::TcpServer => machine::tcp_server(),
         Cmd::TcpClient(args) => machine::tcp_client(args),
         Cmd::Show { file } => report::show(&file),
