@@ -13,11 +13,17 @@
 //! be opened at all stays offline, remembered with its directory so that it is neither
 //! re-created empty elsewhere nor forgotten; opening it is retried when it is next asked
 //! for.
+//!
+//! A log that cannot be created (out of descriptors, or space) is not retried on every
+//! request or metadata change: each failure sets a retry time (1 s, doubling to 30 s),
+//! and until it succeeds the partition counts as unavailable here, so Metadata does not
+//! offer this broker as its leader. Failures are logged when a partition's state
+//! changes (first failure, a different error, recovery), never once per attempt.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tokio::task::JoinHandle;
@@ -25,6 +31,7 @@ use uuid::Uuid;
 
 use super::checkpoint;
 use super::flusher::{self, FlusherHandle};
+use super::handles::HandleCache;
 use super::partition::{now_ms, OpenOptions};
 use super::{LogError, PartitionLog};
 use crate::config::{Config, TopicConfig};
@@ -34,6 +41,31 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 
 /// How often recovery points are checkpointed (Kafka: log.flush.offset.checkpoint.interval.ms).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// First wait before a log that could not be created is tried again; it doubles with
+/// each failure up to [`CREATE_RETRY_MAX`].
+const CREATE_RETRY_MIN: Duration = Duration::from_secs(1);
+const CREATE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// A partition log that could not be created, and when to try again.
+#[derive(Debug, Clone)]
+struct CreateFailure {
+    error: String,
+    attempts: u32,
+    retry_at: Instant,
+}
+
+/// What a creation attempt changed, for logging once per change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Nothing to report: created or found as before, or still failing the same way, or
+    /// waiting for its retry time.
+    Unchanged,
+    /// Failed for the first time, or with a different error than before.
+    Failed(String),
+    /// Created after failing `attempts` times.
+    Recovered { attempts: u32 },
+}
 
 /// Usage of one log directory, for DescribeLogDirs.
 #[derive(Debug, Clone)]
@@ -59,6 +91,10 @@ pub struct LogManager {
     offline: Mutex<BTreeMap<(String, i32), (PathBuf, String)>>,
     /// One per directory once the background tasks run.
     flushers: Mutex<Option<Vec<FlusherHandle>>>,
+    /// The open segment files of every log, bounded (`log.segment.files.open.max`).
+    handles: Arc<HandleCache>,
+    /// Logs that could not be created, retried with backoff.
+    create_failures: Mutex<HashMap<(String, i32), CreateFailure>>,
 }
 
 /// `<topic>-<partition>` → (topic, partition).
@@ -78,12 +114,29 @@ impl LogManager {
         let mut logs = BTreeMap::new();
         let mut offline = BTreeMap::new();
         let default_topic_cfg = cfg.topic_config(&BTreeMap::new());
+        let handles = match cfg.segment_files_open_max {
+            Some(n) => HandleCache::new(n),
+            None => HandleCache::from_limit(),
+        };
+        tracing::info!(
+            capacity = handles.capacity(),
+            open_files_limit = super::handles::open_files_limit(),
+            "segment files held open at most"
+        );
         for path in &cfg.log_dirs {
             let dir = LogDir {
                 path: path.clone(),
                 error: Mutex::new(None),
             };
-            if let Err(e) = load_dir(path, &cfg, &default_topic_cfg, &mut logs, &mut offline) {
+            let loaded = load_dir(
+                path,
+                &cfg,
+                &default_topic_cfg,
+                &handles,
+                &mut logs,
+                &mut offline,
+            );
+            if let Err(e) = loaded {
                 tracing::error!(dir = %path.display(), error = %e, "log directory failed");
                 *dir.error.lock() = Some(e.to_string());
             }
@@ -100,7 +153,101 @@ impl LogManager {
             logs: RwLock::new(logs),
             offline: Mutex::new(offline),
             flushers: Mutex::new(None),
+            handles,
+            create_failures: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Create a partition's log unless it exists or its last failure is too recent to
+    /// try again, and say what changed. `Err` means the log is not there (now or still).
+    pub fn create_with_backoff(
+        &self,
+        topic: &str,
+        partition: i32,
+        topic_id: Uuid,
+        cfg: TopicConfig,
+    ) -> (Result<Arc<PartitionLog>, LogError>, CreateOutcome) {
+        if let Some(log) = self.get(topic, partition) {
+            return (Ok(log), CreateOutcome::Unchanged);
+        }
+        let key = (topic.to_string(), partition);
+        let now = Instant::now();
+        if let Some(f) = self.create_failures.lock().get(&key) {
+            if f.retry_at > now {
+                let e = std::io::Error::other(format!(
+                    "partition log unavailable ({}); next attempt in {} ms",
+                    f.error,
+                    f.retry_at.duration_since(now).as_millis()
+                ));
+                return (Err(LogError::Io(e)), CreateOutcome::Unchanged);
+            }
+        }
+        match self.get_or_create(topic, partition, topic_id, cfg) {
+            Ok(log) => {
+                let outcome = match self.create_failures.lock().remove(&key) {
+                    Some(f) => CreateOutcome::Recovered {
+                        attempts: f.attempts,
+                    },
+                    None => CreateOutcome::Unchanged,
+                };
+                (Ok(log), outcome)
+            }
+            Err(e) => {
+                let error = e.to_string();
+                let mut failures = self.create_failures.lock();
+                let f = failures.entry(key).or_insert(CreateFailure {
+                    error: String::new(),
+                    attempts: 0,
+                    retry_at: now,
+                });
+                let changed = f.error != error;
+                f.attempts += 1;
+                let wait = CREATE_RETRY_MIN
+                    .saturating_mul(1 << (f.attempts - 1).min(8))
+                    .min(CREATE_RETRY_MAX);
+                f.retry_at = now + wait;
+                f.error = error.clone();
+                let outcome = if changed {
+                    CreateOutcome::Failed(error)
+                } else {
+                    CreateOutcome::Unchanged
+                };
+                (Err(e), outcome)
+            }
+        }
+    }
+
+    /// A log that could not be created is due for another attempt.
+    pub fn create_retry_due(&self) -> bool {
+        let now = Instant::now();
+        self.create_failures
+            .lock()
+            .values()
+            .any(|f| f.retry_at <= now)
+    }
+
+    /// Forget creation failures of partitions no longer wanted here.
+    pub fn retain_create_failures(&self, wanted: &HashSet<(String, i32)>) {
+        self.create_failures
+            .lock()
+            .retain(|k, _| wanted.contains(k));
+    }
+
+    /// Partitions this broker should serve but has no log for: creation failed, or found
+    /// on disk but cannot be opened.
+    pub fn unavailable(&self) -> HashSet<(String, i32)> {
+        let mut out: HashSet<(String, i32)> = self.create_failures.lock().keys().cloned().collect();
+        out.extend(self.offline.lock().keys().cloned());
+        out
+    }
+
+    pub fn unavailable_count(&self) -> usize {
+        self.unavailable().len()
+    }
+
+    /// The budget of open segment files (for metrics).
+    pub fn handles(&self) -> &Arc<HandleCache> {
+        &self.handles
     }
 
     fn dir_index(&self, log: &PartitionLog) -> Option<usize> {
@@ -230,7 +377,7 @@ impl LogManager {
                 .map(|l| ((l.topic().to_string(), l.partition()), l.recovery_point()))
                 .collect();
             let path = dir.path.join(checkpoint::RECOVERY_POINT_FILE);
-            if let Err(e) = checkpoint::write(&path, &offsets) {
+            if let Err(e) = self.with_descriptors(|| checkpoint::write(&path, &offsets)) {
                 tracing::warn!(file = %path.display(), error = %e, "cannot write recovery points");
             }
             let hws: checkpoint::Offsets = logs
@@ -239,9 +386,18 @@ impl LogManager {
                 .map(|l| ((l.topic().to_string(), l.partition()), l.high_watermark()))
                 .collect();
             let path = dir.path.join(checkpoint::HIGH_WATERMARK_FILE);
-            if let Err(e) = checkpoint::write(&path, &hws) {
+            if let Err(e) = self.with_descriptors(|| checkpoint::write(&path, &hws)) {
                 tracing::warn!(file = %path.display(), error = %e, "cannot write high watermarks");
             }
+        }
+    }
+
+    /// Run `f`; if it fails for want of descriptors, close some cached segment files and
+    /// run it once more (a checkpoint matters more than a cached handle).
+    fn with_descriptors<T>(&self, f: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+        match f() {
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) && self.handles.shed() > 0 => f(),
+            other => other,
         }
     }
 
@@ -292,6 +448,7 @@ impl LogManager {
                 clean_shutdown: false,
                 producer_id_expiration_ms: self.cfg.producer_id_expiration_ms,
                 high_watermark: None,
+                handles: self.handles.clone(),
             })
             .inspect_err(|e| {
                 if let Some(entry) = self.offline.lock().get_mut(&key) {
@@ -333,6 +490,7 @@ impl LogManager {
             clean_shutdown: false,
             producer_id_expiration_ms: self.cfg.producer_id_expiration_ms,
             high_watermark: None,
+            handles: self.handles.clone(),
         })?;
         if let Some(handles) = self.flushers.lock().as_ref() {
             log.attach_flusher(handles.get(dir).cloned());
@@ -428,8 +586,10 @@ impl LogManager {
     ///
     /// A directory is marked clean only if every partition in it shut down cleanly and
     /// none is offline: the marker lets the next start trust the files without
-    /// re-validation. The recovery-point checkpoint is best effort (without it the next
-    /// unclean start re-validates more).
+    /// re-validation. The error returned is the first log that could not be flushed and
+    /// sealed (its data may not be durable): that is what the exit status reports. The
+    /// checkpoints and the marker are best effort, and only warned about: without them
+    /// the next start re-validates more, but every flushed record is safe.
     pub fn shutdown(&self) -> Result<(), LogError> {
         *self.flushers.lock() = None;
         let mut failed = None;
@@ -459,13 +619,14 @@ impl LogManager {
                 continue;
             }
             let marker = dir.path.join(CLEAN_SHUTDOWN_FILE);
-            let marked = std::fs::File::create(&marker)
-                .and_then(|f| f.sync_all())
-                .and_then(|()| std::fs::File::open(&dir.path)?.sync_all());
+            let marked = self.with_descriptors(|| {
+                std::fs::File::create(&marker)
+                    .and_then(|f| f.sync_all())
+                    .and_then(|()| std::fs::File::open(&dir.path)?.sync_all())
+            });
             if let Err(e) = marked {
                 tracing::warn!(dir = %dir.path.display(), error = %e,
                     "cannot mark clean shutdown; the next start recovers");
-                failed.get_or_insert(LogError::Io(e));
             }
         }
         match failed {
@@ -480,6 +641,7 @@ fn load_dir(
     path: &Path,
     cfg: &Config,
     topic_cfg: &TopicConfig,
+    handles: &Arc<HandleCache>,
     logs: &mut BTreeMap<(String, i32), Arc<PartitionLog>>,
     offline: &mut BTreeMap<(String, i32), (PathBuf, String)>,
 ) -> Result<(), LogError> {
@@ -533,6 +695,7 @@ fn load_dir(
             high_watermark: high_watermarks
                 .as_ref()
                 .map(|hws| hws.get(&(topic.clone(), partition)).copied().unwrap_or(0)),
+            handles: handles.clone(),
         });
         match opened {
             Ok(log) => {

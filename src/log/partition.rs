@@ -21,6 +21,7 @@ use super::batch::{self, BatchHeader, ValidateOptions};
 use super::checkpoint;
 use super::epoch::{self, EpochCache};
 use super::flusher::FlusherHandle;
+use super::handles::HandleCache;
 use super::producer_state::{ProducerInfo, ProducerStateManager, SeqCheck};
 use super::segment::{self, Segment, SegmentOptions, SegmentView};
 use super::LogError;
@@ -78,6 +79,8 @@ pub struct OpenOptions {
     /// all) starts it at the log end, as before checkpoints existed. It matters for
     /// replicated partitions only: a single-replica log moves it to its end itself.
     pub high_watermark: Option<i64>,
+    /// The broker's budget of open segment files, shared by every log.
+    pub handles: Arc<HandleCache>,
 }
 
 struct Inner {
@@ -98,6 +101,7 @@ pub struct PartitionLog {
     topic_id: Mutex<Uuid>,
     dir: PathBuf,
     me: Weak<PartitionLog>,
+    handles: Arc<HandleCache>,
     inner: Mutex<Inner>,
     config: RwLock<TopicConfig>,
     hw: watch::Sender<i64>,
@@ -203,7 +207,7 @@ impl PartitionLog {
             let next_base = bases.get(i + 1).copied();
             // A segment may hold unflushed offsets if it reaches the recovery point.
             let recover = !opts.clean_shutdown && next_base.is_none_or(|n| n > opts.recovery_point);
-            let (seg, outcome) = Segment::open(&dir, base, seg_opts, recover)?;
+            let (seg, outcome) = Segment::open(&dir, base, seg_opts, recover, &opts.handles)?;
             recovered_any |= recover;
             let overlaps = segments.last().is_some_and(|p| p.next_offset() > base);
             if overlaps {
@@ -232,8 +236,22 @@ impl PartitionLog {
             .get(&(opts.topic.clone(), opts.partition))
             .copied()
             .unwrap_or(0);
+        // Indexes rebuilt for sealed segments are written now if the disk allows (the
+        // next flush or the shutdown retries otherwise); the active one's wait for its
+        // seal, like those of any active segment.
+        let sealed = segments.len().saturating_sub(1);
+        for seg in &mut segments[..sealed] {
+            if seg.indexes_lagging() {
+                let _ = seg.settle_indexes();
+            }
+        }
         if segments.is_empty() {
-            segments.push(Segment::create(&dir, saved_start.max(0), seg_opts)?);
+            segments.push(Segment::create(
+                &dir,
+                saved_start.max(0),
+                seg_opts,
+                &opts.handles,
+            )?);
         }
         let first_base = segments[0].base_offset();
         let log_end = segments.last().map_or(0, |s| s.next_offset());
@@ -276,6 +294,7 @@ impl PartitionLog {
             topic_id: Mutex::new(topic_id),
             dir,
             me: me.clone(),
+            handles: opts.handles,
             inner: Mutex::new(Inner {
                 segments,
                 epochs,
@@ -456,7 +475,7 @@ impl PartitionLog {
             tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
                 "cannot write producer snapshot");
         }
-        let seg = Segment::create(&self.dir, base, SegmentOptions::from(cfg))?;
+        let seg = Segment::create(&self.dir, base, SegmentOptions::from(cfg), &self.handles)?;
         inner.segments.push(seg);
         inner.dir_dirty = true;
         metrics::counter!(crate::metrics::LOG_SEGMENTS_ROLLED_TOTAL).increment(1);
@@ -497,21 +516,23 @@ impl PartitionLog {
             let flushed = self.flushed.load(Ordering::Acquire);
             let target = self.log_end.load(Ordering::Acquire);
             let n = inner.segments.len();
-            // Index files that lag (a write failed on a full disk) are caught up here,
-            // cheaply and off the append path; the ones that catch up are synced.
-            let mut caught_up = vec![false; n];
-            for (i, s) in inner.segments.iter_mut().enumerate() {
-                caught_up[i] = s.indexes_lagging() && s.persist_indexes().is_ok();
+            // Sealed segments write and sync their indexes when sealed (a sealed segment
+            // below the recovery point is trusted without a rebuild); ones that could not
+            // (full disk) are retried here, off the append path. The active segment's
+            // indexes need neither: a restart after a crash always recovers it.
+            for s in inner.segments[..n.saturating_sub(1)].iter_mut() {
+                if s.indexes_unsettled() {
+                    let _ = s.settle_indexes();
+                }
             }
-            // The active segment, plus sealed ones still holding unflushed data (with
-            // their indexes: a sealed segment below the recovery point is not rebuilt).
+            // The active segment, plus sealed ones still holding unflushed data.
             let files: Vec<std::sync::Arc<std::fs::File>> = inner
                 .segments
                 .iter()
                 .enumerate()
-                .filter(|(i, s)| *i + 1 == n || s.next_offset() > flushed || caught_up[*i])
-                .flat_map(|(i, s)| s.sync_handles(i + 1 < n || caught_up[i]))
-                .collect();
+                .filter(|(i, s)| *i + 1 == n || s.next_offset() > flushed)
+                .map(|(_, s)| s.log_handle())
+                .collect::<std::io::Result<_>>()?;
             (target, files, std::mem::take(&mut inner.dir_dirty))
         };
         if target <= self.flushed.load(Ordering::Acquire) && !dir_dirty {
@@ -1183,12 +1204,17 @@ impl PartitionLog {
             // mix cleaned and original segments, so the log stops serving at once; the
             // next open finishes the swap from the `.swap` files.
             let opts = SegmentOptions::from(&cfg);
+            // The originals' names are about to name the cleaned files: views taken
+            // before keep reading the originals.
+            for &i in &positions {
+                inner.segments[i].retire();
+            }
             let swapped = cleaner::replace_with_swaps(&self.dir, &bases)
                 .map_err(LogError::from)
                 .and_then(|()| {
                     let mut reopened = Vec::with_capacity(bases.len());
                     for &base in &bases {
-                        reopened.push(Segment::open(&self.dir, base, opts, true)?.0);
+                        reopened.push(Segment::open(&self.dir, base, opts, true, &self.handles)?.0);
                     }
                     Ok(reopened)
                 });
@@ -1247,14 +1273,12 @@ impl PartitionLog {
             for (i, seg) in inner.segments.iter_mut().enumerate() {
                 if i + 1 == n {
                     seg.seal()?;
+                    seg.sync_log()?;
                 }
-                if !seg.indexes_lagging() {
-                    if i + 1 == n {
-                        seg.sync(true)?;
-                    }
+                if !seg.indexes_unsettled() {
                     continue;
                 }
-                match seg.persist_indexes().and_then(|()| seg.sync(true)) {
+                match seg.settle_indexes() {
                     Ok(()) => {}
                     Err(e) => {
                         tracing::warn!(topic = %self.topic, partition = self.partition,
@@ -1502,6 +1526,7 @@ mod tests {
             clean_shutdown: clean,
             producer_id_expiration_ms: DAY,
             high_watermark: None,
+            handles: HandleCache::new(64),
         })
         .unwrap()
     }
@@ -2197,6 +2222,7 @@ mod tests {
                 clean_shutdown: false,
                 producer_id_expiration_ms: DAY,
                 high_watermark: None,
+                handles: HandleCache::new(64),
             })
             .unwrap()
         };
