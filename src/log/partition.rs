@@ -90,6 +90,9 @@ struct Inner {
     producers: ProducerStateManager,
     /// A segment file was created or removed since the last directory fsync.
     dir_dirty: bool,
+    /// `partition.metadata` was written without an fsync (a new partition): the next
+    /// flush syncs it before the directory.
+    metadata_unsynced: bool,
 }
 
 /// A partition log. Thread-safe; appends are serialised internally.
@@ -168,7 +171,9 @@ impl PartitionLog {
     pub fn open(opts: OpenOptions) -> Result<Arc<PartitionLog>, LogError> {
         let dir = opts.dir.clone();
         let mut checkpoint_stale = false;
-        if !dir.is_dir() {
+        let mut metadata_unsynced = false;
+        let created = !dir.is_dir();
+        if created {
             std::fs::create_dir_all(&dir)?;
             // A new log must not inherit the cleaner checkpoint of a deleted one of the
             // same name: its records would count as clean and enter no offset map.
@@ -186,8 +191,23 @@ impl PartitionLog {
                 // A directory found on disk without metadata keeps it absent until the
                 // controller supplies the id; never record a nil id. A failed write is
                 // retried at shutdown: the id is known in memory meanwhile.
+                //
+                // A new partition's file is written without fsyncs (two per partition made
+                // creating thousands of partitions slow); its first flush syncs it and the
+                // directory, before any record counts as durable. A crash before that can
+                // only leave the file absent or torn, which reads as absent: the log
+                // (holding nothing durable) then takes its id from metadata, as above.
                 if !opts.topic_id.is_nil() {
-                    if let Err(e) = write_partition_metadata(&dir, opts.topic_id) {
+                    let written = if created {
+                        metadata_unsynced = true;
+                        std::fs::write(
+                            dir.join(PARTITION_METADATA_FILE),
+                            partition_metadata_text(opts.topic_id),
+                        )
+                    } else {
+                        write_partition_metadata(&dir, opts.topic_id)
+                    };
+                    if let Err(e) = written {
                         tracing::warn!(dir = %dir.display(), error = %e,
                             "cannot write partition.metadata; will retry");
                     }
@@ -300,6 +320,7 @@ impl PartitionLog {
                 epochs,
                 producers,
                 dir_dirty: true,
+                metadata_unsynced,
             }),
             config: RwLock::new(opts.config),
             hw,
@@ -533,8 +554,31 @@ impl PartitionLog {
                 .filter(|(i, s)| *i + 1 == n || s.next_offset() > flushed)
                 .map(|(_, s)| s.log_handle())
                 .collect::<std::io::Result<_>>()?;
-            (target, files, std::mem::take(&mut inner.dir_dirty))
+            // Small files written without fsyncs when the partition was new are synced
+            // with its first flush, so nothing counts as durable before they are.
+            let mut files = files;
+            let metadata_unsynced = std::mem::take(&mut inner.metadata_unsynced);
+            let epochs_unsynced = inner.epochs.take_unsynced();
+            if let Some(p) = &epochs_unsynced {
+                match std::fs::File::open(p) {
+                    Ok(f) => files.push(Arc::new(f)),
+                    Err(e) => {
+                        inner.epochs.mark_unsynced();
+                        inner.metadata_unsynced |= metadata_unsynced;
+                        return Err(e);
+                    }
+                }
+            }
+            let dir_dirty = std::mem::take(&mut inner.dir_dirty)
+                || metadata_unsynced
+                || epochs_unsynced.is_some();
+            (
+                target,
+                files,
+                (dir_dirty, metadata_unsynced, epochs_unsynced.is_some()),
+            )
         };
+        let (dir_dirty, metadata_unsynced, epochs_unsynced) = dir_dirty;
         if target <= self.flushed.load(Ordering::Acquire) && !dir_dirty {
             return Ok(target);
         }
@@ -543,6 +587,14 @@ impl PartitionLog {
             for f in &files {
                 f.sync_data()?;
             }
+            if metadata_unsynced {
+                match std::fs::File::open(self.dir.join(PARTITION_METADATA_FILE)) {
+                    Ok(f) => f.sync_data()?,
+                    // Never written (the write failed): shutdown writes it atomically.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
             if dir_dirty {
                 std::fs::File::open(&self.dir)?.sync_all()?;
             }
@@ -550,7 +602,12 @@ impl PartitionLog {
         })();
         if let Err(e) = result {
             // The directory must be synced again next time.
-            self.inner.lock().dir_dirty |= dir_dirty;
+            let mut inner = self.inner.lock();
+            inner.dir_dirty |= dir_dirty;
+            inner.metadata_unsynced |= metadata_unsynced;
+            if epochs_unsynced {
+                inner.epochs.mark_unsynced();
+            }
             return Err(e);
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -1292,9 +1349,15 @@ impl PartitionLog {
             if dir_changed {
                 std::fs::File::open(&self.dir)?.sync_all()?;
             }
-            if let Err(e) = write_snapshot(&self.dir, &inner.producers) {
-                tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
-                    "cannot write producer snapshot at shutdown");
+            // A log with no producer state and nothing to replay needs no snapshot (a
+            // broker with thousands of idle partitions would spend two fsyncs on each).
+            let nothing_to_replay =
+                inner.producers.is_empty() && self.log_end_offset() == self.log_start_offset();
+            if !nothing_to_replay {
+                if let Err(e) = write_snapshot(&self.dir, &inner.producers) {
+                    tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                        "cannot write producer snapshot at shutdown");
+                }
             }
             if let Err(e) = inner.epochs.persist_if_dirty() {
                 tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
@@ -1490,9 +1553,15 @@ fn read_partition_metadata(dir: &Path) -> Option<Uuid> {
     parse_topic_id(id)
 }
 
+fn partition_metadata_text(id: Uuid) -> String {
+    format!("version: 0\ntopic_id: {}\n", topic_id_to_string(id))
+}
+
 fn write_partition_metadata(dir: &Path, id: Uuid) -> std::io::Result<()> {
-    let text = format!("version: 0\ntopic_id: {}\n", topic_id_to_string(id));
-    epoch::write_atomically(&dir.join(PARTITION_METADATA_FILE), text.as_bytes())
+    epoch::write_atomically(
+        &dir.join(PARTITION_METADATA_FILE),
+        partition_metadata_text(id).as_bytes(),
+    )
 }
 
 #[cfg(test)]

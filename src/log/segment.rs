@@ -506,9 +506,13 @@ impl Segment {
     }
 
     /// Whether the index files are not yet what a restart may trust: lagging, or written
-    /// but not synced.
+    /// but not synced. An empty segment's never are: a restart that finds its index files
+    /// missing, or holding anything, rebuilds them from nothing for free.
     pub fn indexes_unsettled(&self) -> bool {
-        self.indexes_lagging() || self.offset_index.is_unsynced() || self.time_index.is_unsynced()
+        self.size > 0
+            && (self.indexes_lagging()
+                || self.offset_index.is_unsynced()
+                || self.time_index.is_unsynced())
     }
 
     /// Remove both index files, so the next open rebuilds them from the log (a lagging
@@ -581,7 +585,9 @@ impl Segment {
         if log.metadata()?.len() > self.size {
             log.set_len(self.size)?;
         }
-        let _ = self.settle_indexes();
+        if self.indexes_unsettled() {
+            let _ = self.settle_indexes();
+        }
         Ok(())
     }
 
