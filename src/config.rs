@@ -111,6 +111,7 @@ pub const BROKER_DEFS: &[BrokerDef] = &[
     BrokerDef { name: "log.index.size.max.bytes", kind: Kind::Int, default: "10485760", doc: "Largest offset index file." },
     BrokerDef { name: "log.segment.delete.delay.ms", kind: Kind::Long, default: "60000", doc: "Delay before a deleted segment's files are removed." },
     BrokerDef { name: "log.preallocate", kind: Kind::Bool, default: "false", doc: "Preallocate segment files." },
+    BrokerDef { name: "log.segment.files.open.max", kind: Kind::Int, default: "0", doc: "Most segment files held open at once, across all partitions; the least recently used are closed and reopened when next read or appended to (index files are never held open). 0 sizes it from the open-file limit: three quarters of RLIMIT_NOFILE, leaving at least 64 descriptors to sockets and everything else." },
     BrokerDef { name: "log.message.timestamp.type", kind: Kind::String, default: "CreateTime", doc: "CreateTime or LogAppendTime." },
     BrokerDef { name: "log.message.timestamp.before.max.ms", kind: Kind::Long, default: LONG_MAX, doc: "How far in the past a CreateTime may be." },
     BrokerDef { name: "log.message.timestamp.after.max.ms", kind: Kind::Long, default: "3600000", doc: "How far in the future a CreateTime may be." },
@@ -455,6 +456,9 @@ pub struct Config {
     pub socket_request_max_bytes: usize,
     pub retention_check_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
+    /// `log.segment.files.open.max`; `None` (0): sized from the open-file limit when the
+    /// log manager starts.
+    pub segment_files_open_max: Option<usize>,
     pub producer_id_expiration_ms: i64,
     pub groups: GroupSettings,
 }
@@ -660,6 +664,14 @@ impl Config {
                 ));
             }
         }
+        let open_max = int("log.segment.files.open.max");
+        if open_max < 0 {
+            return Err(invalid(
+                "log.segment.files.open.max",
+                &open_max.to_string(),
+                "must be 0 (sized from the open-file limit) or positive",
+            ));
+        }
         let session_ms = positive("broker.session.timeout.ms")? as u64;
         let heartbeat_ms = positive("broker.heartbeat.interval.ms")? as u64;
         if heartbeat_ms >= session_ms {
@@ -694,6 +706,7 @@ impl Config {
             socket_request_max_bytes: req_max,
             retention_check_interval_ms: positive("log.retention.check.interval.ms")? as u64,
             flush_scheduler_interval_ms: positive("log.flush.scheduler.interval.ms")? as u64,
+            segment_files_open_max: (open_max > 0).then_some(open_max as usize),
             producer_id_expiration_ms: positive("producer.id.expiration.ms")?,
             groups: group_settings(&get, &positive)?,
             explicit,

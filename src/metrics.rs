@@ -25,6 +25,10 @@ pub const LOG_CLEANER_CLEANED_BYTES_TOTAL: &str = "weir_log_cleaner_cleaned_byte
 pub const LOG_RECOVERY_TRUNCATED_BYTES_TOTAL: &str = "weir_log_recovery_truncated_bytes_total";
 pub const LOG_APPENDED_BYTES_TOTAL: &str = "weir_log_appended_bytes_total";
 pub const LOG_SEGMENTS_ROLLED_TOTAL: &str = "weir_log_segments_rolled_total";
+pub const LOG_SEGMENT_FILES_OPEN: &str = "weir_log_segment_files_open";
+pub const LOG_SEGMENT_FILES_OPEN_MAX: &str = "weir_log_segment_files_open_max";
+pub const LOG_SEGMENT_FILES_EVICTED_TOTAL: &str = "weir_log_segment_files_evicted_total";
+pub const LOG_PARTITIONS_UNAVAILABLE: &str = "weir_log_partitions_unavailable";
 pub const LOG_FLUSHES_TOTAL: &str = "weir_log_flushes_total";
 pub const LOG_PARTITION_FLUSH_DURATION_SECONDS: &str = "weir_log_partition_flush_duration_seconds";
 pub const LOG_RETENTION_DELETED_SEGMENTS_TOTAL: &str = "weir_log_retention_deleted_segments_total";
@@ -229,6 +233,22 @@ fn describe() {
         "Bytes appended to partition logs."
     );
     describe_counter!(LOG_SEGMENTS_ROLLED_TOTAL, "Segments rolled.");
+    describe_gauge!(
+        LOG_SEGMENT_FILES_OPEN,
+        "Segment files holding an open descriptor in the handle cache."
+    );
+    describe_gauge!(
+        LOG_SEGMENT_FILES_OPEN_MAX,
+        "Capacity of the segment handle cache (log.segment.files.open.max, or sized from the open-file limit)."
+    );
+    describe_counter!(
+        LOG_SEGMENT_FILES_EVICTED_TOTAL,
+        "Segment file descriptors closed to stay within the handle cache's capacity (reopened when next used); a fast rise means the cache is too small for the partitions in use."
+    );
+    describe_gauge!(
+        LOG_PARTITIONS_UNAVAILABLE,
+        "Partitions this broker should host whose log cannot be created or opened (their creation is retried with backoff; Metadata shows no leader for them here)."
+    );
     describe_counter!(LOG_FLUSHES_TOTAL, "Partition fsyncs.");
     describe_histogram!(
         LOG_PARTITION_FLUSH_DURATION_SECONDS,

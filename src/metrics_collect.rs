@@ -55,6 +55,10 @@ fn collect_logs(state: &BrokerState) {
     }
     gauge!(m::LOG_SEGMENTS).set(segments as f64);
     gauge!(m::LOG_SIZE_BYTES).set(bytes as f64);
+    let handles = state.logs.handles();
+    gauge!(m::LOG_SEGMENT_FILES_OPEN).set(handles.len() as f64);
+    gauge!(m::LOG_SEGMENT_FILES_OPEN_MAX).set(handles.capacity() as f64);
+    gauge!(m::LOG_PARTITIONS_UNAVAILABLE).set(state.logs.unavailable_count() as f64);
     for d in state.logs.dirs() {
         let dir = d.path.display().to_string();
         gauge!(m::LOG_DIR_TOTAL_BYTES, "dir" => dir.clone()).set(d.total_bytes as f64);

@@ -1,5 +1,12 @@
 //! Metadata (key 3), v0–v13: brokers, controller, cluster id and topic/partition
 //! leadership, auto-creating requested topics when the broker allows it.
+//!
+//! A partition this broker leads but has no log for (its creation failed, or it was
+//! found on disk and cannot be opened) is answered LEADER_NOT_AVAILABLE with no leader
+//! and this broker among the offline replicas: clients then wait and retry instead of
+//! sending produce requests that can only fail.
+
+use std::collections::HashSet;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -30,10 +37,14 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     let allow_auto =
         state.config.auto_create_topics && (ctx.version < 4 || req.allow_auto_topic_creation);
     let mut topics = Vec::new();
+    let local = Local {
+        node_id: state.node_id,
+        unavailable: state.logs.unavailable(),
+    };
     if all {
         let image = state.controller.image();
         for t in image.topics.values() {
-            topics.push(topic_response(&image, t, ctx.version));
+            topics.push(topic_response(&image, t, &local));
         }
     } else {
         for rt in req.topics.unwrap_or_default() {
@@ -58,7 +69,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
                 }
             };
             if let Some(t) = image.topic(&name) {
-                topics.push(topic_response(&image, t, ctx.version));
+                topics.push(topic_response(&image, t, &local));
                 continue;
             }
             if let Err(e) = topics::validate_name(&name) {
@@ -78,7 +89,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
                     let image = state.controller.image();
                     // Kafka answers LEADER_NOT_AVAILABLE for a topic it just created; the
                     // client retries. Our leader is elected with the topic, so answer fully.
-                    topics.push(topic_response(&image, &t, ctx.version));
+                    topics.push(topic_response(&image, &t, &local));
                 }
                 Err(e) => topics.push(error_topic(Some(&name), Uuid::nil(), e.code)),
             }
@@ -118,18 +129,37 @@ fn error_topic(name: Option<&str>, id: Uuid, code: i16) -> MetadataResponseTopic
         .with_topic_authorized_operations(NO_AUTHORIZED_OPS)
 }
 
-fn topic_response(image: &MetadataImage, t: &TopicMeta, _version: i16) -> MetadataResponseTopic {
+/// This broker, and the partitions it should host but has no log for.
+struct Local {
+    node_id: i32,
+    unavailable: HashSet<(String, i32)>,
+}
+
+impl Local {
+    fn lacks(&self, topic: &str, partition: i32) -> bool {
+        !self.unavailable.is_empty() && self.unavailable.contains(&(topic.to_string(), partition))
+    }
+}
+
+fn topic_response(image: &MetadataImage, t: &TopicMeta, local: &Local) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
         .map(|p| {
+            let unservable =
+                p.replicas.contains(&local.node_id) && local.lacks(&t.name, p.partition);
             let offline: Vec<BrokerId> = p
                 .replicas
                 .iter()
-                .filter(|r| !image.brokers.contains_key(r))
+                .filter(|r| !image.brokers.contains_key(r) || (unservable && **r == local.node_id))
                 .map(|r| BrokerId(*r))
                 .collect();
-            let code = if p.leader < 0 {
+            let leader = if unservable && p.leader == local.node_id {
+                -1
+            } else {
+                p.leader
+            };
+            let code = if leader < 0 {
                 ResponseError::LeaderNotAvailable.code()
             } else {
                 0
@@ -137,7 +167,7 @@ fn topic_response(image: &MetadataImage, t: &TopicMeta, _version: i16) -> Metada
             MetadataResponsePartition::default()
                 .with_error_code(code)
                 .with_partition_index(p.partition)
-                .with_leader_id(BrokerId(p.leader))
+                .with_leader_id(BrokerId(leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
                 .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())

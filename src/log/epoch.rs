@@ -5,6 +5,12 @@
 //! survive restarts: every change is written to the checkpoint file (Kafka's text format:
 //! a version line `0`, a count line, then `epoch offset` lines) through a temporary file
 //! and a rename, so a crash leaves either the old or the new file.
+//!
+//! The first write of a partition that has no checkpoint yet (every new partition's first
+//! append) skips the fsyncs: there is no old file to protect, a torn new one reads as
+//! empty, and the partition's next flush syncs it before any of its records counts as
+//! durable ([`EpochCache::take_unsynced`]). That keeps two fsyncs per partition off the
+//! first produce to each of thousands of new partitions.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +24,10 @@ pub struct EpochCache {
     entries: Vec<(i32, i64)>,
     /// The file lags the entries: a write failed (full disk) and must be retried.
     dirty: bool,
+    /// A checkpoint file exists (its contents are replaced atomically, with fsyncs).
+    on_disk: bool,
+    /// Written without an fsync; the next flush syncs it.
+    unsynced: bool,
 }
 
 impl EpochCache {
@@ -25,17 +35,22 @@ impl EpochCache {
     /// logged and treated as empty (the epochs are rebuilt from the batches appended next).
     pub fn open(dir: &Path) -> EpochCache {
         let path = dir.join(CHECKPOINT_FILE);
-        let entries = match std::fs::read_to_string(&path) {
-            Ok(text) => parse_checkpoint(&text).unwrap_or_else(|| {
-                tracing::warn!(file = %path.display(), "malformed leader-epoch checkpoint ignored");
-                Vec::new()
-            }),
-            Err(_) => Vec::new(),
+        let (entries, on_disk) = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let entries = parse_checkpoint(&text).unwrap_or_else(|| {
+                    tracing::warn!(file = %path.display(), "malformed leader-epoch checkpoint ignored");
+                    Vec::new()
+                });
+                (entries, true)
+            }
+            Err(e) => (Vec::new(), e.kind() != io::ErrorKind::NotFound),
         };
         EpochCache {
             path,
             entries,
             dirty: false,
+            on_disk,
+            unsynced: false,
         }
     }
 
@@ -119,9 +134,25 @@ impl EpochCache {
         for (e, o) in &self.entries {
             text.push_str(&format!("{e} {o}\n"));
         }
-        let written = write_atomically(&self.path, text.as_bytes());
+        let written = if self.on_disk {
+            write_atomically(&self.path, text.as_bytes())
+        } else {
+            std::fs::write(&self.path, text.as_bytes()).map(|()| self.unsynced = true)
+        };
         self.dirty = written.is_err();
+        self.on_disk |= written.is_ok();
         written
+    }
+
+    /// The checkpoint file if it was written without an fsync since the last call; the
+    /// caller syncs it (and the directory) before advancing the recovery point, or hands
+    /// it back with [`mark_unsynced`](Self::mark_unsynced) if it cannot.
+    pub fn take_unsynced(&mut self) -> Option<PathBuf> {
+        std::mem::take(&mut self.unsynced).then(|| self.path.clone())
+    }
+
+    pub fn mark_unsynced(&mut self) {
+        self.unsynced = true;
     }
 
     /// Rewrite the checkpoint if an earlier write failed (at shutdown, on flush).

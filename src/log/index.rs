@@ -5,20 +5,21 @@
 //! `index.interval.bytes`. The time index (`.timeindex`) maps a timestamp to a relative
 //! offset (12-byte entries: timestamp i64 BE, relative offset u32 BE) and gets an entry
 //! only when the segment's largest timestamp grows. Both are small, so each is kept in a
-//! `Vec` and the file is appended with positioned writes; lookups are binary searches on
-//! the `Vec`. A file whose contents are not strictly increasing (torn write, zeros from a
+//! `Vec` and the file is brought up to date with positioned writes when the segment is
+//! sealed or shut down (no descriptor stays open); lookups are binary searches on the
+//! `Vec`. A file whose contents are not strictly increasing (torn write, zeros from a
 //! crash, foreign garbage) is reported as inconsistent so the segment rebuilds it.
 //!
 //! The `Vec` is the truth and the file a cache of it: a write that fails (full disk)
 //! keeps the entry in memory and leaves the file a consistent prefix, which is caught up
 //! by the next write or [`OffsetIndex::persist`]. So an index can always be rebuilt, and a
-//! log opened, without writing anything.
+//! log opened, without writing anything. A lagging file costs nothing but a longer scan:
+//! the segment's tail past the last stored entry is read at open either way.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Bytes of one offset-index entry.
 pub const OFFSET_ENTRY: usize = 8;
@@ -53,29 +54,43 @@ fn read_all(file: &File) -> io::Result<Vec<u8>> {
 /// The file behind an index. It may lag the in-memory entries, but whatever it holds is
 /// always a prefix of them, so a restart that finds it reads a consistent (if sparser)
 /// index.
+///
+/// It holds no descriptor: the file is opened to be read once (at open), written (see
+/// [`OffsetIndex::persist`]) or synced, and closed again, so a broker with many segments
+/// does not spend two descriptors on each. Writes are therefore batched: appends only
+/// grow the in-memory entries, and the file catches up when the segment is sealed, at
+/// shutdown, or after a failed write.
 #[derive(Debug)]
 struct IndexFile {
     path: PathBuf,
-    /// `None` until the file could be opened: creating it may itself need space.
-    file: Option<Arc<File>>,
+    /// The file exists and holds our entries (false until the first successful write of
+    /// a detached index: creating it may itself need space).
+    exists: bool,
     /// How many leading entries the file holds.
     persisted: usize,
     /// The file may hold bytes past `persisted` entries (a reset or truncation whose
     /// `set_len` failed, or an inconsistent file being replaced) that must be cut.
     stale_tail: bool,
+    /// Written since the last fsync.
+    unsynced: bool,
+    /// Tests: write to this file instead (`/dev/full`, to fail like a full disk).
+    #[cfg(test)]
+    redirect: Option<PathBuf>,
 }
 
 impl IndexFile {
-    /// Open (creating if absent) and read the whole file.
+    /// Read the whole file (creating it if absent).
     fn open(path: &Path) -> io::Result<(IndexFile, Vec<u8>)> {
-        let file = open_rw(path)?;
-        let raw = read_all(&file)?;
+        let raw = read_all(&open_rw(path)?)?;
         Ok((
             IndexFile {
                 path: path.to_path_buf(),
-                file: Some(Arc::new(file)),
+                exists: true,
                 persisted: 0,
                 stale_tail: false,
+                unsynced: false,
+                #[cfg(test)]
+                redirect: None,
             },
             raw,
         ))
@@ -85,33 +100,40 @@ impl IndexFile {
     fn detached(path: &Path) -> IndexFile {
         IndexFile {
             path: path.to_path_buf(),
-            file: None,
+            exists: false,
             persisted: 0,
             stale_tail: true,
+            unsynced: false,
+            #[cfg(test)]
+            redirect: None,
         }
     }
 
     fn lagging(&self, len: usize) -> bool {
-        self.file.is_none() || self.stale_tail || self.persisted < len
+        !self.exists || self.stale_tail || self.persisted < len
+    }
+
+    fn open_for_write(&self) -> io::Result<File> {
+        #[cfg(test)]
+        if let Some(p) = &self.redirect {
+            return OpenOptions::new().read(true).write(true).open(p);
+        }
+        open_rw(&self.path)
     }
 
     /// Bring the file up to `len` entries; `tail` encodes entries `persisted..len`.
     fn catch_up(&mut self, len: usize, entry: usize, tail: &[u8]) -> io::Result<()> {
-        let file = match &self.file {
-            Some(f) => f.clone(),
-            None => {
-                let f = Arc::new(open_rw(&self.path)?);
-                self.file = Some(f.clone());
-                f
-            }
-        };
+        let file = self.open_for_write()?;
         if !tail.is_empty() {
+            self.unsynced = true;
             file.write_all_at(tail, (self.persisted * entry) as u64)?;
         }
         if self.stale_tail {
+            self.unsynced = true;
             file.set_len((len * entry) as u64)?;
             self.stale_tail = false;
         }
+        self.exists = true;
         self.persisted = len;
         Ok(())
     }
@@ -123,29 +145,34 @@ impl IndexFile {
         }
         self.persisted = self.persisted.min(keep);
         self.stale_tail = true;
-        if let Some(f) = &self.file {
-            if f.set_len((self.persisted * entry) as u64).is_ok() {
+        if self.exists {
+            let cut = self
+                .open_for_write()
+                .and_then(|f| f.set_len((self.persisted * entry) as u64));
+            if cut.is_ok() {
                 self.stale_tail = false;
+                self.unsynced = true;
             }
         }
     }
 
     #[cfg(test)]
     fn fail_writes(&mut self) -> bool {
-        match OpenOptions::new().write(true).open("/dev/full") {
-            Ok(f) => {
-                self.file = Some(Arc::new(f));
-                true
-            }
-            Err(_) => false,
+        let full = Path::new("/dev/full");
+        if full.exists() {
+            self.redirect = Some(full.to_path_buf());
         }
+        self.redirect.is_some()
     }
 
-    fn sync(&self) -> io::Result<()> {
-        match &self.file {
-            Some(f) => f.sync_data(),
-            None => Ok(()),
+    /// fsync what was written since the last sync (a file never written needs none).
+    fn sync(&mut self) -> io::Result<()> {
+        if !self.unsynced {
+            return Ok(());
         }
+        File::open(&self.path)?.sync_data()?;
+        self.unsynced = false;
+        Ok(())
     }
 }
 
@@ -224,20 +251,19 @@ impl OffsetIndex {
     /// Record that the batch whose last offset is `offset` starts at `position` (Kafka
     /// indexes last offsets, so a lookup lands at or before the batch holding a target).
     /// Entries that would not increase are ignored: the index stays sorted by construction.
-    /// An error means only the file lags: the entry is in memory.
-    pub fn append(&mut self, offset: i64, position: u64) -> io::Result<()> {
+    /// Only memory changes; the file catches up on [`persist`](Self::persist).
+    pub fn append(&mut self, offset: i64, position: u64) {
         let rel = offset - self.base_offset;
         if self.is_full() || !(0..=u32::MAX as i64).contains(&rel) || position > u32::MAX as u64 {
-            return Ok(());
+            return;
         }
         let (rel, pos) = (rel as u32, position as u32);
         if let Some(&(r, p)) = self.entries.last() {
             if rel <= r || pos <= p {
-                return Ok(());
+                return;
             }
         }
         self.entries.push((rel, pos));
-        self.persist()
     }
 
     /// Write the entries the file lacks.
@@ -288,14 +314,14 @@ impl OffsetIndex {
         }
     }
 
-    pub fn sync(&self) -> io::Result<()> {
+    /// fsync the file if it was written since the last sync.
+    pub fn sync(&mut self) -> io::Result<()> {
         self.file.sync()
     }
 
-    /// The file, for an fsync outside the partition lock (`None` while it could not be
-    /// opened).
-    pub fn handle(&self) -> Option<Arc<File>> {
-        self.file.file.clone()
+    /// Written but not yet synced.
+    pub fn is_unsynced(&self) -> bool {
+        self.file.unsynced
     }
 
     pub fn path(&self) -> &Path {
@@ -381,20 +407,19 @@ impl TimeIndex {
             .map(|&(t, r)| (t, self.base_offset + r as i64))
     }
 
-    /// Add an entry when `timestamp` is larger than every indexed one. An error means
-    /// only the file lags: the entry is in memory.
-    pub fn maybe_append(&mut self, timestamp: i64, offset: i64) -> io::Result<()> {
+    /// Add an entry when `timestamp` is larger than every indexed one. Only memory
+    /// changes; the file catches up on [`persist`](Self::persist).
+    pub fn maybe_append(&mut self, timestamp: i64, offset: i64) {
         let rel = offset - self.base_offset;
         if self.is_full() || !(0..=u32::MAX as i64).contains(&rel) {
-            return Ok(());
+            return;
         }
         if let Some(&(t, r)) = self.entries.last() {
             if timestamp <= t || (rel as u32) < r {
-                return Ok(());
+                return;
             }
         }
         self.entries.push((timestamp, rel as u32));
-        self.persist()
     }
 
     /// Write the entries the file lacks.
@@ -437,14 +462,14 @@ impl TimeIndex {
         }
     }
 
-    pub fn sync(&self) -> io::Result<()> {
+    /// fsync the file if it was written since the last sync.
+    pub fn sync(&mut self) -> io::Result<()> {
         self.file.sync()
     }
 
-    /// The file, for an fsync outside the partition lock (`None` while it could not be
-    /// opened).
-    pub fn handle(&self) -> Option<Arc<File>> {
-        self.file.file.clone()
+    /// Written but not yet synced.
+    pub fn is_unsynced(&self) -> bool {
+        self.file.unsynced
     }
 
     pub fn path(&self) -> &Path {
@@ -468,13 +493,15 @@ mod tests {
         let p = dir.path().join("00000000000000000100.index");
         let mut idx = OffsetIndex::open(&p, 100, 1024, 0).unwrap();
         assert_eq!(idx.lookup(150), (100, 0));
-        idx.append(110, 400).unwrap();
-        idx.append(120, 800).unwrap();
-        idx.append(115, 900).unwrap(); // not increasing: ignored
+        idx.append(110, 400);
+        idx.append(120, 800);
+        idx.append(115, 900); // not increasing: ignored
         assert_eq!(idx.lookup(99), (100, 0));
         assert_eq!(idx.lookup(110), (110, 400));
         assert_eq!(idx.lookup(119), (110, 400));
         assert_eq!(idx.lookup(500), (120, 800));
+        assert!(idx.is_lagging(), "appends change memory only");
+        idx.persist().unwrap();
         drop(idx);
         let idx = OffsetIndex::open(&p, 100, 1024, 1000).unwrap();
         assert_eq!(idx.len(), 2);
@@ -495,8 +522,10 @@ mod tests {
         let p = dir.path().join("0.index");
         let mut idx = OffsetIndex::open(&p, 0, 24, 0).unwrap();
         for i in 1..=5 {
-            idx.append(i * 10, i as u64 * 100).unwrap();
+            idx.append(i * 10, i as u64 * 100);
         }
+        idx.persist().unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 24);
         assert!(idx.is_full());
         assert_eq!(idx.len(), 3);
         idx.truncate_to_position(200);
@@ -509,9 +538,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("0.timeindex");
         let mut idx = TimeIndex::open(&p, 0, 1200, i64::MAX).unwrap();
-        idx.maybe_append(1000, 4).unwrap();
-        idx.maybe_append(900, 6).unwrap(); // not larger: ignored
-        idx.maybe_append(2000, 9).unwrap();
+        idx.maybe_append(1000, 4);
+        idx.maybe_append(900, 6); // not larger: ignored
+        idx.maybe_append(2000, 9);
+        idx.persist().unwrap();
+        assert!(idx.is_unsynced());
+        idx.sync().unwrap();
+        assert!(!idx.is_unsynced());
         assert_eq!(idx.last(), Some((2000, 9)));
         assert_eq!(idx.last_below(1000), None);
         assert_eq!(idx.last_below(1001), Some((1000, 4)));
@@ -528,21 +561,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("0.index");
         let mut idx = OffsetIndex::open(&p, 0, 1024, 0).unwrap();
-        idx.append(10, 100).unwrap();
-        let good = idx.file.file.clone();
+        idx.append(10, 100);
+        idx.persist().unwrap();
         // /dev/full fails every write with ENOSPC, like a full disk.
-        let Ok(full) = OpenOptions::new().write(true).read(true).open("/dev/full") else {
+        if !idx.fail_writes() {
             return;
-        };
-        idx.file.file = Some(Arc::new(full));
-        assert!(idx.append(20, 200).is_err());
-        assert!(idx.append(30, 300).is_err());
+        }
+        idx.append(20, 200);
+        assert!(idx.persist().is_err());
+        idx.append(30, 300);
+        assert!(idx.persist().is_err());
         assert!(idx.is_lagging());
         assert_eq!(idx.lookup(25), (20, 200), "the entry is served from memory");
         // Truncation while lagging: memory is cut, and the file stays a prefix.
         idx.truncate_to_position(300);
         assert_eq!(idx.len(), 2);
-        idx.file.file = good;
+        idx.file.redirect = None;
         idx.persist().unwrap();
         assert!(!idx.is_lagging());
         drop(idx);
@@ -553,18 +587,19 @@ mod tests {
         std::fs::write(&p, [0xffu8; 13]).unwrap();
         let mut idx = OffsetIndex::empty(&p, 0, 1024);
         assert!(idx.is_lagging());
-        idx.append(5, 50).unwrap();
+        idx.append(5, 50);
+        idx.persist().unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), [0, 0, 0, 5, 0, 0, 0, 50]);
 
         let tp = dir.path().join("0.timeindex");
         let mut t = TimeIndex::empty(&tp, 0, 1200);
-        t.maybe_append(1000, 3).unwrap();
-        t.file.file = Some(Arc::new(
-            OpenOptions::new().write(true).open("/dev/full").unwrap(),
-        ));
-        assert!(t.maybe_append(2000, 7).is_err());
+        t.maybe_append(1000, 3);
+        t.persist().unwrap();
+        assert!(t.fail_writes());
+        t.maybe_append(2000, 7);
+        assert!(t.persist().is_err());
         assert_eq!(t.last(), Some((2000, 7)));
-        t.file.file = None;
+        t.file.redirect = None;
         t.persist().unwrap();
         let t = TimeIndex::open(&tp, 0, 1200, 10).unwrap();
         assert_eq!(t.last(), Some((2000, 7)));

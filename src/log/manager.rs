@@ -13,11 +13,17 @@
 //! be opened at all stays offline, remembered with its directory so that it is neither
 //! re-created empty elsewhere nor forgotten; opening it is retried when it is next asked
 //! for.
+//!
+//! A log that cannot be created (out of descriptors, or space) is not retried on every
+//! request or metadata change: each failure sets a retry time (1 s, doubling to 30 s),
+//! and until it succeeds the partition counts as unavailable here, so Metadata does not
+//! offer this broker as its leader. Failures are logged when a partition's state
+//! changes (first failure, a different error, recovery), never once per attempt.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tokio::task::JoinHandle;
@@ -25,6 +31,7 @@ use uuid::Uuid;
 
 use super::checkpoint;
 use super::flusher::{self, FlusherHandle};
+use super::handles::HandleCache;
 use super::partition::{now_ms, OpenOptions};
 use super::{LogError, PartitionLog};
 use crate::config::{Config, TopicConfig};
@@ -32,8 +39,36 @@ use crate::config::{Config, TopicConfig};
 /// Kafka's marker of a clean shutdown, in each log directory.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 
+/// Logs shut down in parallel (see [`LogManager::shutdown`]).
+const SHUTDOWN_THREADS: usize = 8;
+
 /// How often recovery points are checkpointed (Kafka: log.flush.offset.checkpoint.interval.ms).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// First wait before a log that could not be created is tried again; it doubles with
+/// each failure up to [`CREATE_RETRY_MAX`].
+const CREATE_RETRY_MIN: Duration = Duration::from_secs(1);
+const CREATE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// A partition log that could not be created, and when to try again.
+#[derive(Debug, Clone)]
+struct CreateFailure {
+    error: String,
+    attempts: u32,
+    retry_at: Instant,
+}
+
+/// What a creation attempt changed, for logging once per change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Nothing to report: created or found as before, or still failing the same way, or
+    /// waiting for its retry time.
+    Unchanged,
+    /// Failed for the first time, or with a different error than before.
+    Failed(String),
+    /// Created after failing `attempts` times.
+    Recovered { attempts: u32 },
+}
 
 /// Usage of one log directory, for DescribeLogDirs.
 #[derive(Debug, Clone)]
@@ -59,6 +94,13 @@ pub struct LogManager {
     offline: Mutex<BTreeMap<(String, i32), (PathBuf, String)>>,
     /// One per directory once the background tasks run.
     flushers: Mutex<Option<Vec<FlusherHandle>>>,
+    /// The open segment files of every log, bounded (`log.segment.files.open.max`).
+    handles: Arc<HandleCache>,
+    /// Logs that could not be created, retried with backoff.
+    create_failures: Mutex<HashMap<(String, i32), CreateFailure>>,
+    /// Logs per directory, for placing new ones: kept up to date rather than counted
+    /// for every creation (that made creating 10,000 partitions quadratic).
+    placed: Mutex<Vec<usize>>,
 }
 
 /// `<topic>-<partition>` → (topic, partition).
@@ -78,12 +120,29 @@ impl LogManager {
         let mut logs = BTreeMap::new();
         let mut offline = BTreeMap::new();
         let default_topic_cfg = cfg.topic_config(&BTreeMap::new());
+        let handles = match cfg.segment_files_open_max {
+            Some(n) => HandleCache::new(n),
+            None => HandleCache::from_limit(),
+        };
+        tracing::info!(
+            capacity = handles.capacity(),
+            open_files_limit = super::handles::open_files_limit(),
+            "segment files held open at most"
+        );
         for path in &cfg.log_dirs {
             let dir = LogDir {
                 path: path.clone(),
                 error: Mutex::new(None),
             };
-            if let Err(e) = load_dir(path, &cfg, &default_topic_cfg, &mut logs, &mut offline) {
+            let loaded = load_dir(
+                path,
+                &cfg,
+                &default_topic_cfg,
+                &handles,
+                &mut logs,
+                &mut offline,
+            );
+            if let Err(e) = loaded {
                 tracing::error!(dir = %path.display(), error = %e, "log directory failed");
                 *dir.error.lock() = Some(e.to_string());
             }
@@ -94,13 +153,121 @@ impl LogManager {
                 "no usable log directory",
             )));
         }
-        Ok(Arc::new(LogManager {
+        let mgr = Arc::new(LogManager {
             cfg,
+            placed: Mutex::new(vec![0; dirs.len()]),
             dirs,
             logs: RwLock::new(logs),
             offline: Mutex::new(offline),
             flushers: Mutex::new(None),
-        }))
+            handles,
+            create_failures: Mutex::new(HashMap::new()),
+        });
+        mgr.recount_placement();
+        Ok(mgr)
+    }
+
+    fn recount_placement(&self) {
+        let logs = self.logs.read();
+        let mut placed = self.placed.lock();
+        placed.iter_mut().for_each(|n| *n = 0);
+        for log in logs.values() {
+            if let Some(i) = self.dir_index(log) {
+                placed[i] += 1;
+            }
+        }
+    }
+
+    /// Create a partition's log unless it exists or its last failure is too recent to
+    /// try again, and say what changed. `Err` means the log is not there (now or still).
+    pub fn create_with_backoff(
+        &self,
+        topic: &str,
+        partition: i32,
+        topic_id: Uuid,
+        cfg: TopicConfig,
+    ) -> (Result<Arc<PartitionLog>, LogError>, CreateOutcome) {
+        if let Some(log) = self.get(topic, partition) {
+            return (Ok(log), CreateOutcome::Unchanged);
+        }
+        let key = (topic.to_string(), partition);
+        let now = Instant::now();
+        if let Some(f) = self.create_failures.lock().get(&key) {
+            if f.retry_at > now {
+                let e = std::io::Error::other(format!(
+                    "partition log unavailable ({}); next attempt in {} ms",
+                    f.error,
+                    f.retry_at.duration_since(now).as_millis()
+                ));
+                return (Err(LogError::Io(e)), CreateOutcome::Unchanged);
+            }
+        }
+        match self.get_or_create(topic, partition, topic_id, cfg) {
+            Ok(log) => {
+                let outcome = match self.create_failures.lock().remove(&key) {
+                    Some(f) => CreateOutcome::Recovered {
+                        attempts: f.attempts,
+                    },
+                    None => CreateOutcome::Unchanged,
+                };
+                (Ok(log), outcome)
+            }
+            Err(e) => {
+                let error = e.to_string();
+                let mut failures = self.create_failures.lock();
+                let f = failures.entry(key).or_insert(CreateFailure {
+                    error: String::new(),
+                    attempts: 0,
+                    retry_at: now,
+                });
+                let changed = f.error != error;
+                f.attempts += 1;
+                let wait = CREATE_RETRY_MIN
+                    .saturating_mul(1 << (f.attempts - 1).min(8))
+                    .min(CREATE_RETRY_MAX);
+                f.retry_at = now + wait;
+                f.error = error.clone();
+                let outcome = if changed {
+                    CreateOutcome::Failed(error)
+                } else {
+                    CreateOutcome::Unchanged
+                };
+                (Err(e), outcome)
+            }
+        }
+    }
+
+    /// A log that could not be created is due for another attempt.
+    pub fn create_retry_due(&self) -> bool {
+        let now = Instant::now();
+        self.create_failures
+            .lock()
+            .values()
+            .any(|f| f.retry_at <= now)
+    }
+
+    /// Forget creation failures of partitions no longer wanted here.
+    pub fn retain_create_failures(&self, wanted: &HashSet<(String, i32)>) {
+        self.create_failures
+            .lock()
+            .retain(|k, _| wanted.contains(k));
+    }
+
+    /// Partitions this broker should serve but has no log for: creation failed, or found
+    /// on disk but cannot be opened.
+    pub fn unavailable(&self) -> HashSet<(String, i32)> {
+        let mut out: HashSet<(String, i32)> = self.create_failures.lock().keys().cloned().collect();
+        out.extend(self.offline.lock().keys().cloned());
+        out
+    }
+
+    pub fn unavailable_count(&self) -> usize {
+        self.unavailable().len()
+    }
+
+    /// The budget of open segment files (for metrics).
+    pub fn handles(&self) -> &Arc<HandleCache> {
+        &self.handles
     }
 
     fn dir_index(&self, log: &PartitionLog) -> Option<usize> {
@@ -230,7 +397,7 @@ impl LogManager {
                 .map(|l| ((l.topic().to_string(), l.partition()), l.recovery_point()))
                 .collect();
             let path = dir.path.join(checkpoint::RECOVERY_POINT_FILE);
-            if let Err(e) = checkpoint::write(&path, &offsets) {
+            if let Err(e) = self.with_descriptors(|| checkpoint::write(&path, &offsets)) {
                 tracing::warn!(file = %path.display(), error = %e, "cannot write recovery points");
             }
             let hws: checkpoint::Offsets = logs
@@ -239,9 +406,18 @@ impl LogManager {
                 .map(|l| ((l.topic().to_string(), l.partition()), l.high_watermark()))
                 .collect();
             let path = dir.path.join(checkpoint::HIGH_WATERMARK_FILE);
-            if let Err(e) = checkpoint::write(&path, &hws) {
+            if let Err(e) = self.with_descriptors(|| checkpoint::write(&path, &hws)) {
                 tracing::warn!(file = %path.display(), error = %e, "cannot write high watermarks");
             }
+        }
+    }
+
+    /// Run `f`; if it fails for want of descriptors, close some cached segment files and
+    /// run it once more (a checkpoint matters more than a cached handle).
+    fn with_descriptors<T>(&self, f: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+        match f() {
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) && self.handles.shed() > 0 => f(),
+            other => other,
         }
     }
 
@@ -292,6 +468,7 @@ impl LogManager {
                 clean_shutdown: false,
                 producer_id_expiration_ms: self.cfg.producer_id_expiration_ms,
                 high_watermark: None,
+                handles: self.handles.clone(),
             })
             .inspect_err(|e| {
                 if let Some(entry) = self.offline.lock().get_mut(&key) {
@@ -310,15 +487,13 @@ impl LogManager {
                     log.attach_flusher(handles.get(i).cloned());
                 }
             }
+            if let Some(i) = self.dir_index(&log) {
+                self.placed.lock()[i] += 1;
+            }
             logs.insert(key, log.clone());
             return Ok(log);
         }
-        let mut counts = vec![0usize; self.dirs.len()];
-        for log in logs.values() {
-            if let Some(i) = self.dir_index(log) {
-                counts[i] += 1;
-            }
-        }
+        let counts = self.placed.lock().clone();
         let dir = (0..self.dirs.len())
             .filter(|&i| self.dirs[i].error.lock().is_none())
             .min_by_key(|&i| counts[i])
@@ -333,10 +508,12 @@ impl LogManager {
             clean_shutdown: false,
             producer_id_expiration_ms: self.cfg.producer_id_expiration_ms,
             high_watermark: None,
+            handles: self.handles.clone(),
         })?;
         if let Some(handles) = self.flushers.lock().as_ref() {
             log.attach_flusher(handles.get(dir).cloned());
         }
+        self.placed.lock()[dir] += 1;
         logs.insert((topic.to_string(), partition), log.clone());
         Ok(log)
     }
@@ -348,6 +525,7 @@ impl LogManager {
         let Some(log) = removed else {
             return Ok(());
         };
+        self.recount_placement();
         log.close();
         let dir = log.dir().to_path_buf();
         // Renamed first, as for deleted topics, so that a crash mid-removal never leaves
@@ -375,6 +553,7 @@ impl LogManager {
                 })
                 .collect()
         };
+        self.recount_placement();
         self.offline.lock().retain(|(t, p), (dir, _)| {
             let gone = t == topic;
             if gone {
@@ -428,21 +607,38 @@ impl LogManager {
     ///
     /// A directory is marked clean only if every partition in it shut down cleanly and
     /// none is offline: the marker lets the next start trust the files without
-    /// re-validation. The recovery-point checkpoint is best effort (without it the next
-    /// unclean start re-validates more).
+    /// re-validation. The error returned is the first log that could not be flushed and
+    /// sealed (its data may not be durable): that is what the exit status reports. The
+    /// checkpoints and the marker are best effort, and only warned about: without them
+    /// the next start re-validates more, but every flushed record is safe.
     pub fn shutdown(&self) -> Result<(), LogError> {
         *self.flushers.lock() = None;
         let mut failed = None;
         let mut unclean = vec![false; self.dirs.len()];
-        for log in self.all() {
-            if let Err(e) = log.shutdown() {
-                tracing::error!(topic = log.topic(), partition = log.partition(), error = %e,
-                    "log shutdown failed");
-                if let Some(i) = self.dir_index(&log) {
-                    unclean[i] = true;
-                }
-                failed.get_or_insert(e);
+        // Each log's shutdown is a few fsyncs, which wait on the device rather than the
+        // CPU: several at a time keep the device busy (10,000 partitions one after the
+        // other took over half a minute).
+        let logs = self.all();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Mutex<Vec<(Arc<PartitionLog>, LogError)>> = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..SHUTDOWN_THREADS.min(logs.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(log) = logs.get(i) else { break };
+                    if let Err(e) = log.shutdown() {
+                        results.lock().push((log.clone(), e));
+                    }
+                });
             }
+        });
+        for (log, e) in results.into_inner() {
+            tracing::error!(topic = log.topic(), partition = log.partition(), error = %e,
+                "log shutdown failed");
+            if let Some(i) = self.dir_index(&log) {
+                unclean[i] = true;
+            }
+            failed.get_or_insert(e);
         }
         for (dir, _) in self.offline.lock().values() {
             if let Some(i) = self
@@ -459,13 +655,14 @@ impl LogManager {
                 continue;
             }
             let marker = dir.path.join(CLEAN_SHUTDOWN_FILE);
-            let marked = std::fs::File::create(&marker)
-                .and_then(|f| f.sync_all())
-                .and_then(|()| std::fs::File::open(&dir.path)?.sync_all());
+            let marked = self.with_descriptors(|| {
+                std::fs::File::create(&marker)
+                    .and_then(|f| f.sync_all())
+                    .and_then(|()| std::fs::File::open(&dir.path)?.sync_all())
+            });
             if let Err(e) = marked {
                 tracing::warn!(dir = %dir.path.display(), error = %e,
                     "cannot mark clean shutdown; the next start recovers");
-                failed.get_or_insert(LogError::Io(e));
             }
         }
         match failed {
@@ -480,6 +677,7 @@ fn load_dir(
     path: &Path,
     cfg: &Config,
     topic_cfg: &TopicConfig,
+    handles: &Arc<HandleCache>,
     logs: &mut BTreeMap<(String, i32), Arc<PartitionLog>>,
     offline: &mut BTreeMap<(String, i32), (PathBuf, String)>,
 ) -> Result<(), LogError> {
@@ -533,6 +731,7 @@ fn load_dir(
             high_watermark: high_watermarks
                 .as_ref()
                 .map(|hws| hws.get(&(topic.clone(), partition)).copied().unwrap_or(0)),
+            handles: handles.clone(),
         });
         match opened {
             Ok(log) => {
@@ -897,5 +1096,51 @@ mod tests {
         assert!(mgr.offline_partitions().is_empty());
         mgr.delete_topic("t").unwrap();
         assert!(!d.path().join("t-1").exists());
+    }
+
+    #[test]
+    fn logs_that_cannot_be_created_are_retried_with_backoff() {
+        let d = tempfile::tempdir().unwrap();
+        let mgr = LogManager::open(config(&[d.path()])).unwrap();
+        let id = Uuid::new_v4();
+        // A file where the partition directory must go: creation fails.
+        let blocker = d.path().join("t-0");
+        std::fs::write(&blocker, b"x").unwrap();
+        let (r, outcome) = mgr.create_with_backoff("t", 0, id, TopicConfig::default());
+        assert!(r.is_err());
+        assert!(matches!(outcome, CreateOutcome::Failed(_)), "{outcome:?}");
+        assert_eq!(mgr.unavailable_count(), 1);
+        assert!(mgr.unavailable().contains(&("t".to_string(), 0)));
+        // Within the backoff nothing is tried (and nothing new is reported), even once
+        // the cause is gone.
+        std::fs::remove_file(&blocker).unwrap();
+        let (r, outcome) = mgr.create_with_backoff("t", 0, id, TopicConfig::default());
+        assert!(r.is_err() && outcome == CreateOutcome::Unchanged);
+        assert!(!d.path().join("t-0").exists(), "not attempted");
+        assert!(!mgr.create_retry_due());
+        std::thread::sleep(CREATE_RETRY_MIN + Duration::from_millis(50));
+        assert!(mgr.create_retry_due());
+        let (r, outcome) = mgr.create_with_backoff("t", 0, id, TopicConfig::default());
+        assert!(r.is_ok());
+        assert_eq!(outcome, CreateOutcome::Recovered { attempts: 1 });
+        assert_eq!(mgr.unavailable_count(), 0);
+        // Failing again the same way is one report, however often it is tried.
+        std::fs::write(d.path().join("t-1"), b"x").unwrap();
+        let first = mgr
+            .create_with_backoff("t", 1, id, TopicConfig::default())
+            .1;
+        assert!(matches!(first, CreateOutcome::Failed(_)));
+        mgr.create_failures
+            .lock()
+            .values_mut()
+            .for_each(|f| f.retry_at = Instant::now());
+        let again = mgr
+            .create_with_backoff("t", 1, id, TopicConfig::default())
+            .1;
+        assert_eq!(again, CreateOutcome::Unchanged);
+        let wait = mgr.create_failures.lock()[&("t".to_string(), 1)].retry_at - Instant::now();
+        assert!(wait > CREATE_RETRY_MIN, "the backoff grows: {wait:?}");
+        mgr.retain_create_failures(&HashSet::new());
+        assert_eq!(mgr.unavailable_count(), 0, "no longer wanted here");
     }
 }

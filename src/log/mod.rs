@@ -17,12 +17,17 @@
 //! snapshot and metadata writes are retried later); retention still frees space; and a
 //! partition that cannot be opened at all goes offline alone, not its whole directory
 //! (Kafka takes the directory offline until a restart).
+//!
+//! Descriptors are budgeted, so the number of partitions and segments is not capped by
+//! the open-file limit: index files are opened only to be written or synced, and segment
+//! files are held by one bounded cache of open handles ([`handles`]).
 
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod epoch;
 pub mod flusher;
+pub mod handles;
 pub mod index;
 pub mod manager;
 pub mod partition;

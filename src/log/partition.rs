@@ -21,6 +21,7 @@ use super::batch::{self, BatchHeader, ValidateOptions};
 use super::checkpoint;
 use super::epoch::{self, EpochCache};
 use super::flusher::FlusherHandle;
+use super::handles::HandleCache;
 use super::producer_state::{ProducerInfo, ProducerStateManager, SeqCheck};
 use super::segment::{self, Segment, SegmentOptions, SegmentView};
 use super::LogError;
@@ -78,6 +79,8 @@ pub struct OpenOptions {
     /// all) starts it at the log end, as before checkpoints existed. It matters for
     /// replicated partitions only: a single-replica log moves it to its end itself.
     pub high_watermark: Option<i64>,
+    /// The broker's budget of open segment files, shared by every log.
+    pub handles: Arc<HandleCache>,
 }
 
 struct Inner {
@@ -87,6 +90,9 @@ struct Inner {
     producers: ProducerStateManager,
     /// A segment file was created or removed since the last directory fsync.
     dir_dirty: bool,
+    /// `partition.metadata` was written without an fsync (a new partition): the next
+    /// flush syncs it before the directory.
+    metadata_unsynced: bool,
 }
 
 /// A partition log. Thread-safe; appends are serialised internally.
@@ -98,6 +104,7 @@ pub struct PartitionLog {
     topic_id: Mutex<Uuid>,
     dir: PathBuf,
     me: Weak<PartitionLog>,
+    handles: Arc<HandleCache>,
     inner: Mutex<Inner>,
     config: RwLock<TopicConfig>,
     hw: watch::Sender<i64>,
@@ -164,7 +171,9 @@ impl PartitionLog {
     pub fn open(opts: OpenOptions) -> Result<Arc<PartitionLog>, LogError> {
         let dir = opts.dir.clone();
         let mut checkpoint_stale = false;
-        if !dir.is_dir() {
+        let mut metadata_unsynced = false;
+        let created = !dir.is_dir();
+        if created {
             std::fs::create_dir_all(&dir)?;
             // A new log must not inherit the cleaner checkpoint of a deleted one of the
             // same name: its records would count as clean and enter no offset map.
@@ -182,8 +191,23 @@ impl PartitionLog {
                 // A directory found on disk without metadata keeps it absent until the
                 // controller supplies the id; never record a nil id. A failed write is
                 // retried at shutdown: the id is known in memory meanwhile.
+                //
+                // A new partition's file is written without fsyncs (two per partition made
+                // creating thousands of partitions slow); its first flush syncs it and the
+                // directory, before any record counts as durable. A crash before that can
+                // only leave the file absent or torn, which reads as absent: the log
+                // (holding nothing durable) then takes its id from metadata, as above.
                 if !opts.topic_id.is_nil() {
-                    if let Err(e) = write_partition_metadata(&dir, opts.topic_id) {
+                    let written = if created {
+                        metadata_unsynced = true;
+                        std::fs::write(
+                            dir.join(PARTITION_METADATA_FILE),
+                            partition_metadata_text(opts.topic_id),
+                        )
+                    } else {
+                        write_partition_metadata(&dir, opts.topic_id)
+                    };
+                    if let Err(e) = written {
                         tracing::warn!(dir = %dir.display(), error = %e,
                             "cannot write partition.metadata; will retry");
                     }
@@ -203,7 +227,7 @@ impl PartitionLog {
             let next_base = bases.get(i + 1).copied();
             // A segment may hold unflushed offsets if it reaches the recovery point.
             let recover = !opts.clean_shutdown && next_base.is_none_or(|n| n > opts.recovery_point);
-            let (seg, outcome) = Segment::open(&dir, base, seg_opts, recover)?;
+            let (seg, outcome) = Segment::open(&dir, base, seg_opts, recover, &opts.handles)?;
             recovered_any |= recover;
             let overlaps = segments.last().is_some_and(|p| p.next_offset() > base);
             if overlaps {
@@ -232,8 +256,22 @@ impl PartitionLog {
             .get(&(opts.topic.clone(), opts.partition))
             .copied()
             .unwrap_or(0);
+        // Indexes rebuilt for sealed segments are written now if the disk allows (the
+        // next flush or the shutdown retries otherwise); the active one's wait for its
+        // seal, like those of any active segment.
+        let sealed = segments.len().saturating_sub(1);
+        for seg in &mut segments[..sealed] {
+            if seg.indexes_lagging() {
+                let _ = seg.settle_indexes();
+            }
+        }
         if segments.is_empty() {
-            segments.push(Segment::create(&dir, saved_start.max(0), seg_opts)?);
+            segments.push(Segment::create(
+                &dir,
+                saved_start.max(0),
+                seg_opts,
+                &opts.handles,
+            )?);
         }
         let first_base = segments[0].base_offset();
         let log_end = segments.last().map_or(0, |s| s.next_offset());
@@ -276,11 +314,13 @@ impl PartitionLog {
             topic_id: Mutex::new(topic_id),
             dir,
             me: me.clone(),
+            handles: opts.handles,
             inner: Mutex::new(Inner {
                 segments,
                 epochs,
                 producers,
                 dir_dirty: true,
+                metadata_unsynced,
             }),
             config: RwLock::new(opts.config),
             hw,
@@ -460,7 +500,7 @@ impl PartitionLog {
             tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
                 "cannot write producer snapshot");
         }
-        let seg = Segment::create(&self.dir, base, SegmentOptions::from(cfg))?;
+        let seg = Segment::create(&self.dir, base, SegmentOptions::from(cfg), &self.handles)?;
         inner.segments.push(seg);
         inner.dir_dirty = true;
         metrics::counter!(crate::metrics::LOG_SEGMENTS_ROLLED_TOTAL).increment(1);
@@ -501,23 +541,48 @@ impl PartitionLog {
             let flushed = self.flushed.load(Ordering::Acquire);
             let target = self.log_end.load(Ordering::Acquire);
             let n = inner.segments.len();
-            // Index files that lag (a write failed on a full disk) are caught up here,
-            // cheaply and off the append path; the ones that catch up are synced.
-            let mut caught_up = vec![false; n];
-            for (i, s) in inner.segments.iter_mut().enumerate() {
-                caught_up[i] = s.indexes_lagging() && s.persist_indexes().is_ok();
+            // Sealed segments write and sync their indexes when sealed (a sealed segment
+            // below the recovery point is trusted without a rebuild); ones that could not
+            // (full disk) are retried here, off the append path. The active segment's
+            // indexes need neither: a restart after a crash always recovers it.
+            for s in inner.segments[..n.saturating_sub(1)].iter_mut() {
+                if s.indexes_unsettled() {
+                    let _ = s.settle_indexes();
+                }
             }
-            // The active segment, plus sealed ones still holding unflushed data (with
-            // their indexes: a sealed segment below the recovery point is not rebuilt).
+            // The active segment, plus sealed ones still holding unflushed data.
             let files: Vec<std::sync::Arc<std::fs::File>> = inner
                 .segments
                 .iter()
                 .enumerate()
-                .filter(|(i, s)| *i + 1 == n || s.next_offset() > flushed || caught_up[*i])
-                .flat_map(|(i, s)| s.sync_handles(i + 1 < n || caught_up[i]))
-                .collect();
-            (target, files, std::mem::take(&mut inner.dir_dirty))
+                .filter(|(i, s)| *i + 1 == n || s.next_offset() > flushed)
+                .map(|(_, s)| s.log_handle())
+                .collect::<std::io::Result<_>>()?;
+            // Small files written without fsyncs when the partition was new are synced
+            // with its first flush, so nothing counts as durable before they are.
+            let mut files = files;
+            let metadata_unsynced = std::mem::take(&mut inner.metadata_unsynced);
+            let epochs_unsynced = inner.epochs.take_unsynced();
+            if let Some(p) = &epochs_unsynced {
+                match std::fs::File::open(p) {
+                    Ok(f) => files.push(Arc::new(f)),
+                    Err(e) => {
+                        inner.epochs.mark_unsynced();
+                        inner.metadata_unsynced |= metadata_unsynced;
+                        return Err(e);
+                    }
+                }
+            }
+            let dir_dirty = std::mem::take(&mut inner.dir_dirty)
+                || metadata_unsynced
+                || epochs_unsynced.is_some();
+            (
+                target,
+                files,
+                (dir_dirty, metadata_unsynced, epochs_unsynced.is_some()),
+            )
         };
+        let (dir_dirty, metadata_unsynced, epochs_unsynced) = dir_dirty;
         if target <= self.flushed.load(Ordering::Acquire) && !dir_dirty {
             return Ok(target);
         }
@@ -526,6 +591,14 @@ impl PartitionLog {
             for f in &files {
                 f.sync_data()?;
             }
+            if metadata_unsynced {
+                match std::fs::File::open(self.dir.join(PARTITION_METADATA_FILE)) {
+                    Ok(f) => f.sync_data()?,
+                    // Never written (the write failed): shutdown writes it atomically.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
             if dir_dirty {
                 std::fs::File::open(&self.dir)?.sync_all()?;
             }
@@ -533,7 +606,12 @@ impl PartitionLog {
         })();
         if let Err(e) = result {
             // The directory must be synced again next time.
-            self.inner.lock().dir_dirty |= dir_dirty;
+            let mut inner = self.inner.lock();
+            inner.dir_dirty |= dir_dirty;
+            inner.metadata_unsynced |= metadata_unsynced;
+            if epochs_unsynced {
+                inner.epochs.mark_unsynced();
+            }
             return Err(e);
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -1187,12 +1265,17 @@ impl PartitionLog {
             // mix cleaned and original segments, so the log stops serving at once; the
             // next open finishes the swap from the `.swap` files.
             let opts = SegmentOptions::from(&cfg);
+            // The originals' names are about to name the cleaned files: views taken
+            // before keep reading the originals.
+            for &i in &positions {
+                inner.segments[i].retire();
+            }
             let swapped = cleaner::replace_with_swaps(&self.dir, &bases)
                 .map_err(LogError::from)
                 .and_then(|()| {
                     let mut reopened = Vec::with_capacity(bases.len());
                     for &base in &bases {
-                        reopened.push(Segment::open(&self.dir, base, opts, true)?.0);
+                        reopened.push(Segment::open(&self.dir, base, opts, true, &self.handles)?.0);
                     }
                     Ok(reopened)
                 });
@@ -1251,14 +1334,12 @@ impl PartitionLog {
             for (i, seg) in inner.segments.iter_mut().enumerate() {
                 if i + 1 == n {
                     seg.seal()?;
+                    seg.sync_log()?;
                 }
-                if !seg.indexes_lagging() {
-                    if i + 1 == n {
-                        seg.sync(true)?;
-                    }
+                if !seg.indexes_unsettled() {
                     continue;
                 }
-                match seg.persist_indexes().and_then(|()| seg.sync(true)) {
+                match seg.settle_indexes() {
                     Ok(()) => {}
                     Err(e) => {
                         tracing::warn!(topic = %self.topic, partition = self.partition,
@@ -1272,9 +1353,15 @@ impl PartitionLog {
             if dir_changed {
                 std::fs::File::open(&self.dir)?.sync_all()?;
             }
-            if let Err(e) = write_snapshot(&self.dir, &inner.producers) {
-                tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
-                    "cannot write producer snapshot at shutdown");
+            // A log with no producer state and nothing to replay needs no snapshot (a
+            // broker with thousands of idle partitions would spend two fsyncs on each).
+            let nothing_to_replay =
+                inner.producers.is_empty() && self.log_end_offset() == self.log_start_offset();
+            if !nothing_to_replay {
+                if let Err(e) = write_snapshot(&self.dir, &inner.producers) {
+                    tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                        "cannot write producer snapshot at shutdown");
+                }
             }
             if let Err(e) = inner.epochs.persist_if_dirty() {
                 tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
@@ -1470,9 +1557,15 @@ fn read_partition_metadata(dir: &Path) -> Option<Uuid> {
     parse_topic_id(id)
 }
 
+fn partition_metadata_text(id: Uuid) -> String {
+    format!("version: 0\ntopic_id: {}\n", topic_id_to_string(id))
+}
+
 fn write_partition_metadata(dir: &Path, id: Uuid) -> std::io::Result<()> {
-    let text = format!("version: 0\ntopic_id: {}\n", topic_id_to_string(id));
-    epoch::write_atomically(&dir.join(PARTITION_METADATA_FILE), text.as_bytes())
+    epoch::write_atomically(
+        &dir.join(PARTITION_METADATA_FILE),
+        partition_metadata_text(id).as_bytes(),
+    )
 }
 
 #[cfg(test)]
@@ -1507,6 +1600,7 @@ mod tests {
             clean_shutdown: clean,
             producer_id_expiration_ms: DAY,
             high_watermark: None,
+            handles: HandleCache::new(64),
         })
         .unwrap()
     }
@@ -2202,6 +2296,7 @@ mod tests {
                 clean_shutdown: false,
                 producer_id_expiration_ms: DAY,
                 high_watermark: None,
+                handles: HandleCache::new(64),
             })
             .unwrap()
         };

@@ -5,19 +5,27 @@
 //! back so no torn batch is ever visible. Recovery re-validates the file batch by batch
 //! (lengths and CRC through [`batch::batches`]), truncates at the first torn or corrupt
 //! batch and rebuilds both indexes. Readers work on a [`SegmentView`]: a snapshot of the
-//! file handle and the size taken under the partition lock, read after the lock is
-//! released, so reads never wait for appends.
+//! file and the size taken under the partition lock, read after the lock is released, so
+//! reads never wait for appends.
+//!
+//! The `.log` file is reached through a [`SegmentFile`], which holds a descriptor only
+//! while the broker-wide [`HandleCache`] lets it and reopens the file when needed, and the
+//! indexes keep none at all: a segment costs no descriptor of its own. The indexes are
+//! written and fsynced when the segment is sealed, so a sealed segment trusted without
+//! recovery after a crash never meets an index that lags it (a lagging time index would
+//! understate its largest timestamp, and retention could delete it early).
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 
 use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use super::handles::{HandleCache, SegmentFile};
 use super::index::{OffsetIndex, TimeIndex};
 use crate::config::TopicConfig;
 
@@ -112,7 +120,7 @@ pub struct RecoveryOutcome {
 pub struct Segment {
     base_offset: i64,
     log_path: PathBuf,
-    log: Arc<File>,
+    log: Arc<SegmentFile>,
     /// Bytes of valid batches; the file may be longer when preallocated.
     size: u64,
     offset_index: OffsetIndex,
@@ -151,39 +159,50 @@ fn preallocate(file: &File, len: u64) -> io::Result<()> {
 
 impl Segment {
     /// Create a new, empty segment (replacing stale files of the same name).
-    pub fn create(dir: &Path, base_offset: i64, opts: SegmentOptions) -> io::Result<Segment> {
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        opts: SegmentOptions,
+        handles: &Arc<HandleCache>,
+    ) -> io::Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)?;
+        let create = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&log_path)
+        };
+        let log = match create() {
+            // Out of descriptors: cached segment files give way to a new segment.
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) && handles.shed() > 0 => create(),
+            other => other,
+        }?;
         if opts.preallocate {
             preallocate(&log, opts.segment_bytes)?;
         }
         // Stale index files of the same name must never be read for this segment: they
-        // go now (which frees space), and whatever stays is replaced on the first index
-        // write. Only the log file itself must be creatable.
+        // go now (which frees space). The new indexes are written at the first seal,
+        // flush or shutdown; until then a restart finds none and rebuilds them from the
+        // log, as it does for any segment it recovers.
         for ext in ["index", "timeindex"] {
             let _ = std::fs::remove_file(dir.join(file_name(base_offset, ext)));
         }
-        let mut offset_index = OffsetIndex::empty(
+        let offset_index = OffsetIndex::empty(
             &dir.join(file_name(base_offset, "index")),
             base_offset,
             opts.segment_index_bytes,
         );
-        let mut time_index = TimeIndex::empty(
+        let time_index = TimeIndex::empty(
             &dir.join(file_name(base_offset, "timeindex")),
             base_offset,
             opts.segment_index_bytes,
         );
-        let _ = offset_index.persist();
-        let _ = time_index.persist();
         Ok(Segment {
             base_offset,
+            log: SegmentFile::new(handles, &log_path, log)?,
             log_path,
-            log: Arc::new(log),
             size: 0,
             offset_index,
             time_index,
@@ -209,9 +228,10 @@ impl Segment {
         base_offset: i64,
         opts: SegmentOptions,
         recover: bool,
+        handles: &Arc<HandleCache>,
     ) -> io::Result<(Segment, RecoveryOutcome)> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        let log = SegmentFile::open_path(&log_path, handles)?;
         let size = log.metadata()?.len();
         let created_ms = log
             .metadata()?
@@ -240,8 +260,8 @@ impl Segment {
         });
         let mut seg = Segment {
             base_offset,
+            log: SegmentFile::new(handles, &log_path, log)?,
             log_path,
-            log: Arc::new(log),
             size,
             offset_index,
             time_index,
@@ -262,10 +282,15 @@ impl Segment {
         Ok((seg, RecoveryOutcome::default()))
     }
 
+    /// The open `.log` file (reopened if the handle cache closed it).
+    fn log(&self) -> io::Result<Arc<File>> {
+        self.log.get()
+    }
+
     /// Cut the segment at `position` (a batch boundary) and rebuild its bookkeeping.
     pub fn truncate_to_position(&mut self, position: u64) -> io::Result<()> {
         if position < self.size {
-            self.log.set_len(position)?;
+            self.log()?.set_len(position)?;
         }
         self.recover().map(|_| ())
     }
@@ -285,14 +310,15 @@ impl Segment {
         self.offset_of_max_timestamp = self.base_offset;
         self.rolling_timestamp = None;
         self.size = 0;
-        let file_len = self.log.metadata()?.len();
+        let log = self.log()?;
+        let file_len = log.metadata()?.len();
         let mut pos = 0u64;
         let mut want = RECOVERY_CHUNK;
         let mut buf = Vec::new();
         'chunks: while pos < file_len {
             let len = (want as u64).min(file_len - pos) as usize;
             buf.resize(len, 0);
-            self.log.read_exact_at(&mut buf, pos)?;
+            log.read_exact_at(&mut buf, pos)?;
             let mut consumed = 0usize;
             for item in batch::batches(&buf, true) {
                 let Ok((hdr, range)) = item else { break };
@@ -338,7 +364,7 @@ impl Segment {
                 tracing::warn!(file = %self.log_path.display(), position = valid_end,
                     bytes = outcome.truncated_bytes, "truncating torn or corrupt tail");
             }
-            if let Err(e) = self.log.set_len(valid_end) {
+            if let Err(e) = log.set_len(valid_end) {
                 tracing::warn!(file = %self.log_path.display(), error = %e,
                     "cannot cut the tail now; it stays unread until it can be");
             }
@@ -348,11 +374,12 @@ impl Segment {
     }
 
     fn is_zero_tail(&self, from: u64, to: u64) -> io::Result<bool> {
+        let log = self.log()?;
         let mut buf = vec![0u8; RECOVERY_CHUNK];
         let mut pos = from;
         while pos < to {
             let n = ((to - pos) as usize).min(buf.len());
-            self.log.read_exact_at(&mut buf[..n], pos)?;
+            log.read_exact_at(&mut buf[..n], pos)?;
             if buf[..n].iter().any(|&b| b != 0) {
                 return Ok(false);
             }
@@ -387,7 +414,7 @@ impl Segment {
             end = pos + p.size;
         }
         if self.rolling_timestamp.is_none() && self.size > 0 {
-            let first = read_at(&self.log, 0, HEADER_LEN.min(self.size as usize))?;
+            let first = read_at(&*self.log()?, 0, HEADER_LEN.min(self.size as usize))?;
             self.rolling_timestamp = peek(&first).map(|p| p.max_timestamp).filter(|&t| t >= 0);
         }
         if end < self.size {
@@ -395,7 +422,7 @@ impl Segment {
             // way nothing past the last whole batch may be served.
             tracing::warn!(file = %self.log_path.display(), position = end,
                 "segment ends in a partial batch; truncating");
-            if let Err(e) = self.log.set_len(end) {
+            if let Err(e) = self.log()?.set_len(end) {
                 tracing::warn!(file = %self.log_path.display(), error = %e,
                     "cannot cut the tail now; it stays unread until it can be");
             }
@@ -421,14 +448,9 @@ impl Segment {
             self.offset_of_max_timestamp = hdr.last_offset();
         }
         if self.bytes_since_index > self.opts.index_interval_bytes {
-            let written = self
-                .offset_index
-                .append(hdr.last_offset(), pos)
-                .and_then(|()| {
-                    self.time_index
-                        .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-                });
-            self.note_index_write(written);
+            self.offset_index.append(hdr.last_offset(), pos);
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += len;
@@ -462,9 +484,35 @@ impl Segment {
         failed.map_or(Ok(()), Err)
     }
 
+    /// Write the indexes and fsync them: what a sealed segment needs before a restart
+    /// may trust it without recovery.
+    pub fn settle_indexes(&mut self) -> io::Result<()> {
+        self.persist_indexes()?;
+        let synced = self
+            .offset_index
+            .sync()
+            .and_then(|()| self.time_index.sync());
+        let failed = synced
+            .as_ref()
+            .err()
+            .map(|e| io::Error::new(e.kind(), e.to_string()));
+        self.note_index_write(synced);
+        failed.map_or(Ok(()), Err)
+    }
+
     /// Whether an index file does not hold exactly the in-memory index.
     pub fn indexes_lagging(&self) -> bool {
         self.offset_index.is_lagging() || self.time_index.is_lagging()
+    }
+
+    /// Whether the index files are not yet what a restart may trust: lagging, or written
+    /// but not synced. An empty segment's never are: a restart that finds its index files
+    /// missing, or holding anything, rebuilds them from nothing for free.
+    pub fn indexes_unsettled(&self) -> bool {
+        self.size > 0
+            && (self.indexes_lagging()
+                || self.offset_index.is_unsynced()
+                || self.time_index.is_unsynced())
     }
 
     /// Remove both index files, so the next open rebuilds them from the log (a lagging
@@ -496,24 +544,24 @@ impl Segment {
     ) -> io::Result<()> {
         const JOIN_BELOW: usize = 16 * 1024;
         let pos = self.size;
+        let log = self.log()?;
         let len = head.len() + rest.len();
         let written = if head.is_empty() {
-            self.log.write_all_at(rest, pos)
+            log.write_all_at(rest, pos)
         } else if len < JOIN_BELOW {
             let mut joined = Vec::with_capacity(len);
             joined.extend_from_slice(head);
             joined.extend_from_slice(rest);
-            self.log.write_all_at(&joined, pos)
+            log.write_all_at(&joined, pos)
         } else {
-            self.log
-                .write_all_at(head, pos)
-                .and_then(|()| self.log.write_all_at(rest, pos + head.len() as u64))
+            log.write_all_at(head, pos)
+                .and_then(|()| log.write_all_at(rest, pos + head.len() as u64))
         };
         if let Err(e) = written {
             // A partial write must never become readable; with preallocation the bytes
             // past `size` are never served and recovery discards them.
             if !self.opts.preallocate {
-                if let Err(te) = self.log.set_len(pos) {
+                if let Err(te) = log.set_len(pos) {
                     tracing::error!(file = %self.log_path.display(), error = %te,
                         "cannot cut back a failed append");
                 }
@@ -547,47 +595,42 @@ impl Segment {
     }
 
     /// The segment stops taking appends: record its final largest timestamp in the time
-    /// index (retention reads it after a restart) and cut the file to its valid bytes
-    /// (preallocated space, or a tail recovery could not cut). Only the cut can fail: a
-    /// sealed segment must end with its last batch, since after a restart it is trusted
-    /// without re-validation.
+    /// index (retention reads it after a restart), cut the file to its valid bytes
+    /// (preallocated space, or a tail recovery could not cut), and write and fsync both
+    /// indexes. Only the cut can fail: a sealed segment must end with its last batch,
+    /// since after a restart it is trusted without re-validation. Index files that cannot
+    /// be settled now (full disk) are settled by a later flush, or removed at shutdown so
+    /// the next start rebuilds them.
     pub fn seal(&mut self) -> io::Result<()> {
         if self.max_timestamp >= 0 {
-            let written = self
-                .time_index
+            self.time_index
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
-            self.note_index_write(written);
         }
-        if self.log.metadata()?.len() > self.size {
-            self.log.set_len(self.size)?;
+        let log = self.log()?;
+        if log.metadata()?.len() > self.size {
+            log.set_len(self.size)?;
         }
-        Ok(())
-    }
-
-    /// fsync the log file (and, for sealed segments, the indexes).
-    pub fn sync(&self, with_indexes: bool) -> io::Result<()> {
-        self.log.sync_data()?;
-        if with_indexes {
-            self.offset_index.sync()?;
-            self.time_index.sync()?;
+        if self.indexes_unsettled() {
+            let _ = self.settle_indexes();
         }
         Ok(())
     }
 
-    /// The files an fsync of this segment covers: the log, and for sealed segments the
-    /// indexes too (so the fsync can run without the partition lock).
-    pub fn sync_handles(&self, with_indexes: bool) -> Vec<Arc<File>> {
-        let mut v = vec![self.log.clone()];
-        if with_indexes {
-            v.extend(self.offset_index.handle());
-            v.extend(self.time_index.handle());
-        }
-        v
+    /// fsync the log file.
+    pub fn sync_log(&self) -> io::Result<()> {
+        self.log()?.sync_data()
+    }
+
+    /// The log file, for an fsync outside the partition lock.
+    pub fn log_handle(&self) -> io::Result<Arc<File>> {
+        self.log()
     }
 
     /// Rename the files to `*.deleted` (Kafka's convention) and return the new paths; the
-    /// caller removes them after `file.delete.delay.ms`.
+    /// caller removes them after `file.delete.delay.ms`. Views still reading the segment
+    /// keep its file open (see [`SegmentFile::detach`]).
     pub fn mark_deleted(&self) -> Vec<PathBuf> {
+        self.log.detach();
         let mut out = Vec::new();
         for p in [
             self.log_path.clone(),
@@ -598,7 +641,12 @@ impl Segment {
             to.push(".deleted");
             let to = PathBuf::from(to);
             match std::fs::rename(&p, &to) {
-                Ok(()) => out.push(to),
+                Ok(()) => {
+                    if p == self.log_path {
+                        self.log.renamed(&to);
+                    }
+                    out.push(to)
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
                     tracing::warn!(file = %p.display(), error = %e, "cannot rename deleted segment file");
@@ -628,7 +676,14 @@ impl Segment {
             base_offset: self.base_offset,
             file: self.log.clone(),
             size: self.size,
+            open: OnceLock::new(),
         }
+    }
+
+    /// The segment file is about to be replaced by another of the same name (the
+    /// cleaner's swap): views taken before keep reading this one.
+    pub fn retire(&self) {
+        self.log.detach();
     }
 
     pub fn base_offset(&self) -> i64 {
@@ -669,11 +724,14 @@ impl Segment {
 
 /// A read-only snapshot of a segment: safe to use without the partition lock, because
 /// the file only grows past `size` and deleted files stay readable through the handle.
+/// The file is opened (or taken from the handle cache) on the first read, not when the
+/// snapshot is taken, so snapshotting segments a read may not need costs nothing.
 #[derive(Debug, Clone)]
 pub struct SegmentView {
     pub base_offset: i64,
-    pub file: Arc<File>,
+    pub file: Arc<SegmentFile>,
     pub size: u64,
+    open: OnceLock<Arc<File>>,
 }
 
 fn read_at(file: &File, pos: u64, len: usize) -> io::Result<Vec<u8>> {
@@ -754,7 +812,7 @@ impl<'a> Cursor<'a> {
             && pos + HEADER_LEN as u64 <= self.chunk_pos + self.chunk.len() as u64;
         if !in_chunk {
             let len = (SCAN_CHUNK as u64).min(self.view.size - pos) as usize;
-            self.chunk = read_at(&self.view.file, pos, len)?;
+            self.chunk = read_at(self.view.handle()?, pos, len)?;
             self.chunk_pos = pos;
         }
         let at = (pos - self.chunk_pos) as usize;
@@ -771,6 +829,16 @@ impl<'a> Cursor<'a> {
 }
 
 impl SegmentView {
+    /// The open file: held for the rest of this view's life once read, so a read that
+    /// spans many calls uses one descriptor even if the cache closes its own.
+    fn handle(&self) -> io::Result<&File> {
+        if let Some(f) = self.open.get() {
+            return Ok(f);
+        }
+        let f = self.file.get()?;
+        Ok(self.open.get_or_init(|| f))
+    }
+
     /// Position of the first batch whose last offset is >= `offset`, scanning from
     /// `hint`; with the batch header.
     pub fn find(&self, offset: i64, hint: u64) -> io::Result<Option<(Peek, u64)>> {
@@ -798,7 +866,8 @@ impl SegmentView {
         }
         let avail = (self.size - start) as usize;
         let first_len = (max_bytes.max(HEADER_LEN)).min(avail);
-        let mut buf = read_uninit(&self.file, start, first_len)?;
+        let file = self.handle()?;
+        let mut buf = read_uninit(file, start, first_len)?;
         let mut end = 0usize;
         while let Some(p) = peek(&buf[end.min(buf.len())..]) {
             if p.last_offset >= max_offset {
@@ -813,7 +882,7 @@ impl SegmentView {
             }
             if batch_end > buf.len() as u64 {
                 // Only the first batch can outgrow the buffer (min_one): read it whole.
-                buf = read_uninit(&self.file, start, batch_end as usize)?;
+                buf = read_uninit(file, start, batch_end as usize)?;
             }
             end = batch_end as usize;
             if end >= max_bytes {
@@ -826,7 +895,7 @@ impl SegmentView {
 
     /// The bytes of one batch found by a [`Cursor`].
     pub fn read_batch(&self, pos: u64, size: u64) -> io::Result<Vec<u8>> {
-        read_at(&self.file, pos, size as usize)
+        read_at(self.handle()?, pos, size as usize)
     }
 }
 
@@ -866,20 +935,19 @@ mod tests {
     #[test]
     fn failed_write_leaves_segment_unchanged() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(dir.path(), 0, opts()).unwrap();
+        let mut seg = Segment::create(dir.path(), 0, opts(), &HandleCache::new(16)).unwrap();
         let (a, ha) = stored(0, 2);
         seg.append(&a, &ha).unwrap();
-        let good = seg.log.clone();
         // /dev/full fails every write with ENOSPC, like a full disk.
         let Ok(full) = OpenOptions::new().write(true).read(true).open("/dev/full") else {
             return;
         };
-        seg.log = Arc::new(full);
+        let good = seg.log.swap_open(Arc::new(full)).unwrap();
         let (b, hb) = stored(2, 2);
         let err = seg.append(&b, &hb).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
         assert_eq!((seg.size(), seg.next_offset()), (a.len() as u64, 2));
-        seg.log = good;
+        seg.log.swap_open(good);
         seg.append(&b, &hb).unwrap();
         let view = seg.view();
         let all = view.read_batches(0, 1 << 20, i64::MAX, true).unwrap();
@@ -890,12 +958,12 @@ mod tests {
     #[test]
     fn reads_never_trust_damaged_headers() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(dir.path(), 0, opts()).unwrap();
+        let mut seg = Segment::create(dir.path(), 0, opts(), &HandleCache::new(16)).unwrap();
         let (a, ha) = stored(0, 1);
         seg.append(&a, &ha).unwrap();
         let size = seg.size();
         // Damage the header behind the segment's back: reads stop instead of panicking.
-        seg.log.write_all_at(&[0xff; 12], 0).unwrap();
+        seg.log().unwrap().write_all_at(&[0xff; 12], 0).unwrap();
         let view = seg.view();
         assert_eq!(view.find(0, 0).unwrap(), None);
         assert!(view
@@ -912,5 +980,64 @@ mod tests {
         assert_eq!(outcome.truncated_bytes, size);
         assert!(!outcome.zero_tail);
         assert_eq!((seg.size(), seg.next_offset()), (0, 0));
+    }
+
+    #[test]
+    fn segments_serve_reads_and_appends_through_a_small_handle_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = HandleCache::new(2);
+        let mut segs: Vec<Segment> = (0..6)
+            .map(|i| Segment::create(dir.path(), i * 100, opts(), &cache).unwrap())
+            .collect();
+        assert!(cache.len() <= 2);
+        // Appends reopen evicted files; the bound holds throughout.
+        for round in 0..3 {
+            for seg in segs.iter_mut() {
+                let (b, h) = stored(seg.next_offset(), 1 + round);
+                seg.append(&b, &h).unwrap();
+                assert!(cache.len() <= 2);
+            }
+        }
+        assert!(cache.evictions() > 0);
+        let contents = |seg: &Segment| {
+            let v = seg.view();
+            spans(&v.read_batches(0, 1 << 20, i64::MAX, true).unwrap())
+        };
+        for seg in &segs {
+            let b = seg.base_offset();
+            assert_eq!(contents(seg), vec![(b, b), (b + 1, b + 2), (b + 3, b + 5)]);
+        }
+        // A view taken before a deletion reads the deleted segment even after its file
+        // is gone and the cache turned over.
+        let view = segs[0].view();
+        let paths = segs[0].mark_deleted();
+        segs.remove(0);
+        for p in paths {
+            std::fs::remove_file(p).unwrap();
+        }
+        for seg in &segs {
+            contents(seg);
+        }
+        assert_eq!(
+            spans(&view.read_batches(0, 1 << 20, i64::MAX, true).unwrap()),
+            vec![(0, 0), (1, 2), (3, 5)]
+        );
+        // Sealing writes and syncs the indexes, so a reopen trusts them.
+        let mut last = segs.pop().unwrap();
+        last.seal().unwrap();
+        assert!(!last.indexes_unsettled());
+        drop(last);
+        let (reopened, outcome) = Segment::open(dir.path(), 500, opts(), false, &cache).unwrap();
+        assert_eq!(outcome.truncated_bytes, 0);
+        assert_eq!(reopened.next_offset(), 506);
+    }
+
+    fn spans(bytes: &[u8]) -> Vec<(i64, i64)> {
+        batch::batches(bytes, false)
+            .map(|b| {
+                let (h, _) = b.unwrap();
+                (h.base_offset, h.last_offset())
+            })
+            .collect()
     }
 }

@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use crate::cluster::{CommandResult, Controller, MetadataCommand, MetadataImage, PartitionMeta};
 use crate::config::{Config, FlushPolicy};
 use crate::errors::KafkaError;
+use crate::log::manager::CreateOutcome;
 use crate::log::{AppendResult, LogError, LogManager, PartitionLog};
 
 /// Kafka's `replica.lag.time.max.ms` default: a follower that has not caught up with
@@ -162,6 +163,10 @@ impl ReplicaManager {
             // Kafka checks for lagging followers every half `replica.lag.time.max.ms`
             // (read each time round, so a changed setting applies at once).
             let mut last_isr_check = Instant::now();
+            // Logs that could not be created are retried on their backoff schedule even
+            // when no metadata changes.
+            let mut retry = tokio::time::interval(Duration::from_millis(500));
+            retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let next_isr_check = last_isr_check + me.replica_lag_time_max() / 2;
                 tokio::select! {
@@ -171,6 +176,13 @@ impl ReplicaManager {
                         let me2 = me.clone();
                         // Creating and deleting logs touches the disk.
                         let _ = tokio::task::spawn_blocking(move || me2.reconcile(&image)).await;
+                    }
+                    _ = retry.tick() => {
+                        if me.logs.create_retry_due() {
+                            let image = me.controller.image();
+                            let me2 = me.clone();
+                            let _ = tokio::task::spawn_blocking(move || me2.reconcile(&image)).await;
+                        }
                     }
                     _ = tokio::time::sleep_until(next_isr_check.into()) => {
                         me.shrink_isrs();
@@ -187,6 +199,7 @@ impl ReplicaManager {
     pub fn reconcile(&self, image: &MetadataImage) {
         let _guard = self.reconcile_lock.lock();
         let mut wanted = HashSet::new();
+        let mut report = CreateReport::default();
         for topic in image.topics.values() {
             let cfg = self.config.topic_config(&topic.configs);
             for p in &topic.partitions {
@@ -212,12 +225,16 @@ impl ReplicaManager {
                         if let Err(e) = self.logs.delete_topic(&topic.name) {
                             warn!(topic = %topic.name, error = %e, "cannot delete old topic log");
                         }
-                        self.create(&topic.name, p.partition, topic.id, cfg.clone());
+                        report.add(self.create(&topic.name, p.partition, topic.id, cfg.clone()));
                     }
-                    None => self.create(&topic.name, p.partition, topic.id, cfg.clone()),
+                    None => {
+                        report.add(self.create(&topic.name, p.partition, topic.id, cfg.clone()))
+                    }
                 }
             }
         }
+        self.logs.retain_create_failures(&wanted);
+        report.log(self.logs.unavailable_count());
         let mut gone = HashSet::new();
         for log in self.logs.all() {
             if !wanted.contains(&(log.topic().to_string(), log.partition())) {
@@ -536,10 +553,17 @@ impl ReplicaManager {
         }
     }
 
-    fn create(&self, topic: &str, partition: i32, id: uuid::Uuid, cfg: crate::config::TopicConfig) {
-        if let Err(e) = self.logs.get_or_create(topic, partition, id, cfg) {
-            warn!(%topic, partition, error = %e, "cannot create partition log");
-        }
+    /// Create a partition's log (subject to the log manager's retry backoff); what
+    /// changed goes into the caller's [`CreateReport`].
+    fn create(
+        &self,
+        topic: &str,
+        partition: i32,
+        id: uuid::Uuid,
+        cfg: crate::config::TopicConfig,
+    ) -> (String, i32, CreateOutcome) {
+        let (_, outcome) = self.logs.create_with_backoff(topic, partition, id, cfg);
+        (topic.to_string(), partition, outcome)
     }
 
     /// The local log of a partition this broker leads.
@@ -558,12 +582,21 @@ impl ReplicaManager {
         if let Some(log) = self.logs.get(topic, partition) {
             return Ok((log, meta.clone()));
         }
-        // Metadata got here before the watcher created the log.
-        self.reconcile(image);
-        let log = self
-            .logs
-            .get(topic, partition)
-            .ok_or_else(|| KafkaError::new(ResponseError::KafkaStorageError))?;
+        // Metadata got here before the watcher created the log: create this one now
+        // (not a whole reconcile per request; the watcher does the rest, roles included).
+        let topic_meta = image
+            .topic(topic)
+            .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))?;
+        let cfg = self.config.topic_config(&topic_meta.configs);
+        let mut report = CreateReport::default();
+        report.add(self.create(topic, partition, topic_meta.id, cfg));
+        report.log(self.logs.unavailable_count());
+        let log = self.logs.get(topic, partition).ok_or_else(|| {
+            KafkaError::with_message(
+                ResponseError::KafkaStorageError,
+                format!("{topic}-{partition}: the partition log cannot be created here"),
+            )
+        })?;
         Ok((log, meta.clone()))
     }
 
@@ -641,6 +674,51 @@ impl ReplicaManager {
             .lock()
             .get(&(topic.to_string(), partition))
             .is_some_and(|s| s.leader_epoch == leader_epoch)
+    }
+}
+
+/// Changes in log creation during one reconcile pass, logged as one line each way: a
+/// broker out of descriptors or space fails thousands of partitions at once, and one
+/// line per partition (let alone per attempt) would drown everything else.
+#[derive(Default)]
+struct CreateReport {
+    failed: usize,
+    first_failure: Option<(String, i32, String)>,
+    recovered: usize,
+}
+
+impl CreateReport {
+    fn add(&mut self, (topic, partition, outcome): (String, i32, CreateOutcome)) {
+        match outcome {
+            CreateOutcome::Unchanged => {}
+            CreateOutcome::Failed(error) => {
+                tracing::debug!(%topic, partition, %error, "cannot create partition log");
+                self.failed += 1;
+                self.first_failure.get_or_insert((topic, partition, error));
+            }
+            CreateOutcome::Recovered { attempts } => {
+                tracing::debug!(%topic, partition, attempts, "partition log created after failures");
+                self.recovered += 1;
+            }
+        }
+    }
+
+    fn log(self, unavailable: usize) {
+        if let Some((topic, partition, error)) = &self.first_failure {
+            warn!(
+                newly_failed = self.failed,
+                unavailable,
+                example = %format!("{topic}-{partition}"),
+                %error,
+                "cannot create partition logs; retrying with backoff, and not offering this broker as their leader meanwhile"
+            );
+        }
+        if self.recovered > 0 {
+            info!(
+                recovered = self.recovered,
+                unavailable, "partition logs created after failures"
+            );
+        }
     }
 }
 

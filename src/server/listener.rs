@@ -1,7 +1,13 @@
 //! Binding client listeners and accepting connections until shutdown.
+//!
+//! When accepting fails (the process is out of descriptors, say), the loop backs off,
+//! 100 ms doubling to 1 s, and warns once per run of failures rather than once per
+//! attempt; descriptors held by the segment handle cache are given back first, since a
+//! client connection matters more than a cached file.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
@@ -33,6 +39,36 @@ pub fn bind(l: &Listener) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// First pause after a failed accept; it doubles up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// A run of failed accepts: how long to pause next, and how many failed so far.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    next: Option<Duration>,
+    failures: u64,
+}
+
+impl AcceptBackoff {
+    /// Record a failure; returns the pause, and whether this failure starts a run.
+    fn failed(&mut self) -> (Duration, bool) {
+        let pause = self
+            .next
+            .map_or(ACCEPT_BACKOFF_MIN, |d| (d * 2).min(ACCEPT_BACKOFF_MAX));
+        self.next = Some(pause);
+        self.failures += 1;
+        (pause, self.failures == 1)
+    }
+
+    /// An accept succeeded: the failures of the run that ended, if there was one.
+    fn succeeded(&mut self) -> Option<u64> {
+        let n = std::mem::take(&mut self.failures);
+        self.next = None;
+        (n > 0).then_some(n)
+    }
+}
+
 /// Accept connections on `listener` until `shutdown` flips; connection tasks go into
 /// `conns` so shutdown can wait for them.
 pub async fn accept_loop(
@@ -42,18 +78,30 @@ pub async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
+    let mut backoff = AcceptBackoff::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if let Some(failed) = backoff.succeeded() {
+                        info!(listener = %name, failed, "accepting connections again");
+                    }
                     let _ = stream.set_nodelay(true);
                     metrics::counter!(m::CONNECTIONS_ACCEPTED_TOTAL, "listener" => name.clone()).increment(1);
                     conns.spawn(connection::serve(state.clone(), stream, peer, name.clone(), shutdown.clone()));
                 }
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!(error = %e, listener = %name, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
+                    let shed = if out_of_fds { state.logs.handles().shed() } else { 0 };
+                    let (pause, first) = backoff.failed();
+                    if first {
+                        warn!(error = %e, listener = %name, segment_files_closed = shed,
+                            "accept failed; backing off until it works again");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => break,
+                    }
                 }
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -73,5 +121,22 @@ pub async fn accept_loop(
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backoff_grows_warns_once_and_resets() {
+        let mut b = AcceptBackoff::default();
+        assert_eq!(b.succeeded(), None);
+        let pauses: Vec<(Duration, bool)> = (0..6).map(|_| b.failed()).collect();
+        let ms: Vec<u128> = pauses.iter().map(|(d, _)| d.as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(pauses.iter().filter(|(_, first)| *first).count(), 1);
+        assert_eq!(b.succeeded(), Some(6));
+        assert_eq!(b.failed(), (ACCEPT_BACKOFF_MIN, true));
     }
 }

@@ -40,7 +40,7 @@ pub struct RawProduceArgs {
     /// Record value size in bytes.
     #[arg(long, default_value_t = 1024)]
     pub size: usize,
-    /// Bytes of record values per batch (librdkafka's batch.size in the other rows).
+    /// Bytes per batch, framing included (librdkafka's batch.size in the other rows).
     #[arg(long, default_value_t = 1 << 20)]
     pub batch_bytes: usize,
     /// 0, 1 or -1 (all).
@@ -76,7 +76,10 @@ pub struct RawConsumeArgs {
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
 pub struct RawResult {
+    /// produce: acknowledged inside the measured window; consume: read.
     pub msgs: u64,
+    /// produce: acknowledged in all (warm-up and drain included), what a consumer finds.
+    pub total_msgs: u64,
     /// Record value bytes (what the librdkafka rows count as MB).
     pub bytes: u64,
     pub secs: f64,
@@ -147,7 +150,9 @@ fn response<T: Decodable>(api: ApiKey, version: i16, mut frame: Bytes) -> anyhow
 
 pub fn produce(args: RawProduceArgs) -> anyhow::Result<()> {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
-    let per_batch = (args.batch_bytes / args.size.max(1)).max(1);
+    // The whole batch (header, and up to about 20 bytes of framing per record) fits in
+    // batch_bytes, as librdkafka's batch.size and the broker's max.message.bytes count.
+    let per_batch = (args.batch_bytes.saturating_sub(61) / (args.size + 20)).max(1);
     let value: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
     let mut builder = BatchBuilder::new(0);
     for _ in 0..per_batch {
@@ -199,6 +204,9 @@ pub fn produce(args: RawProduceArgs) -> anyhow::Result<()> {
             .flat_map(|t| t.partition_responses.iter())
             .map(|p| p.error_code)
             .find(|c| *c != 0);
+        if code.is_none() {
+            result.total_msgs += per_batch as u64;
+        }
         if let Some(code) = code {
             result.errors += 1;
             result

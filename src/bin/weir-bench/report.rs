@@ -132,6 +132,11 @@ impl Spec {
         };
         match self.kind.as_str() {
             "consume" => format!("consume {size} from start"),
+            "consume-raw" => format!("consume {size} from start, raw client"),
+            "produce-raw" => format!(
+                "produce {size} acks={} {policy} {}, raw client",
+                self.acks, self.compression
+            ),
             "e2e" => format!(
                 "e2e {size} @{}MB/s acks={} {policy} linger={}",
                 self.rate_mb_s.unwrap_or(0.0),
