@@ -155,6 +155,7 @@ impl Broker {
             shutdown_rx.clone(),
         ));
         background.extend(groups.start(shutdown_rx.clone()));
+        background.push(crate::memory_trim::start(shutdown_rx.clone()));
         let mut listeners = Vec::new();
         for (l, addr, tcp) in bound {
             info!(listener = %l.name, %addr, "listening");

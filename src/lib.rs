@@ -16,6 +16,7 @@ pub mod errors;
 pub mod group;
 pub mod handlers;
 pub mod log;
+pub mod memory_trim;
 pub mod metrics;
 pub mod metrics_cache;
 pub mod metrics_collect;
