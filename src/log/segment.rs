@@ -867,6 +867,19 @@ impl SegmentView {
         let avail = (self.size - start) as usize;
         let first_len = (max_bytes.max(HEADER_LEN)).min(avail);
         let file = self.handle()?;
+        if !min_one && avail >= HEADER_LEN {
+            // A first batch that cannot be served whole is not read at all. Without this
+            // look at its header, a fetch of many partitions whose batches are larger
+            // than the partition limit read (and held until the response was written) up
+            // to the limit for every partition only to return nothing for most: 520 MB
+            // RSS for one consumer of a 1,000-partition topic.
+            let mut head = [0u8; HEADER_LEN];
+            file.read_exact_at(&mut head, start)?;
+            match peek(&head) {
+                Some(p) if p.size <= max_bytes as u64 && p.last_offset < max_offset => {}
+                _ => return Ok(Bytes::new()),
+            }
+        }
         let mut buf = read_uninit(file, start, first_len)?;
         let mut end = 0usize;
         while let Some(p) = peek(&buf[end.min(buf.len())..]) {
