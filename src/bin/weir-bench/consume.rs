@@ -22,6 +22,9 @@ use crate::stats::{mono_ns, ns_to_us, percentiles_us, self_cpu_secs, Lat};
 pub struct ConsumeArgs {
     #[arg(long)]
     pub bootstrap: String,
+    /// Extra librdkafka properties, name=value (repeatable).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
     #[arg(long)]
     pub topic: String,
     /// Partitions 0..N are assigned.
@@ -82,13 +85,19 @@ impl ClientContext for Ctx {
 impl ConsumerContext for Ctx {}
 
 pub fn main(args: ConsumeArgs) -> anyhow::Result<()> {
-    let consumer: BaseConsumer<Ctx> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &args.bootstrap)
         .set("client.id", "weir-bench-consumer")
         .set("group.id", format!("weir-bench-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
+        .set("enable.partition.eof", "false");
+    for kv in &args.set {
+        let (k, v) = kv.split_once('=').context("--set takes name=value")?;
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer<Ctx> = config
         .create_with_context(Ctx)
         .context("creating the consumer")?;
     consumer

@@ -547,7 +547,7 @@ impl Bench {
     ) -> anyhow::Result<Row> {
         t.reset_peak();
         let before = t.sample();
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "--bootstrap".into(),
             t.bootstrap.clone(),
             "--topic".into(),
@@ -559,6 +559,14 @@ impl Bench {
             "--deadline".into(),
             "120".into(),
         ];
+        if partitions >= 10_000 {
+            // librdkafka 2.12 with its default queued.min.messages (100,000 per partition)
+            // stalls on 10,000 partitions: the consumer spins a CPU and stops receiving
+            // with 5-20 % unread (confluent-kafka 2.16 reads everything from the same
+            // broker). Asking it to prefetch less per partition avoids that; it then spends its
+            // time in fetches that long-poll on the drained partitions (see performance.md).
+            args.extend(["--set".into(), "queued.min.messages=1000".into()]);
+        }
         let out = self
             .child("consume", &args)
             .stderr(Stdio::inherit())
