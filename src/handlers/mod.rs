@@ -197,7 +197,10 @@ fn respond_fetch(ctx: &Ctx, resp: &FetchResponse) -> Outcome {
 }
 
 macro_rules! run {
-    ($ctx:expr, $body:expr, $req:ty, $module:ident) => {{
+    ($ctx:expr, $body:expr, $req:ty, $module:ident) => {
+        run!($ctx, $body, $req, $module, respond)
+    };
+    ($ctx:expr, $body:expr, $req:ty, $module:ident, $respond:ident) => {{
         let ctx = $ctx;
         let mut body = $body;
         let req: $req = match decode_body(ctx.api_key, ctx.version, &mut body) {
@@ -206,7 +209,7 @@ macro_rules! run {
         };
         Ok(Box::pin(async move {
             let resp = $module::handle(&ctx, req).await;
-            respond(&ctx, &resp)
+            $respond(&ctx, &resp)
         }) as Pending)
     }};
 }
@@ -242,15 +245,7 @@ pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
                 decode_body(ctx.api_key, version, &mut body).map_err(|e| e.to_string())?;
             Ok(produce::start(ctx, req))
         }
-        ApiKey::Fetch => {
-            let mut body = body;
-            let req: FetchRequest =
-                decode_body(ctx.api_key, version, &mut body).map_err(|e| e.to_string())?;
-            Ok(Box::pin(async move {
-                let resp = fetch::handle(&ctx, req).await;
-                respond_fetch(&ctx, &resp)
-            }))
-        }
+        ApiKey::Fetch => run!(ctx, body, FetchRequest, fetch, respond_fetch),
         ApiKey::ListOffsets => run!(ctx, body, ListOffsetsRequest, list_offsets),
         ApiKey::Metadata => run!(ctx, body, MetadataRequest, metadata),
         ApiKey::ApiVersions => run!(ctx, body, ApiVersionsRequest, api_versions),

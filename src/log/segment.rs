@@ -458,8 +458,9 @@ impl Segment {
     }
 
     /// Warn once per run of failures, not once per batch of a full-disk recovery.
-    fn note_index_write(&mut self, written: io::Result<()>) {
-        match written {
+    /// Warn once per run of failed index writes; passes the outcome on.
+    fn note_index_write(&mut self, written: io::Result<()>) -> io::Result<()> {
+        match &written {
             Ok(()) => self.index_warned = false,
             Err(e) if !self.index_warned => {
                 self.index_warned = true;
@@ -468,6 +469,7 @@ impl Segment {
             }
             Err(_) => {}
         }
+        written
     }
 
     /// Write index entries their files lack (after a failed write).
@@ -476,12 +478,7 @@ impl Segment {
             .offset_index
             .persist()
             .and_then(|()| self.time_index.persist());
-        let failed = written
-            .as_ref()
-            .err()
-            .map(|e| io::Error::new(e.kind(), e.to_string()));
-        self.note_index_write(written);
-        failed.map_or(Ok(()), Err)
+        self.note_index_write(written)
     }
 
     /// Write the indexes and fsync them: what a sealed segment needs before a restart
@@ -492,12 +489,7 @@ impl Segment {
             .offset_index
             .sync()
             .and_then(|()| self.time_index.sync());
-        let failed = synced
-            .as_ref()
-            .err()
-            .map(|e| io::Error::new(e.kind(), e.to_string()));
-        self.note_index_write(synced);
-        failed.map_or(Ok(()), Err)
+        self.note_index_write(synced)
     }
 
     /// Whether an index file does not hold exactly the in-memory index.

@@ -12,5 +12,5 @@ pub mod response;
 pub use codec::{
     decode_header, encode_response, encode_response_splicing, DecodeError, RequestFrame,
 };
-pub use frame::{read_frame, FrameError, FrameReader};
+pub use frame::{FrameError, FrameReader};
 pub use response::Response;

@@ -11,9 +11,10 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-use crate::protocol::frame::{read_frame, FrameError};
+use crate::protocol::frame::{FrameError, FrameReader};
 
 /// Responses larger than this are refused (a fetch response is bounded by the
 /// request's `max_bytes`; this only guards against a corrupt length prefix).
@@ -44,7 +45,8 @@ pub enum ClientError {
 
 /// One connection to a broker's client listener.
 pub struct BrokerClient {
-    stream: TcpStream,
+    writer: OwnedWriteHalf,
+    frames: FrameReader<OwnedReadHalf>,
     correlation: i32,
     client_id: StrBytes,
 }
@@ -67,8 +69,10 @@ impl BrokerClient {
         };
         // Fetch round trips are latency-bound (acks=all waits on them).
         stream.set_nodelay(true)?;
+        let (rd, writer) = stream.into_split();
         Ok(BrokerClient {
-            stream,
+            writer,
+            frames: FrameReader::new(rd, MAX_RESPONSE_BYTES),
             correlation: 0,
             client_id: StrBytes::from_string(client_id),
         })
@@ -110,10 +114,8 @@ impl BrokerClient {
         let len = i32::try_from(buf.len() - 4)
             .map_err(|_| ClientError::Encode("request too large".into()))?;
         buf[..4].copy_from_slice(&len.to_be_bytes());
-        self.stream.write_all(&buf).await?;
-        let mut body = read_frame(&mut self.stream, MAX_RESPONSE_BYTES)
-            .await?
-            .ok_or(ClientError::Closed)?;
+        self.writer.write_all(&buf).await?;
+        let mut body = self.frames.next().await?.ok_or(ClientError::Closed)?;
         let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
             .map_err(|e| ClientError::Decode(e.to_string()))?;
         if header.correlation_id != self.correlation {

@@ -24,7 +24,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use serde::{Deserialize, Serialize};
-use weir::log::batch::BatchBuilder;
+use weir::log::batch::{self, BatchBuilder};
 
 use crate::stats::{mono_ns, ns_to_us, percentiles_us, self_cpu_secs, Lat};
 
@@ -95,7 +95,6 @@ pub struct RawResult {
 /// One connection speaking frames: a size prefix, then the bytes.
 struct Conn {
     stream: TcpStream,
-    buf: Vec<u8>,
 }
 
 impl Conn {
@@ -103,10 +102,7 @@ impl Conn {
         let stream =
             TcpStream::connect(bootstrap).with_context(|| format!("connecting to {bootstrap}"))?;
         stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream,
-            buf: Vec::new(),
-        })
+        Ok(Conn { stream })
     }
 
     /// The next response frame (without its size prefix).
@@ -117,9 +113,9 @@ impl Conn {
         if !(0..=256 << 20).contains(&len) {
             bail!("response frame of {len} bytes");
         }
-        self.buf.resize(len as usize, 0);
-        self.stream.read_exact(&mut self.buf)?;
-        Ok(Bytes::copy_from_slice(&self.buf))
+        let mut buf = vec![0u8; len as usize];
+        self.stream.read_exact(&mut buf)?;
+        Ok(Bytes::from(buf))
     }
 }
 
@@ -290,21 +286,10 @@ pub fn consume(args: RawConsumeArgs) -> anyhow::Result<()> {
 /// Records in the whole batches of `bytes` (from the headers) and the offset after the
 /// last one.
 fn walk(bytes: &[u8]) -> (u64, Option<i64>) {
-    let be = |at: usize, n: usize| bytes.get(at..at + n);
     let (mut count, mut next) = (0u64, None);
-    let mut pos = 0usize;
-    while let (Some(base), Some(len), Some(delta), Some(n)) =
-        (be(pos, 8), be(pos + 8, 4), be(pos + 23, 4), be(pos + 57, 4))
-    {
-        let len = i32::from_be_bytes(len.try_into().unwrap_or_default()).max(0) as usize;
-        if pos + 12 + len > bytes.len() {
-            break;
-        }
-        let base = i64::from_be_bytes(base.try_into().unwrap_or_default());
-        let delta = i32::from_be_bytes(delta.try_into().unwrap_or_default());
-        count += i32::from_be_bytes(n.try_into().unwrap_or_default()).max(0) as u64;
-        next = Some(base + delta as i64 + 1);
-        pos += 12 + len;
+    for (h, _) in batch::batches(bytes, false).map_while(Result::ok) {
+        count += h.record_count.max(0) as u64;
+        next = Some(h.last_offset() + 1);
     }
     (count, next)
 }

@@ -12,6 +12,7 @@ use crate::broker::{Sample, Target};
 use crate::consume::ConsumeResult;
 use crate::machine::{self, LimitPlan, Limits};
 use crate::produce::ProduceResult;
+use crate::raw::RawResult;
 use crate::report::{
     self, BrokerInfo, ClusterRatio, Ratios, Report, Row, Spec, Startup, TargetCheck, TopicInfo,
 };
@@ -421,15 +422,25 @@ impl Bench {
     }
 
     fn run_producer(&self, args: Vec<String>) -> anyhow::Result<ProduceResult> {
+        self.run_child("produce", &args)
+    }
+
+    /// Runs a child (`produce`, `consume`, `raw-produce`, ...) to its end and parses the
+    /// JSON line it prints.
+    fn run_child<T: serde::de::DeserializeOwned>(
+        &self,
+        sub: &str,
+        args: &[String],
+    ) -> anyhow::Result<T> {
         let out = self
-            .child("produce", &args)
+            .child(sub, args)
             .stderr(Stdio::inherit())
             .output()
-            .context("running the producer")?;
+            .with_context(|| format!("running {sub}"))?;
         if !out.status.success() {
-            bail!("producer failed ({})", out.status);
+            bail!("{sub} failed ({})", out.status);
         }
-        serde_json::from_slice(&out.stdout).context("producer output")
+        serde_json::from_slice(&out.stdout).with_context(|| format!("{sub} output"))
     }
 
     fn spec(&self, kind: &str, nodes: u32, rf: u32, partitions: u32, s: &Send) -> Spec {
@@ -567,16 +578,8 @@ impl Bench {
             // time in fetches that long-poll on the drained partitions (see performance.md).
             args.extend(["--set".into(), "queued.min.messages=1000".into()]);
         }
-        let out = self
-            .child("consume", &args)
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running the consumer")?;
+        let r: ConsumeResult = self.run_child("consume", &args)?;
         let after = t.sample();
-        if !out.status.success() {
-            bail!("consumer failed ({})", out.status);
-        }
-        let r: ConsumeResult = serde_json::from_slice(&out.stdout).context("consumer output")?;
         let spec = Spec {
             kind: "consume".into(),
             nodes,
@@ -736,7 +739,7 @@ impl Bench {
         ];
         t.reset_peak();
         let before = t.sample();
-        let r = self.run_raw("raw-produce", &args)?;
+        let r = self.run_child::<RawResult>("raw-produce", &args)?;
         let after = t.sample();
         let mut spec = self.spec(
             "produce-raw",
@@ -782,7 +785,7 @@ impl Bench {
         ];
         t.reset_peak();
         let before = t.sample();
-        let c = self.run_raw("raw-consume", &args)?;
+        let c = self.run_child::<RawResult>("raw-consume", &args)?;
         let after = t.sample();
         spec.kind = "consume-raw".into();
         let row = Row {
@@ -797,18 +800,6 @@ impl Bench {
         self.finish_row(row, before, after, c.cpu_s);
         self.delete_topic(t, &topic);
         Ok(())
-    }
-
-    fn run_raw(&self, sub: &str, args: &[String]) -> anyhow::Result<crate::raw::RawResult> {
-        let out = self
-            .child(sub, args)
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("running {sub}"))?;
-        if !out.status.success() {
-            bail!("{sub} failed ({})", out.status);
-        }
-        serde_json::from_slice(&out.stdout).with_context(|| format!("{sub} output"))
     }
 
     fn single_node(&mut self, partitions: u32) -> anyhow::Result<()> {
