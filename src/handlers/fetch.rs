@@ -13,9 +13,13 @@
 //! parks on the partitions' high-watermark channels and is woken the moment data
 //! arrives, or answers at `max_wait_ms`. Fetch sessions (KIP-227) are not kept: every
 //! response has session id 0, which tells clients to send full requests.
+//!
+//! Batches of 32 KiB or more are not read: the answer names their range of the segment
+//! file and the connection sends it with `sendfile` ([`crate::log::Records`]).
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -27,7 +31,9 @@ use uuid::Uuid;
 use super::util::s;
 use super::Ctx;
 use crate::errors::KafkaError;
+use crate::log::{LogError, Records};
 use crate::metrics as m;
+use crate::protocol::file_chunk::FileChunks;
 use crate::replica::ReplicaManager;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 4, max: 18 };
@@ -44,12 +50,29 @@ struct Target {
     last_fetched_epoch: i32,
 }
 
-pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
+/// The response, and the segment-file ranges it sends by reference (their placeholders
+/// are in the response's record fields).
+pub struct FetchReply {
+    pub response: FetchResponse,
+    pub files: FileChunks,
+}
+
+impl From<FetchResponse> for FetchReply {
+    fn from(response: FetchResponse) -> FetchReply {
+        FetchReply {
+            response,
+            files: FileChunks::default(),
+        }
+    }
+}
+
+pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchReply {
     if req.session_id != 0 {
         // We never hand out sessions, so the client's is unknown here (e.g. after a restart).
         ctx.note_error(ResponseError::FetchSessionIdNotFound.code());
         return FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+            .into();
     }
     let image = ctx.state.controller.image();
     let mut targets = Vec::new();
@@ -98,6 +121,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
     loop {
         let (parts, total, mut waiters, errors) =
             read_all(ctx, &targets, max_bytes, read_committed, follower);
+        let Parts { parts, files } = parts;
         let now = Instant::now();
         if total >= min_bytes
             || errors
@@ -105,20 +129,29 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchResponse {
             || waiters.is_empty()
             || ctx.state.is_shutting_down()
         {
-            return build(ctx, &order, parts, follower.is_some());
+            return build(ctx, &order, parts, files, follower.is_some());
         }
         let changed = select_all(waiters.iter_mut().map(|w| Box::pin(w.changed())));
         let parked = m::InFlight::new(m::FETCH_LONG_POLL_SIZE);
         let timed_out = tokio::time::timeout(deadline - now, changed).await.is_err();
         drop(parked);
         if timed_out {
-            let (parts, _, _, _) = read_all(ctx, &targets, max_bytes, read_committed, follower);
-            return build(ctx, &order, parts, follower.is_some());
+            let (Parts { parts, files }, _, _, _) =
+                read_all(ctx, &targets, max_bytes, read_committed, follower);
+            return build(ctx, &order, parts, files, follower.is_some());
         }
     }
 }
 
-type Parts = Vec<(String, Uuid, PartitionData)>;
+/// One partition's answer: topic, partition data, and for records sent from a file
+/// their record count (the bytes are not in memory to count them from).
+type Part = (String, Uuid, PartitionData, Option<u64>);
+
+/// The answers of one read of all partitions, with the file ranges their records name.
+struct Parts {
+    parts: Vec<Part>,
+    files: FileChunks,
+}
 
 /// Record each partition's fetch offset as the follower's log end offset, once per
 /// request (its arrival is what Kafka's caught-up rule measures). Partitions with
@@ -168,8 +201,9 @@ fn read_all(
     let mut waiters = Vec::new();
     let mut errors = false;
     let mut parts = Vec::new();
+    let mut files = FileChunks::default();
     for t in targets {
-        let pd = match read_one(
+        let (pd, file_records) = match read_one(
             ctx,
             &image,
             t,
@@ -178,13 +212,14 @@ fn read_all(
             &mut waiters,
             follower,
         ) {
-            Ok(pd) => pd,
+            Ok((pd, records)) => attach(pd, records, &mut files),
             Err(e) => {
                 errors = true;
-                PartitionData::default()
+                let pd = PartitionData::default()
                     .with_partition_index(t.partition)
                     .with_error_code(e.code)
-                    .with_high_watermark(-1)
+                    .with_high_watermark(-1);
+                (pd, None)
             }
         };
         let pd = if read_committed {
@@ -193,9 +228,14 @@ fn read_all(
             pd.with_aborted_transactions(None)
         };
         total += pd.records.as_ref().map_or(0, |r| r.len());
-        parts.push((t.name.clone().unwrap_or_default(), t.topic_id, pd));
+        parts.push((
+            t.name.clone().unwrap_or_default(),
+            t.topic_id,
+            pd,
+            file_records,
+        ));
     }
-    (parts, total, waiters, errors)
+    (Parts { parts, files }, total, waiters, errors)
 }
 
 fn read_one(
@@ -206,7 +246,7 @@ fn read_one(
     first: bool,
     waiters: &mut Vec<watch::Receiver<i64>>,
     follower: Option<i32>,
-) -> Result<PartitionData, KafkaError> {
+) -> Result<(PartitionData, Records), KafkaError> {
     let name = t
         .name
         .as_deref()
@@ -235,7 +275,7 @@ fn read_one(
             let mut pd = base.with_records(Some(Default::default()));
             pd.diverging_epoch.epoch = epoch;
             pd.diverging_epoch.end_offset = end_offset;
-            return Ok(pd);
+            return Ok((pd, Records::empty()));
         }
     }
     let max_offset = if follower.is_some() {
@@ -244,27 +284,53 @@ fn read_one(
         hw
     };
     let limit = t.max_bytes.min(budget);
-    let read = log.read(t.fetch_offset, limit, max_offset, first);
-    match read {
-        Ok(r) => Ok(base.with_records(Some(r.records))),
-        Err(e) => {
-            let e = KafkaError::from(&e);
-            Ok(base
-                .with_error_code(e.code)
-                .with_records(Some(Default::default())))
-        }
+    match log.read_records(t.fetch_offset, limit, max_offset, first) {
+        Ok(records) => Ok((base, records)),
+        Err(e) => Ok((
+            base.with_error_code(KafkaError::from(&e).code),
+            Records::empty(),
+        )),
+    }
+}
+
+/// Put a partition's records in its answer: bytes in memory as they are, a file range as
+/// a placeholder registered in `files` (with the record count for the metrics).
+fn attach(
+    pd: PartitionData,
+    records: Records,
+    files: &mut FileChunks,
+) -> (PartitionData, Option<u64>) {
+    match records {
+        Records::Mem(bytes) => (pd.with_records(Some(bytes)), None),
+        Records::File { chunk, records } => match files.add(chunk.clone()) {
+            Some(placeholder) => (pd.with_records(Some(placeholder)), Some(records)),
+            // No room for another file chunk in this response: read it.
+            None => match chunk.read() {
+                Ok(bytes) => (pd.with_records(Some(Bytes::from(bytes))), None),
+                Err(e) => {
+                    let code = KafkaError::from(&LogError::from(e)).code;
+                    (
+                        pd.with_error_code(code).with_records(Some(Bytes::new())),
+                        None,
+                    )
+                }
+            },
+        },
     }
 }
 
 /// Count what a consumer is sent, by topic: bytes, and records from the batch headers
 /// (no decoding). Replication traffic is not client traffic (Kafka counts it apart too).
-fn count_out(topic: &str, records: &[u8]) {
+fn count_out(topic: &str, records: &[u8], file_records: Option<u64>) {
     if records.is_empty() {
         return;
     }
     let counters = crate::metrics_cache::topic(topic);
     counters.bytes_out.increment(records.len() as u64);
-    counters.records_out.increment(batch_record_count(records));
+    // File chunks' bytes are placeholders; their count came from the headers read.
+    counters
+        .records_out
+        .increment(file_records.unwrap_or_else(|| batch_record_count(records)));
 }
 
 /// Records in the whole v2 batches of `bytes`, control batches excluded; a batch cut
@@ -292,7 +358,13 @@ fn batch_record_count(bytes: &[u8]) -> u64 {
     count
 }
 
-fn build(ctx: &Ctx, order: &[(String, Uuid)], parts: Parts, follower: bool) -> FetchResponse {
+fn build(
+    ctx: &Ctx,
+    order: &[(String, Uuid)],
+    parts: Vec<Part>,
+    files: FileChunks,
+    follower: bool,
+) -> FetchReply {
     let mut topics: Vec<FetchableTopicResponse> = order
         .iter()
         .map(|(name, id)| {
@@ -304,7 +376,7 @@ fn build(ctx: &Ctx, order: &[(String, Uuid)], parts: Parts, follower: bool) -> F
         })
         .collect();
     let mut idx = 0;
-    for (name, id, pd) in parts {
+    for (name, id, pd, file_records) in parts {
         // Partitions arrive grouped by topic in request order.
         while idx < order.len() && !(order[idx].0 == name && order[idx].1 == id) {
             idx += 1;
@@ -312,12 +384,19 @@ fn build(ctx: &Ctx, order: &[(String, Uuid)], parts: Parts, follower: bool) -> F
         if let Some(t) = topics.get_mut(idx) {
             ctx.note_error(pd.error_code);
             if !follower {
-                count_out(&name, pd.records.as_deref().unwrap_or_default());
+                count_out(
+                    &name,
+                    pd.records.as_deref().unwrap_or_default(),
+                    file_records,
+                );
             }
             t.partitions.push(pd);
         }
     }
-    FetchResponse::default().with_responses(topics)
+    FetchReply {
+        response: FetchResponse::default().with_responses(topics),
+        files,
+    }
 }
 
 #[cfg(test)]

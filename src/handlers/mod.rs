@@ -177,14 +177,23 @@ fn respond<T: Encodable>(ctx: &Ctx, resp: &T) -> Outcome {
 
 /// A Fetch response goes out with its record sets by reference: fetched bytes are not
 /// copied into the response buffer.
-fn respond_fetch(ctx: &Ctx, resp: &FetchResponse) -> Outcome {
+fn respond_fetch(ctx: &Ctx, reply: &fetch::FetchReply) -> Outcome {
+    let resp = &reply.response;
     let records = resp
         .responses
         .iter()
         .flat_map(|t| t.partitions.iter())
         .filter_map(|p| p.records.clone())
         .collect();
-    match encode_response_splicing(ctx.api_key, ctx.version, ctx.correlation_id, resp, records) {
+    let files = reply.files.clone();
+    match encode_response_splicing(
+        ctx.api_key,
+        ctx.version,
+        ctx.correlation_id,
+        resp,
+        records,
+        files,
+    ) {
         Ok(r) => Outcome::Respond(r),
         Err(e) => {
             warn!(api = ?ctx.api_key, version = ctx.version, error = %e, "cannot encode response");

@@ -32,11 +32,13 @@ pub mod index;
 pub mod manager;
 pub mod partition;
 pub mod producer_state;
+pub mod records;
 pub mod retention;
 pub mod segment;
 
 pub use manager::LogManager;
 pub use partition::{AppendResult, CleanStats, PartitionLog, ReadResult};
+pub use records::Records;
 
 use thiserror::Error;
 

@@ -23,6 +23,7 @@ use super::epoch::{self, EpochCache};
 use super::flusher::FlusherHandle;
 use super::handles::HandleCache;
 use super::producer_state::{ProducerInfo, ProducerStateManager, SeqCheck};
+use super::records::Records;
 use super::segment::{self, Segment, SegmentOptions, SegmentView};
 use super::LogError;
 use crate::config::{FlushPolicy, TimestampType, TopicConfig};
@@ -673,11 +674,22 @@ impl PartitionLog {
         max_offset: i64,
         min_one: bool,
     ) -> Result<ReadResult, LogError> {
-        let empty = || {
-            Ok(ReadResult {
-                records: Bytes::new(),
-            })
-        };
+        let records = self.read_records(offset, max_bytes, max_offset, min_one)?;
+        Ok(ReadResult {
+            records: records.into_bytes()?,
+        })
+    }
+
+    /// As [`read`](Self::read), but large batches stay in their segment file (see
+    /// [`Records`]): what Fetch sends.
+    pub fn read_records(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one: bool,
+    ) -> Result<Records, LogError> {
+        let empty = || Ok(Records::empty());
         // Segments are looked at a few at a time: a read moves past a segment only when
         // it holds nothing at or past the offset (compaction can empty whole stretches),
         // and each step re-reads the segment list, which may change in between.
@@ -719,8 +731,7 @@ impl PartitionLog {
             for (i, view) in views.iter().enumerate() {
                 let from = if i == 0 { hint } else { 0 };
                 if let Some((_, pos)) = view.find(offset, from)? {
-                    let records = view.read_batches(pos, max_bytes, max_offset, min_one)?;
-                    return Ok(ReadResult { records });
+                    return Ok(view.read_records(pos, max_bytes, max_offset, min_one)?);
                 }
             }
             match views.last() {

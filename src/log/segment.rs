@@ -27,7 +27,9 @@ use bytes::{Bytes, BytesMut};
 use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use super::handles::{HandleCache, SegmentFile};
 use super::index::{OffsetIndex, TimeIndex};
+use super::records::{data_records, Records, FILE_SEND_MIN};
 use crate::config::TopicConfig;
+use crate::protocol::file_chunk::{FileChunk, MAX_CHUNK};
 
 /// How much of a segment recovery reads at once.
 const RECOVERY_CHUNK: usize = 1 << 20;
@@ -898,6 +900,66 @@ impl SegmentView {
         Ok(buf.freeze())
     }
 
+    /// Like [`read_batches`](Self::read_batches), but batches of [`FILE_SEND_MIN`] or
+    /// more are not read: the result names their range of the file. The walk reads only
+    /// headers, and stops before a small batch (the next read serves it from memory).
+    pub fn read_records(
+        &self,
+        start: u64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one: bool,
+    ) -> io::Result<Records> {
+        if start + HEADER_LEN as u64 > self.size {
+            return Ok(Records::empty());
+        }
+        let mut head = [0u8; HEADER_LEN];
+        self.handle()?.read_exact_at(&mut head, start)?;
+        match peek(&head) {
+            Some(first) if first.size >= FILE_SEND_MIN => {}
+            _ => {
+                return self
+                    .read_batches(start, max_bytes, max_offset, min_one)
+                    .map(Records::Mem)
+            }
+        }
+        let avail = self.size - start;
+        let limit = max_bytes as u64;
+        let (mut end, mut records) = (0u64, 0u64);
+        while let Some(p) = peek(&head).filter(|p| p.size >= FILE_SEND_MIN) {
+            let batch_end = end + p.size;
+            if p.last_offset >= max_offset
+                || batch_end > avail
+                || batch_end > MAX_CHUNK as u64
+                || (batch_end > limit && !(end == 0 && min_one))
+            {
+                break;
+            }
+            end = batch_end;
+            records += data_records(&head);
+            if end >= limit || end + HEADER_LEN as u64 > avail {
+                break;
+            }
+            self.handle()?.read_exact_at(&mut head, start + end)?;
+        }
+        if end == 0 {
+            // A first batch too large for one file chunk is read the usual way.
+            return self
+                .read_batches(start, max_bytes, max_offset, min_one)
+                .map(Records::Mem);
+        }
+        self.handle()?;
+        let file = self.open.get().cloned().expect("opened by handle()");
+        Ok(Records::File {
+            chunk: FileChunk {
+                file,
+                pos: start,
+                len: end as usize,
+            },
+            records,
+        })
+    }
+
     /// The bytes of one batch found by a [`Cursor`].
     pub fn read_batch(&self, pos: u64, size: u64) -> io::Result<Vec<u8>> {
         read_at(self.handle()?, pos, size as usize)
@@ -1035,6 +1097,82 @@ mod tests {
         let (reopened, outcome) = Segment::open(dir.path(), 500, opts(), false, &cache).unwrap();
         assert_eq!(outcome.truncated_bytes, 0);
         assert_eq!(reopened.next_offset(), 506);
+    }
+
+    /// A batch of `n` records of `value_len` bytes each.
+    fn sized(base: i64, n: usize, value_len: usize) -> (Vec<u8>, BatchHeader) {
+        let value = vec![b'x'; value_len];
+        let mut b = BatchBuilder::new(base);
+        for i in 0..n {
+            b = b.record(None, Some(&value), 1_000 + i as i64);
+        }
+        let bytes = b.build();
+        let hdr = BatchHeader::parse(&bytes).unwrap();
+        (bytes, hdr)
+    }
+
+    #[test]
+    fn large_batches_are_read_as_file_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts();
+        o.segment_bytes = 8 << 20;
+        let mut seg = Segment::create(dir.path(), 0, o, &HandleCache::new(16)).unwrap();
+        // big (offsets 0-39), big (40-79), small (80-81), big (82-121)
+        let batches = [
+            sized(0, 40, 1000),
+            sized(40, 40, 1000),
+            sized(80, 2, 10),
+            sized(82, 40, 1000),
+        ];
+        for (b, h) in &batches {
+            seg.append(b, h).unwrap();
+        }
+        let view = seg.view();
+        let len = |i: usize| batches[i].0.len();
+        let file = |r: Records| match r {
+            Records::File { chunk, records } => (chunk.pos, chunk.len, records),
+            Records::Mem(b) => panic!("read into memory: {} bytes", b.len()),
+        };
+        // Both large batches go by file range; the walk stops before the small one.
+        let all = view.read_records(0, 1 << 20, i64::MAX, true).unwrap();
+        assert_eq!(
+            all.clone().into_bytes().unwrap(),
+            view.read_batches(0, len(0) + len(1), i64::MAX, true)
+                .unwrap()
+        );
+        assert_eq!(file(all), (0, len(0) + len(1), 80));
+        // The byte limit, the high watermark and min_one bound it as for memory reads.
+        assert_eq!(
+            file(view.read_records(0, len(0) + 10, i64::MAX, false).unwrap()),
+            (0, len(0), 40)
+        );
+        assert_eq!(
+            file(view.read_records(0, 1 << 20, 79, true).unwrap()),
+            (0, len(0), 40)
+        );
+        assert_eq!(
+            file(view.read_records(0, 10, i64::MAX, true).unwrap()),
+            (0, len(0), 40)
+        );
+        assert!(view
+            .read_records(0, 10, i64::MAX, false)
+            .unwrap()
+            .is_empty());
+        assert!(view.read_records(0, 1 << 20, 39, true).unwrap().is_empty());
+        // A small first batch is read into memory, as before.
+        let small_at = (len(0) + len(1)) as u64;
+        match view
+            .read_records(small_at, 1 << 20, i64::MAX, true)
+            .unwrap()
+        {
+            Records::Mem(b) => assert_eq!(spans(&b), vec![(80, 81), (82, 121)]),
+            Records::File { .. } => panic!("small first batch sent from the file"),
+        }
+        let last_at = small_at + len(2) as u64;
+        assert_eq!(
+            file(view.read_records(last_at, 1 << 20, i64::MAX, true).unwrap()),
+            (last_at, len(3), 40)
+        );
     }
 
     fn spans(bytes: &[u8]) -> Vec<(i64, i64)> {

@@ -10,6 +10,7 @@ use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use thiserror::Error;
 
+use super::file_chunk::FileChunks;
 use super::response::{Response, SplicingBuf};
 
 #[derive(Debug, Error)]
@@ -107,20 +108,22 @@ pub fn encode_response<T: Encodable>(
     Ok(Response::from(out.freeze()))
 }
 
-/// Encode a response whose body holds the record sets `records`, keeping those by
-/// reference instead of copying them (see [`SplicingBuf`]).
+/// Encode a response whose body holds the record sets `records` (in message order),
+/// keeping those by reference instead of copying them and putting `files` in place of
+/// their placeholders (see [`SplicingBuf`]).
 pub fn encode_response_splicing<T: Encodable>(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &T,
     records: Vec<Bytes>,
+    files: FileChunks,
 ) -> Result<Response, String> {
     let (header, header_version, total) = response_header(api_key, version, correlation_id, body)?;
     let record_bytes: usize = records.iter().map(Bytes::len).sum();
-    let mut out = SplicingBuf::new(4 + total.saturating_sub(record_bytes), records);
+    let mut out = SplicingBuf::new(4 + total.saturating_sub(record_bytes), records, files);
     encode_into(&mut out, &header, header_version, total, body, version)?;
-    Ok(out.finish())
+    out.finish()
 }
 
 /// The response header, its version and the encoded size of header plus body.
@@ -260,9 +263,20 @@ mod tests {
         ]);
         for version in 4..=18 {
             let copied = encode_response(ApiKey::Fetch, version, 42, &resp).unwrap();
-            let spliced =
-                encode_response_splicing(ApiKey::Fetch, version, 42, &resp, sets.clone()).unwrap();
-            assert_eq!(copied.to_bytes(), spliced.to_bytes(), "v{version}");
+            let spliced = encode_response_splicing(
+                ApiKey::Fetch,
+                version,
+                42,
+                &resp,
+                sets.clone(),
+                FileChunks::default(),
+            )
+            .unwrap();
+            assert_eq!(
+                copied.to_bytes().unwrap(),
+                spliced.to_bytes().unwrap(),
+                "v{version}"
+            );
             // The two large sets went by reference, between copied stretches (and before
             // the trailing tagged fields of flexible versions).
             let chunks = if version >= 12 { 5 } else { 4 };
@@ -272,6 +286,113 @@ mod tests {
                 "v{version}"
             );
         }
+    }
+
+    /// Record sets sent from a file encode to the same bytes as the same sets in memory.
+    #[test]
+    fn file_chunks_encode_like_the_bytes_they_name() {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        use kafka_protocol::messages::{FetchResponse, TopicName};
+        use std::io::Write;
+        use std::sync::Arc;
+
+        use crate::protocol::file_chunk::FileChunk;
+
+        let sets: Vec<Vec<u8>> = [40_000usize, 100, 70_000, 9_000]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (0..*n).map(|b| (b * 13 + i) as u8).collect())
+            .collect();
+        let mut tmp = tempfile::tempfile().unwrap();
+        tmp.write_all(b"junk").unwrap();
+        let mut at = 4u64;
+        let mut places = Vec::new();
+        for set in &sets {
+            tmp.write_all(set).unwrap();
+            places.push((at, set.len()));
+            at += set.len() as u64;
+        }
+        let file = Arc::new(tmp);
+        let response = |records: Vec<Bytes>| {
+            let partitions = records
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    PartitionData::default()
+                        .with_partition_index(i as i32)
+                        .with_records(Some(r))
+                })
+                .collect();
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(partitions)])
+        };
+        let in_memory = response(sets.iter().map(|s| Bytes::from(s.clone())).collect());
+        for version in 4..=18 {
+            // Sets 0 and 2 from the file, 1 and 3 from memory.
+            let mut files = FileChunks::default();
+            let records: Vec<Bytes> = sets
+                .iter()
+                .zip(&places)
+                .enumerate()
+                .map(|(i, (set, (pos, len)))| {
+                    if i % 2 == 0 {
+                        files
+                            .add(FileChunk {
+                                file: file.clone(),
+                                pos: *pos,
+                                len: *len,
+                            })
+                            .unwrap()
+                    } else {
+                        Bytes::from(set.clone())
+                    }
+                })
+                .collect();
+            let by_file = response(records.clone());
+            let copied = encode_response(ApiKey::Fetch, version, 7, &in_memory).unwrap();
+            let sent =
+                encode_response_splicing(ApiKey::Fetch, version, 7, &by_file, records, files)
+                    .unwrap();
+            assert_eq!(sent.file_chunk_count(), 2, "v{version}");
+            assert_eq!(
+                copied.to_bytes().unwrap(),
+                sent.to_bytes().unwrap(),
+                "v{version}"
+            );
+        }
+    }
+
+    /// A placeholder the encoder never meets, or meets unannounced, fails the encoding
+    /// instead of putting zeros on the wire.
+    #[test]
+    fn misplaced_placeholders_fail_the_encoding() {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        use kafka_protocol::messages::FetchResponse;
+        use std::sync::Arc;
+
+        use crate::protocol::file_chunk::FileChunk;
+
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        let chunk = FileChunk {
+            file,
+            pos: 0,
+            len: 5000,
+        };
+        let with = |records: Bytes| {
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_partitions(vec![PartitionData::default().with_records(Some(records))])])
+        };
+        // Announced but not in the message.
+        let mut files = FileChunks::default();
+        files.add(chunk.clone()).unwrap();
+        let empty = with(Bytes::new());
+        assert!(encode_response_splicing(ApiKey::Fetch, 12, 1, &empty, vec![], files).is_err());
+        // In the message but not announced in the record list: written as bytes.
+        let mut files = FileChunks::default();
+        let placeholder = files.add(chunk).unwrap();
+        let resp = with(placeholder);
+        assert!(encode_response_splicing(ApiKey::Fetch, 12, 1, &resp, vec![], files).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! (api key, version) pair, and Kafka's KIP-511 ApiVersions fallback.
 
 pub mod codec;
+pub mod file_chunk;
 pub mod frame;
 pub mod response;
 

@@ -86,7 +86,7 @@ pub async fn serve(
             Some((outcome, api, times)) = pending.next(), if !pending.is_empty() => {
                 match outcome {
                     Outcome::Respond(response) => {
-                        if let Err(e) = response.write_to(&mut wr).await {
+                        if let Err(e) = response.write_to_socket(&mut wr).await {
                             break Some(format!("write failed: {e}"));
                         }
                     }
@@ -106,7 +106,7 @@ pub async fn serve(
     if close_reason.is_none() {
         while let Some((outcome, _, _)) = pending.next().await {
             if let Outcome::Respond(response) = outcome {
-                if response.write_to(&mut wr).await.is_err() {
+                if response.write_to_socket(&mut wr).await.is_err() {
                     break;
                 }
             }
