@@ -6,6 +6,7 @@
 //! the scheduled time, not the time the send happened, so a stalled producer shows up
 //! as latency instead of hiding it (no coordinated omission).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use clap::Args;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use serde::{Deserialize, Serialize};
 
 use crate::stats::{mono_ns, ns_to_us, percentiles_us, self_cpu_secs, Lat, Rng};
@@ -100,6 +101,8 @@ struct State {
 struct Ctx {
     size: u64,
     state: Mutex<State>,
+    /// Delivery reports served (any outcome), to tell when a poll found none.
+    reports: AtomicU64,
 }
 
 impl ClientContext for Ctx {
@@ -113,6 +116,7 @@ impl ProducerContext for Ctx {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
+        self.reports.fetch_add(1, Ordering::Relaxed);
         let now = mono_ns();
         let mut s = self.state.lock().unwrap();
         match result {
@@ -191,6 +195,20 @@ fn config(args: &ProduceArgs) -> anyhow::Result<ClientConfig> {
     Ok(c)
 }
 
+/// Serve every delivery report waiting. One `poll` serves one report event (one produce
+/// response); polling once per pass let reports pile up in the client at linger.ms 0
+/// (10k+ responses a second), and send-to-delivery latency then measured this loop, not
+/// the broker (p50 5.3 ms, 0.18 ms when drained, at 50 MB/s).
+fn serve_reports(producer: &BaseProducer<Ctx>) {
+    loop {
+        let before = producer.context().reports.load(Ordering::Relaxed);
+        producer.poll(Duration::ZERO);
+        if producer.context().reports.load(Ordering::Relaxed) == before {
+            return;
+        }
+    }
+}
+
 pub fn main(args: ProduceArgs) -> anyhow::Result<()> {
     let r = produce(&args)?;
     println!("{}", serde_json::to_string(&r)?);
@@ -204,12 +222,9 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<ProduceResult> {
     let ctx = Ctx {
         size: args.size as u64,
         state: Mutex::new(State::default()),
+        reports: AtomicU64::new(0),
     };
-    // Delivery reports are served by the client's own polling thread, as they come in. A
-    // send loop that polled between sends served one report event per call (one per
-    // produce response), so at linger.ms 0 (10k+ responses a second) reports queued up
-    // in the client and send-to-delivery latency measured the loop, not the broker.
-    let producer: ThreadedProducer<Ctx> = config(args)?
+    let producer: BaseProducer<Ctx> = config(args)?
         .create_with_context(ctx)
         .context("creating the producer")?;
     // Connect and learn the topic before the clock starts.
@@ -241,6 +256,9 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<ProduceResult> {
             Some(ns) => {
                 let due = start + (sent as f64 * ns) as u64;
                 if due > now {
+                    // librdkafka's poll timeouts are whole milliseconds (a shorter one
+                    // spins), so serve delivery reports without waiting and sleep.
+                    serve_reports(&producer);
                     std::thread::sleep(Duration::from_nanos((due - now).min(1_000_000)));
                     continue;
                 }
@@ -256,12 +274,15 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<ProduceResult> {
             Ok(()) => {
                 sent += 1;
                 sent_bytes += args.size as u64;
+                if sent % 64 == 0 {
+                    serve_reports(&producer);
+                }
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 // Retried with a new stamp at full speed (latency counts from the
                 // successful send), with the scheduled one at a fixed rate.
                 queue_full += 1;
-                std::thread::sleep(Duration::from_micros(500));
+                producer.poll(Duration::from_millis(1));
             }
             Err((e, _)) => bail!("send: {e}"),
         }
