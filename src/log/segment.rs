@@ -833,6 +833,15 @@ impl SegmentView {
         Ok(self.open.get_or_init(|| f))
     }
 
+    /// The open file as a shared handle, for a send that outlives this view.
+    fn shared_handle(&self) -> io::Result<Arc<File>> {
+        if let Some(f) = self.open.get() {
+            return Ok(f.clone());
+        }
+        let f = self.file.get()?;
+        Ok(self.open.get_or_init(|| f).clone())
+    }
+
     /// Position of the first batch whose last offset is >= `offset`, scanning from
     /// `hint`; with the batch header.
     pub fn find(&self, offset: i64, hint: u64) -> io::Result<Option<(Peek, u64)>> {
@@ -948,11 +957,9 @@ impl SegmentView {
                 .read_batches(start, max_bytes, max_offset, min_one)
                 .map(Records::Mem);
         }
-        self.handle()?;
-        let file = self.open.get().cloned().expect("opened by handle()");
         Ok(Records::File {
             chunk: FileChunk {
-                file,
+                file: self.shared_handle()?,
                 pos: start,
                 len: end as usize,
             },
