@@ -9,6 +9,7 @@
 
 mod broker;
 mod consume;
+mod dirty;
 mod machine;
 mod produce;
 mod raw;

@@ -137,6 +137,10 @@ impl Spec {
                 "produce {size} acks={} {policy} {}, raw client",
                 self.acks, self.compression
             ),
+            "produce-raw-sustained" => format!(
+                "produce {size} acks={} {policy} {}, raw client, past the dirty-page limit",
+                self.acks, self.compression
+            ),
             "e2e" => format!(
                 "e2e {size} @{}MB/s acks={} {policy} linger={}",
                 self.rate_mb_s.unwrap_or(0.0),

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 
 use crate::broker::{Sample, Target};
 use crate::consume::ConsumeResult;
+use crate::dirty;
 use crate::machine::{self, LimitPlan, Limits};
 use crate::produce::ProduceResult;
 use crate::raw::RawResult;
@@ -721,58 +722,15 @@ impl Bench {
     }
 
     /// The base produce case and its consume again, with the raw client of `raw.rs`:
-    /// what the broker does when the client costs next to no CPU.
+    /// what the broker does when the client costs next to no CPU. The full run adds
+    /// 100-byte records, and a run long enough to pass the kernel's dirty-page limit
+    /// (`dirty.rs`), where background flush is held to the disk's rate.
     fn raw(&mut self, t: &Target, idx: usize) -> anyhow::Result<()> {
         let topic = self.new_topic(t, idx, 1, 1, "background")?;
-        self.sync_disk();
-        let args: Vec<String> = vec![
-            "--bootstrap".into(),
-            t.bootstrap.clone(),
-            "--topic".into(),
-            topic.clone(),
-            "--size".into(),
-            KIB.to_string(),
-            "--seconds".into(),
-            self.seconds.to_string(),
-            "--warmup".into(),
-            self.warmup.to_string(),
-        ];
-        t.reset_peak();
-        let before = t.sample();
-        let r = self.run_child::<RawResult>("raw-produce", &args)?;
-        let after = t.sample();
-        let mut spec = self.spec(
-            "produce-raw",
-            1,
-            1,
-            1,
-            &Send {
-                acks: "1",
-                policy: "background",
-                compression: "none",
-                size: KIB,
-            },
-        );
-        spec.linger_ms = 0;
-        if r.errors > 0 {
-            self.problem(format!(
-                "{}: {} errors, first: {}",
-                spec.id(),
-                r.errors,
-                r.first_error.clone().unwrap_or_default()
-            ));
-        }
-        let row = Row {
-            spec: spec.clone(),
-            msgs_per_s: r.msgs_per_s,
-            mb_per_s: r.mb_per_s,
-            lat: r.lat,
-            bytes: r.total_msgs * KIB as u64,
-            errors: r.errors,
-            notes: vec!["one pre-encoded 1 MiB batch sent over and over, 5 in flight".into()],
-            ..Row::default()
-        };
-        self.finish_row(row, before, after, r.cpu_s);
+        // A short window: the page cache takes all of it before the kernel's dirty-page
+        // limit, so this is the broker's own rate (the sustained row below is the disk's).
+        let burst = self.seconds.min(1.0);
+        let (r, mut spec) = self.raw_produce(t, &topic, "produce-raw", KIB, self.warmup, burst)?;
         let args: Vec<String> = vec![
             "--bootstrap".into(),
             t.bootstrap.clone(),
@@ -799,7 +757,89 @@ impl Bench {
         };
         self.finish_row(row, before, after, c.cpu_s);
         self.delete_topic(t, &topic);
+        if self.args.quick {
+            return Ok(());
+        }
+        let topic = self.new_topic(t, idx, 1, 1, "background")?;
+        self.raw_produce(t, &topic, "produce-raw", 100, self.warmup, burst)?;
+        self.delete_topic(t, &topic);
+        // Warm up until well past the dirty-page limit at the ~2 GB/s the page cache takes.
+        let warmup = (dirty::free_run_bytes() as f64 / 1e9 + 2.0).clamp(3.0, 30.0);
+        let topic = self.new_topic(t, idx, 1, 1, "background")?;
+        let seconds = self.seconds;
+        self.raw_produce(t, &topic, "produce-raw-sustained", KIB, warmup, seconds)?;
+        self.delete_topic(t, &topic);
         Ok(())
+    }
+
+    /// One raw-client produce row on `topic` (1 partition, acks=1, background flush),
+    /// after flushing the disk so that earlier rows' dirty pages do not count here.
+    fn raw_produce(
+        &mut self,
+        t: &Target,
+        topic: &str,
+        kind: &str,
+        size: usize,
+        warmup: f64,
+        seconds: f64,
+    ) -> anyhow::Result<(RawResult, Spec)> {
+        self.sync_disk();
+        let args: Vec<String> = vec![
+            "--bootstrap".into(),
+            t.bootstrap.clone(),
+            "--topic".into(),
+            topic.into(),
+            "--size".into(),
+            size.to_string(),
+            "--seconds".into(),
+            seconds.to_string(),
+            "--warmup".into(),
+            warmup.to_string(),
+        ];
+        t.reset_peak();
+        let before = t.sample();
+        let r = self.run_child::<RawResult>("raw-produce", &args)?;
+        let after = t.sample();
+        let dirty_mb = dirty::dirty_bytes() as f64 / 1e6;
+        let mut spec = self.spec(
+            kind,
+            1,
+            1,
+            1,
+            &Send {
+                acks: "1",
+                policy: "background",
+                compression: "none",
+                size,
+            },
+        );
+        spec.linger_ms = 0;
+        if r.errors > 0 {
+            self.problem(format!(
+                "{}: {} errors, first: {}",
+                spec.id(),
+                r.errors,
+                r.first_error.clone().unwrap_or_default()
+            ));
+        }
+        let row = Row {
+            spec: spec.clone(),
+            msgs_per_s: r.msgs_per_s,
+            mb_per_s: r.mb_per_s,
+            lat: r.lat,
+            bytes: r.total_msgs * size as u64,
+            errors: r.errors,
+            notes: vec![
+                "one pre-encoded 1 MiB batch sent over and over, 5 in flight".into(),
+                format!(
+                    "{seconds:.1} s measured after {warmup:.1} s of warm-up; page cache dirty \
+                     or under writeback at the end: {dirty_mb:.0} MB"
+                ),
+            ],
+            ..Row::default()
+        };
+        self.finish_row(row, before, after, r.cpu_s);
+        Ok((r, spec))
     }
 
     fn single_node(&mut self, partitions: u32) -> anyhow::Result<()> {
@@ -1155,7 +1195,10 @@ fn strip_ansi(s: &str) -> String {
 /// Each figure of a row divided by the machine limit it is compared with.
 fn apply_ratios(row: &mut Row, l: &Limits) {
     let durable_ack = row.spec.acks == "all" && row.spec.policy == "durable";
-    let disk_bound = durable_ack && row.spec.kind == "produce";
+    // Sustained background flush is held to the disk's rate once the page cache is full
+    // of dirty pages (dirty.rs), so that row compares with the disk too.
+    let disk_bound =
+        (durable_ack && row.spec.kind == "produce") || row.spec.kind == "produce-raw-sustained";
     let mb_limit = if disk_bound {
         l.disk_write_mb_s
     } else {
@@ -1224,14 +1267,30 @@ fn targets(rep: &Report) -> Vec<TargetCheck> {
             met: v.map(|(_, m)| m),
         });
     };
+    // The broker alone, as the raw client rows measure it (full run), beside a target
+    // the librdkafka row misses.
+    let raw = |kind: &str, size: usize| {
+        let mut s = spec(kind, 1, size, "1", "background");
+        s.linger_ms = 0;
+        find(rep, &s)
+    };
+    let pct = |r: &Row| format!("{:.0} MB/s = {:.0}%", r.mb_per_s, r.ratios.mb * 100.0);
     let base = find(rep, &spec("produce", 1, KIB, "1", "background"));
     check(
         "produce, background flush (acks=1, 1 KiB) ≥ 50% of loopback",
         base.map(|r| {
-            (
-                format!("{:.0} MB/s = {:.0}%", r.mb_per_s, r.ratios.mb * 100.0),
-                r.ratios.mb >= 0.5,
-            )
+            let mut f = pct(r);
+            if let Some(b) = raw("produce-raw", KIB) {
+                f += &format!("; raw client {}", pct(b));
+            }
+            if let Some(s) = raw("produce-raw-sustained", KIB) {
+                f += &format!(
+                    "; sustained past the dirty-page limit {:.0} MB/s = {:.0}% of disk",
+                    s.mb_per_s,
+                    s.ratios.mb * 100.0
+                );
+            }
+            (f, r.ratios.mb >= 0.5)
         }),
     );
     check(
@@ -1246,16 +1305,22 @@ fn targets(rep: &Report) -> Vec<TargetCheck> {
     check(
         "consume ≥ 60% of loopback",
         find(rep, &spec("consume", 1, KIB, "1", "background")).map(|r| {
-            (
-                format!("{:.0} MB/s = {:.0}%", r.mb_per_s, r.ratios.mb * 100.0),
-                r.ratios.mb >= 0.6,
-            )
+            let mut f = pct(r);
+            if let Some(c) = raw("consume-raw", KIB) {
+                f += &format!("; raw client {}", pct(c));
+            }
+            (f, r.ratios.mb >= 0.6)
         }),
     );
     check(
         "100-byte records ≥ 1,500,000 msgs/s (acks=1, background)",
-        find(rep, &spec("produce", 1, 100, "1", "background"))
-            .map(|r| (format!("{:.0} msgs/s", r.msgs_per_s), r.msgs_per_s >= 1.5e6)),
+        find(rep, &spec("produce", 1, 100, "1", "background")).map(|r| {
+            let mut f = format!("{:.0} msgs/s", r.msgs_per_s);
+            if let Some(b) = raw("produce-raw", 100) {
+                f += &format!("; raw client {:.0} msgs/s", b.msgs_per_s);
+            }
+            (f, r.msgs_per_s >= 1.5e6)
+        }),
     );
     let e2e = |policy: &str| {
         let mut s = spec("e2e", 1, KIB, "all", policy);
