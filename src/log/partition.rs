@@ -94,6 +94,10 @@ struct Inner {
     /// `partition.metadata` was written without an fsync (a new partition): the next
     /// flush syncs it before the directory.
     metadata_unsynced: bool,
+    /// The partition directory itself is new: its entry in the log directory is synced
+    /// with the first flush, or a power loss could take the whole directory, and the
+    /// records acknowledged as durable in it, back.
+    parent_unsynced: bool,
 }
 
 /// A partition log. Thread-safe; appends are serialised internally.
@@ -322,6 +326,7 @@ impl PartitionLog {
                 producers,
                 dir_dirty: true,
                 metadata_unsynced,
+                parent_unsynced: created,
             }),
             config: RwLock::new(opts.config),
             hw,
@@ -574,16 +579,23 @@ impl PartitionLog {
                     }
                 }
             }
+            let parent_unsynced = std::mem::take(&mut inner.parent_unsynced);
             let dir_dirty = std::mem::take(&mut inner.dir_dirty)
                 || metadata_unsynced
-                || epochs_unsynced.is_some();
+                || epochs_unsynced.is_some()
+                || parent_unsynced;
             (
                 target,
                 files,
-                (dir_dirty, metadata_unsynced, epochs_unsynced.is_some()),
+                (
+                    dir_dirty,
+                    metadata_unsynced,
+                    epochs_unsynced.is_some(),
+                    parent_unsynced,
+                ),
             )
         };
-        let (dir_dirty, metadata_unsynced, epochs_unsynced) = dir_dirty;
+        let (dir_dirty, metadata_unsynced, epochs_unsynced, parent_unsynced) = dir_dirty;
         if target <= self.flushed.load(Ordering::Acquire) && !dir_dirty {
             return Ok(target);
         }
@@ -603,6 +615,11 @@ impl PartitionLog {
             if dir_dirty {
                 std::fs::File::open(&self.dir)?.sync_all()?;
             }
+            if parent_unsynced {
+                if let Some(parent) = self.dir.parent() {
+                    std::fs::File::open(parent)?.sync_all()?;
+                }
+            }
             Ok(())
         })();
         if let Err(e) = result {
@@ -610,6 +627,7 @@ impl PartitionLog {
             let mut inner = self.inner.lock();
             inner.dir_dirty |= dir_dirty;
             inner.metadata_unsynced |= metadata_unsynced;
+            inner.parent_unsynced |= parent_unsynced;
             if epochs_unsynced {
                 inner.epochs.mark_unsynced();
             }
@@ -1653,6 +1671,28 @@ mod tests {
             .unwrap()
             .log_path()
             .to_path_buf()
+    }
+
+    #[test]
+    fn a_new_partition_directory_is_synced_into_its_parent_by_the_first_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let parent = dir.path().join("logs");
+        std::fs::create_dir(&parent).unwrap();
+        let log = open_log(&parent, small_cfg(), false, 0);
+        assert!(log.inner.lock().parent_unsynced);
+        log.append_as_leader(batch(2), 0).unwrap();
+        // The directory is gone from under the flush: it fails and the sync stays owed.
+        let moved = dir.path().join("moved");
+        std::fs::rename(&parent, &moved).unwrap();
+        assert!(log.flush_blocking().is_err());
+        assert!(log.inner.lock().parent_unsynced);
+        std::fs::rename(&moved, &parent).unwrap();
+        assert_eq!(log.flush_blocking().unwrap(), 2);
+        assert!(!log.inner.lock().parent_unsynced);
+        drop(log);
+        // A directory that was already there is not new.
+        let reopened = open_log(&parent, small_cfg(), false, 2);
+        assert!(!reopened.inner.lock().parent_unsynced);
     }
 
     #[test]
