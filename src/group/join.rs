@@ -12,6 +12,9 @@ impl GroupCoordinator {
     /// request is parked until the rebalance completes.
     pub fn join(&mut self, req: JoinRequest) -> Output {
         let mut out = Output::default();
+        tracing::debug!(group = %req.group_id, member = %req.member_id,
+            state = ?self.groups.get(&req.group_id).map(|g| (g.state, g.generation_id, g.leader.clone())),
+            "JoinGroup");
         if let Err(error) = self.join_inner(&mut out, &req) {
             out.reply(
                 req.reply_to,
@@ -423,6 +426,7 @@ impl GroupCoordinator {
         for member_id in &gone {
             group.remove_member(member_id);
         }
+        let gone_ids = gone.clone();
         let has_leader = group.elect_joined_leader();
         let no_members = group.members.is_empty();
         let timeout = group.rebalance_timeout_ms();
@@ -456,6 +460,9 @@ impl GroupCoordinator {
         }
         group.protocol_name = group.select_protocol();
         group.transition(GroupState::CompletingRebalance, now_ms);
+        tracing::debug!(group = %group_id, generation = group.generation_id,
+            leader = ?group.leader, members = ?group.members.keys().collect::<Vec<_>>(),
+            removed = ?gone_ids, "join phase complete");
         group.pending_sync = group.members.keys().cloned().collect();
         let sync_key = TimerKey::Sync {
             group_id: group_id.to_string(),

@@ -23,6 +23,9 @@ impl GroupCoordinator {
 
     fn sync_inner(&mut self, out: &mut Output, req: &SyncRequest) -> Result<(), ResponseError> {
         let group = self.group_mut(&req.group_id)?;
+        tracing::debug!(group = %req.group_id, member = %req.member_id, generation = req.generation_id,
+            state = ?group.state, group_generation = group.generation_id, leader = ?group.leader,
+            assignments = req.assignments.len(), "SyncGroup");
         if group.is(GroupState::Dead) {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
@@ -371,6 +374,9 @@ fn complete_sync(
             });
     }
     group.transition(GroupState::Stable, now_ms);
+    tracing::debug!(group = %group.group_id, generation = group.generation_id,
+        assignments = ?group.members.values().map(|m| (m.member_id.as_str(), m.assignment.len())).collect::<Vec<_>>(),
+        "sync complete");
     out.records.push(Record::Group {
         group_id: group.group_id.clone(),
         value: Some(group.metadata_value()),

@@ -14,7 +14,7 @@ use kafka_protocol::messages::ApiKey;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::broker::BrokerState;
 use crate::handlers::{self, Ctx, Outcome};
@@ -74,21 +74,23 @@ pub async fn serve(
                     peer,
                 };
                 let api = req.api_key;
+                let correlation_id = req.header.correlation_id;
                 match handlers::start(ctx, req.body) {
                     Ok(fut) => pending.push_back(async move {
                         let outcome = fut.await;
                         let times = StageTimes { arrived, started, handled: Instant::now() };
-                        (outcome, api, times)
+                        (outcome, (api, correlation_id), times)
                     }),
                     Err(reason) => break Some(reason),
                 }
             }
-            Some((outcome, api, times)) = pending.next(), if !pending.is_empty() => {
+            Some((outcome, (api, correlation_id), times)) = pending.next(), if !pending.is_empty() => {
                 match outcome {
                     Outcome::Respond(response) => {
                         if let Err(e) = response.write_to_socket(&mut wr).await {
                             break Some(format!("write failed: {e}"));
                         }
+                        debug!(api = ?api, correlation_id, %peer, "response written");
                     }
                     Outcome::NoResponse => {}
                     Outcome::Close(reason) => break Some(reason),
