@@ -426,7 +426,9 @@ impl GroupCoordinator {
         for member_id in &gone {
             group.remove_member(member_id);
         }
-        let gone_ids = gone.clone();
+        if !gone.is_empty() {
+            tracing::debug!(group = %group_id, removed = ?gone, "members that did not rejoin removed");
+        }
         let has_leader = group.elect_joined_leader();
         let no_members = group.members.is_empty();
         let timeout = group.rebalance_timeout_ms();
@@ -462,7 +464,7 @@ impl GroupCoordinator {
         group.transition(GroupState::CompletingRebalance, now_ms);
         tracing::debug!(group = %group_id, generation = group.generation_id,
             leader = ?group.leader, members = ?group.members.keys().collect::<Vec<_>>(),
-            removed = ?gone_ids, "join phase complete");
+            "join phase complete");
         group.pending_sync = group.members.keys().cloned().collect();
         let sync_key = TimerKey::Sync {
             group_id: group_id.to_string(),
