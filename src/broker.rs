@@ -21,6 +21,7 @@ use crate::cluster::{
     BrokerEndpoint, BrokerMeta, CommandResult, Controller, MetadataCommand, QuorumConfig,
 };
 use crate::config::Config;
+use crate::dir_lock::DirLock;
 use crate::group::GroupManager;
 use crate::log::LogManager;
 use crate::producer_ids::ProducerIdManager;
@@ -52,16 +53,21 @@ pub struct Broker {
     shutdown_tx: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
+    /// Held until shutdown is complete.
+    locks: Vec<DirLock>,
 }
 
 impl Broker {
     pub async fn start(config: Config) -> anyhow::Result<Broker> {
         let config = Arc::new(config);
         let started = std::time::Instant::now();
+        // Every directory is locked before anything in it is read: a second broker on
+        // the same directories stops here, before it touches a file.
+        let mut locks = Vec::new();
         for dir in &config.log_dirs {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create log dir {}", dir.display()))?;
+            locks.push(DirLock::acquire(dir, "log")?);
         }
+        locks.push(DirLock::acquire(&config.metadata_dir, "metadata")?);
         crate::metrics::set_partition_series(config.metrics_partition_series);
         let logs = LogManager::open(config.clone()).context("opening log directories")?;
         let controller = Controller::start(ControllerConfig {
@@ -179,9 +185,19 @@ impl Broker {
                 None => Err("stopped".into()),
             }),
         )));
+        let listening: Vec<String> = client_addrs.iter().map(|a| a.to_string()).collect();
+        let log_dirs: Vec<String> = config
+            .log_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
         info!(
             node_id = config.node_id,
             elapsed_ms = started.elapsed().as_millis() as u64,
+            listeners = %listening.join(","),
+            metrics = %config.metrics_listen.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+            log_dirs = %log_dirs.join(","),
+            metadata_dir = %config.metadata_dir.display(),
             "broker started"
         );
         Ok(Broker {
@@ -190,6 +206,7 @@ impl Broker {
             shutdown_tx,
             listeners,
             background,
+            locks,
         })
     }
 
@@ -240,7 +257,8 @@ impl Broker {
             .shutdown()
             .await
             .context("stopping the metadata quorum")?;
-        info!("shutdown complete");
+        drop(self.locks);
+        info!("broker stopped");
         Ok(())
     }
 }

@@ -9,9 +9,12 @@
 //! Kafka error codes in [`errors`]. [`broker`] wires it all up and shuts it down in order.
 
 pub mod alloc;
+pub mod authorizer;
 pub mod broker;
+pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod dir_lock;
 pub mod errors;
 pub mod group;
 pub mod handlers;
@@ -23,7 +26,6 @@ pub mod metrics_collect;
 pub mod metrics_http;
 pub mod producer_ids;
 pub mod protocol;
-pub mod quorum_cli;
 pub mod replica;
 pub mod server;
 pub mod topics;

@@ -9,11 +9,13 @@ use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 use weir::broker::Broker;
+use weir::cli;
 use weir::config::Config;
 
 /// A Kafka-wire-compatible message broker.
 ///
-/// Settings use Kafka's names. Precedence: embedded defaults < --config FILE <
+/// Without a subcommand, `weir` runs a broker; the subcommands administer any Kafka
+/// cluster. Settings use Kafka's names (`weir config list` prints them all). Precedence: embedded defaults < --config FILE <
 /// WEIR_<NAME> environment variables (WEIR_LOG_DIRS sets log.dirs) < --set name=value.
 #[derive(Parser, Debug)]
 #[command(name = "weir", version, about)]
@@ -33,25 +35,132 @@ struct Cli {
 
 #[derive(clap::Subcommand, Debug)]
 enum Command {
-    /// Administer the metadata quorum of a running cluster (see README, "Adding and
-    /// removing nodes"); without a subcommand, weir runs a broker.
-    Quorum {
-        /// A broker's client listener, host:port.
-        #[arg(long, short = 'b', global = true, default_value = "127.0.0.1:9092")]
-        bootstrap_server: String,
+    /// Create, list, describe, delete topics; add partitions; topic settings.
+    Topic {
+        #[command(flatten)]
+        conn: cli::Conn,
         #[command(subcommand)]
-        what: weir::quorum_cli::QuorumCommand,
+        what: cli::topic::TopicCommand,
     },
+    /// List, describe (members, offsets, lag), reset offsets of, delete consumer groups.
+    Group {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(subcommand)]
+        what: cli::group::GroupCommand,
+    },
+    /// Brokers, controller and health of a cluster; broker settings at runtime.
+    Cluster {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(subcommand)]
+        what: cli::cluster::ClusterCommand,
+    },
+    /// Write records (arguments, or lines of standard input).
+    Produce {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(flatten)]
+        args: cli::produce::ProduceArgs,
+    },
+    /// Read records.
+    Consume {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(flatten)]
+        args: cli::consume::ConsumeArgs,
+    },
+    /// Elect partition leaders (preferred or unclean).
+    Elect {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(flatten)]
+        args: cli::elect::ElectArgs,
+    },
+    /// Move partition replicas between brokers from a plan in Kafka's JSON format.
+    Reassign {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(flatten)]
+        args: cli::reassign::ReassignArgs,
+    },
+    /// Administer the metadata quorum of a running cluster (see README, "Adding and
+    /// removing nodes").
+    Quorum {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(subcommand)]
+        what: cli::quorum::QuorumCommand,
+    },
+    /// Every broker and topic setting with its type, default and meaning.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print the settings (only those whose name contains FILTER, if given).
+    List {
+        filter: Option<String>,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = cli::Format::Text)]
+        output: cli::Format,
+    },
+}
+
+/// An operator command: connect, run, print, exit with its code.
+fn operator_command(command: &Command) -> ExitCode {
+    macro_rules! with_admin {
+        ($name:expr, $conn:expr, |$admin:ident| $body:expr) => {
+            cli::run($name, $conn.output, async {
+                let mut $admin = $conn.admin().await?;
+                $body.await
+            })
+        };
+    }
+    match command {
+        Command::Topic { conn, what } => {
+            with_admin!("topic", conn, |a| cli::topic::run(&mut a, what))
+        }
+        Command::Group { conn, what } => {
+            with_admin!("group", conn, |a| cli::group::run(&mut a, what))
+        }
+        Command::Cluster { conn, what } => {
+            with_admin!("cluster", conn, |a| cli::cluster::run(&mut a, what))
+        }
+        Command::Produce { conn, args } => {
+            with_admin!("produce", conn, |a| cli::produce::run(&mut a, args))
+        }
+        Command::Consume { conn, args } => {
+            with_admin!("consume", conn, |a| cli::consume::run(
+                &mut a,
+                args,
+                conn.output
+            ))
+        }
+        Command::Elect { conn, args } => {
+            with_admin!("elect", conn, |a| cli::elect::run(&mut a, args))
+        }
+        Command::Reassign { conn, args } => {
+            with_admin!("reassign", conn, |a| cli::reassign::run(&mut a, args))
+        }
+        Command::Quorum { conn, what } => {
+            with_admin!("quorum", conn, |a| cli::quorum::run(&mut a, what))
+        }
+        Command::Config {
+            what: ConfigCommand::List { filter, output },
+        } => cli::run("config", *output, async {
+            Ok(cli::config_list::list(filter.as_deref()))
+        }),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Quorum {
-        bootstrap_server,
-        what,
-    }) = &cli.command
-    {
-        return quorum(bootstrap_server, what);
+    if let Some(command) = &cli.command {
+        return operator_command(command);
     }
     init_tracing(cli.log_json);
     let config = match Config::load(cli.config.as_deref(), std::env::vars(), &cli.set) {
@@ -64,8 +173,14 @@ fn main() -> ExitCode {
     let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let outcome = runtime.block_on(run(config));
+    // The runtime's remaining tasks and blocking threads are gone before the last line.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+    match outcome {
+        Ok(()) => {
+            info!("shutdown complete");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             error!("{e:#}");
             eprintln!("weir: {e:#}");
@@ -81,23 +196,6 @@ fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runti
         .build()
         .inspect_err(|e| eprintln!("weir: cannot start the runtime: {e}"))
         .ok()
-}
-
-/// `weir quorum ...`: one request, its outcome on stdout (or stderr and exit 1).
-fn quorum(bootstrap: &str, what: &weir::quorum_cli::QuorumCommand) -> ExitCode {
-    let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
-        return ExitCode::FAILURE;
-    };
-    match runtime.block_on(weir::quorum_cli::run(bootstrap, what)) {
-        Ok(text) => {
-            println!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("weir quorum: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// Every partition keeps a few files open: take the whole descriptor allowance the
@@ -147,7 +245,9 @@ fn init_tracing(json: bool) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in files or pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if json {
         builder.json().init();
     } else {

@@ -528,6 +528,75 @@ async fn restart_keeps_data_offsets_and_topic_ids() {
     b.stop().await;
 }
 
+/// Every file under `dir`, by path (the running broker rewrites its checkpoints on its
+/// own schedule, so contents may change; the set of files may not).
+fn snapshot(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let md = e.metadata().unwrap();
+            if md.is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_second_broker_on_a_live_data_directory_stops_before_touching_it() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = Conn::connect(b.addr).await;
+    metadata(&mut c, "owned").await;
+    let r = produce(
+        &mut c,
+        "owned",
+        0,
+        batch(&[Rec::kv(b"k", b"v")], Compression::None, None),
+        -1,
+    )
+    .await;
+    assert_eq!(r.error_code, 0);
+    let data = b.dir.path().join("data");
+    let before = snapshot(&data.join("owned-0"));
+    let out = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+                .args(["--set", "listeners=PLAINTEXT://127.0.0.1:0"])
+                .args(["--set", &format!("log.dirs={}", data.display())])
+                .args(["--set", "metrics.listen="])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let expected = format!(
+        "log directory {} is in use by another process (pid {})",
+        data.display(),
+        std::process::id()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(!stderr.contains("recover"), "{stderr}");
+    assert_eq!(
+        snapshot(&data.join("owned-0")),
+        before,
+        "the second broker touched the partition's files"
+    );
+    // The first broker still serves, and its lock goes with it.
+    assert_eq!(latest(&mut c, "owned", -1).await.0, 1);
+    drop(c);
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn log_append_time_topics_stamp_the_broker_time() {
     let b = TestBroker::start(&["log.message.timestamp.type=LogAppendTime"]).await;

@@ -119,6 +119,8 @@ fn payload(i: usize) -> Vec<u8> {
 }
 
 /// The broker under test: an external one (with `$WEIR_CTL`) or one in this process.
+// One value per run: the size of the in-process variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Target {
     External {
         ctl: Option<String>,

@@ -11,12 +11,10 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::util::{code, s};
 use super::Ctx;
+use crate::authorizer::{authorized_operations, ResourceType};
 use crate::group::DescribedTopicPartitions;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
-
-/// "Authorized operations not requested" in Kafka's encoding.
-const NO_AUTHORIZED_OPS: i32 = i32::MIN;
 
 fn assignment(parts: Vec<DescribedTopicPartitions>) -> Assignment {
     Assignment::default().with_topic_partitions(
@@ -38,7 +36,10 @@ pub async fn handle(ctx: &Ctx, req: ConsumerGroupDescribeRequest) -> ConsumerGro
     for group_id in &req.group_ids {
         let base = DescribedGroup::default()
             .with_group_id(group_id.clone())
-            .with_authorized_operations(NO_AUTHORIZED_OPS);
+            .with_authorized_operations(authorized_operations(
+                ResourceType::Group,
+                req.include_authorized_operations,
+            ));
         let d = match ctx
             .state
             .groups

@@ -17,17 +17,12 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::util::s;
 use super::Ctx;
+use crate::authorizer::{authorized_operations, ResourceType};
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
 const ENDPOINT_BROKER: i8 = 1;
 const ENDPOINT_CONTROLLER: i8 = 2;
-
-/// Kafka's AclOperation codes that apply to the CLUSTER resource (CREATE, ALTER,
-/// DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE), as a
-/// bit field: what a Kafka broker without an authorizer reports.
-const ALL_CLUSTER_OPERATIONS: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub async fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> DescribeClusterResponse {
     let refusal = match req.endpoint_type {
@@ -83,9 +78,8 @@ pub async fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> DescribeClusterRe
         .with_cluster_id(s(&image.cluster_id))
         .with_controller_id(BrokerId(controller_id))
         .with_brokers(brokers)
-        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
-            ALL_CLUSTER_OPERATIONS
-        } else {
-            i32::MIN
-        })
+        .with_cluster_authorized_operations(authorized_operations(
+            ResourceType::Cluster,
+            req.include_cluster_authorized_operations,
+        ))
 }

@@ -9,18 +9,19 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::util::{code, s};
 use super::Ctx;
+use crate::authorizer::{authorized_operations, ResourceType};
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 6 };
-
-/// "Authorized operations not requested" in Kafka's encoding.
-const NO_AUTHORIZED_OPS: i32 = i32::MIN;
 
 pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(req.groups.len());
     for group_id in &req.groups {
         let base = DescribedGroup::default()
             .with_group_id(group_id.clone())
-            .with_authorized_operations(NO_AUTHORIZED_OPS);
+            .with_authorized_operations(authorized_operations(
+                ResourceType::Group,
+                req.include_authorized_operations,
+            ));
         let described = ctx
             .state
             .groups

@@ -18,13 +18,11 @@ use uuid::Uuid;
 
 use super::util::s;
 use super::Ctx;
+use crate::authorizer::{authorized_operations, ResourceType, NOT_REQUESTED};
 use crate::cluster::{MetadataImage, TopicMeta};
 use crate::topics;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 13 };
-
-/// "Authorized operations not requested" in Kafka's encoding.
-const NO_AUTHORIZED_OPS: i32 = i32::MIN;
 
 pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     let state = &ctx.state;
@@ -40,6 +38,10 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     let local = Local {
         node_id: state.node_id,
         unavailable: state.logs.unavailable(),
+        topic_ops: authorized_operations(
+            ResourceType::Topic,
+            ctx.version >= 8 && req.include_topic_authorized_operations,
+        ),
     };
     if all {
         let image = state.controller.image();
@@ -116,7 +118,10 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
         .with_controller_id(BrokerId(image.controller_id))
         .with_topics(topics);
     if (8..=10).contains(&ctx.version) {
-        resp.cluster_authorized_operations = NO_AUTHORIZED_OPS;
+        resp.cluster_authorized_operations = authorized_operations(
+            ResourceType::Cluster,
+            req.include_cluster_authorized_operations,
+        );
     }
     resp
 }
@@ -126,13 +131,15 @@ fn error_topic(name: Option<&str>, id: Uuid, code: i16) -> MetadataResponseTopic
         .with_error_code(code)
         .with_name(name.map(|n| TopicName(s(n))))
         .with_topic_id(id)
-        .with_topic_authorized_operations(NO_AUTHORIZED_OPS)
+        .with_topic_authorized_operations(NOT_REQUESTED)
 }
 
 /// This broker, and the partitions it should host but has no log for.
 struct Local {
     node_id: i32,
     unavailable: HashSet<(String, i32)>,
+    /// The topics' authorized operations, as the request asked for them.
+    topic_ops: i32,
 }
 
 impl Local {
@@ -179,5 +186,5 @@ fn topic_response(image: &MetadataImage, t: &TopicMeta, local: &Local) -> Metada
         .with_topic_id(t.id)
         .with_is_internal(t.internal)
         .with_partitions(partitions)
-        .with_topic_authorized_operations(NO_AUTHORIZED_OPS)
+        .with_topic_authorized_operations(local.topic_ops)
 }

@@ -2,9 +2,12 @@
 //! their generation (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID as
 //! Kafka answers them); generation -1 with an empty member id is a standalone commit
 //! for a group without members. The commit is durable before it is acknowledged.
+//! Partitions of topics that do not exist (or indexes beyond a topic's partition count)
+//! are answered UNKNOWN_TOPIC_OR_PARTITION and not stored, as Kafka does.
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -19,6 +22,24 @@ pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 9 };
 
 pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_id = req.group_id.to_string();
+    let image = ctx.state.controller.image();
+    let exists = |topic: &str, partition: i32| image.partition(topic, partition).is_some();
+    let unknown: Vec<(String, i32, i16)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .filter(|p| !exists(&t.name, p.partition_index))
+                .map(|p| {
+                    (
+                        t.name.to_string(),
+                        p.partition_index,
+                        ResponseError::UnknownTopicOrPartition.code(),
+                    )
+                })
+        })
+        .collect();
     let partitions: Vec<CommitPartition> = req
         .topics
         .iter()
@@ -35,6 +56,7 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             })
         })
+        .filter(|p| exists(&p.topic, p.partition))
         .collect();
     let commit = group::OffsetCommitRequest {
         group_id: group_id.clone(),
@@ -46,23 +68,28 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse
         partitions: partitions.clone(),
         now_ms: 0,
     };
-    let results: Vec<(String, i32, i16)> = match ctx
-        .state
-        .groups
-        .run(&group_id, |c, now| {
-            c.commit_offsets(&group::OffsetCommitRequest {
-                now_ms: now,
-                ..commit
+    // A request naming only unknown partitions does not reach the coordinator.
+    let outcome = if partitions.is_empty() {
+        Ok(Vec::new())
+    } else {
+        ctx.state
+            .groups
+            .run(&group_id, |c, now| {
+                c.commit_offsets(&group::OffsetCommitRequest {
+                    now_ms: now,
+                    ..commit
+                })
             })
-        })
-        .await
-    {
+            .await
+    };
+    let mut results: Vec<(String, i32, i16)> = match outcome {
         Ok(r) => r.into_iter().map(|(t, p, e)| (t, p, code(e))).collect(),
         Err(e) => partitions
             .iter()
             .map(|p| (p.topic.clone(), p.partition, e.code()))
             .collect(),
     };
+    results.extend(unknown);
     let mut by_topic: BTreeMap<String, Vec<OffsetCommitResponsePartition>> = BTreeMap::new();
     for (topic, partition, error) in results {
         ctx.note_error(error);

@@ -4,14 +4,12 @@
 //! broker's client listener, which forwards them to the Raft leader. (Kafka's own tools
 //! work against Weir too; this one needs no Java.)
 
-use std::time::Duration;
-
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use serde_json::json;
 
-use crate::errors::KafkaError;
-use crate::replica::client::BrokerClient;
+use super::{check, Admin, CliError, Report};
 
 /// What to ask the quorum.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -26,68 +24,46 @@ pub enum QuorumCommand {
     UnregisterBroker { id: i32 },
 }
 
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Run `cmd` against the broker at `bootstrap` (`host:port`); the text to print, or why
-/// it failed.
-pub async fn run(bootstrap: &str, cmd: &QuorumCommand) -> Result<String, String> {
-    let mut c = BrokerClient::connect(bootstrap, "weir-quorum".into(), TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
+/// Run `cmd` through the bootstrap broker, which forwards it to the Raft leader.
+pub async fn run(c: &mut Admin, cmd: &QuorumCommand) -> Result<Report, CliError> {
+    let timeout_ms = c.timeout.as_millis() as i32;
     let (code, message) = match cmd {
-        QuorumCommand::Describe => return describe(&mut c).await,
+        QuorumCommand::Describe => return describe(c).await,
         QuorumCommand::AddVoter { id } => {
             let req = AddRaftVoterRequest::default()
                 .with_voter_id(*id)
-                .with_timeout_ms(TIMEOUT.as_millis() as i32);
-            let r: AddRaftVoterResponse = c
-                .call(ApiKey::AddRaftVoter, 0, &req, TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
+                .with_timeout_ms(timeout_ms);
+            let r: AddRaftVoterResponse = c.call(ApiKey::AddRaftVoter, 0, &req).await?;
             (r.error_code, r.error_message)
         }
         QuorumCommand::RemoveVoter { id } => {
             let req = RemoveRaftVoterRequest::default().with_voter_id(*id);
-            let r: RemoveRaftVoterResponse = c
-                .call(ApiKey::RemoveRaftVoter, 0, &req, TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
+            let r: RemoveRaftVoterResponse = c.call(ApiKey::RemoveRaftVoter, 0, &req).await?;
             (r.error_code, r.error_message)
         }
         QuorumCommand::UnregisterBroker { id } => {
             let req = UnregisterBrokerRequest::default().with_broker_id(BrokerId(*id));
-            let r: UnregisterBrokerResponse = c
-                .call(ApiKey::UnregisterBroker, 0, &req, TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
+            let r: UnregisterBrokerResponse = c.call(ApiKey::UnregisterBroker, 0, &req).await?;
             (r.error_code, r.error_message)
         }
     };
-    match code {
-        0 => Ok("done".into()),
-        _ => Err(error_text(code, message)),
-    }
+    check(code, message)?;
+    Ok(Report::new("done", json!({"ok": true})))
 }
 
-async fn describe(c: &mut BrokerClient) -> Result<String, String> {
+async fn describe(c: &mut Admin) -> Result<Report, CliError> {
     let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
         .with_partitions(vec![PartitionData::default()])]);
-    let r: DescribeQuorumResponse = c
-        .call(ApiKey::DescribeQuorum, 2, &req, TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
-    if r.error_code != 0 {
-        return Err(error_text(r.error_code, r.error_message));
-    }
+    let v = c.version(ApiKey::DescribeQuorum, 2, 2)?;
+    let r: DescribeQuorumResponse = c.call(ApiKey::DescribeQuorum, v, &req).await?;
+    check(r.error_code, r.error_message)?;
     let p = r
         .topics
         .first()
         .and_then(|t| t.partitions.first())
-        .ok_or("empty DescribeQuorum response")?;
-    if p.error_code != 0 {
-        return Err(error_text(p.error_code, p.error_message.clone()));
-    }
+        .ok_or_else(|| CliError::Kafka("empty DescribeQuorum response".into()))?;
+    check(p.error_code, p.error_message.clone())?;
     let addr = |id: i32| {
         r.nodes
             .iter()
@@ -100,6 +76,7 @@ async fn describe(c: &mut BrokerClient) -> Result<String, String> {
         "leader {}  term {}  high watermark {}\n",
         p.leader_id.0, p.leader_epoch, p.high_watermark
     );
+    let mut replicas = Vec::new();
     for (role, list) in [("voter", &p.current_voters), ("observer", &p.observers)] {
         for v in list {
             out.push_str(&format!(
@@ -108,12 +85,19 @@ async fn describe(c: &mut BrokerClient) -> Result<String, String> {
                 addr(v.replica_id.0),
                 v.log_end_offset
             ));
+            replicas.push(json!({
+                "role": role,
+                "id": v.replica_id.0,
+                "address": addr(v.replica_id.0),
+                "log_end_offset": v.log_end_offset,
+            }));
         }
     }
-    Ok(out.trim_end().to_string())
-}
-
-fn error_text(code: i16, message: Option<StrBytes>) -> String {
-    let message = message.map(|m| m.to_string()).filter(|m| !m.is_empty());
-    KafkaError { code, message }.to_string()
+    let json = json!({
+        "leader": p.leader_id.0,
+        "term": p.leader_epoch,
+        "high_watermark": p.high_watermark,
+        "replicas": replicas,
+    });
+    Ok(Report::new(out.trim_end(), json))
 }
