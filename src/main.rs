@@ -240,9 +240,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     broker.shutdown().await
 }
 
+/// Info for Weir; openraft's warnings, but not its per-call replication failures, which
+/// `weir::peer_log` reports once per unreachable peer instead.
+const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,openraft::replication=off,\
+     openraft::engine::handler::replication_handler=error";
+
 fn init_tracing(json: bool) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -302,5 +302,5 @@ async fn nodes_join_become_voters_leave_and_are_unregistered() {
     );
     let out = weir(&["add-voter", "4"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("DuplicateVoter"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DUPLICATE_VOTER"));
 }

@@ -145,12 +145,27 @@ async fn wait_for_state(c: &mut Conn, group: &str, state: &str, within: Duration
     }
 }
 
+/// A broker with the topic `gt` (one partition) that the tests commit offsets for.
 async fn start() -> TestBroker {
-    TestBroker::start(&[
+    let b = TestBroker::start(&[
         "group.initial.rebalance.delay.ms=0",
         "group.min.session.timeout.ms=500",
     ])
-    .await
+    .await;
+    let mut c = Conn::connect(b.addr).await;
+    let md: MetadataResponse = c
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                )
+                .with_name(Some(TopicName(s("gt"))))]))
+                .with_allow_auto_topic_creation(true),
+        )
+        .await;
+    assert_eq!(md.topics[0].error_code, 0);
+    b
 }
 
 #[tokio::test]
@@ -472,5 +487,137 @@ async fn a_consumer_protocol_group_is_assigned_and_lives_through_a_restart() {
     assert_eq!((resumed.error_code, resumed.member_epoch), (0, epoch));
     let left = consumer_heartbeat(&mut c, "m1", -1, None).await;
     assert_eq!((left.error_code, left.member_epoch), (0, -1));
+    b.stop().await;
+}
+
+/// FindCoordinator for `group`, which must answer without an error.
+async fn coordinator(c: &mut Conn, group: &str) {
+    let fc: FindCoordinatorResponse = c
+        .call(
+            ApiKey::FindCoordinator,
+            4,
+            &FindCoordinatorRequest::default().with_coordinator_keys(vec![s(group)]),
+        )
+        .await;
+    assert_eq!(fc.coordinators[0].error_code, 0);
+}
+
+#[tokio::test]
+async fn commits_for_partitions_that_do_not_exist_are_refused_per_partition() {
+    let b = start().await;
+    let mut c = Conn::connect(b.addr).await;
+    // gt exists with one partition (see start); the coordinator is ready.
+    coordinator(&mut c, "never").await;
+    let part = |i: i32| {
+        offset_commit_request::OffsetCommitRequestPartition::default()
+            .with_partition_index(i)
+            .with_committed_offset(1)
+    };
+    let req = OffsetCommitRequest::default()
+        .with_group_id(gid("never"))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("no-such-topic")))
+                .with_partitions(vec![part(0), part(1)]),
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("gt")))
+                .with_partitions(vec![part(7)]),
+        ]);
+    let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &req).await;
+    let codes: Vec<(String, i32, i16)> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.to_string(), p.partition_index, p.error_code))
+        })
+        .collect();
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    assert_eq!(
+        codes,
+        [
+            ("no-such-topic".to_string(), 0, unknown),
+            ("no-such-topic".to_string(), 1, unknown),
+            ("gt".to_string(), 7, unknown),
+        ]
+    );
+    // Nothing was stored and no group came into being.
+    let req = OffsetFetchRequest::default().with_groups(vec![
+        offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(gid("never"))
+            .with_topics(None),
+    ]);
+    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 8, &req).await;
+    assert!(r.groups[0].topics.is_empty(), "{r:?}");
+    let listed: ListGroupsResponse = c
+        .call(ApiKey::ListGroups, 4, &ListGroupsRequest::default())
+        .await;
+    assert!(listed.groups.iter().all(|g| g.group_id.as_str() != "never"));
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn authorized_operations_are_every_operation_without_an_authorizer() {
+    let b = start().await;
+    let mut c = Conn::connect(b.addr).await;
+    coordinator(&mut c, "any").await;
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(s("gt"))))]))
+        .with_allow_auto_topic_creation(true)
+        .with_include_topic_authorized_operations(true);
+    let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &req).await;
+    // READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+    assert_eq!(r.topics[0].topic_authorized_operations, 3576);
+    let r: MetadataResponse = c
+        .call(
+            ApiKey::Metadata,
+            10,
+            &req.clone().with_include_cluster_authorized_operations(true),
+        )
+        .await;
+    assert_eq!(r.cluster_authorized_operations, 8096);
+    let r: MetadataResponse = c
+        .call(
+            ApiKey::Metadata,
+            12,
+            &req.with_include_topic_authorized_operations(false),
+        )
+        .await;
+    assert_eq!(r.topics[0].topic_authorized_operations, i32::MIN);
+    let r: DescribeGroupsResponse = c
+        .call(
+            ApiKey::DescribeGroups,
+            5,
+            &DescribeGroupsRequest::default()
+                .with_groups(vec![gid("any")])
+                .with_include_authorized_operations(true),
+        )
+        .await;
+    // READ, DESCRIBE, DELETE.
+    assert_eq!(r.groups[0].authorized_operations, 328);
+    let r: ConsumerGroupDescribeResponse = c
+        .call(
+            ApiKey::ConsumerGroupDescribe,
+            0,
+            &ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![gid("any")])
+                .with_include_authorized_operations(true),
+        )
+        .await;
+    // Unknown: an error, and (as Kafka) no operations.
+    assert_ne!(r.groups[0].error_code, 0);
+    assert_eq!(r.groups[0].authorized_operations, i32::MIN);
+    let r: DescribeClusterResponse = c
+        .call(
+            ApiKey::DescribeCluster,
+            1,
+            &DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        )
+        .await;
+    assert_eq!(r.cluster_authorized_operations, 8096);
     b.stop().await;
 }

@@ -76,6 +76,15 @@ impl PeerClient {
         };
         let result = client.call(&req, ttl).await;
         self.last_too_large = matches!(result, Err(RpcError::TooLarge(_)));
+        // openraft logs every failed call (many a second while a node is down); its
+        // replication logs are off by default and this says it once.
+        match &result {
+            Ok(_) => crate::peer_log::reached("raft", self.target as i64),
+            Err(RpcError::Connect(_) | RpcError::Timeout) => {
+                crate::peer_log::failed("raft", self.target as i64, result.as_ref().err().unwrap())
+            }
+            Err(_) => {}
+        }
         match result {
             Ok(resp) => Ok(resp),
             Err(RpcError::Timeout) => Err(RPCError::Timeout(Timeout {

@@ -308,7 +308,7 @@ impl GroupManager {
         for r in &read {
             shard.coordinator.replay(r, now);
         }
-        info!(
+        debug!(
             partition = shard.partition,
             records = count,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -522,7 +522,7 @@ impl GroupManager {
                     .partition(OFFSETS_TOPIC, partition)
                     .is_some_and(|m| m.leader == self.node_id && m.leader_epoch == epoch);
                 if !still_mine {
-                    info!(
+                    debug!(
                         partition,
                         "no longer coordinating this {OFFSETS_TOPIC} partition"
                     );

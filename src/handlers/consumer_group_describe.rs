@@ -11,7 +11,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::util::{code, s};
 use super::Ctx;
-use crate::authorizer::{authorized_operations, ResourceType};
+use crate::authorizer::{authorized_operations, ResourceType, NOT_REQUESTED};
 use crate::group::DescribedTopicPartitions;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
@@ -87,6 +87,10 @@ pub async fn handle(ctx: &Ctx, req: ConsumerGroupDescribeRequest) -> ConsumerGro
                 .with_assignor_name(s(&d.assignor_name))
                 .with_members(members),
         );
+    }
+    // As Kafka: a group answered with an error carries no authorized operations.
+    for g in groups.iter_mut().filter(|g| g.error_code != 0) {
+        g.authorized_operations = NOT_REQUESTED;
     }
     ConsumerGroupDescribeResponse::default().with_groups(groups)
 }

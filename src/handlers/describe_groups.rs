@@ -9,7 +9,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::util::{code, s};
 use super::Ctx;
-use crate::authorizer::{authorized_operations, ResourceType};
+use crate::authorizer::{authorized_operations, ResourceType, NOT_REQUESTED};
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 6 };
 
@@ -67,6 +67,10 @@ pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> DescribeGroupsResp
                 .with_protocol_data(s(&d.protocol_name))
                 .with_members(members),
         );
+    }
+    // As Kafka: a group answered with an error carries no authorized operations.
+    for g in groups.iter_mut().filter(|g| g.error_code != 0) {
+        g.authorized_operations = NOT_REQUESTED;
     }
     DescribeGroupsResponse::default().with_groups(groups)
 }

@@ -78,11 +78,21 @@ impl Ctx {
         if code != 0 {
             metrics::counter!(m::REQUEST_ERRORS_TOTAL, "api" => format!("{:?}", self.api_key), "error_code" => code.to_string())
                 .increment(1);
-            let error = kafka_protocol::error::ResponseError::try_from_code(code)
-                .map_or_else(|| code.to_string(), |e| format!("{e:?}"));
-            tracing::info!(api = ?self.api_key, version = self.version, %error, code,
-                client_id = %self.client_id, peer = %self.peer,
-                correlation_id = self.correlation_id, "request error");
+            use kafka_protocol::error::ResponseError as R;
+            let error =
+                R::try_from_code(code).map_or_else(|| code.to_string(), |e| format!("{e:?}"));
+            // Steps of the group protocol that every join goes through, not problems.
+            let routine =
+                code == R::MemberIdRequired.code() || code == R::RebalanceInProgress.code();
+            if routine {
+                tracing::debug!(api = ?self.api_key, version = self.version, %error, code,
+                    client_id = %self.client_id, peer = %self.peer,
+                    correlation_id = self.correlation_id, "request error");
+            } else {
+                tracing::info!(api = ?self.api_key, version = self.version, %error, code,
+                    client_id = %self.client_id, peer = %self.peer,
+                    correlation_id = self.correlation_id, "request error");
+            }
         }
     }
 }

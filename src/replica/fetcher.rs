@@ -218,10 +218,13 @@ impl Fetcher {
                 break;
             }
             let next = match self.round().await {
-                Ok(next) => next,
+                Ok(next) => {
+                    crate::peer_log::reached("follower fetch", self.leader as i64);
+                    next
+                }
                 Err(e) => {
                     // The connection is in an unknown state: start over with a new one.
-                    warn!(leader = self.leader, error = %e, "follower fetch failed");
+                    crate::peer_log::failed("follower fetch", self.leader as i64, &e);
                     metrics::counter!(m::REPLICA_FETCH_ERRORS_TOTAL, "leader" => self.leader.to_string())
                         .increment(1);
                     self.conn = None;
