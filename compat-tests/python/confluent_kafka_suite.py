@@ -320,6 +320,10 @@ def admin_delete_topic():
     admin().delete_topics([t], operation_timeout=T)[t].result(T)
     wait_for(lambda: t not in admin().list_topics(timeout=T).topics, T, "topic gone from metadata")
     create_topic(t)  # same name again: a new, empty topic
+    # In a cluster, CreateTopics answers before every broker has the new metadata (as in
+    # Kafka); the client's lookup then fails locally (-190 Unknown partition).
+    wait_for(lambda: len(admin().list_topics(t, timeout=T).topics[t].partitions) > 0, T,
+             "re-created topic in metadata")
     eq(watermarks(t), (0, 0), "watermarks of the re-created topic")
 
 
