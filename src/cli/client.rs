@@ -152,6 +152,28 @@ impl Admin {
         Ok(r)
     }
 
+    /// Partition → leader of one topic, or the Kafka error Metadata gives for it.
+    pub async fn leaders(
+        &mut self,
+        topic: &str,
+    ) -> Result<std::collections::BTreeMap<i32, i32>, CliError> {
+        let md = self.metadata(Some(vec![topic.to_string()])).await?;
+        let t = md
+            .topics
+            .first()
+            .ok_or_else(|| CliError::Kafka("empty Metadata answer".into()))?;
+        if t.error_code != 0 {
+            return Err(CliError::Kafka(format!(
+                "{topic}: {}",
+                super::error_text(t.error_code, None)
+            )));
+        }
+        Ok(t.partitions
+            .iter()
+            .map(|p| (p.partition_index, p.leader_id.0))
+            .collect())
+    }
+
     /// The broker that coordinates `group`.
     pub async fn coordinator(&mut self, group: &str) -> Result<i32, CliError> {
         let v = self.version(ApiKey::FindCoordinator, 0, 3)?;

@@ -213,24 +213,8 @@ pub async fn run(
     format: Format,
 ) -> Result<Report, CliError> {
     let start = parse_start(&args.from)?;
-    let md = admin.metadata(Some(vec![args.topic.clone()])).await?;
-    let t = md
-        .topics
-        .first()
-        .ok_or_else(|| CliError::Kafka("empty Metadata answer".into()))?;
-    if t.error_code != 0 {
-        return Err(CliError::Kafka(format!(
-            "{}: {}",
-            args.topic,
-            error_text(t.error_code, None)
-        )));
-    }
-    let mut leaders: BTreeMap<i32, i32> = t
-        .partitions
-        .iter()
-        .filter(|p| args.partitions.is_empty() || args.partitions.contains(&p.partition_index))
-        .map(|p| (p.partition_index, p.leader_id.0))
-        .collect();
+    let mut leaders = admin.leaders(&args.topic).await?;
+    leaders.retain(|p, _| args.partitions.is_empty() || args.partitions.contains(p));
     for p in &args.partitions {
         if !leaders.contains_key(p) {
             return Err(CliError::Usage(format!(

@@ -125,24 +125,8 @@ pub async fn run(admin: &mut Admin, args: &ProduceArgs) -> Result<Report, CliErr
             None => (args.key.clone(), l),
         })
         .collect();
-    let md = admin.metadata(Some(vec![args.topic.clone()])).await?;
-    let t = md
-        .topics
-        .first()
-        .ok_or_else(|| CliError::Kafka("empty Metadata answer".into()))?;
-    if t.error_code != 0 {
-        return Err(CliError::Kafka(format!(
-            "{}: {}",
-            args.topic,
-            error_text(t.error_code, None)
-        )));
-    }
-    let count = t.partitions.len() as i32;
-    let leaders: BTreeMap<i32, i32> = t
-        .partitions
-        .iter()
-        .map(|p| (p.partition_index, p.leader_id.0))
-        .collect();
+    let leaders = admin.leaders(&args.topic).await?;
+    let count = leaders.len() as i32;
     if let Some(p) = args.partition {
         if !leaders.contains_key(&p) {
             return Err(CliError::Usage(format!(
