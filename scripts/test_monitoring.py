@@ -12,7 +12,8 @@ free ports. Python standard library only. Steps:
     replication factor 3, small segments and retention.bytes: segments roll and are
     deleted), a consumer group committing offsets, one produce that is too large (a
     MESSAGE_TOO_LARGE answer, so request errors exist), keyed records to a compacted
-    topic with tiny segments (the cleaner runs), an offset committed with a 1 ms
+    topic with tiny segments (the cleaner runs) and compression.type=zstd (the leader
+    recompresses), an offset committed with a 1 ms
     retention (it expires), and a topic `solo` with one replica, on node 3;
  4. healthy: Prometheus scrapes every node, has loaded exactly the alerts of alerts.yml,
     every rule evaluates without error, no alert expression returns anything (the disk
@@ -674,13 +675,14 @@ def main():
 
         # load: small segments and a size retention, so segments roll and retention
         # deletes some while the check runs; solo: one replica, on node 3 (offline once
-        # node 3 is fenced); compacted: tiny segments the cleaner compacts.
+        # node 3 is fenced); compacted: tiny segments the cleaner compacts, stored as zstd
+        # (compression.type) though kcat sends them uncompressed.
         create_topic(cluster, "load", 3, 3, configs={
             "segment.bytes": "32768", "retention.bytes": "131072"})
         create_topic(cluster, "solo", assignment={0: [3]})
         create_topic(cluster, "compacted", 1, 3, configs={
             "cleanup.policy": "compact", "segment.bytes": "1024",
-            "min.cleanable.dirty.ratio": "0.01"})
+            "min.cleanable.dirty.ratio": "0.01", "compression.type": "zstd"})
         load = Load(a, cluster)
         load.start()
         r = load.one_shot("compacted", "".join(f"k{i % 5}:v{i}\n" for i in range(300)),

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::cluster::controller::ControllerConfig;
+use crate::cluster::rebalance::RebalanceConfig;
 use crate::cluster::{
     BrokerEndpoint, BrokerMeta, CommandResult, Controller, MetadataCommand, QuorumConfig,
 };
@@ -294,5 +295,21 @@ fn quorum_config(config: &Config) -> Option<QuorumConfig> {
     q.advertised = controller_address(config);
     q.session_timeout = Duration::from_millis(config.broker_session_timeout_ms);
     q.heartbeat_interval = Duration::from_millis(config.broker_heartbeat_interval_ms);
+    let value = |name: &str| {
+        config
+            .broker_value(name)
+            .map(|(v, _)| v)
+            .unwrap_or_default()
+    };
+    q.rebalance = (value("auto.leader.rebalance.enable") == "true").then(|| RebalanceConfig {
+        interval: Duration::from_secs(
+            value("leader.imbalance.check.interval.seconds")
+                .parse()
+                .unwrap_or(300),
+        ),
+        percentage: value("leader.imbalance.per.broker.percentage")
+            .parse()
+            .unwrap_or(10),
+    });
     Some(q)
 }

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::log::codec::{self, TopicCompression};
+
 /// A configuration problem, always naming the setting at fault.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -95,8 +97,14 @@ pub const BROKER_DEFS: &[BrokerDef] = &[
     BrokerDef { name: "socket.request.max.bytes", kind: Kind::Int, default: "104857600", doc: "Largest request frame accepted." },
     BrokerDef { name: "message.max.bytes", kind: Kind::Int, default: "1048588", doc: "Largest record batch accepted (topic: max.message.bytes)." },
     BrokerDef { name: "min.insync.replicas", kind: Kind::Int, default: "1", doc: "Replicas that must have a write for acks=all." },
+    BrokerDef { name: "auto.leader.rebalance.enable", kind: Kind::Bool, default: "true", doc: "The controller moves leadership back to each partition's preferred (first) replica when a broker leads too few of its own." },
+    BrokerDef { name: "leader.imbalance.per.broker.percentage", kind: Kind::Int, default: "10", doc: "A broker is imbalanced when more than this percentage of the partitions that prefer it are led by others." },
+    BrokerDef { name: "leader.imbalance.check.interval.seconds", kind: Kind::Long, default: "300", doc: "How often the controller checks for imbalanced leadership." },
     BrokerDef { name: "unclean.leader.election.enable", kind: Kind::Bool, default: "false", doc: "Allow out-of-sync replicas to become leader." },
-    BrokerDef { name: "compression.type", kind: Kind::String, default: "producer", doc: "Only `producer`: batches are stored as the producer compressed them." },
+    BrokerDef { name: "compression.type", kind: Kind::String, default: "producer", doc: "Codec batches are stored in: producer (as the producer sent them), uncompressed, gzip, snappy, lz4 or zstd (the leader rewrites batches in another codec)." },
+    BrokerDef { name: "compression.gzip.level", kind: Kind::Int, default: "-1", doc: "gzip level (1-9, -1 for gzip's default) when compression.type is gzip." },
+    BrokerDef { name: "compression.lz4.level", kind: Kind::Int, default: "9", doc: "LZ4 level (1-17) when compression.type is lz4." },
+    BrokerDef { name: "compression.zstd.level", kind: Kind::Int, default: "3", doc: "zstd level (-131072 to 22) when compression.type is zstd." },
     BrokerDef { name: "log.cleanup.policy", kind: Kind::List, default: "delete", doc: "delete, compact or both." },
     BrokerDef { name: "log.retention.ms", kind: Kind::Long, default: "", doc: "Time retention; overrides minutes and hours." },
     BrokerDef { name: "log.retention.minutes", kind: Kind::Int, default: "", doc: "Time retention in minutes." },
@@ -161,9 +169,27 @@ pub const TOPIC_DEFS: &[TopicDef] = &[
         scale: 1,
     },
     TopicDef {
+        name: "compression.gzip.level",
+        kind: Kind::Int,
+        synonyms: &["compression.gzip.level"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "compression.lz4.level",
+        kind: Kind::Int,
+        synonyms: &["compression.lz4.level"],
+        scale: 1,
+    },
+    TopicDef {
         name: "compression.type",
         kind: Kind::String,
         synonyms: &["compression.type"],
+        scale: 1,
+    },
+    TopicDef {
+        name: "compression.zstd.level",
+        kind: Kind::Int,
+        synonyms: &["compression.zstd.level"],
         scale: 1,
     },
     TopicDef {
@@ -321,7 +347,6 @@ pub const KAFKA_ACCEPTED_IGNORED: &[&str] = &[
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "auto.leader.rebalance.enable",
 ];
 
 pub fn broker_def(name: &str) -> Option<&'static BrokerDef> {
@@ -336,8 +361,11 @@ pub fn topic_def(name: &str) -> Option<&'static TopicDef> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     TopicConfig,
+    DynamicBrokerConfig,
+    DynamicDefaultBrokerConfig,
     StaticBrokerConfig,
     Default,
+    DynamicBrokerLoggerConfig,
 }
 
 impl ConfigSource {
@@ -345,8 +373,11 @@ impl ConfigSource {
     pub fn code(self) -> i8 {
         match self {
             ConfigSource::TopicConfig => 1,
+            ConfigSource::DynamicBrokerConfig => 2,
+            ConfigSource::DynamicDefaultBrokerConfig => 3,
             ConfigSource::StaticBrokerConfig => 4,
             ConfigSource::Default => 5,
+            ConfigSource::DynamicBrokerLoggerConfig => 6,
         }
     }
 }
@@ -426,6 +457,10 @@ pub struct Config {
     pub ignored_env: Vec<String>,
     /// Kafka settings accepted but not acted on (logged at start).
     pub ignored_settings: Vec<String>,
+    /// Dynamic broker configs over the static ones (see `crate::broker_configs`): the
+    /// cluster-wide default, then this broker's own, which wins. Empty at start.
+    pub dynamic_default: BTreeMap<String, String>,
+    pub dynamic_broker: BTreeMap<String, String>,
     pub node_id: i32,
     pub cluster_id: Option<String>,
     pub listeners: Vec<Listener>,
@@ -624,7 +659,14 @@ impl Config {
             .map_err(|e| rename(e, "log.message.timestamp.type"))?;
         check_topic_value("cleanup.policy", &get("log.cleanup.policy"))
             .map_err(|e| rename(e, "log.cleanup.policy"))?;
-        check_topic_value("compression.type", &get("compression.type"))?;
+        for name in [
+            "compression.type",
+            "compression.gzip.level",
+            "compression.lz4.level",
+            "compression.zstd.level",
+        ] {
+            check_topic_value(name, &get(name))?;
+        }
         let positive = |name: &str| -> Result<i64, ConfigError> {
             let v = int(name);
             if v <= 0 {
@@ -672,6 +714,15 @@ impl Config {
                 "must be 0 (sized from the open-file limit) or positive",
             ));
         }
+        positive("leader.imbalance.check.interval.seconds")?;
+        let imbalance = int("leader.imbalance.per.broker.percentage");
+        if !(0..=100).contains(&imbalance) {
+            return Err(invalid(
+                "leader.imbalance.per.broker.percentage",
+                &imbalance.to_string(),
+                "expected 0 to 100",
+            ));
+        }
         let session_ms = positive("broker.session.timeout.ms")? as u64;
         let heartbeat_ms = positive("broker.heartbeat.interval.ms")? as u64;
         if heartbeat_ms >= session_ms {
@@ -712,14 +763,51 @@ impl Config {
             explicit,
             ignored_env: Vec::new(),
             ignored_settings,
+            dynamic_default: BTreeMap::new(),
+            dynamic_broker: BTreeMap::new(),
         };
         Ok(cfg)
     }
 
-    /// The broker's value of a broker-level setting (explicit or default), if it has one.
+    /// These static settings with dynamic layers over them (a broker's own `broker`
+    /// values win over the cluster-wide `default`), every typed field resolved and
+    /// validated again.
+    pub fn with_dynamic(
+        &self,
+        default: BTreeMap<String, String>,
+        broker: BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut merged = self.explicit.clone();
+        merged.extend(default.iter().map(|(k, v)| (k.clone(), v.clone())));
+        merged.extend(broker.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut cfg = Config::from_explicit(merged)?;
+        cfg.explicit = self.explicit.clone();
+        cfg.ignored_env = self.ignored_env.clone();
+        cfg.dynamic_default = default;
+        cfg.dynamic_broker = broker;
+        Ok(cfg)
+    }
+
+    /// Every layer that sets `name` explicitly, most specific first.
+    pub fn set_values(&self, name: &str) -> Vec<(String, ConfigSource)> {
+        [
+            (&self.dynamic_broker, ConfigSource::DynamicBrokerConfig),
+            (
+                &self.dynamic_default,
+                ConfigSource::DynamicDefaultBrokerConfig,
+            ),
+            (&self.explicit, ConfigSource::StaticBrokerConfig),
+        ]
+        .into_iter()
+        .filter_map(|(layer, source)| layer.get(name).map(|v| (v.clone(), source)))
+        .collect()
+    }
+
+    /// The broker's value of a broker-level setting (set in some layer, or its
+    /// default), if it has one.
     pub fn broker_value(&self, name: &str) -> Option<(String, ConfigSource)> {
-        if let Some(v) = self.explicit.get(name) {
-            return Some((v.clone(), ConfigSource::StaticBrokerConfig));
+        if let Some(v) = self.set_values(name).into_iter().next() {
+            return Some(v);
         }
         broker_def(name)
             .filter(|d| !d.default.is_empty())
@@ -734,9 +822,7 @@ impl Config {
         for explicit_only in [true, false] {
             for syn in def.synonyms {
                 let v = if explicit_only {
-                    self.explicit
-                        .get(*syn)
-                        .map(|v| (v.clone(), ConfigSource::StaticBrokerConfig))
+                    self.set_values(syn).into_iter().next()
                 } else {
                     broker_def(syn)
                         .filter(|d| !d.default.is_empty())
@@ -793,6 +879,12 @@ impl Config {
             min_insync_replicas: long("min.insync.replicas", 1) as i32,
             file_delete_delay_ms: long("file.delete.delay.ms", 60_000),
             preallocate: get("preallocate") == "true",
+            compression: TopicCompression::from_config(
+                &get("compression.type"),
+                long("compression.gzip.level", -1) as i32,
+                long("compression.lz4.level", 9) as i32,
+                long("compression.zstd.level", 3) as i32,
+            ),
         }
     }
 }
@@ -823,6 +915,8 @@ pub struct TopicConfig {
     pub min_insync_replicas: i32,
     pub file_delete_delay_ms: i64,
     pub preallocate: bool,
+    /// compression.type with its level: the codec the leader stores batches in.
+    pub compression: TopicCompression,
 }
 
 impl Default for TopicConfig {
@@ -849,12 +943,34 @@ pub fn check_topic_value(name: &str, value: &str) -> Result<(), ConfigError> {
         "message.timestamp.type" if value != "CreateTime" && value != "LogAppendTime" => {
             return Err(invalid(name, value, "expected CreateTime or LogAppendTime"));
         }
-        "compression.type" if value != "producer" => {
+        "compression.type" if !codec::TYPES.contains(&value) => {
             return Err(invalid(
                 name,
                 value,
-                "Weir stores batches as the producer sent them; only `producer` is supported",
+                "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
             ));
+        }
+        "compression.gzip.level" => {
+            let level = value.parse::<i32>().unwrap_or(0);
+            let (low, high) = codec::GZIP_LEVELS;
+            if level != -1 && !(low..=high).contains(&level) {
+                return Err(invalid(
+                    name,
+                    value,
+                    "expected 1 to 9, or -1 for the default",
+                ));
+            }
+        }
+        "compression.lz4.level" | "compression.zstd.level" => {
+            let level = value.parse::<i32>().unwrap_or(i32::MIN);
+            let (low, high) = if name == "compression.lz4.level" {
+                codec::LZ4_LEVELS
+            } else {
+                codec::ZSTD_LEVELS
+            };
+            if !(low..=high).contains(&level) {
+                return Err(invalid(name, value, &format!("expected {low} to {high}")));
+            }
         }
         "flush.policy" if value != "durable" && value != "background" => {
             return Err(invalid(name, value, "expected durable or background"));

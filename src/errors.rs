@@ -16,6 +16,8 @@ pub const NONE: i16 = 0;
 pub struct KafkaError {
     pub code: i16,
     pub message: Option<String>,
+    /// Records of a produced batch at fault, by index in the batch (Produce v8+).
+    pub record_errors: Vec<(i32, String)>,
 }
 
 impl KafkaError {
@@ -23,12 +25,14 @@ impl KafkaError {
         KafkaError {
             code: e.code(),
             message: None,
+            record_errors: Vec::new(),
         }
     }
     pub fn with_message(e: ResponseError, msg: impl Into<String>) -> KafkaError {
         KafkaError {
             code: e.code(),
             message: Some(msg.into()),
+            record_errors: Vec::new(),
         }
     }
 }
@@ -52,13 +56,21 @@ impl From<&LogError> for KafkaError {
             LogError::TooLarge { .. } => R::MessageTooLarge,
             LogError::InvalidRecord(_) => R::InvalidRecord,
             LogError::InvalidTimestamp(_) => R::InvalidTimestamp,
+            LogError::InvalidRecords {
+                timestamp: true, ..
+            } => R::InvalidTimestamp,
+            LogError::InvalidRecords { .. } => R::InvalidRecord,
             LogError::OutOfOrderSequence(_) => R::OutOfOrderSequenceNumber,
             LogError::InvalidProducerEpoch(_) => R::InvalidProducerEpoch,
             LogError::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
             LogError::Io(_) => R::KafkaStorageError,
             LogError::Closed => R::NotLeaderOrFollower,
         };
-        KafkaError::with_message(code, e.to_string())
+        let mut err = KafkaError::with_message(code, e.to_string());
+        if let LogError::InvalidRecords { errors, .. } = e {
+            err.record_errors = errors.clone();
+        }
+        err
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod alloc;
 pub mod authorizer;
 pub mod broker;
+pub mod broker_configs;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod errors;
 pub mod group;
 pub mod handlers;
 pub mod log;
+pub mod log_levels;
 pub mod memory_trim;
 pub mod metrics;
 pub mod metrics_cache;

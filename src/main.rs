@@ -246,17 +246,32 @@ const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,openraft::replication=off,\
      openraft::engine::handler::replication_handler=error";
 
 fn init_tracing(json: bool) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never in files or pipes.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|f| EnvFilter::try_new(f).is_ok())
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_string());
+    // Log levels change at runtime through the BROKER_LOGGER config resource, so the
+    // filter is reloadable.
+    macro_rules! init {
+        ($builder:expr) => {{
+            let builder = $builder
+                .with_env_filter(EnvFilter::new(&base))
+                .with_writer(std::io::stderr)
+                // Colour codes only for a person at a terminal, never in files or pipes.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_filter_reloading();
+            let handle = builder.reload_handle();
+            weir::log_levels::install(&base, move |f: &str| {
+                let filter = EnvFilter::try_new(f).map_err(|e| e.to_string())?;
+                handle.reload(filter).map_err(|e| e.to_string())
+            });
+            builder.init();
+        }};
+    }
     if json {
-        builder.json().init();
+        init!(tracing_subscriber::fmt().json());
     } else {
-        builder.init();
+        init!(tracing_subscriber::fmt());
     }
 }
 

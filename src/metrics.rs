@@ -24,6 +24,7 @@ pub const LOG_CLEANER_RUNS_TOTAL: &str = "weir_log_cleaner_runs_total";
 pub const LOG_CLEANER_CLEANED_BYTES_TOTAL: &str = "weir_log_cleaner_cleaned_bytes_total";
 pub const LOG_RECOVERY_TRUNCATED_BYTES_TOTAL: &str = "weir_log_recovery_truncated_bytes_total";
 pub const LOG_APPENDED_BYTES_TOTAL: &str = "weir_log_appended_bytes_total";
+pub const LOG_RECOMPRESSED_BATCHES_TOTAL: &str = "weir_log_recompressed_batches_total";
 pub const LOG_SEGMENTS_ROLLED_TOTAL: &str = "weir_log_segments_rolled_total";
 pub const LOG_SEGMENT_FILES_OPEN: &str = "weir_log_segment_files_open";
 pub const LOG_SEGMENT_FILES_OPEN_MAX: &str = "weir_log_segment_files_open_max";
@@ -49,6 +50,8 @@ pub const REPLICA_FETCH_ERRORS_TOTAL: &str = "weir_replica_fetch_errors_total";
 pub const REQUEST_STAGE_SECONDS: &str = "weir_request_stage_seconds";
 pub const PARTITION_LEADERS: &str = "weir_partition_leaders";
 pub const OFFLINE_PARTITIONS: &str = "weir_offline_partitions";
+pub const PREFERRED_REPLICA_IMBALANCE: &str = "weir_preferred_replica_imbalance";
+pub const LEADER_REBALANCE_ELECTIONS_TOTAL: &str = "weir_leader_rebalance_elections_total";
 pub const BROKERS: &str = "weir_brokers";
 pub const BROKERS_FENCED: &str = "weir_brokers_fenced";
 pub const PARTITION_LOG_START_OFFSET: &str = "weir_partition_log_start_offset";
@@ -233,6 +236,10 @@ fn describe() {
         "Bytes appended to partition logs."
     );
     describe_counter!(LOG_SEGMENTS_ROLLED_TOTAL, "Segments rolled.");
+    describe_counter!(
+        LOG_RECOMPRESSED_BATCHES_TOTAL,
+        "Produced batches the leader rewrote in their topic's compression.type, by codec received (from) and stored (to)."
+    );
     describe_gauge!(
         LOG_SEGMENT_FILES_OPEN,
         "Segment files holding an open descriptor in the handle cache."
@@ -268,6 +275,14 @@ fn describe() {
     describe_gauge!(
         OFFLINE_PARTITIONS,
         "Partitions without a leader, in this node's view of the cluster metadata."
+    );
+    describe_gauge!(
+        PREFERRED_REPLICA_IMBALANCE,
+        "Partitions not led by their preferred (first) replica, in this node's view of the cluster metadata."
+    );
+    describe_counter!(
+        LEADER_REBALANCE_ELECTIONS_TOTAL,
+        "Preferred-leader elections made by the active controller's automatic rebalancing (auto.leader.rebalance.enable)."
     );
     describe_gauge!(BROKERS, "Live (unfenced) brokers in the cluster metadata.");
     describe_gauge!(BROKERS_FENCED, "Fenced brokers in the cluster metadata.");

@@ -84,6 +84,10 @@ fn collect_cluster(state: &BrokerState) {
     }
     gauge!(m::PARTITION_LEADERS).set(led as f64);
     gauge!(m::OFFLINE_PARTITIONS).set(offline as f64);
+    gauge!(m::PREFERRED_REPLICA_IMBALANCE)
+        .set(crate::cluster::rebalance::imbalance_count(&image) as f64);
+    // Exported from the first scrape, so that a rate over it reads 0 rather than nothing.
+    metrics::counter!(m::LEADER_REBALANCE_ELECTIONS_TOTAL).increment(0);
     gauge!(m::BROKERS).set(image.brokers.len() as f64);
     gauge!(m::BROKERS_FENCED).set(image.fenced_brokers.len() as f64);
 }

@@ -210,7 +210,7 @@ pub fn plan(
         from_assignment(image, 0, assignment)?
     } else {
         let n = if num_partitions == -1 {
-            state.config.num_partitions
+            crate::broker_configs::effective(&state.config, image, state.node_id).num_partitions
         } else {
             num_partitions
         };

@@ -255,7 +255,7 @@ async fn topic_lifecycle_through_librdkafka() {
     let req = AlterConfigsRequest::default().with_resources(vec![
         res(2, "orders", "segment.bytes", "tiny"),
         res(2, "nope", "segment.bytes", "1048576"),
-        res(4, "1", "num.partitions", "2"),
+        res(4, "1", "log.dirs", "/elsewhere"),
         res(2, "plain", "retention.ms", "1"),
         res(2, "plain", "retention.ms", "2"),
     ]);
@@ -471,7 +471,7 @@ async fn incremental_alter_configs_take_effect_live() {
     let r = incremental(&mut c, 2, "live", &[("retention.ms", 0, Some("-5"))], false).await;
     assert_eq!(r.error_code, code(ResponseError::InvalidConfig));
     assert!(r.error_message.is_some());
-    let r = incremental(&mut c, 4, "1", &[("num.partitions", 0, Some("2"))], false).await;
+    let r = incremental(&mut c, 4, "1", &[("log.dirs", 0, Some("/x"))], false).await;
     assert_eq!(r.error_code, code(ResponseError::InvalidRequest));
     let r = incremental(&mut c, 2, "nope", &[("retention.ms", 0, Some("1"))], false).await;
     assert_eq!(r.error_code, code(ResponseError::UnknownTopicOrPartition));
@@ -596,7 +596,7 @@ async fn describe_configs_errors_and_brokers() {
         .unwrap();
     assert_eq!(
         (hours.value.as_deref(), hours.config_source, hours.read_only),
-        (Some("24"), 4, true)
+        (Some("24"), 4, false)
     );
     assert!(hours.documentation.is_some());
     assert!(r.results[4].configs.is_empty());
@@ -827,5 +827,166 @@ async fn describe_producers() {
         r.topics[1].partitions[0].error_code,
         code(ResponseError::UnknownTopicOrPartition)
     );
+    b.stop().await;
+}
+
+/// Describes BROKER (type 4) or BROKER_LOGGER (type 8) resource `name`:
+/// name -> (value, source, read only).
+async fn describe_broker_raw(
+    c: &mut Conn,
+    resource_type: i8,
+    name: &str,
+) -> (
+    i16,
+    std::collections::BTreeMap<String, (Option<String>, i8, bool)>,
+) {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let req =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(st(name))
+            .with_configuration_keys(None)]);
+    let r: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &req).await;
+    let res = &r.results[0];
+    let configs = res
+        .configs
+        .iter()
+        .map(|e| {
+            (
+                e.name.to_string(),
+                (
+                    e.value.as_deref().map(str::to_string),
+                    e.config_source,
+                    e.read_only,
+                ),
+            )
+        })
+        .collect();
+    (res.error_code, configs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_broker_configs_apply_at_once_and_survive_a_restart() {
+    let b = TestBroker::start(&["log.retention.hours=24"]).await;
+    let mut c = Conn::connect(b.addr).await;
+    create_raw(&mut c, 7, vec![("dyn", 1, &[])], false).await;
+    let big = || batch(&[Rec::kv(b"k", &[7u8; 3000])], Compression::None, None);
+    assert_eq!(produce(&mut c, "dyn", 0, big()).await, 0);
+
+    // The cluster-wide default: effective on the live log at once.
+    let r = incremental(
+        &mut c,
+        4,
+        "",
+        &[
+            ("message.max.bytes", 0, Some("2000")),
+            ("log.retention.ms", 0, Some("60000")),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!(
+        produce(&mut c, "dyn", 0, big()).await,
+        code(ResponseError::MessageTooLarge)
+    );
+    let d = describe_topic_raw(&mut c, "dyn", Some(&["retention.ms"])).await;
+    let e = &d.configs[0];
+    assert_eq!((e.value.as_deref(), e.config_source), (Some("60000"), 3));
+    let syn: Vec<(&str, Option<&str>, i8)> = e
+        .synonyms
+        .iter()
+        .map(|s| (&*s.name, s.value.as_deref(), s.source))
+        .collect();
+    assert_eq!(
+        syn,
+        vec![
+            ("log.retention.ms", Some("60000"), 3),
+            ("log.retention.hours", Some("24"), 4),
+            ("log.retention.hours", Some("168"), 5),
+        ]
+    );
+    let (err, defaults) = describe_broker_raw(&mut c, 4, "").await;
+    assert_eq!(err, 0);
+    assert_eq!(
+        defaults.keys().collect::<Vec<_>>(),
+        vec!["log.retention.ms", "message.max.bytes"]
+    );
+    assert_eq!(
+        defaults["message.max.bytes"],
+        (Some("2000".into()), 3, false)
+    );
+
+    // This broker's own value wins over the default; deleting it brings the default back.
+    let r = incremental(
+        &mut c,
+        4,
+        "1",
+        &[("message.max.bytes", 0, Some("100000"))],
+        false,
+    )
+    .await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!(produce(&mut c, "dyn", 0, big()).await, 0);
+    let (_, mine) = describe_broker_raw(&mut c, 4, "1").await;
+    assert_eq!(mine["message.max.bytes"], (Some("100000".into()), 2, false));
+    assert!(mine["log.dirs"].2, "log.dirs is read-only");
+    let r = incremental(&mut c, 4, "1", &[("message.max.bytes", 1, None)], false).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(
+        produce(&mut c, "dyn", 0, big()).await,
+        code(ResponseError::MessageTooLarge)
+    );
+
+    // Refusals, with nothing changed: a read-only setting, a bad value, validate_only.
+    let r = incremental(&mut c, 4, "", &[("log.dirs", 0, Some("/x"))], false).await;
+    assert_eq!(r.error_code, code(ResponseError::InvalidRequest));
+    assert!(r.error_message.unwrap().contains("log.dirs"));
+    let r = incremental(
+        &mut c,
+        4,
+        "",
+        &[("log.cleanup.policy", 0, Some("x"))],
+        false,
+    )
+    .await;
+    assert_eq!(r.error_code, code(ResponseError::InvalidConfig));
+    let r = incremental(&mut c, 4, "", &[("num.partitions", 0, Some("0"))], false).await;
+    assert_eq!(r.error_code, code(ResponseError::InvalidConfig));
+    let r = incremental(&mut c, 4, "", &[("num.partitions", 0, Some("4"))], true).await;
+    assert_eq!(r.error_code, 0);
+    let (_, defaults) = describe_broker_raw(&mut c, 4, "").await;
+    assert!(!defaults.contains_key("num.partitions"));
+
+    // Legacy AlterConfigs replaces the whole default set.
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let req = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(st(""))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(st("num.partitions"))
+            .with_value(Some(st("3")))])]);
+    let r: AlterConfigsResponse = c.call(ApiKey::AlterConfigs, 2, &req).await;
+    assert_eq!(r.responses[0].error_code, 0);
+    let (_, defaults) = describe_broker_raw(&mut c, 4, "").await;
+    assert_eq!(defaults.keys().collect::<Vec<_>>(), vec!["num.partitions"]);
+    assert_eq!(produce(&mut c, "dyn", 0, big()).await, 0, "2000 is gone");
+    // num.partitions applies to topics created from now on.
+    let r = create_raw(&mut c, 7, vec![("three", -1, &[])], false).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(r.topics[0].num_partitions, 3);
+
+    // Broker loggers: listed; an embedded broker has no reloadable filter to change.
+    let (err, loggers) = describe_broker_raw(&mut c, 8, "1").await;
+    assert_eq!(err, 0);
+    assert_eq!(loggers["root"].1, 6);
+    let r = incremental(&mut c, 8, "1", &[("weir", 0, Some("LOUD"))], false).await;
+    assert_eq!(r.error_code, code(ResponseError::InvalidConfig));
+
+    // Kept in the metadata across a restart.
+    let b = b.restart().await;
+    let mut c = Conn::connect(b.addr).await;
+    let (_, defaults) = describe_broker_raw(&mut c, 4, "").await;
+    assert_eq!(defaults["num.partitions"], (Some("3".into()), 3, false));
     b.stop().await;
 }

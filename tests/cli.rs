@@ -509,6 +509,77 @@ async fn operator_commands_on_a_three_node_cluster() {
     assert_eq!(d["total_lag"], 0);
     assert_eq!(d["partitions"].as_array().unwrap().len(), 3);
 
+    // A cluster-wide dynamic default set through node 1 reaches node 3's topics.
+    let one = c.addr(0).to_string();
+    let three = c.addr(2).to_string();
+    ok(&weir(
+        &one,
+        &["cluster", "alter-config", "--set", "log.retention.ms=4321"],
+    )
+    .await);
+    eventually(
+        "the dynamic default on node 3",
+        Duration::from_secs(10),
+        || async {
+            let d = json(&three, &["topic", "describe-config", "rf3"]).await;
+            d.as_array().unwrap().iter().any(|e| {
+                e["name"] == "retention.ms"
+                    && e["value"] == "4321"
+                    && e["source"] == "DYNAMIC_DEFAULT_BROKER_CONFIG"
+            })
+        },
+    )
+    .await;
+    let d = json(&three, &["cluster", "describe-config", "--overrides"]).await;
+    assert_eq!(d[0]["name"], "log.retention.ms", "{d}");
+    ok(&weir(
+        &one,
+        &["cluster", "alter-config", "--delete", "log.retention.ms"],
+    )
+    .await);
+    // Log levels of node 2, asked through node 1 (the command goes to node 2).
+    ok(&weir(
+        &one,
+        &[
+            "cluster",
+            "log-level",
+            "--broker",
+            "2",
+            "weir::replica=DEBUG",
+        ],
+    )
+    .await);
+    let levels = json(&one, &["cluster", "log-level", "--broker", "2"]).await;
+    assert!(
+        levels
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "weir::replica"
+                && e["value"] == "DEBUG"
+                && e["source"] == "DYNAMIC_BROKER_LOGGER_CONFIG"),
+        "{levels}"
+    );
+    let bad = weir(
+        &one,
+        &["cluster", "log-level", "--broker", "2", "weir=LOUD"],
+    )
+    .await;
+    assert_eq!(bad.0, 1, "a Kafka error: {bad:?}");
+    assert!(bad.2.contains("INVALID_CONFIG"), "{}", bad.2);
+    ok(&weir(
+        &one,
+        &[
+            "cluster",
+            "log-level",
+            "--broker",
+            "2",
+            "-d",
+            "weir::replica",
+        ],
+    )
+    .await);
+
     // Node 3 down: the health check fails (exit 4) and names it.
     c.kill(2);
     let first_two = format!("{},{}", c.addr(0), c.addr(1));

@@ -253,3 +253,82 @@ async fn reassignment_and_preferred_election_on_three_nodes() {
     );
     assert_eq!(produce(c.addr(1), "last", 1).await, 0);
 }
+
+/// `auto.leader.rebalance.enable` (on by default): a broker stopped and started again
+/// gets the leadership of the partitions that prefer it back with no election asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_returns_to_the_preferred_replicas_on_its_own() {
+    common::init_tracing();
+    const T: &str = "balanced";
+    let c = &mut Cluster::start_with(3, |_| {
+        vec!["leader.imbalance.check.interval.seconds=1".to_string()]
+    });
+    for i in 0..3 {
+        wait_for(c, i, Duration::from_secs(60), "3 brokers", |m| {
+            m.brokers.len() == 3 && m.controller_id.0 > 0
+        })
+        .await;
+    }
+    // Partition p prefers broker p + 1.
+    let assignments = (0..3)
+        .map(|p| {
+            let brokers = (0..3).map(|k| BrokerId((p + k) % 3 + 1)).collect();
+            CreatableReplicaAssignment::default()
+                .with_partition_index(p)
+                .with_broker_ids(brokers)
+        })
+        .collect();
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(T))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(assignments)]);
+    let r: CreateTopicsResponse = call(c.addr(0), ApiKey::CreateTopics, 7, req)
+        .await
+        .expect("create topic");
+    assert_eq!(r.topics[0].error_code, 0, "{r:?}");
+    let leaders = |m: &MetadataResponse| -> Vec<(i32, usize)> {
+        let Some(t) = m
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(T))
+        else {
+            return vec![];
+        };
+        let mut v: Vec<(i32, usize)> = t
+            .partitions
+            .iter()
+            .map(|p| (p.leader_id.0, p.isr_nodes.len()))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let balanced = vec![(1, 3), (2, 3), (3, 3)];
+    wait_for(c, 1, Duration::from_secs(20), "balanced and in sync", |m| {
+        leaders(m) == balanced
+    })
+    .await;
+
+    // A clean stop of broker 1 hands its leadership to the others.
+    c.stop(0);
+    wait_for(
+        c,
+        1,
+        Duration::from_secs(20),
+        "broker 1 leads nothing",
+        |m| leaders(m).iter().all(|(l, _)| *l != 1),
+    )
+    .await;
+    // Back, it catches up, rejoins the ISR and leads partition 0 again: no one asked.
+    c.restart(0);
+    wait_for(
+        c,
+        1,
+        Duration::from_secs(60),
+        "leadership back on broker 1",
+        |m| leaders(m) == balanced,
+    )
+    .await;
+}

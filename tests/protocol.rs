@@ -108,6 +108,41 @@ async fn api_versions_every_version_and_kip511_fallback() {
                 .expect("listed");
             assert_eq!((e.min_version, e.max_version), (r.min, r.max));
         }
+        // Feature levels as Kafka 4.0 reports them, from v3 on; v3 leaves out supported
+        // ranges that start at 0.
+        let finalized: Vec<(String, i16)> = resp
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.max_version_level))
+            .collect();
+        let supported: Vec<(String, i16, i16)> = resp
+            .supported_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+            .collect();
+        match v {
+            0..=2 => assert!(finalized.is_empty() && supported.is_empty(), "v{v}"),
+            _ => {
+                let want: Vec<(String, i16)> = [
+                    ("metadata.version", 25),
+                    ("kraft.version", 1),
+                    ("group.version", 1),
+                ]
+                .iter()
+                .map(|(n, l)| (n.to_string(), *l))
+                .collect();
+                assert_eq!(finalized, want, "v{v}");
+                assert!(resp.finalized_features_epoch > 0, "v{v}");
+                let mut names: Vec<&str> = supported.iter().map(|s| s.0.as_str()).collect();
+                names.sort_unstable();
+                let want: &[&str] = if v == 3 {
+                    &["metadata.version"]
+                } else {
+                    &["group.version", "kraft.version", "metadata.version"]
+                };
+                assert_eq!(names, want, "v{v}");
+            }
+        }
     }
     // A version from the future: header v2 with an empty tagged-field section, body junk.
     let mut raw = BytesMut::new();
@@ -626,5 +661,163 @@ async fn log_append_time_topics_stamp_the_broker_time() {
     let h = weir::log::batch::BatchHeader::parse(&fetched).expect("stored batch");
     assert!(h.is_log_append_time());
     assert_eq!(h.max_timestamp, r.log_append_time_ms);
+    b.stop().await;
+}
+
+/// The codec of every batch in a fetched record set (attributes' low three bits).
+fn codecs_of(records: &Bytes) -> Vec<i16> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 61 <= records.len() {
+        let len = i32::from_be_bytes(records[at + 8..at + 12].try_into().unwrap()) as usize;
+        out.push(i16::from_be_bytes(records[at + 21..at + 23].try_into().unwrap()) & 7);
+        at += 12 + len;
+    }
+    out
+}
+
+#[tokio::test]
+async fn compression_type_rewrites_batches_in_another_codec_only() {
+    // The broker default applies to every topic without its own compression.type.
+    let b = TestBroker::start(&["compression.type=zstd", "compression.zstd.level=7"]).await;
+    let mut c = Conn::connect(b.addr).await;
+    metadata(&mut c, "cz").await;
+    let ts = now_ms();
+    let recs: Vec<Rec> = (0..50)
+        .map(|_| Rec {
+            key: Some(b"key"),
+            value: Some(b"value value value value value value"),
+            timestamp: ts,
+            headers: vec![("h", Some(b"x"))],
+        })
+        .collect();
+    let mut sent = Vec::new();
+    for (i, codec) in [
+        Compression::None,
+        Compression::Lz4,
+        Compression::Zstd,
+        Compression::Snappy,
+        Compression::Gzip,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let producer = Some((42, 0, i as i32 * 50));
+        let r = produce(&mut c, "cz", 0, batch(&recs, codec, producer), -1).await;
+        assert_eq!(
+            (r.error_code, r.base_offset),
+            (0, i as i64 * 50),
+            "{codec:?}"
+        );
+        sent.push(codec);
+    }
+    // A retried batch is still recognised as a duplicate after the rewrite.
+    let r = produce(
+        &mut c,
+        "cz",
+        0,
+        batch(&recs, Compression::Lz4, Some((42, 0, 50))),
+        -1,
+    )
+    .await;
+    assert_eq!(
+        (r.error_code, r.base_offset),
+        (0, 50),
+        "duplicate of the lz4 batch"
+    );
+    let got = fetch(&mut c, "cz", 0).await;
+    let records = got.records.clone().unwrap();
+    assert_eq!(
+        codecs_of(&records),
+        vec![4; 5],
+        "every batch stored as zstd"
+    );
+    let decoded = decode_records(&records);
+    assert_eq!(decoded.len(), 250);
+    for (i, r) in decoded.iter().enumerate() {
+        assert_eq!(r.offset, i as i64);
+        assert_eq!(r.sequence, i as i32, "sequences kept");
+        assert_eq!(r.producer_id, 42);
+        assert_eq!(r.key.as_deref(), Some(&b"key"[..]));
+        assert_eq!(r.timestamp, ts);
+        assert_eq!(r.headers.len(), 1);
+    }
+    b.stop().await;
+
+    // compression.type=producer (the default) stores what the producer sent.
+    let b = TestBroker::start(&[]).await;
+    let mut c = Conn::connect(b.addr).await;
+    metadata(&mut c, "cp").await;
+    for codec in [Compression::Lz4, Compression::None, Compression::Gzip] {
+        let r = produce(&mut c, "cp", 0, batch(&recs, codec, None), -1).await;
+        assert_eq!(r.error_code, 0);
+    }
+    let got = fetch(&mut c, "cp", 0).await;
+    assert_eq!(codecs_of(&got.records.unwrap()), vec![3, 0, 1]);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_with_records_at_fault_names_each_of_them() {
+    let b = TestBroker::start(&["log.cleanup.policy=compact"]).await;
+    let mut c = Conn::connect(b.addr).await;
+    metadata(&mut c, "rec").await;
+    let ts = now_ms();
+    let with = |key: Option<&'static [u8]>| Rec {
+        key,
+        value: Some(b"v"),
+        timestamp: ts,
+        headers: vec![],
+    };
+    let recs = [with(Some(b"a")), with(None), with(Some(b"b")), with(None)];
+    for codec in [Compression::None, Compression::Zstd] {
+        let r = produce(&mut c, "rec", 0, batch(&recs, codec, None), -1).await;
+        assert_eq!(
+            r.error_code,
+            ResponseError::InvalidRecord.code(),
+            "{codec:?}"
+        );
+        let indexes: Vec<i32> = r.record_errors.iter().map(|e| e.batch_index).collect();
+        assert_eq!(indexes, vec![1, 3], "{codec:?}");
+        for e in &r.record_errors {
+            let m = e.batch_index_error_message.as_deref().unwrap_or_default();
+            assert!(m.contains("without key"), "{m}");
+        }
+        let top = r.error_message.as_deref().unwrap_or_default().to_string();
+        assert!(top.contains("2 record errors"), "{top}");
+    }
+    // A timestamp out of range makes the answer INVALID_TIMESTAMP, still per record.
+    let late = [
+        with(Some(b"a")),
+        Rec {
+            timestamp: ts + 7_200_000,
+            ..with(Some(b"b"))
+        },
+    ];
+    let r = produce(&mut c, "rec", 0, batch(&late, Compression::None, None), -1).await;
+    assert_eq!(r.error_code, ResponseError::InvalidTimestamp.code());
+    assert_eq!(
+        r.record_errors
+            .iter()
+            .map(|e| e.batch_index)
+            .collect::<Vec<_>>(),
+        vec![1]
+    );
+    // Produce v7 has no record_errors: the same refusal without them.
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name("rec"))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(&recs, Compression::None, None)))])]);
+    let resp: ProduceResponse = c.call(ApiKey::Produce, 7, &req).await;
+    let r = &resp.responses[0].partition_responses[0];
+    assert_eq!(r.error_code, ResponseError::InvalidRecord.code());
+    assert!(r.record_errors.is_empty());
+    // Nothing of the refused batches was written.
+    let got = fetch(&mut c, "rec", 0).await;
+    assert_eq!(got.high_watermark, 0);
     b.stop().await;
 }

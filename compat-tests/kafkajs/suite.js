@@ -179,7 +179,16 @@ for (const [name, type] of [['none', CompressionTypes.None], ['gzip', Compressio
     eq(got.map(m => Number(m.offset)), range(0, n), 'consumed offsets')
     eq(got.map(m => m.key.toString()), msgs.map(m => m.key), 'keys')
     eq(got.map(m => m.value.toString()), msgs.map(m => m.value.toString()), 'values')
-    return `${n} messages`
+    // The broker compresses: a topic whose compression.type names the codec stores the
+    // uncompressed batches of this producer in it, and the consumer reads them back.
+    const brokerCodec = name === 'none' ? 'uncompressed' : name
+    const bt = topicName(`codec-broker-${name}`)
+    await createTopic(bt, 1, { 'compression.type': brokerCodec })
+    await produce(bt, msgs)
+    const back = await consume(bt, 0, n)
+    eq(back.map(m => [Number(m.offset), m.key.toString(), m.value.toString()]),
+      msgs.map((m, i) => [i, m.key, m.value.toString()]), 'broker-compressed records')
+    return `${n} messages; ${n} more compressed by the broker (${brokerCodec})`
   }
 }
 

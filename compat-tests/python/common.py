@@ -42,6 +42,8 @@ ORDER = [
     "restart", "kill9",
 ]
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+# A topic's compression.type for each producer codec (Kafka spells "none" uncompressed).
+BROKER_CODEC = {"none": "uncompressed", "gzip": "gzip", "snappy": "snappy", "lz4": "lz4", "zstd": "zstd"}
 ONE_MIB = 1024 * 1024
 # An old CreateTime (2020-09-13T12:26:40.123Z), far from "now", so it can't be confused
 # with a broker timestamp.

@@ -13,7 +13,7 @@ from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupTopicPar
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewPartitions, NewTopic, ResourceType)
 
-from common import (BOOTSTRAP, BROKER_ADDRS, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+from common import (BOOTSTRAP, BROKER_ADDRS, BROKER_CODEC, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
                     group_name, payload, run_all, scenario, topic_name, wait_for)
 
 CLIENT = "confluent-kafka"
@@ -133,7 +133,15 @@ def codec_scenario(codec):
     eq([m.offset() for m in got], list(range(n)), "consumed offsets")
     eq([m.key() for m in got], [m["key"] for m in msgs], "keys")
     eq([m.value() for m in got], [m["value"] for m in msgs], "values")
-    return f"{n} messages"
+    # The broker compresses: a topic whose compression.type names the codec stores the
+    # uncompressed batches of this producer in it, and the consumer reads them back.
+    bt = topic_name(f"codec-broker-{codec}")
+    create_topic(bt, config={"compression.type": BROKER_CODEC[codec]})
+    produce_all(producer(linger_ms=50), bt, msgs)
+    got = consume(bt, 0, OFFSET_BEGINNING, n)
+    eq([(m.offset(), m.key(), m.value()) for m in got],
+       [(i, m["key"], m["value"]) for i, m in enumerate(msgs)], "broker-compressed records")
+    return f"{n} messages; {n} more compressed by the broker ({BROKER_CODEC[codec]})"
 
 
 for _codec in CODECS:
@@ -862,13 +870,20 @@ def compacted_topic():
     t = topic_name("compact")
     create_topic(t, config={"cleanup.policy": "compact", "segment.ms": "100",
                             "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "2000"})
-    # A keyless record is refused.
-    p = producer(retries=0)
+    # A keyless record in the middle of one batch: the batch is refused, the broker names
+    # the record at fault (Produce v8+ record_errors) and librdkafka fails the others with
+    # its own "invalid different record" (-138).
+    p = producer(retries=0, linger_ms=200)
     errs = []
-    p.produce(t, value=b"no key", partition=0, on_delivery=lambda err, m: errs.append(err))
+    for key in (b"kx", None, b"ky"):
+        p.produce(t, key=key, value=b"v", partition=0, on_delivery=lambda err, m: errs.append(err))
     eq(p.flush(T), 0, "queue after flush")
-    check(errs and errs[0] is not None, "keyless record accepted by a compacted topic")
-    eq(errs[0].code(), KafkaError.INVALID_RECORD, "error for a keyless record")
+    check(len(errs) == 3 and all(e is not None for e in errs),
+          f"records of a batch with a keyless record accepted: {errs}")
+    other = getattr(KafkaError, "_INVALID_DIFFERENT_RECORD", -138)
+    eq([e.code() for e in errs], [other, KafkaError.INVALID_RECORD, other],
+       "per-record errors of a batch with one keyless record")
+    check("without key" in errs[1].str(), f"reason of the keyless record: {errs[1].str()}")
 
     keys = [f"key{k}" for k in range(5)]
     msgs = [{"key": k.encode(), "value": f"{k}-v{r}".encode()} for r in range(4) for k in keys]

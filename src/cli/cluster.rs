@@ -1,8 +1,8 @@
-//! `weir cluster info|health|describe-config|alter-config`: the cluster at a glance
+//! `weir cluster info|health|describe-config|alter-config|log-level`: the cluster at a glance
 //! (DescribeCluster, Metadata), a health check that scripts can gate on (fenced brokers,
 //! offline and under-replicated partitions, quorum lag; exit code 4 when unhealthy, as
-//! `rpk cluster health` is used), and broker settings as `kafka-configs.sh --entity-type
-//! brokers` shows and changes them.
+//! `rpk cluster health` is used), and broker settings and log levels as `kafka-configs.sh
+//! --entity-type brokers|broker-loggers` shows and changes them.
 
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::*;
@@ -13,8 +13,9 @@ use super::table::{ids, render};
 use super::topic::{alter, describe_config};
 use super::{check, parse_pairs, Admin, CliError, Report};
 
-/// Kafka's ConfigResource type for brokers.
+/// Kafka's ConfigResource types for brokers and their loggers.
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ClusterCommand {
@@ -31,6 +32,20 @@ pub enum ClusterCommand {
         /// Only the settings changed dynamically.
         #[arg(long)]
         overrides: bool,
+    },
+    /// A broker's log levels (BROKER_LOGGER, as `kafka-configs.sh --entity-type
+    /// broker-loggers`): lists them, or sets TARGET=LEVEL (TRACE, DEBUG, INFO, WARN,
+    /// ERROR, OFF; TARGET a module path such as weir::replica, or root) and deletes
+    /// targets back to the start filter. Not kept across restarts.
+    LogLevel {
+        /// Broker id.
+        #[arg(long)]
+        broker: i32,
+        /// TARGET=LEVEL to set.
+        #[arg(value_name = "TARGET=LEVEL")]
+        set: Vec<String>,
+        #[arg(long = "delete", short = 'd', value_name = "TARGET")]
+        delete: Vec<String>,
     },
     /// Change broker settings at runtime (IncrementalAlterConfigs).
     AlterConfig {
@@ -53,6 +68,18 @@ pub async fn run(admin: &mut Admin, cmd: &ClusterCommand) -> Result<Report, CliE
         ClusterCommand::DescribeConfig { broker, overrides } => {
             let name = broker.map(|b| b.to_string()).unwrap_or_default();
             describe_config(admin, RESOURCE_BROKER, &name, *overrides).await
+        }
+        ClusterCommand::LogLevel {
+            broker,
+            set,
+            delete,
+        } => {
+            let name = broker.to_string();
+            if set.is_empty() && delete.is_empty() {
+                return describe_config(admin, RESOURCE_BROKER_LOGGER, &name, false).await;
+            }
+            let set = parse_pairs(set)?;
+            alter(admin, RESOURCE_BROKER_LOGGER, &name, &set, delete, false).await
         }
         ClusterCommand::AlterConfig {
             broker,

@@ -14,7 +14,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 };
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use serde_json::json;
 
 use super::table::{ids, render};
@@ -504,8 +504,15 @@ pub async fn alter(
             .with_resource_name(sb(name))
             .with_configs(configs)])
         .with_validate_only(dry_run);
-    let r: IncrementalAlterConfigsResponse =
-        admin.call(ApiKey::IncrementalAlterConfigs, v, &req).await?;
+    let r: IncrementalAlterConfigsResponse = call_for(
+        admin,
+        resource_type,
+        name,
+        ApiKey::IncrementalAlterConfigs,
+        v,
+        &req,
+    )
+    .await?;
     let items = r
         .responses
         .iter()
@@ -547,6 +554,22 @@ fn source_name(source: i8) -> &'static str {
 }
 
 /// DescribeConfigs of one resource; `overrides` keeps only what is set on the resource.
+/// Sends a config request where Kafka clients send it: a BROKER or BROKER_LOGGER
+/// resource naming a broker goes to that broker, anything else to any broker.
+async fn call_for<Req: Encodable, Resp: Decodable>(
+    admin: &mut Admin,
+    resource_type: i8,
+    name: &str,
+    api: ApiKey,
+    version: i16,
+    req: &Req,
+) -> Result<Resp, CliError> {
+    match name.parse::<i32>() {
+        Ok(id) if matches!(resource_type, 4 | 8) => admin.call_node(id, api, version, req).await,
+        _ => admin.call(api, version, req).await,
+    }
+}
+
 pub async fn describe_config(
     admin: &mut Admin,
     resource_type: i8,
@@ -560,7 +583,8 @@ pub async fn describe_config(
             .with_resource_name(sb(name))
             .with_configuration_keys(None)])
         .with_include_documentation(false);
-    let r: DescribeConfigsResponse = admin.call(ApiKey::DescribeConfigs, v, &req).await?;
+    let r: DescribeConfigsResponse =
+        call_for(admin, resource_type, name, ApiKey::DescribeConfigs, v, &req).await?;
     let res = r
         .results
         .first()

@@ -43,6 +43,7 @@ use super::cluster_id::random_cluster_id;
 use super::image::BrokerMeta;
 use super::log_store::LogStore;
 use super::network::NetworkFactory;
+use super::rebalance::{rebalance_loop, RebalanceConfig};
 use super::rpc::{Request, Response, RpcClient, RpcError};
 use super::state_machine::{ImageSender, StateMachineStore};
 use super::store::MetadataStore;
@@ -94,6 +95,8 @@ pub struct QuorumConfig {
     /// Log entries kept behind a snapshot (the rest is purged), so a briefly lagging
     /// follower catches up from the log rather than with a whole snapshot.
     pub keep_logs_after_snapshot: u64,
+    /// `auto.leader.rebalance.enable` and its settings; `None` when off.
+    pub rebalance: Option<RebalanceConfig>,
 }
 
 impl QuorumConfig {
@@ -107,6 +110,7 @@ impl QuorumConfig {
             start_timeout: Duration::from_secs(60),
             snapshot_logs: 5000,
             keep_logs_after_snapshot: 1000,
+            rebalance: None,
         }
     }
 }
@@ -209,6 +213,10 @@ impl Controller {
         }
         if controller.quorum.is_some() {
             let task = tokio::spawn(fence_loop(Arc::downgrade(&controller)));
+            controller.tasks.lock().push(task);
+        }
+        if let Some(cfg) = controller.quorum.as_ref().and_then(|q| q.rebalance) {
+            let task = tokio::spawn(rebalance_loop(Arc::downgrade(&controller), cfg));
             controller.tasks.lock().push(task);
         }
         Ok(controller)
@@ -457,7 +465,7 @@ impl Controller {
     /// controller that forwarded its decisions would fence brokers the new controller
     /// hears from (seen after a network partition healed: every broker fenced at once,
     /// and clients left with no broker in Metadata).
-    async fn propose_as_leader(
+    pub(super) async fn propose_as_leader(
         &self,
         term: u64,
         cmd: MetadataCommand,

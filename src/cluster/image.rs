@@ -112,6 +112,10 @@ pub struct MetadataImage {
     /// First producer id not yet handed out.
     pub next_producer_id: i64,
     pub applied_index: u64,
+    /// Dynamic broker configs (AlterConfigs on a BROKER resource), by resource name: ""
+    /// for the cluster-wide default, a node id for one broker. Only set values are kept.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -130,6 +134,15 @@ impl MetadataImage {
         self.brokers
             .get(&id)
             .or_else(|| self.fenced_brokers.get(&id))
+    }
+
+    /// The dynamic configs of broker `node_id`: (cluster-wide default, its own).
+    pub fn dynamic_broker_configs(
+        &self,
+        node_id: i32,
+    ) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+        let get = |k: &str| self.broker_configs.get(k).cloned().unwrap_or_default();
+        (get(""), get(&node_id.to_string()))
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionMeta> {

@@ -27,6 +27,7 @@ pub mod image;
 pub mod log_store;
 pub mod membership;
 pub mod network;
+pub mod rebalance;
 pub mod rpc;
 mod server;
 pub mod state;

@@ -70,6 +70,17 @@ pub enum MetadataCommand {
         topic: String,
         configs: BTreeMap<String, String>,
     },
+    /// Dynamic broker configs of `broker` ("" for the cluster-wide default, else a node
+    /// id): `Some(v)` sets, `None` removes (back to the static value).
+    AlterBrokerConfigs {
+        broker: String,
+        changes: BTreeMap<String, Option<String>>,
+    },
+    /// Replace all dynamic configs of `broker` (legacy AlterConfigs semantics).
+    ReplaceBrokerConfigs {
+        broker: String,
+        configs: BTreeMap<String, String>,
+    },
     /// Hand out `count` producer ids; the result is the first of the block.
     AllocateProducerIds {
         count: i64,
@@ -329,6 +340,27 @@ impl MetadataState {
             MetadataCommand::ReplaceTopicConfigs { topic, configs } => {
                 topic_mut(img, topic)?.configs = configs.clone();
             }
+            MetadataCommand::AlterBrokerConfigs { broker, changes } => {
+                check_broker_resource(broker)?;
+                let configs = img.broker_configs.entry(broker.clone()).or_default();
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => configs.insert(k.clone(), v.clone()),
+                        None => configs.remove(k),
+                    };
+                }
+                if configs.is_empty() {
+                    img.broker_configs.remove(broker);
+                }
+            }
+            MetadataCommand::ReplaceBrokerConfigs { broker, configs } => {
+                check_broker_resource(broker)?;
+                if configs.is_empty() {
+                    img.broker_configs.remove(broker);
+                } else {
+                    img.broker_configs.insert(broker.clone(), configs.clone());
+                }
+            }
             MetadataCommand::AllocateProducerIds { count } => {
                 if *count <= 0 {
                     return Err(MetadataError::InvalidRequest(format!(
@@ -463,6 +495,17 @@ fn partition_mut<'a>(
                 "topic `{topic}` has no partition {partition}"
             ))
         })
+}
+
+/// A BROKER config resource: "" (the cluster-wide default) or a node id.
+fn check_broker_resource(name: &str) -> Result<(), MetadataError> {
+    if name.is_empty() || name.parse::<u32>().is_ok() {
+        Ok(())
+    } else {
+        Err(MetadataError::InvalidRequest(format!(
+            "broker config resource `{name}` is neither empty (the cluster default) nor a node id"
+        )))
+    }
 }
 
 /// Kafka's election rules for ElectLeaders (see [`MetadataCommand::ElectLeader`]).

@@ -5,10 +5,11 @@
 //! Every value is validated (INVALID_CONFIG with the reason) before anything is
 //! committed; `validate_only` stops there. A resource named twice gets one
 //! INVALID_REQUEST ("Duplicate resource."), an unknown topic UNKNOWN_TOPIC_OR_PARTITION.
-//! Broker and broker-logger resources are refused with INVALID_REQUEST: Weir has no
-//! dynamic broker configs yet. A committed change is pushed to the live partition logs
-//! before the answer, so retention, segment size, max.message.bytes, cleanup.policy and
-//! message.timestamp.type take effect at once.
+//! A BROKER resource ("" or a node id) has its dynamic configs replaced the same way
+//! (see `crate::broker_configs`); broker loggers change through IncrementalAlterConfigs
+//! only. A committed change is pushed to the live partition logs before the answer, so
+//! retention, segment size, max.message.bytes, cleanup.policy and message.timestamp.type
+//! take effect at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use super::describe_configs::{
 use super::util::s;
 use super::Ctx;
 use crate::broker::BrokerState;
+use crate::broker_configs;
 use crate::cluster::{CommandResult, MetadataCommand};
 use crate::errors::KafkaError;
 use crate::topics;
@@ -50,18 +52,12 @@ pub(super) async fn reconcile(state: &Arc<BrokerState>) {
     state.replicas.reconcile_latest().await;
 }
 
-/// The refusal for resources whose configs cannot change at runtime yet.
+/// The refusal for resources this API cannot change.
 pub(super) fn unsupported_resource(resource_type: i8) -> KafkaError {
     match resource_type {
-        RESOURCE_BROKER => KafkaError::with_message(
-            ResponseError::InvalidRequest,
-            "Weir does not support dynamic broker configs yet: set broker settings in the \
-             config file (or WEIR_<NAME> / --set) and restart the broker",
-        ),
         RESOURCE_BROKER_LOGGER => KafkaError::with_message(
             ResponseError::InvalidRequest,
-            "Weir does not support changing log levels through the admin API yet: use \
-             RUST_LOG and restart the broker",
+            "Log levels (BROKER_LOGGER) change through IncrementalAlterConfigs only",
         ),
         other => KafkaError::with_message(
             ResponseError::InvalidRequest,
@@ -106,6 +102,13 @@ pub async fn handle(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse
                 .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                 .collect();
             replace_topic_configs(ctx, &key.1, configs, req.validate_only).await
+        } else if res.resource_type == RESOURCE_BROKER {
+            let configs: BTreeMap<String, String> = res
+                .configs
+                .iter()
+                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                .collect();
+            replace_broker_configs(ctx, &key.1, configs, req.validate_only).await
         } else {
             Err(unsupported_resource(res.resource_type))
         };
@@ -120,6 +123,29 @@ pub async fn handle(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse
         responses.push(r);
     }
     AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Legacy AlterConfigs on a BROKER resource: the given set replaces all of its dynamic
+/// values.
+async fn replace_broker_configs(
+    ctx: &Ctx,
+    resource: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), KafkaError> {
+    let image = ctx.state.controller.image();
+    broker_configs::validate(&ctx.state.config, &image, resource, &configs)?;
+    if validate_only {
+        return Ok(());
+    }
+    commit(
+        &ctx.state,
+        MetadataCommand::ReplaceBrokerConfigs {
+            broker: resource.to_string(),
+            configs,
+        },
+    )
+    .await
 }
 
 async fn replace_topic_configs(

@@ -42,12 +42,18 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse
     }
     // Kafka's controller refuses a request that would create more than 10 000
     // partitions in one go: every topic in it fails with POLICY_VIOLATION.
+    let num_partitions = crate::broker_configs::effective(
+        &ctx.state.config,
+        &ctx.state.controller.image(),
+        ctx.state.node_id,
+    )
+    .num_partitions;
     let total: i64 = req
         .topics
         .iter()
         .filter(|t| counts[&t.name.to_string()] == 1)
         .map(|t| match (t.assignments.len(), t.num_partitions) {
-            (0, -1) => i64::from(ctx.state.config.num_partitions),
+            (0, -1) => i64::from(num_partitions),
             (0, n) => i64::from(n.max(0)),
             (n, _) => n as i64,
         })
@@ -139,7 +145,9 @@ async fn create_one(
         .partitions
         .first()
         .map_or(-1, |p| p.replicas.len() as i16);
-    let described: Vec<CreatableTopicConfigs> = describe_topic(&state.config, &plan.configs, None)
+    let effective =
+        crate::broker_configs::effective(&state.config, &state.controller.image(), state.node_id);
+    let described: Vec<CreatableTopicConfigs> = describe_topic(&effective, &plan.configs, None)
         .into_iter()
         .map(|d| {
             CreatableTopicConfigs::default()

@@ -11,11 +11,12 @@
 //! one, such as `log.retention.ms`, has a value, so it reports `retention.ms` with no
 //! synonyms and DEFAULT_CONFIG even when `log.retention.hours` is set; we list them all
 //! and report STATIC_BROKER_CONFIG, which is what actually decided the value.)
-//! Broker (type 4): named by this node's id, every broker setting, its synonyms starting
-//! at the setting itself as in Kafka; all are read-only as there are no dynamic broker
-//! configs yet. A null or empty key list asks for every setting. An empty name asks for the cluster-wide
-//! dynamic defaults, of which there are none, so the list is empty (as on a Kafka broker
-//! with none set). Broker loggers (type 8) answer an empty list. Errors are per resource.
+//! Broker (type 4): named by this node's id, every broker setting with the layer that
+//! decided it (dynamic for this broker, dynamic cluster default, static, default) and its
+//! synonyms starting at the setting itself as in Kafka; those that cannot change at
+//! runtime are read-only. A null or empty key list asks for every setting. An empty name
+//! asks for the cluster-wide dynamic defaults (only those set, as Kafka answers). Broker loggers (type 8) list the
+//! root log level and each target an operator set. Errors are per resource.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,7 @@ use kafka_protocol::protocol::{StrBytes, VersionRange};
 
 use super::util::s;
 use super::Ctx;
+use crate::broker_configs;
 use crate::cluster::MetadataImage;
 use crate::config::{broker_def, Config, ConfigSource, Kind, TopicDef, BROKER_DEFS, TOPIC_DEFS};
 use crate::errors::KafkaError;
@@ -75,8 +77,8 @@ fn broker_synonyms(
     let hide = |v: String| if sensitive { None } else { Some(v) };
     let mut out = Vec::new();
     for syn in group {
-        if let Some(v) = cfg.explicit.get(*syn) {
-            out.push((*syn, hide(v.clone()), ConfigSource::StaticBrokerConfig));
+        for (v, source) in cfg.set_values(syn) {
+            out.push((*syn, hide(v), source));
         }
     }
     for syn in group {
@@ -147,8 +149,7 @@ pub fn describe_broker_setting(cfg: &Config, name: &'static str) -> Option<Descr
             .unwrap_or(ConfigSource::Default),
         synonyms,
         kind: def.kind,
-        // Only static broker configs exist: nothing can be altered at runtime.
-        read_only: true,
+        read_only: !broker_configs::is_dynamic(def.name),
         sensitive,
         doc: Some(def.doc),
     })
@@ -164,6 +165,29 @@ pub fn describe_topic(
         .iter()
         .filter(|d| wanted(keys, d.name))
         .map(|d| describe_topic_setting(cfg, d, overrides))
+        .collect()
+}
+
+/// The log levels of this broker (BROKER_LOGGER): the root level and every target set.
+fn describe_loggers(keys: Option<&[String]>) -> Vec<Described> {
+    crate::log_levels::levels()
+        .into_iter()
+        .filter(|(target, _)| wanted(keys, target))
+        .map(|(target, level)| {
+            let source = ConfigSource::DynamicBrokerLoggerConfig;
+            Described {
+                // Leaked once per distinct logger name: they are few (targets an
+                // operator named), and `Described` holds static names.
+                name: crate::log_levels::intern(&target),
+                value: Some(level.clone()),
+                source,
+                synonyms: Vec::new(),
+                kind: Kind::String,
+                read_only: false,
+                sensitive: false,
+                doc: None,
+            }
+        })
         .collect()
 }
 
@@ -213,9 +237,35 @@ pub fn check_broker_id(node_id: i32, name: &str) -> Result<(), KafkaError> {
     Ok(())
 }
 
+/// The cluster-wide dynamic defaults (the BROKER resource "").
+fn describe_dynamic_defaults(image: &MetadataImage, keys: Option<&[String]>) -> Vec<Described> {
+    let Some(values) = image.broker_configs.get("") else {
+        return Vec::new();
+    };
+    values
+        .iter()
+        .filter(|(name, _)| wanted(keys, name))
+        .filter_map(|(name, value)| {
+            let def = broker_def(name)?;
+            let source = ConfigSource::DynamicDefaultBrokerConfig;
+            Some(Described {
+                name: def.name,
+                value: Some(value.clone()),
+                source,
+                synonyms: vec![(def.name, Some(value.clone()), source)],
+                kind: def.kind,
+                read_only: false,
+                sensitive: false,
+                doc: Some(def.doc),
+            })
+        })
+        .collect()
+}
+
 pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
-    let cfg = &ctx.state.config;
     let image = ctx.state.controller.image();
+    let effective = broker_configs::effective(&ctx.state.config, &image, ctx.state.node_id);
+    let cfg = &effective;
     let mut results = Vec::new();
     for res in req.resources {
         let name = res.resource_name.to_string();
@@ -234,7 +284,9 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> DescribeConfigsRe
                         .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))
                 })
             }
-            RESOURCE_BROKER if name.is_empty() => Ok(Vec::new()),
+            RESOURCE_BROKER if name.is_empty() => {
+                Ok(describe_dynamic_defaults(&image, keys.as_deref()))
+            }
             RESOURCE_BROKER => check_broker_id(ctx.state.node_id, &name).map(|_| {
                 BROKER_DEFS
                     .iter()
@@ -246,7 +298,9 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> DescribeConfigsRe
                 ResponseError::InvalidRequest,
                 "Broker id must not be empty",
             )),
-            RESOURCE_BROKER_LOGGER => check_broker_id(ctx.state.node_id, &name).map(|_| Vec::new()),
+            RESOURCE_BROKER_LOGGER => {
+                check_broker_id(ctx.state.node_id, &name).map(|_| describe_loggers(keys.as_deref()))
+            }
             other => Err(KafkaError::with_message(
                 ResponseError::InvalidRequest,
                 format!("Unsupported resource type: {other}"),
@@ -372,12 +426,42 @@ mod tests {
     }
 
     #[test]
-    fn broker_settings_are_static_and_read_only() {
+    fn broker_settings_report_their_layer_and_whether_they_change_at_runtime() {
         let c = cfg(&["num.partitions=3"]);
         let d = describe_broker_setting(&c, "num.partitions").unwrap();
         assert_eq!(d.value.as_deref(), Some("3"));
         assert_eq!(d.source, ConfigSource::StaticBrokerConfig);
-        assert!(d.read_only);
+        assert!(!d.read_only, "num.partitions changes at runtime");
+        assert!(describe_broker_setting(&c, "log.dirs").unwrap().read_only);
+        // Dynamic layers come first, the broker's own before the cluster default.
+        let layered = c
+            .with_dynamic(
+                [("num.partitions".to_string(), "5".to_string())].into(),
+                [("num.partitions".to_string(), "7".to_string())].into(),
+            )
+            .unwrap();
+        let ld = describe_broker_setting(&layered, "num.partitions").unwrap();
+        assert_eq!(ld.value.as_deref(), Some("7"));
+        assert_eq!(
+            names(&ld)[..3],
+            [
+                (
+                    "num.partitions",
+                    Some("7"),
+                    ConfigSource::DynamicBrokerConfig
+                ),
+                (
+                    "num.partitions",
+                    Some("5"),
+                    ConfigSource::DynamicDefaultBrokerConfig
+                ),
+                (
+                    "num.partitions",
+                    Some("3"),
+                    ConfigSource::StaticBrokerConfig
+                ),
+            ]
+        );
         assert_eq!(
             names(&d),
             vec![

@@ -7,9 +7,13 @@
 //! on any other type they are INVALID_CONFIG, as in Kafka. Each resulting value is
 //! validated (INVALID_CONFIG with the reason) before anything is committed;
 //! `validate_only` stops there. A key named twice in one resource, or a resource named
-//! twice, is INVALID_REQUEST. Broker and broker-logger resources are refused with
-//! INVALID_REQUEST: Weir has no dynamic broker configs yet. Committed changes are live
-//! on the partition logs before the answer.
+//! twice, is INVALID_REQUEST. Committed changes are live on the partition logs before the
+//! answer.
+//!
+//! A BROKER resource ("" for the cluster-wide default, or a node id) changes dynamic
+//! broker configs (see `crate::broker_configs`), stored in the metadata; a setting that
+//! cannot change at runtime is INVALID_REQUEST. A BROKER_LOGGER resource (this broker's
+//! id) sets or deletes log levels of this process, as Kafka's log4j loggers.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -19,11 +23,14 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use kafka_protocol::protocol::VersionRange;
 
 use super::alter_configs::{commit, count_resources, unsupported_resource};
-use super::describe_configs::{check_topic_resource, RESOURCE_TOPIC};
+use super::describe_configs::{
+    check_broker_id, check_topic_resource, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC,
+};
 use super::util::s;
 use super::Ctx;
+use crate::broker_configs;
 use crate::cluster::MetadataCommand;
-use crate::config::{check_topic_value, split_list, topic_def, Kind};
+use crate::config::{broker_def, check_topic_value, split_list, topic_def, Kind};
 use crate::errors::KafkaError;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
@@ -36,11 +43,29 @@ pub const OP_SUBTRACT: i8 = 3;
 /// One requested change: (key, operation, value).
 pub type Op = (String, i8, Option<String>);
 
-/// Turn operations into the changes to commit (`Some` = set, `None` = remove), given a
-/// topic's current overrides and the broker's effective value of a setting.
+/// Turn operations on a topic into the changes to commit (`Some` = set, `None` =
+/// remove), given its current overrides and the broker's effective value of a setting.
 pub fn apply_ops(
     current: &BTreeMap<String, String>,
     broker_value: impl Fn(&str) -> Option<String>,
+    ops: &[Op],
+) -> Result<BTreeMap<String, Option<String>>, KafkaError> {
+    apply_ops_with(
+        current,
+        broker_value,
+        |k| topic_def(k).is_some_and(|d| d.kind == Kind::List),
+        |k, v| check_topic_value(k, v).map_err(|e| KafkaError::from(&e)),
+        ops,
+    )
+}
+
+/// [`apply_ops`] for any resource: `is_list` tells which settings APPEND and SUBTRACT
+/// work on, `check` validates each resulting value.
+pub fn apply_ops_with(
+    current: &BTreeMap<String, String>,
+    effective_value: impl Fn(&str) -> Option<String>,
+    is_list: impl Fn(&str) -> bool,
+    check: impl Fn(&str, &str) -> Result<(), KafkaError>,
     ops: &[Op],
 ) -> Result<BTreeMap<String, Option<String>>, KafkaError> {
     let mut seen = HashSet::new();
@@ -71,14 +96,14 @@ pub fn apply_ops(
                 } else {
                     "SUBTRACT"
                 };
-                if topic_def(key).is_none_or(|d| d.kind != Kind::List) {
+                if !is_list(key) {
                     return Err(KafkaError::with_message(
                         ResponseError::InvalidConfig,
                         format!("Can't {what} to key {key} because its type is not LIST."),
                     ));
                 }
                 let items = split_list(&needs_value(what)?);
-                let base = current.get(key).cloned().or_else(|| broker_value(key));
+                let base = current.get(key).cloned().or_else(|| effective_value(key));
                 let mut list = split_list(base.as_deref().unwrap_or(""));
                 if *op == OP_APPEND {
                     for i in items {
@@ -99,7 +124,7 @@ pub fn apply_ops(
             }
         };
         if let Some(v) = &new {
-            check_topic_value(key, v).map_err(|e| KafkaError::from(&e))?;
+            check(key, v)?;
         }
         changes.insert(key.clone(), new);
     }
@@ -127,7 +152,9 @@ pub async fn handle(
                 ResponseError::InvalidRequest,
                 "Duplicate resource.",
             ))
-        } else if res.resource_type == RESOURCE_TOPIC {
+        } else if [RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER]
+            .contains(&res.resource_type)
+        {
             let ops: Vec<Op> = res
                 .configs
                 .iter()
@@ -139,7 +166,11 @@ pub async fn handle(
                     )
                 })
                 .collect();
-            alter_topic(ctx, &key.1, &ops, req.validate_only).await
+            match res.resource_type {
+                RESOURCE_TOPIC => alter_topic(ctx, &key.1, &ops, req.validate_only).await,
+                RESOURCE_BROKER => alter_broker(ctx, &key.1, &ops, req.validate_only).await,
+                _ => alter_loggers(ctx, &key.1, &ops, req.validate_only),
+            }
         } else {
             Err(unsupported_resource(res.resource_type))
         };
@@ -168,7 +199,7 @@ async fn alter_topic(
         .topic(topic)
         .map(|t| t.configs.clone())
         .unwrap_or_default();
-    let cfg = &ctx.state.config;
+    let cfg = broker_configs::effective(&ctx.state.config, &image, ctx.state.node_id);
     let changes = apply_ops(&current, |k| cfg.topic_default(k).map(|(v, _, _)| v), ops)?;
     if validate_only || changes.is_empty() {
         return Ok(());
@@ -181,6 +212,92 @@ async fn alter_topic(
         },
     )
     .await
+}
+
+/// A BROKER resource: "" (the cluster-wide default) or a node id. The resulting set of
+/// dynamic values is validated as a whole before it is committed to the metadata.
+async fn alter_broker(
+    ctx: &Ctx,
+    resource: &str,
+    ops: &[Op],
+    validate_only: bool,
+) -> Result<(), KafkaError> {
+    let image = ctx.state.controller.image();
+    let id = broker_configs::node_id_of(resource)?;
+    let current = image
+        .broker_configs
+        .get(resource)
+        .cloned()
+        .unwrap_or_default();
+    let effective =
+        broker_configs::effective(&ctx.state.config, &image, id.unwrap_or(ctx.state.node_id));
+    let changes = apply_ops_with(
+        &current,
+        |k| effective.broker_value(k).map(|(v, _)| v),
+        |k| broker_def(k).is_some_and(|d| d.kind == Kind::List),
+        |_, _| Ok(()),
+        ops,
+    )?;
+    let mut after = current.clone();
+    for (k, v) in &changes {
+        match v {
+            Some(v) => after.insert(k.clone(), v.clone()),
+            None => after.remove(k),
+        };
+    }
+    // Deleting an unknown or read-only key is a no-op, as in Kafka: only what the
+    // resource ends up with is checked.
+    broker_configs::validate(&ctx.state.config, &image, resource, &after)?;
+    if validate_only || changes.is_empty() {
+        return Ok(());
+    }
+    commit(
+        &ctx.state,
+        MetadataCommand::AlterBrokerConfigs {
+            broker: resource.to_string(),
+            changes,
+        },
+    )
+    .await
+}
+
+/// A BROKER_LOGGER resource (this broker's id): SET a target's level, DELETE it back
+/// to the root level. Applied to this process only, and not kept across restarts, as
+/// Kafka's log4j levels.
+fn alter_loggers(
+    ctx: &Ctx,
+    resource: &str,
+    ops: &[Op],
+    validate_only: bool,
+) -> Result<(), KafkaError> {
+    if resource.is_empty() {
+        return Err(KafkaError::with_message(
+            ResponseError::InvalidRequest,
+            "Broker id must not be empty",
+        ));
+    }
+    check_broker_id(ctx.state.node_id, resource)?;
+    let mut changes = Vec::new();
+    for (target, op, value) in ops {
+        let level = match *op {
+            OP_SET => Some(value.clone().unwrap_or_default()),
+            OP_DELETE => None,
+            _ => {
+                return Err(KafkaError::with_message(
+                    ResponseError::InvalidRequest,
+                    format!("{op} operation is not allowed for the BROKER_LOGGER resource"),
+                ))
+            }
+        };
+        crate::log_levels::check(target, level.as_deref())
+            .map_err(|m| KafkaError::with_message(ResponseError::InvalidConfig, m))?;
+        changes.push((target.clone(), level));
+    }
+    if validate_only {
+        return Ok(());
+    }
+    crate::log_levels::apply(&changes)
+        .map_err(|m| KafkaError::with_message(ResponseError::InvalidRequest, m))
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
@@ -110,6 +112,17 @@ pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
                             .with_base_offset(-1)
                             .with_log_start_offset(-1)
                             .with_error_message(e.message.map(|m| s(&m)))
+                            .with_record_errors(
+                                e.record_errors
+                                    .iter()
+                                    .filter(|_| ctx.version >= 8)
+                                    .map(|(i, m)| {
+                                        BatchIndexAndErrorMessage::default()
+                                            .with_batch_index(*i)
+                                            .with_batch_index_error_message(Some(s(m)))
+                                    })
+                                    .collect(),
+                            )
                     }
                 };
                 partition_responses.push(r);

@@ -178,6 +178,9 @@ pub struct ValidateOptions {
     pub now_ms: i64,
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// The batch will be rewritten in another codec (the topic's compression.type): its
+    /// records are decoded anyway, so they are checked as an uncompressed batch's are.
+    pub rewrite: bool,
 }
 
 impl ValidateOptions {
@@ -270,35 +273,65 @@ pub fn validate_produce(buf: &[u8], opts: &ValidateOptions) -> Result<BatchHeade
             "producers must not set the timestamp type to LogAppendTime".into(),
         ));
     }
-    opts.check_timestamp(header.base_timestamp, || "the batch's first record".into())?;
-    opts.check_timestamp(header.max_timestamp, || "the batch's max timestamp".into())?;
-
     let records = buf.get(HEADER_LEN..size).unwrap_or_default();
+    if header.compression() != 0 && !opts.compacted && !opts.rewrite {
+        // Compressed and not decoded on this path: the header's timestamps stand for the
+        // records' (the whole batch is refused, no record is singled out).
+        opts.check_timestamp(header.base_timestamp, || "the batch's first record".into())?;
+        opts.check_timestamp(header.max_timestamp, || "the batch's max timestamp".into())?;
+        return Ok(header);
+    }
+    // Walking the framing proves the count and lengths (cheap when uncompressed); every
+    // record breaking a rule is named, as Produce v8+ reports per record.
+    let mut faults = RecordFaults::default();
+    let visit = |r: RecordInfo| {
+        faults.check(opts, &r);
+        Ok(())
+    };
     if header.compression() == 0 {
-        // Uncompressed: walking the framing is cheap and proves the count and lengths.
         walk_records(
             &header,
             Origin::Client,
             &mut SliceSource::new(records),
-            |r| check_record(opts, &r),
+            visit,
         )?;
-    } else if opts.compacted {
+    } else {
         let mut source = decompressing_source(&header, records)?;
-        walk_records(&header, Origin::Client, &mut source, |r| {
-            check_record(opts, &r)
-        })?;
+        walk_records(&header, Origin::Client, &mut source, visit)?;
     }
+    faults.into_result()?;
     Ok(header)
 }
 
-fn check_record(opts: &ValidateOptions, r: &RecordInfo) -> Result<(), LogError> {
-    opts.check_timestamp(r.timestamp, || format!("record {}", r.offset_delta))?;
-    if opts.compacted && !r.has_key {
-        return Err(LogError::InvalidRecord(
-            "Compacted topic cannot accept message without key".into(),
-        ));
+/// The records of one produced batch that break a rule, by batch index.
+#[derive(Default)]
+struct RecordFaults {
+    errors: Vec<(i32, String)>,
+    timestamp: bool,
+}
+
+impl RecordFaults {
+    fn check(&mut self, opts: &ValidateOptions, r: &RecordInfo) {
+        if let Err(e) = opts.check_timestamp(r.timestamp, || format!("record {}", r.offset_delta)) {
+            self.timestamp = true;
+            self.errors.push((r.offset_delta, e.to_string()));
+        } else if opts.compacted && !r.has_key {
+            self.errors.push((
+                r.offset_delta,
+                "Compacted topic cannot accept message without key".into(),
+            ));
+        }
     }
-    Ok(())
+
+    fn into_result(self) -> Result<(), LogError> {
+        if self.errors.is_empty() {
+            return Ok(());
+        }
+        Err(LogError::InvalidRecords {
+            timestamp: self.timestamp,
+            errors: self.errors,
+        })
+    }
 }
 
 /// The batch fits in `available` bytes and is at least a header long.
@@ -568,6 +601,22 @@ pub fn stored_records(batch: &[u8]) -> Result<(BatchHeader, Vec<u8>), LogError> 
         )));
     }
     Ok((header, out))
+}
+
+/// `batch`'s header with `records` (encoded in `codec`) behind it: attributes carry the
+/// new codec, length and CRC are recomputed, every other field is kept.
+pub fn with_records(batch: &[u8], header: &BatchHeader, codec: i16, records: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + records.len());
+    out.extend_from_slice(&batch[..HEADER_LEN.min(batch.len())]);
+    out.resize(HEADER_LEN, 0);
+    let batch_length = (HEADER_LEN - LOG_OVERHEAD + records.len()) as i32;
+    out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = (header.attributes & !0x7) | (codec & 0x7);
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    out.extend_from_slice(records);
+    let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1093,7 +1142,7 @@ pub(crate) mod tests {
         Compression::Zstd,
     ];
 
-    fn opts() -> ValidateOptions {
+    pub(crate) fn opts() -> ValidateOptions {
         ValidateOptions {
             max_message_bytes: 1 << 20,
             compacted: false,
@@ -1101,6 +1150,7 @@ pub(crate) mod tests {
             now_ms: NOW,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
+            rewrite: false,
         }
     }
 
@@ -1365,7 +1415,11 @@ pub(crate) mod tests {
             for bad in [&old, &future] {
                 assert!(matches!(
                     validate_produce(bad, &o),
-                    Err(LogError::InvalidTimestamp(_))
+                    Err(LogError::InvalidTimestamp(_)
+                        | LogError::InvalidRecords {
+                            timestamp: true,
+                            ..
+                        })
                 ));
             }
             validate_produce(&ok, &o).unwrap();
@@ -1388,7 +1442,11 @@ pub(crate) mod tests {
         assert_eq!(record_timestamps(&lying).unwrap()[1], (1, NOW + 5000));
         assert!(matches!(
             validate_produce(&lying, &o),
-            Err(LogError::InvalidTimestamp(_))
+            Err(LogError::InvalidTimestamp(_)
+                | LogError::InvalidRecords {
+                    timestamp: true,
+                    ..
+                })
         ));
     }
 
@@ -1404,10 +1462,17 @@ pub(crate) mod tests {
                 codec,
             );
             let err = validate_produce(&buf, &compacted).unwrap_err();
-            assert!(
-                matches!(err, LogError::InvalidRecord(ref m) if m.contains("without key")),
-                "{codec:?}: {err}"
-            );
+            match err {
+                LogError::InvalidRecords {
+                    timestamp: false,
+                    ref errors,
+                } => {
+                    assert_eq!(errors.len(), 1, "{codec:?}");
+                    assert_eq!(errors[0].0, 1, "{codec:?}: the second record has no key");
+                    assert!(errors[0].1.contains("without key"), "{codec:?}: {err}");
+                }
+                _ => panic!("{codec:?}: {err}"),
+            }
             validate_produce(&buf, &opts()).unwrap();
         }
     }
@@ -1428,7 +1493,11 @@ pub(crate) mod tests {
         refresh_crc(&mut lat);
         assert!(matches!(
             validate_produce(&lat, &opts()),
-            Err(LogError::InvalidTimestamp(_))
+            Err(LogError::InvalidTimestamp(_)
+                | LogError::InvalidRecords {
+                    timestamp: true,
+                    ..
+                })
         ));
         let txn = BatchBuilder::new(0)
             .producer(1, 0, 0)
@@ -1560,7 +1629,11 @@ pub(crate) mod tests {
         refresh_crc(&mut lying);
         assert!(matches!(
             validate_produce(&lying, &o),
-            Err(LogError::InvalidTimestamp(_))
+            Err(LogError::InvalidTimestamp(_)
+                | LogError::InvalidRecords {
+                    timestamp: true,
+                    ..
+                })
         ));
         o.compacted = false;
         validate_produce(&lying, &o).unwrap();

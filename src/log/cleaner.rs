@@ -23,11 +23,8 @@
 //!   offset lies past all of its records. Such thinned batches are
 //!   what [`super::batch::batches`] accepts as stored batches.
 //! - A batch that keeps every record is copied as is (compression included). A thinned
-//!   batch keeps its codec when that is gzip or zstd, whose standard streams every
-//!   client reads; snappy and lz4 batches are written uncompressed, because clients
-//!   expect particular framings of those (xerial snappy, Kafka's lz4 frame flags) that
-//!   the encoders here do not promise. Compacted topics mostly hold small keyed records,
-//!   so the cost is small.
+//!   batch is compressed again with its own codec, in the framings every client reads
+//!   (see [`super::codec`]).
 //! - A batch that loses every record is dropped, except the last batch of each producer
 //!   id, kept as an empty batch (header only) so producer sequence state survives a
 //!   replay from the log, as Kafka does. A segment may end up with no batch at all; a
@@ -54,6 +51,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use super::codec;
 use super::LogError;
 
 /// Attribute bits kept when a batch is rewritten: timestamp type, transactional,
@@ -396,24 +394,17 @@ fn put_i32(buf: &mut [u8], at: usize, v: i32) {
 
 /// Write `original`'s header with the survivors' records, uncompressed, with a new
 /// length, count, max timestamp and CRC.
-/// The survivors' record bytes in the batch's codec where it is gzip or zstd (see the
-/// module docs), else uncompressed: (codec, bytes).
+/// The survivors' record bytes in the batch's own codec (at the codec's default level):
+/// (codec, bytes). An empty batch, or an encoder failure (it only writes to memory), gives
+/// uncompressed bytes.
 fn recompress(codec: i16, kept: &[&RecordRef<'_>]) -> (i16, Vec<u8>) {
     let plain: Vec<u8> = kept.iter().flat_map(|r| r.raw.iter().copied()).collect();
-    let compressed = match codec {
-        1 => {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            std::io::Write::write_all(&mut enc, &plain)
-                .and_then(|()| enc.finish())
-                .ok()
-        }
-        4 => zstd::stream::encode_all(&plain[..], 3).ok(),
-        _ => None,
-    };
-    // An encoder failure (it only writes to memory) falls back to no compression.
-    match compressed {
-        Some(c) if !kept.is_empty() => (codec, c),
-        _ => (0, plain),
+    if kept.is_empty() || codec == codec::NONE {
+        return (codec::NONE, plain);
+    }
+    match codec::compress(codec, codec::default_level(codec), &plain) {
+        Ok(c) => (codec, c),
+        Err(_) => (codec::NONE, plain),
     }
 }
 
@@ -845,7 +836,7 @@ mod tests {
     }
 
     #[test]
-    fn compressed_input_is_cleaned_and_keeps_gzip_and_zstd() {
+    fn compressed_input_is_cleaned_and_keeps_its_codec() {
         for codec in [
             Compression::Gzip,
             Compression::Snappy,
@@ -860,12 +851,7 @@ mod tests {
             let s1 = kv(3, &[("z", Some("1"))]);
             let out = run(&[s0, s1], 0, false);
             let hdr = BatchHeader::parse(&out[0].bytes).unwrap();
-            let want = match codec {
-                Compression::Gzip => 1,
-                Compression::Zstd => 4,
-                _ => 0,
-            };
-            assert_eq!(hdr.compression(), want, "{codec:?}");
+            assert_eq!(hdr.compression(), codec as i16, "{codec:?}");
             assert_eq!(
                 batch::record_timestamps(&out[0].bytes).unwrap(),
                 vec![(1, 5), (2, 5)]

@@ -25,6 +25,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
+pub mod codec;
 pub mod epoch;
 pub mod flusher;
 pub mod handles;
@@ -58,6 +59,15 @@ pub enum LogError {
     /// CreateTime outside message.timestamp.{before,after}.max.ms: INVALID_TIMESTAMP.
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(String),
+    /// Records of a produced batch that break a rule (no key on a compacted topic, a
+    /// timestamp out of range), each named by its index in the batch: the batch is
+    /// refused whole with INVALID_RECORD, or INVALID_TIMESTAMP when a timestamp is at
+    /// fault, and Produce v8+ lists the records (Kafka's record_errors).
+    #[error("{}", records_message(*.timestamp, .errors))]
+    InvalidRecords {
+        timestamp: bool,
+        errors: Vec<(i32, String)>,
+    },
     /// OUT_OF_ORDER_SEQUENCE_NUMBER.
     #[error("out of order sequence: {0}")]
     OutOfOrderSequence(String),
@@ -77,4 +87,22 @@ pub enum LogError {
     /// The partition was deleted or the log manager is shutting down.
     #[error("log is closed")]
     Closed,
+}
+
+/// Kafka's top-level message for a batch refused for some of its records.
+fn records_message(timestamp: bool, errors: &[(i32, String)]) -> String {
+    if timestamp {
+        return "One or more records have been rejected due to invalid timestamp".into();
+    }
+    let shown: Vec<String> = errors
+        .iter()
+        .take(3)
+        .map(|(i, m)| format!("record {i}: {m}"))
+        .collect();
+    format!(
+        "One or more records have been rejected due to {} record errors in total, and only \
+         showing the first three errors at most: [{}]",
+        errors.len(),
+        shown.join(", ")
+    )
 }

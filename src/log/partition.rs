@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::batch::{self, BatchHeader, ValidateOptions};
 use super::checkpoint;
+use super::codec::{self, TopicCompression};
 use super::epoch::{self, EpochCache};
 use super::flusher::FlusherHandle;
 use super::handles::HandleCache;
@@ -422,8 +423,28 @@ impl PartitionLog {
             now_ms: now,
             timestamp_before_max_ms: cfg.timestamp_before_max_ms,
             timestamp_after_max_ms: cfg.timestamp_after_max_ms,
+            rewrite: cfg.compression != TopicCompression::Producer,
         };
-        let validated = batch::validate_produce(&records, &opts)?;
+        let mut validated = batch::validate_produce(&records, &opts)?;
+        // The topic's compression.type: the rewrite happens before the lock is taken,
+        // so compressing one batch never holds up appends to the partition.
+        let records = match cfg.compression.rewrite_to(validated.compression()) {
+            None => records,
+            Some((codec, level)) => {
+                let rewritten = codec::recompress(&records, codec, level)?;
+                if rewritten.len() > cfg.max_message_bytes {
+                    return Err(LogError::TooLarge {
+                        size: rewritten.len(),
+                        max: cfg.max_message_bytes,
+                    });
+                }
+                metrics::counter!(crate::metrics::LOG_RECOMPRESSED_BATCHES_TOTAL,
+                    "from" => codec::name(validated.compression()), "to" => codec::name(codec))
+                .increment(1);
+                validated = BatchHeader::parse(&rewritten)?;
+                Bytes::from(rewritten)
+            }
+        };
         let mut inner = self.inner.lock();
         self.check_open()?;
         if let SeqCheck::Duplicate {

@@ -200,8 +200,11 @@ impl ReplicaManager {
         let _guard = self.reconcile_lock.lock();
         let mut wanted = HashSet::new();
         let mut report = CreateReport::default();
+        // Dynamic broker configs supply topic defaults too: a change to them reaches
+        // every log here, as a topic config change does.
+        let config = crate::broker_configs::effective(&self.config, image, self.node_id);
         for topic in image.topics.values() {
-            let cfg = self.config.topic_config(&topic.configs);
+            let cfg = config.topic_config(&topic.configs);
             for p in &topic.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;
@@ -422,10 +425,17 @@ impl ReplicaManager {
         f.last_fetch_leader_leo = leader_leo;
         let leo = f.leo;
         let hw = log.high_watermark();
+        // A fenced broker cannot join an ISR (KIP-841): a restarted follower catches up
+        // before its first heartbeat unfences it, and proposing it then is refused.
         if state.pending_isr.is_none()
             && !state.isr.contains(&replica_id)
             && leo >= hw
             && leo >= state.epoch_start
+            && !self
+                .controller
+                .image()
+                .fenced_brokers
+                .contains_key(&replica_id)
         {
             let mut isr = state.isr.clone();
             isr.push(replica_id);
@@ -587,7 +597,8 @@ impl ReplicaManager {
         let topic_meta = image
             .topic(topic)
             .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))?;
-        let cfg = self.config.topic_config(&topic_meta.configs);
+        let cfg = crate::broker_configs::effective(&self.config, image, self.node_id)
+            .topic_config(&topic_meta.configs);
         let mut report = CreateReport::default();
         report.add(self.create(topic, partition, topic_meta.id, cfg));
         report.log(self.logs.unavailable_count());

@@ -83,6 +83,9 @@ pub struct Spec {
     /// durable or background (the topic's flush.policy).
     pub policy: String,
     pub compression: String,
+    /// The topic's compression.type when not `producer` (the broker recompresses).
+    #[serde(default)]
+    pub topic_compression: Option<String>,
     pub linger_ms: u32,
     /// e2e: the fixed produce rate, MB/s.
     pub rate_mb_s: Option<f64>,
@@ -104,6 +107,9 @@ impl Spec {
             self.policy,
             self.compression
         );
+        if let Some(c) = &self.topic_compression {
+            let _ = write!(s, "/topic-{c}");
+        }
         if self.kind == "e2e" {
             let _ = write!(
                 s,
@@ -147,10 +153,16 @@ impl Spec {
                 self.acks,
                 self.linger_ms
             ),
-            _ => format!(
-                "produce {size} acks={} {policy} {}",
-                self.acks, self.compression
-            ),
+            _ => match &self.topic_compression {
+                Some(c) => format!(
+                    "produce {size} acks={} {policy} {} -> broker {c}",
+                    self.acks, self.compression
+                ),
+                None => format!(
+                    "produce {size} acks={} {policy} {}",
+                    self.acks, self.compression
+                ),
+            },
         }
     }
 }
@@ -575,6 +587,7 @@ mod tests {
             acks: "all".into(),
             policy: "durable".into(),
             compression: "none".into(),
+            topic_compression: None,
             linger_ms: 5,
             rate_mb_s: None,
             round: None,

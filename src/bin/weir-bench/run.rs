@@ -174,6 +174,8 @@ struct Send {
     acks: &'static str,
     policy: &'static str,
     compression: &'static str,
+    /// The topic's compression.type (None: Kafka's default, `producer`).
+    topic_compression: Option<&'static str>,
     size: usize,
 }
 
@@ -320,11 +322,26 @@ impl Bench {
         rf: u32,
         policy: &str,
     ) -> anyhow::Result<String> {
+        self.new_topic_compressed(t, idx, partitions, rf, policy, None)
+    }
+
+    /// [`Self::new_topic`] with the topic's compression.type set when `compression` is.
+    fn new_topic_compressed(
+        &mut self,
+        t: &Target,
+        idx: usize,
+        partitions: u32,
+        rf: u32,
+        policy: &str,
+        compression: Option<&str>,
+    ) -> anyhow::Result<String> {
         self.topic_seq += 1;
         let name = format!("bench-{}-{}", self.topic_seq, policy);
         let admin = t.admin()?;
+        let mut configs = vec![("flush.policy", policy)];
+        configs.extend(compression.map(|c| ("compression.type", c)));
         let create_s = admin
-            .create_topic(&name, partitions, rf, &[("flush.policy", policy)])
+            .create_topic(&name, partitions, rf, &configs)
             .with_context(|| format!("creating {name} ({partitions} partitions, RF{rf})"))?;
         // Metadata can list leaders before the broker has created every log; wait for
         // the directories too, so that creation does not run into the measurement.
@@ -454,6 +471,7 @@ impl Bench {
             acks: s.acks.into(),
             policy: s.policy.into(),
             compression: s.compression.into(),
+            topic_compression: s.topic_compression.map(Into::into),
             linger_ms: 5,
             rate_mb_s: None,
             round: self.round,
@@ -504,7 +522,8 @@ impl Bench {
             rf,
             partitions,
         } = at;
-        let topic = self.new_topic(t, idx, partitions, rf, s.policy)?;
+        let topic =
+            self.new_topic_compressed(t, idx, partitions, rf, s.policy, s.topic_compression)?;
         self.sync_disk();
         let stored_before = t.stored_bytes(&topic);
         let mut args = self.produce_args(&t.bootstrap, &topic, s, 5);
@@ -590,6 +609,7 @@ impl Bench {
             acks: "1".into(),
             policy: "background".into(),
             compression: "none".into(),
+            topic_compression: None,
             linger_ms: 5,
             rate_mb_s: None,
             round: None,
@@ -810,6 +830,7 @@ impl Bench {
                 acks: "1",
                 policy: "background",
                 compression: "none",
+                topic_compression: None,
                 size,
             },
         );
@@ -872,6 +893,7 @@ impl Bench {
             acks: "1",
             policy: "background",
             compression: "none",
+            topic_compression: None,
             size: KIB,
         };
         // The base case first, then consume the topic it wrote (page cache hot).
@@ -905,11 +927,25 @@ impl Bench {
         }
         if self.has("produce") {
             let mut sends = vec![];
+            if p == 1 {
+                // Who compresses: the producer (lz4, stored as sent) or the broker
+                // (uncompressed batches rewritten as lz4 by the topic's compression.type).
+                for (compression, topic_compression) in [("lz4", None), ("none", Some("lz4"))] {
+                    sends.push(Send {
+                        acks: "1",
+                        policy: "background",
+                        compression,
+                        topic_compression,
+                        size: KIB,
+                    });
+                }
+            }
             if self.args.quick || p > 1 {
                 sends.push(Send {
                     acks: "all",
                     policy: "durable",
                     compression: "none",
+                    topic_compression: None,
                     size: KIB,
                 });
             } else {
@@ -925,13 +961,11 @@ impl Bench {
                                 acks,
                                 policy,
                                 compression,
+                                topic_compression: None,
                                 size,
                             };
-                            if !(size == KIB
-                                && compression == "none"
-                                && acks == "1"
-                                && policy == "background")
-                            {
+                            // The base case ran first; lz4 at 1 KiB acks=1 bg above.
+                            if !(size == KIB && acks == "1" && policy == "background") {
                                 sends.push(s);
                             }
                         }
@@ -965,6 +999,7 @@ impl Bench {
                         acks: "all",
                         policy,
                         compression: "none",
+                        topic_compression: None,
                         size: KIB,
                     };
                     if let Err(e) = self.e2e(t, idx, 1, 1, &s, linger) {
@@ -1010,6 +1045,7 @@ impl Bench {
                 acks: "all",
                 policy,
                 compression: "none",
+                topic_compression: None,
                 size: KIB,
             };
             let (mut a, mut b) = (vec![], vec![]);
@@ -1067,6 +1103,7 @@ impl Bench {
             acks: "1",
             policy: "background",
             compression: "none",
+            topic_compression: None,
             size: KIB,
         };
         let (_, topic, r) = self.produce(
@@ -1089,6 +1126,7 @@ impl Bench {
                 acks: "all",
                 policy,
                 compression: "none",
+                topic_compression: None,
                 size: KIB,
             };
             if let Err(e) = self.e2e(t, idx, 3, 3, &s, 5) {
@@ -1111,6 +1149,7 @@ impl Bench {
                 acks: "1",
                 policy: "background",
                 compression: "none",
+                topic_compression: None,
                 size: KIB,
             };
             let mut args = self.produce_args_warmup(&t.bootstrap, &topic, &s, 5, 0.0);
@@ -1250,6 +1289,7 @@ fn spec(kind: &str, p: u32, size: usize, acks: &str, policy: &str) -> Spec {
         acks: acks.into(),
         policy: policy.into(),
         compression: "none".into(),
+        topic_compression: None,
         linger_ms: 5,
         rate_mb_s: None,
         round: None,
