@@ -38,6 +38,8 @@ pub struct BrokerState {
     pub replicas: Arc<ReplicaManager>,
     pub producer_ids: ProducerIdManager,
     pub groups: Arc<GroupManager>,
+    /// Metrics clients push (KIP-714), exported on `/metrics`.
+    pub telemetry: Arc<crate::telemetry::ClientTelemetry>,
     shutting_down: AtomicBool,
 }
 
@@ -151,6 +153,7 @@ impl Broker {
             replicas: replicas.clone(),
             producer_ids: ProducerIdManager::new(controller.clone()),
             groups: groups.clone(),
+            telemetry: Arc::default(),
             shutting_down: AtomicBool::new(false),
         });
 
@@ -176,10 +179,12 @@ impl Broker {
         metrics::gauge!(crate::metrics::UP).set(1.0);
         let (collect, ready) = (Arc::downgrade(&state), Arc::downgrade(&state));
         crate::metrics_http::set_broker_hooks(Some((
-            Box::new(move || {
-                if let Some(s) = collect.upgrade() {
+            Box::new(move || match collect.upgrade() {
+                Some(s) => {
                     crate::metrics_collect::collect(&s);
+                    s.telemetry.render()
                 }
+                None => String::new(),
             }),
             Box::new(move || match ready.upgrade() {
                 Some(s) => crate::metrics_collect::ready(&s),
@@ -224,9 +229,10 @@ impl Broker {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         info!("shutting down");
         metrics::gauge!(crate::metrics::UP).set(0.0);
-        crate::metrics_http::set_broker_hooks(None); // /ready: 503 from now on
-                                                     // In a quorum, hand this broker's partition leaderships to others first, so that
-                                                     // clients move on now rather than after a session timeout.
+        // /ready: 503 from now on.
+        crate::metrics_http::set_broker_hooks(None);
+        // In a quorum, hand this broker's partition leaderships to others first, so that
+        // clients move on now rather than after a session timeout.
         self.state
             .controller
             .controlled_shutdown(self.state.node_id)

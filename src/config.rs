@@ -366,6 +366,7 @@ pub enum ConfigSource {
     StaticBrokerConfig,
     Default,
     DynamicBrokerLoggerConfig,
+    ClientMetricsConfig,
 }
 
 impl ConfigSource {
@@ -378,6 +379,7 @@ impl ConfigSource {
             ConfigSource::StaticBrokerConfig => 4,
             ConfigSource::Default => 5,
             ConfigSource::DynamicBrokerLoggerConfig => 6,
+            ConfigSource::ClientMetricsConfig => 7,
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod producer_ids;
 pub mod protocol;
 pub mod replica;
 pub mod server;
+pub mod telemetry;
 pub mod topics;
 
 #[global_allocator]

@@ -56,6 +56,13 @@ enum Command {
         #[command(subcommand)]
         what: cli::cluster::ClusterCommand,
     },
+    /// Client-metrics subscriptions (KIP-714): which clients push which metrics.
+    ClientMetrics {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(subcommand)]
+        what: cli::client_metrics::ClientMetricsCommand,
+    },
     /// Write records (arguments, or lines of standard input).
     Produce {
         #[command(flatten)]
@@ -129,6 +136,11 @@ fn operator_command(command: &Command) -> ExitCode {
         }
         Command::Cluster { conn, what } => {
             with_admin!("cluster", conn, |a| cli::cluster::run(&mut a, what))
+        }
+        Command::ClientMetrics { conn, what } => {
+            with_admin!("client-metrics", conn, |a| cli::client_metrics::run(
+                &mut a, what
+            ))
         }
         Command::Produce { conn, args } => {
             with_admin!("produce", conn, |a| cli::produce::run(&mut a, args))

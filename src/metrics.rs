@@ -50,6 +50,8 @@ pub const REPLICA_FETCH_ERRORS_TOTAL: &str = "weir_replica_fetch_errors_total";
 pub const REQUEST_STAGE_SECONDS: &str = "weir_request_stage_seconds";
 pub const PARTITION_LEADERS: &str = "weir_partition_leaders";
 pub const OFFLINE_PARTITIONS: &str = "weir_offline_partitions";
+pub const CLIENT_TELEMETRY_PUSHES_TOTAL: &str = "weir_client_telemetry_pushes_total";
+pub const CLIENT_TELEMETRY_CLIENTS: &str = "weir_client_telemetry_clients";
 pub const PREFERRED_REPLICA_IMBALANCE: &str = "weir_preferred_replica_imbalance";
 pub const LEADER_REBALANCE_ELECTIONS_TOTAL: &str = "weir_leader_rebalance_elections_total";
 pub const BROKERS: &str = "weir_brokers";
@@ -275,6 +277,14 @@ fn describe() {
     describe_gauge!(
         OFFLINE_PARTITIONS,
         "Partitions without a leader, in this node's view of the cluster metadata."
+    );
+    describe_counter!(
+        CLIENT_TELEMETRY_PUSHES_TOTAL,
+        "PushTelemetry requests (KIP-714 client metrics), by result: accepted, unknown_subscription, too_soon, too_large, unsupported_compression, invalid."
+    );
+    describe_gauge!(
+        CLIENT_TELEMETRY_CLIENTS,
+        "Clients whose pushed metrics this broker exports (they subscribed and have not gone silent)."
     );
     describe_gauge!(
         PREFERRED_REPLICA_IMBALANCE,

@@ -84,6 +84,8 @@ fn collect_cluster(state: &BrokerState) {
     }
     gauge!(m::PARTITION_LEADERS).set(led as f64);
     gauge!(m::OFFLINE_PARTITIONS).set(offline as f64);
+    gauge!(m::CLIENT_TELEMETRY_CLIENTS).set(state.telemetry.clients() as f64);
+    metrics::counter!(m::CLIENT_TELEMETRY_PUSHES_TOTAL, "result" => "accepted").increment(0);
     gauge!(m::PREFERRED_REPLICA_IMBALANCE)
         .set(crate::cluster::rebalance::imbalance_count(&image) as f64);
     // Exported from the first scrape, so that a rate over it reads 0 rather than nothing.

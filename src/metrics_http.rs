@@ -4,7 +4,8 @@
 //!
 //! The recorder and this server are process-wide and start before the broker, so the
 //! broker plugs in later through [`set_broker_hooks`]: a collector run on each scrape
-//! (gauges read at scrape time are never stale) and the readiness probe. Without hooks
+//! (gauges read at scrape time are never stale; it also returns the series clients
+//! pushed, appended after the broker's own) and the readiness probe. Without hooks
 //! (starting, or shut down) `/ready` answers 503.
 
 use std::convert::Infallible;
@@ -20,7 +21,8 @@ use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
 use parking_lot::RwLock;
 
-type Collector = Box<dyn Fn() + Send + Sync>;
+/// Runs on each scrape; returns series of its own (clients' pushed metrics) to append.
+type Collector = Box<dyn Fn() -> String + Send + Sync>;
 type Probe = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 struct Hooks {
@@ -71,10 +73,14 @@ async fn route(req: &Request<Incoming>, handle: &Arc<PrometheusHandle>) -> Respo
             let handle = handle.clone();
             // Reading /proc and every partition's size is blocking work.
             let body = tokio::task::spawn_blocking(move || {
-                if let Some(h) = HOOKS.read().as_ref() {
-                    (h.collect)();
-                }
-                handle.render()
+                let extra = HOOKS
+                    .read()
+                    .as_ref()
+                    .map(|h| (h.collect)())
+                    .unwrap_or_default();
+                let mut body = handle.render();
+                body.push_str(&extra);
+                body
             })
             .await
             .unwrap_or_default();

@@ -280,6 +280,48 @@ pub async fn auto_create(state: &BrokerState, name: &str) -> Result<TopicMeta, K
     }
 }
 
+/// How a partition is described to clients (Metadata, DescribeTopicPartitions): its
+/// leader, error code and offline replicas. A partition this broker leads but has no
+/// log for (in `unavailable`) is shown without a leader, with this broker offline, so
+/// that clients wait and retry instead of sending requests that can only fail.
+pub struct PartitionView {
+    pub leader: i32,
+    pub error_code: i16,
+    pub offline: Vec<i32>,
+}
+
+pub fn partition_view(
+    image: &MetadataImage,
+    p: &PartitionMeta,
+    topic: &str,
+    node_id: i32,
+    unavailable: &std::collections::HashSet<(String, i32)>,
+) -> PartitionView {
+    let unservable = p.replicas.contains(&node_id)
+        && !unavailable.is_empty()
+        && unavailable.contains(&(topic.to_string(), p.partition));
+    let offline = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|r| !image.brokers.contains_key(r) || (unservable && *r == node_id))
+        .collect();
+    let leader = if unservable && p.leader == node_id {
+        -1
+    } else {
+        p.leader
+    };
+    PartitionView {
+        leader,
+        error_code: if leader < 0 {
+            ResponseError::LeaderNotAvailable.code()
+        } else {
+            0
+        },
+        offline,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

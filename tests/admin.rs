@@ -990,3 +990,134 @@ async fn dynamic_broker_configs_apply_at_once_and_survive_a_restart() {
     assert_eq!(defaults["num.partitions"], (Some("3".into()), 3, false));
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_topic_partitions_pages_with_a_cursor() {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    let b = TestBroker::start(&[]).await;
+    let mut c = Conn::connect(b.addr).await;
+    create_raw(&mut c, 7, vec![("pa", 3, &[]), ("pb", 2, &[])], false).await;
+    let page = |topics: &[&str], cursor: Option<(&str, i32)>| {
+        DescribeTopicPartitionsRequest::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| TopicRequest::default().with_name(name(t)))
+                    .collect(),
+            )
+            .with_response_partition_limit(2)
+            .with_cursor(cursor.map(|(t, p)| {
+                Cursor::default()
+                    .with_topic_name(name(t))
+                    .with_partition_index(p)
+            }))
+    };
+    let seen = |r: &DescribeTopicPartitionsResponse| -> Vec<(String, i32)> {
+        r.topics
+            .iter()
+            .flat_map(|t| {
+                let n = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+                t.partitions
+                    .iter()
+                    .map(move |p| (n.clone(), p.partition_index))
+            })
+            .collect()
+    };
+    let cursor = |r: &DescribeTopicPartitionsResponse| {
+        r.next_cursor
+            .as_ref()
+            .map(|c| (c.topic_name.to_string(), c.partition_index))
+    };
+    // Asked in any order, answered in name order, two partitions at a time.
+    let r: DescribeTopicPartitionsResponse = c
+        .call(
+            ApiKey::DescribeTopicPartitions,
+            0,
+            &page(&["pb", "pa"], None),
+        )
+        .await;
+    assert_eq!(seen(&r), vec![("pa".into(), 0), ("pa".into(), 1)]);
+    assert_eq!(cursor(&r), Some(("pa".into(), 2)));
+    let t = &r.topics[0];
+    assert_ne!(t.topic_id, uuid::Uuid::nil());
+    assert_eq!(t.partitions[0].leader_id.0, 1);
+    assert_eq!(t.partitions[0].isr_nodes.len(), 1);
+    assert!(t.topic_authorized_operations > 0);
+    let r: DescribeTopicPartitionsResponse = c
+        .call(
+            ApiKey::DescribeTopicPartitions,
+            0,
+            &page(&["pa", "pb"], Some(("pa", 2))),
+        )
+        .await;
+    assert_eq!(seen(&r), vec![("pa".into(), 2), ("pb".into(), 0)]);
+    assert_eq!(cursor(&r), Some(("pb".into(), 1)));
+    let r: DescribeTopicPartitionsResponse = c
+        .call(
+            ApiKey::DescribeTopicPartitions,
+            0,
+            &page(&["pa", "pb"], Some(("pb", 1))),
+        )
+        .await;
+    assert_eq!(seen(&r), vec![("pb".into(), 1)]);
+    assert_eq!(cursor(&r), None);
+    // No topics named: every topic. An unknown topic is an error and is not created.
+    let all = DescribeTopicPartitionsRequest::default().with_response_partition_limit(100);
+    let r: DescribeTopicPartitionsResponse = c.call(ApiKey::DescribeTopicPartitions, 0, &all).await;
+    assert_eq!(seen(&r).len(), 5);
+    let r: DescribeTopicPartitionsResponse = c
+        .call(ApiKey::DescribeTopicPartitions, 0, &page(&["nope"], None))
+        .await;
+    assert_eq!(
+        r.topics[0].error_code,
+        code(ResponseError::UnknownTopicOrPartition)
+    );
+    let d = describe_topic_raw(&mut c, "nope", None).await;
+    assert_eq!(d.error_code, code(ResponseError::UnknownTopicOrPartition));
+    // A cursor outside the topics asked for refuses the request.
+    let r: DescribeTopicPartitionsResponse = c
+        .call(
+            ApiKey::DescribeTopicPartitions,
+            0,
+            &page(&["pa"], Some(("pb", 0))),
+        )
+        .await;
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(r.topics[0].error_code, code(ResponseError::InvalidRequest));
+
+    // ListConfigResources: v1 by type, v0 (client metrics only) empty.
+    let r: ListConfigResourcesResponse = c
+        .call(
+            ApiKey::ListConfigResources,
+            1,
+            &ListConfigResourcesRequest::default().with_resource_types(vec![2, 4]),
+        )
+        .await;
+    assert_eq!(r.error_code, 0);
+    let listed: Vec<(String, i8)> = r
+        .config_resources
+        .iter()
+        .map(|r| (r.resource_name.to_string(), r.resource_type))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![("pa".into(), 2), ("pb".into(), 2), ("1".into(), 4)]
+    );
+    let r: ListConfigResourcesResponse = c
+        .call(
+            ApiKey::ListConfigResources,
+            0,
+            &ListConfigResourcesRequest::default(),
+        )
+        .await;
+    assert_eq!((r.error_code, r.config_resources.len()), (0, 0));
+    let r: ListConfigResourcesResponse = c
+        .call(
+            ApiKey::ListConfigResources,
+            1,
+            &ListConfigResourcesRequest::default().with_resource_types(vec![3]),
+        )
+        .await;
+    assert_eq!(r.error_code, code(ResponseError::UnsupportedVersion));
+    b.stop().await;
+}

@@ -447,6 +447,45 @@ async fn cluster_info_health_and_config_list_on_one_broker() {
     .await;
     assert_eq!(bad.0, 2);
     assert!(bad.2.contains("not valid JSON"), "{}", bad.2);
+
+    // Client-metrics subscriptions (KIP-714).
+    ok(&weir(
+        bs,
+        &[
+            "client-metrics",
+            "alter",
+            "producers",
+            "--metrics",
+            "org.apache.kafka.producer.",
+            "--interval-ms",
+            "5000",
+            "--match",
+            "client_id=app-.*",
+        ],
+    )
+    .await);
+    assert_eq!(
+        json(bs, &["client-metrics", "list"]).await,
+        serde_json::json!(["producers"])
+    );
+    let d = json(bs, &["client-metrics", "describe", "producers"]).await;
+    assert!(
+        d.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "interval.ms"
+                && e["value"] == "5000"
+                && e["source"] == "CLIENT_METRICS_CONFIG"),
+        "{d}"
+    );
+    let bad = weir(bs, &["client-metrics", "alter", "x", "--match", "host=a"]).await;
+    assert_eq!(bad.0, 1, "{bad:?}");
+    assert!(bad.2.contains("INVALID_CONFIG"), "{}", bad.2);
+    ok(&weir(bs, &["client-metrics", "delete", "producers"]).await);
+    assert_eq!(
+        json(bs, &["client-metrics", "list"]).await,
+        serde_json::json!([])
+    );
     b.stop().await;
 }
 

@@ -195,6 +195,64 @@ async fn metrics_endpoint_reports_requests_bytes_and_connections() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Client telemetry (KIP-714): with a subscription, librdkafka pushes its own metrics
+    // and they are exported next to the broker's.
+    let mut c = Conn::connect(broker.client_addr()).await;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let set = |k: &'static str, v: &'static str| {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_static_str(k))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_static_str(v)))
+    };
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(16)
+            .with_resource_name(StrBytes::from_static_str("everything"))
+            .with_configs(vec![
+                set("metrics", "*"),
+                set("interval.ms", "1000"),
+                set("match", "client_id=push.*"),
+            ]),
+    ]);
+    let r: IncrementalAlterConfigsResponse = c.call(ApiKey::IncrementalAlterConfigs, 1, &req).await;
+    assert_eq!(r.responses[0].error_code, 0, "{r:?}");
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.client_addr().to_string())
+        .set("client.id", "pusher")
+        .create()
+        .unwrap();
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to("metered")
+                .partition(0)
+                .payload("pushed")
+                .key("k"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = scrape(maddr).await;
+        let pushed = text.lines().any(|l| {
+            l.starts_with("org_apache_kafka_producer_")
+                && l.contains("client_id=\"pusher\"")
+                && l.contains("client_software_name=\"librdkafka\"")
+        });
+        if pushed && text.contains("weir_client_telemetry_clients 1") {
+            assert!(text.contains("weir_client_telemetry_pushes_total{result=\"accepted\"}"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pushed client metrics:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(producer);
     broker.shutdown().await.unwrap();
     assert!(get(maddr, "/ready").await.starts_with("HTTP/1.1 503"));
     assert!(get(maddr, "/health").await.starts_with("HTTP/1.1 200"));

@@ -551,6 +551,37 @@ fn requests(api: ApiKey, v: i16, topic_id: Uuid, records: &Bytes) -> Vec<(String
                 ));
             }
         }
+        ApiKey::GetTelemetrySubscriptions => out.push((
+            "new client".into(),
+            RequestKind::GetTelemetrySubscriptions(GetTelemetrySubscriptionsRequest::default()),
+        )),
+        // Never subscribed: UNKNOWN_SUBSCRIPTION_ID.
+        ApiKey::PushTelemetry => out.push((
+            "unknown".into(),
+            RequestKind::PushTelemetry(
+                PushTelemetryRequest::default().with_client_instance_id(Uuid::new_v4()),
+            ),
+        )),
+        ApiKey::ListConfigResources => out.push((
+            "all".into(),
+            RequestKind::ListConfigResources(ListConfigResourcesRequest::default()),
+        )),
+        ApiKey::DescribeTopicPartitions => {
+            let topic =
+                m::describe_topic_partitions_request::TopicRequest::default().with_name(tn("v"));
+            out.push((
+                "one and missing".into(),
+                RequestKind::DescribeTopicPartitions(
+                    DescribeTopicPartitionsRequest::default()
+                        .with_topics(vec![
+                            topic,
+                            m::describe_topic_partitions_request::TopicRequest::default()
+                                .with_name(tn("missing")),
+                        ])
+                        .with_response_partition_limit(10),
+                ),
+            ));
+        }
         other => panic!("no representative request for {other:?}: add one"),
     }
     out

@@ -1957,11 +1957,12 @@ async fn compacted_topic(cx: &mut Ctx) -> R<String> {
             ),
         );
     }
-    // A keyless record in the middle of one batch: the batch is refused, the broker names
-    // the record at fault (Produce v8+ record_errors) and librdkafka fails the others
-    // with its own "invalid different record".
+    // Keyless records in one batch: the batch is refused, the broker names the records
+    // at fault (Produce v8+ record_errors) and librdkafka fails the others with its own
+    // "invalid different record". (With a single record error librdkafka gives every
+    // record of the batch the partition's INVALID_RECORD instead.)
     let batched = cx.producer(&[("linger.ms", "200"), ("retries", "0")])?;
-    let futs: Vec<_> = [Some(&b"kx"[..]), None, Some(&b"ky"[..])]
+    let futs: Vec<_> = [Some(&b"kx"[..]), None, Some(&b"ky"[..]), None]
         .into_iter()
         .map(|key| {
             let mut r: FutureRecord<'_, [u8], [u8]> =
@@ -1993,8 +1994,9 @@ async fn compacted_topic(cx: &mut Ctx) -> R<String> {
             Some(RDKafkaErrorCode::InvalidDifferentRecord),
             Some(RDKafkaErrorCode::InvalidRecord),
             Some(RDKafkaErrorCode::InvalidDifferentRecord),
+            Some(RDKafkaErrorCode::InvalidRecord),
         ],
-        "per-record errors of a batch with one keyless record",
+        "per-record errors of a batch with two keyless records",
     )?;
     let read_all = || -> R<Vec<(i64, String, Option<String>)>> {
         let c: BaseConsumer = ClientConfig::new()

@@ -7,6 +7,7 @@
 //! it was (see [`CliError::exit_code`]).
 
 pub mod client;
+pub mod client_metrics;
 pub mod cluster;
 pub mod config_list;
 pub mod consume;

@@ -116,6 +116,10 @@ pub struct MetadataImage {
     /// for the cluster-wide default, a node id for one broker. Only set values are kept.
     #[serde(default)]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client-metrics subscriptions (CLIENT_METRICS config resources, KIP-714) by name:
+    /// `metrics`, `interval.ms`, `match`.
+    #[serde(default)]
+    pub client_metrics: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {

@@ -81,6 +81,12 @@ pub enum MetadataCommand {
         broker: String,
         configs: BTreeMap<String, String>,
     },
+    /// Settings of the client-metrics subscription `name` (`Some` sets, `None`
+    /// removes); a subscription left without settings is deleted.
+    AlterClientMetrics {
+        name: String,
+        changes: BTreeMap<String, Option<String>>,
+    },
     /// Hand out `count` producer ids; the result is the first of the block.
     AllocateProducerIds {
         count: i64,
@@ -359,6 +365,23 @@ impl MetadataState {
                     img.broker_configs.remove(broker);
                 } else {
                     img.broker_configs.insert(broker.clone(), configs.clone());
+                }
+            }
+            MetadataCommand::AlterClientMetrics { name, changes } => {
+                if name.is_empty() {
+                    return Err(MetadataError::InvalidRequest(
+                        "a client-metrics subscription needs a name".into(),
+                    ));
+                }
+                let configs = img.client_metrics.entry(name.clone()).or_default();
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => configs.insert(k.clone(), v.clone()),
+                        None => configs.remove(k),
+                    };
+                }
+                if configs.is_empty() {
+                    img.client_metrics.remove(name);
                 }
             }
             MetadataCommand::AllocateProducerIds { count } => {

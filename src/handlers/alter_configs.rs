@@ -20,7 +20,8 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::describe_configs::{
-    check_topic_resource, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC,
+    check_topic_resource, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_CLIENT_METRICS,
+    RESOURCE_TOPIC,
 };
 use super::util::s;
 use super::Ctx;
@@ -109,6 +110,13 @@ pub async fn handle(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse
                 .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                 .collect();
             replace_broker_configs(ctx, &key.1, configs, req.validate_only).await
+        } else if res.resource_type == RESOURCE_CLIENT_METRICS {
+            let configs: BTreeMap<String, String> = res
+                .configs
+                .iter()
+                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                .collect();
+            replace_client_metrics(ctx, &key.1, configs, req.validate_only).await
         } else {
             Err(unsupported_resource(res.resource_type))
         };
@@ -143,6 +151,50 @@ async fn replace_broker_configs(
         MetadataCommand::ReplaceBrokerConfigs {
             broker: resource.to_string(),
             configs,
+        },
+    )
+    .await
+}
+
+/// Legacy AlterConfigs on a CLIENT_METRICS resource: the given settings replace the
+/// subscription's (none deletes it).
+async fn replace_client_metrics(
+    ctx: &Ctx,
+    name: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), KafkaError> {
+    if name.is_empty() {
+        return Err(KafkaError::with_message(
+            ResponseError::InvalidRequest,
+            "Client metrics subscription name must not be empty",
+        ));
+    }
+    for (k, v) in &configs {
+        crate::telemetry::check_setting(k, v)
+            .map_err(|m| KafkaError::with_message(ResponseError::InvalidConfig, m))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    let current = ctx
+        .state
+        .controller
+        .image()
+        .client_metrics
+        .get(name)
+        .cloned();
+    let mut changes: BTreeMap<String, Option<String>> = current
+        .unwrap_or_default()
+        .into_keys()
+        .map(|k| (k, None))
+        .collect();
+    changes.extend(configs.into_iter().map(|(k, v)| (k, Some(v))));
+    commit(
+        &ctx.state,
+        MetadataCommand::AlterClientMetrics {
+            name: name.to_string(),
+            changes,
         },
     )
     .await

@@ -58,6 +58,10 @@ pub async fn handle(ctx: &Ctx, req: ApiVersionsRequest) -> ApiVersionsResponse {
                 .with_error_code(ResponseError::InvalidRequest.code())
                 .with_api_keys(table());
         }
+        *ctx.software.lock() = Some((
+            req.client_software_name.to_string(),
+            req.client_software_version.to_string(),
+        ));
     }
     let mut resp = ApiVersionsResponse::default().with_api_keys(table());
     if ctx.version >= 3 {

@@ -41,6 +41,7 @@ pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 4 };
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub const RESOURCE_CLIENT_METRICS: i8 = 16;
 
 /// One setting as DescribeConfigs (and CreateTopics v5+) reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +166,43 @@ pub fn describe_topic(
         .iter()
         .filter(|d| wanted(keys, d.name))
         .map(|d| describe_topic_setting(cfg, d, overrides))
+        .collect()
+}
+
+/// A client-metrics subscription (CLIENT_METRICS): its three settings, set or default.
+fn describe_client_metrics(
+    image: &MetadataImage,
+    name: &str,
+    keys: Option<&[String]>,
+) -> Vec<Described> {
+    let set = image.client_metrics.get(name);
+    crate::telemetry::SETTINGS
+        .iter()
+        .filter(|k| wanted(keys, k))
+        .map(|k| {
+            let (value, source) = match set.and_then(|c| c.get(*k)) {
+                Some(v) => (v.clone(), ConfigSource::ClientMetricsConfig),
+                None if *k == "interval.ms" => (
+                    crate::telemetry::DEFAULT_INTERVAL_MS.to_string(),
+                    ConfigSource::Default,
+                ),
+                None => (String::new(), ConfigSource::Default),
+            };
+            Described {
+                name: k,
+                value: Some(value.clone()),
+                source,
+                synonyms: vec![(k, Some(value), source)],
+                kind: if *k == "interval.ms" {
+                    Kind::Int
+                } else {
+                    Kind::List
+                },
+                read_only: false,
+                sensitive: false,
+                doc: None,
+            }
+        })
         .collect()
 }
 
@@ -294,6 +332,11 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> DescribeConfigsRe
                     .filter_map(|d| describe_broker_setting(cfg, d.name))
                     .collect()
             }),
+            RESOURCE_CLIENT_METRICS if name.is_empty() => Err(KafkaError::with_message(
+                ResponseError::InvalidRequest,
+                "Client metrics subscription name must not be empty",
+            )),
+            RESOURCE_CLIENT_METRICS => Ok(describe_client_metrics(&image, &name, keys.as_deref())),
             RESOURCE_BROKER_LOGGER if name.is_empty() => Err(KafkaError::with_message(
                 ResponseError::InvalidRequest,
                 "Broker id must not be empty",

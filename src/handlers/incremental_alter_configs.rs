@@ -13,7 +13,9 @@
 //! A BROKER resource ("" for the cluster-wide default, or a node id) changes dynamic
 //! broker configs (see `crate::broker_configs`), stored in the metadata; a setting that
 //! cannot change at runtime is INVALID_REQUEST. A BROKER_LOGGER resource (this broker's
-//! id) sets or deletes log levels of this process, as Kafka's log4j loggers.
+//! id) sets or deletes log levels of this process, as Kafka's log4j loggers. A
+//! CLIENT_METRICS resource is a client-metrics subscription (KIP-714): `metrics`,
+//! `interval.ms`, `match`.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -24,7 +26,8 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::alter_configs::{commit, count_resources, unsupported_resource};
 use super::describe_configs::{
-    check_broker_id, check_topic_resource, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC,
+    check_broker_id, check_topic_resource, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER,
+    RESOURCE_CLIENT_METRICS, RESOURCE_TOPIC,
 };
 use super::util::s;
 use super::Ctx;
@@ -152,8 +155,13 @@ pub async fn handle(
                 ResponseError::InvalidRequest,
                 "Duplicate resource.",
             ))
-        } else if [RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER]
-            .contains(&res.resource_type)
+        } else if [
+            RESOURCE_TOPIC,
+            RESOURCE_BROKER,
+            RESOURCE_BROKER_LOGGER,
+            RESOURCE_CLIENT_METRICS,
+        ]
+        .contains(&res.resource_type)
         {
             let ops: Vec<Op> = res
                 .configs
@@ -169,6 +177,9 @@ pub async fn handle(
             match res.resource_type {
                 RESOURCE_TOPIC => alter_topic(ctx, &key.1, &ops, req.validate_only).await,
                 RESOURCE_BROKER => alter_broker(ctx, &key.1, &ops, req.validate_only).await,
+                RESOURCE_CLIENT_METRICS => {
+                    alter_client_metrics(ctx, &key.1, &ops, req.validate_only).await
+                }
                 _ => alter_loggers(ctx, &key.1, &ops, req.validate_only),
             }
         } else {
@@ -255,6 +266,54 @@ async fn alter_broker(
         &ctx.state,
         MetadataCommand::AlterBrokerConfigs {
             broker: resource.to_string(),
+            changes,
+        },
+    )
+    .await
+}
+
+/// A CLIENT_METRICS resource: a client-metrics subscription (KIP-714), created by its
+/// first setting and deleted with its last.
+async fn alter_client_metrics(
+    ctx: &Ctx,
+    name: &str,
+    ops: &[Op],
+    validate_only: bool,
+) -> Result<(), KafkaError> {
+    if name.is_empty() {
+        return Err(KafkaError::with_message(
+            ResponseError::InvalidRequest,
+            "Client metrics subscription name must not be empty",
+        ));
+    }
+    let image = ctx.state.controller.image();
+    let current = image.client_metrics.get(name).cloned().unwrap_or_default();
+    let changes = apply_ops_with(
+        &current,
+        |_| None,
+        |k| k == "metrics" || k == "match",
+        |k, v| {
+            crate::telemetry::check_setting(k, v)
+                .map_err(|m| KafkaError::with_message(ResponseError::InvalidConfig, m))
+        },
+        ops,
+    )?;
+    if let Some(k) = changes
+        .keys()
+        .find(|k| !crate::telemetry::SETTINGS.contains(&k.as_str()))
+    {
+        return Err(KafkaError::with_message(
+            ResponseError::InvalidConfig,
+            format!("Unknown client metrics config: {k}"),
+        ));
+    }
+    if validate_only || changes.is_empty() {
+        return Ok(());
+    }
+    commit(
+        &ctx.state,
+        MetadataCommand::AlterClientMetrics {
+            name: name.to_string(),
             changes,
         },
     )

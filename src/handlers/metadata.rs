@@ -3,8 +3,8 @@
 //!
 //! A partition this broker leads but has no log for (its creation failed, or it was
 //! found on disk and cannot be opened) is answered LEADER_NOT_AVAILABLE with no leader
-//! and this broker among the offline replicas: clients then wait and retry instead of
-//! sending produce requests that can only fail.
+//! and this broker among the offline replicas (`topics::partition_view`): clients then
+//! wait and retry instead of sending produce requests that can only fail.
 
 use std::collections::HashSet;
 
@@ -142,43 +142,20 @@ struct Local {
     topic_ops: i32,
 }
 
-impl Local {
-    fn lacks(&self, topic: &str, partition: i32) -> bool {
-        !self.unavailable.is_empty() && self.unavailable.contains(&(topic.to_string(), partition))
-    }
-}
-
 fn topic_response(image: &MetadataImage, t: &TopicMeta, local: &Local) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
         .map(|p| {
-            let unservable =
-                p.replicas.contains(&local.node_id) && local.lacks(&t.name, p.partition);
-            let offline: Vec<BrokerId> = p
-                .replicas
-                .iter()
-                .filter(|r| !image.brokers.contains_key(r) || (unservable && **r == local.node_id))
-                .map(|r| BrokerId(*r))
-                .collect();
-            let leader = if unservable && p.leader == local.node_id {
-                -1
-            } else {
-                p.leader
-            };
-            let code = if leader < 0 {
-                ResponseError::LeaderNotAvailable.code()
-            } else {
-                0
-            };
+            let view = topics::partition_view(image, p, &t.name, local.node_id, &local.unavailable);
             MetadataResponsePartition::default()
-                .with_error_code(code)
+                .with_error_code(view.error_code)
                 .with_partition_index(p.partition)
-                .with_leader_id(BrokerId(leader))
+                .with_leader_id(BrokerId(view.leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
                 .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
-                .with_offline_replicas(offline)
+                .with_offline_replicas(view.offline.into_iter().map(BrokerId).collect())
         })
         .collect();
     MetadataResponseTopic::default()

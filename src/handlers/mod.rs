@@ -38,14 +38,17 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
+pub mod describe_topic_partitions;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod get_telemetry_subscriptions;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
@@ -55,6 +58,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod push_telemetry;
 pub mod remove_raft_voter;
 pub mod sync_group;
 pub mod unregister_broker;
@@ -69,7 +73,12 @@ pub struct Ctx {
     pub correlation_id: i32,
     pub client_id: String,
     pub peer: SocketAddr,
+    /// The client software name and version of the connection (ApiVersions v3+).
+    pub software: ClientSoftware,
 }
+
+/// A connection's client software (name, version), once ApiVersions told it.
+pub type ClientSoftware = Arc<parking_lot::Mutex<Option<(String, String)>>>;
 
 impl Ctx {
     /// Count and log an error code put into a response (zero is ignored): one line per
@@ -164,6 +173,16 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (
         ApiKey::ConsumerGroupDescribe,
         consumer_group_describe::VERSIONS,
+    ),
+    (
+        ApiKey::GetTelemetrySubscriptions,
+        get_telemetry_subscriptions::VERSIONS,
+    ),
+    (ApiKey::PushTelemetry, push_telemetry::VERSIONS),
+    (ApiKey::ListConfigResources, list_config_resources::VERSIONS),
+    (
+        ApiKey::DescribeTopicPartitions,
+        describe_topic_partitions::VERSIONS,
     ),
 ];
 
@@ -290,6 +309,22 @@ pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
         ),
         ApiKey::DescribeCluster => run!(ctx, body, DescribeClusterRequest, describe_cluster),
         ApiKey::DescribeQuorum => run!(ctx, body, DescribeQuorumRequest, describe_quorum),
+        ApiKey::GetTelemetrySubscriptions => run!(
+            ctx,
+            body,
+            GetTelemetrySubscriptionsRequest,
+            get_telemetry_subscriptions
+        ),
+        ApiKey::PushTelemetry => run!(ctx, body, PushTelemetryRequest, push_telemetry),
+        ApiKey::ListConfigResources => {
+            run!(ctx, body, ListConfigResourcesRequest, list_config_resources)
+        }
+        ApiKey::DescribeTopicPartitions => run!(
+            ctx,
+            body,
+            DescribeTopicPartitionsRequest,
+            describe_topic_partitions
+        ),
         ApiKey::UnregisterBroker => run!(ctx, body, UnregisterBrokerRequest, unregister_broker),
         ApiKey::AddRaftVoter => run!(ctx, body, AddRaftVoterRequest, add_raft_voter),
         ApiKey::RemoveRaftVoter => run!(ctx, body, RemoveRaftVoterRequest, remove_raft_voter),

@@ -591,7 +591,7 @@ pub fn stored_records(batch: &[u8]) -> Result<(BatchHeader, Vec<u8>), LogError> 
         return Ok((header, records.to_vec()));
     }
     let mut out = Vec::new();
-    decoder(&header, records)?
+    decoder(header.compression(), records)?
         .take(MAX_DECOMPRESSED_BYTES + 1)
         .read_to_end(&mut out)
         .map_err(|e| corrupt(format!("cannot decompress batch: {e}")))?;
@@ -897,12 +897,26 @@ fn decompressing_source<'a>(
     header: &BatchHeader,
     records: &'a [u8],
 ) -> Result<StreamSource<Box<dyn Read + 'a>>, LogError> {
-    Ok(StreamSource::new(decoder(header, records)?))
+    Ok(StreamSource::new(decoder(header.compression(), records)?))
+}
+
+/// `data` compressed with `codec` (a batch attribute's codec id), decompressed; more
+/// than `limit` bytes is an error, so a small hostile payload cannot exhaust memory.
+pub fn decompress(codec: i16, data: &[u8], limit: u64) -> Result<Vec<u8>, LogError> {
+    let mut out = Vec::new();
+    decoder(codec, data)?
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| corrupt(format!("cannot decompress: {e}")))?;
+    if out.len() as u64 > limit {
+        return Err(corrupt(format!("decompresses to more than {limit} bytes")));
+    }
+    Ok(out)
 }
 
 /// A reader of the decompressed bytes of a batch's records.
-fn decoder<'a>(header: &BatchHeader, records: &'a [u8]) -> Result<Box<dyn Read + 'a>, LogError> {
-    let reader: Box<dyn Read + 'a> = match header.compression() {
+fn decoder<'a>(codec: i16, records: &'a [u8]) -> Result<Box<dyn Read + 'a>, LogError> {
+    let reader: Box<dyn Read + 'a> = match codec {
         0 => Box::new(records),
         1 => Box::new(flate2::read::MultiGzDecoder::new(records)),
         2 => Box::new(SnappyReader::new(records)),

@@ -84,6 +84,18 @@ pub fn recompress(batch: &[u8], codec: i16, level: i32) -> Result<Vec<u8>, LogEr
     Ok(batch::with_records(batch, &header, codec, &records))
 }
 
+/// [`recompress`] from the produce path: compressing a large batch takes milliseconds
+/// of CPU, so on a multi-threaded runtime the worker hands its other tasks to the rest
+/// of the pool meanwhile (elsewhere, such as single-threaded tests, it just runs).
+pub fn recompress_off_runtime(batch: &[u8], codec: i16, level: i32) -> Result<Vec<u8>, LogError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| recompress(batch, codec, level))
+        }
+        _ => recompress(batch, codec, level),
+    }
+}
+
 /// `plain` compressed with `codec` (`NONE`: a copy).
 pub fn compress(codec: i16, level: i32, plain: &[u8]) -> io::Result<Vec<u8>> {
     match codec {

@@ -431,7 +431,7 @@ impl PartitionLog {
         let records = match cfg.compression.rewrite_to(validated.compression()) {
             None => records,
             Some((codec, level)) => {
-                let rewritten = codec::recompress(&records, codec, level)?;
+                let rewritten = codec::recompress_off_runtime(&records, codec, level)?;
                 if rewritten.len() > cfg.max_message_bytes {
                     return Err(LogError::TooLarge {
                         size: rewritten.len(),

@@ -38,6 +38,7 @@ pub async fn serve(
     let mut frames = FrameReader::new(rd, state.config.socket_request_max_bytes);
     let mut histograms: std::collections::HashMap<ApiKey, RequestHistograms> = Default::default();
     let mut client_id = String::new();
+    let software = crate::handlers::ClientSoftware::default();
     let mut pending = FuturesOrdered::new();
     let mut input_open = true;
     let close_reason: Option<String> = loop {
@@ -72,6 +73,7 @@ pub async fn serve(
                     correlation_id: req.header.correlation_id,
                     client_id: client_id.clone(),
                     peer,
+                    software: software.clone(),
                 };
                 let api = req.api_key;
                 let correlation_id = req.header.correlation_id;
