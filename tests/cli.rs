@@ -357,16 +357,21 @@ async fn group_commands_on_one_broker() {
         .unwrap();
     assert_eq!(p0["committed_offset"], 8);
     assert_eq!(p0["lag"], 2);
-    // The group's position is where `weir consume --group` starts, and it commits.
+    // The group's position is where `weir consume --group` starts (as a KIP-848 member
+    // of the group, now empty), and it commits.
     let rest = weir(
         bs,
-        &["consume", "gt", "-p", "0", "-e", "--group", "readers"],
+        &["consume", "gt", "-e", "--group", "readers", "-f", "%p:%v\n"],
     )
     .await;
     ok(&rest);
-    assert_eq!(rest.1, "v8\nv9\n");
+    let p0: Vec<&str> = rest.1.lines().filter(|l| l.starts_with("0:")).collect();
+    assert_eq!(p0, ["0:v8", "0:v9"]);
     let d = json(bs, &["group", "describe", "readers"]).await;
-    assert_eq!(d["partitions"][0]["lag"], 0, "{d}");
+    assert_eq!(d["total_lag"], 0, "{d}");
+    assert_eq!(d["state"], "Empty", "it left: {d}");
+    let both = weir(bs, &["consume", "gt", "-p", "0", "--group", "readers"]).await;
+    assert_eq!(both.0, 2, "partitions and a group do not combine: {both:?}");
     let shifted = json(
         bs,
         &[
@@ -708,4 +713,87 @@ async fn operator_commands_on_a_three_node_cluster() {
             .count(),
         3
     );
+}
+
+/// Two `weir consume --group` processes are two KIP-848 members: the coordinator splits
+/// the topic's partitions between them, and gives them all back to one when the other
+/// leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_group_consumers_split_the_partitions() {
+    let b = TestBroker::start(&["group.consumer.heartbeat.interval.ms=500"]).await;
+    let bs = b.bootstrap();
+    let bs = bs.as_str();
+    ok(&weir(bs, &["topic", "create", "split", "-p", "4"]).await);
+    use std::process::Stdio;
+    let member = |out: Stdio| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["consume", "split", "--group", "duo", "-b", bs, "-f", "%p\n"])
+            .stdout(out)
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn weir consume")
+    };
+    let sizes = |d: &Value| -> Vec<usize> {
+        let mut v: Vec<usize> = d["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|m| m["assignment"].as_array().map_or(0, |a| a.len()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    };
+    let _first = member(Stdio::null());
+    eventually(
+        "one member with 4 partitions",
+        Duration::from_secs(30),
+        || async { sizes(&json(bs, &["group", "describe", "duo"]).await) == vec![4] },
+    )
+    .await;
+    let second = member(Stdio::piped());
+    eventually("2 + 2 partitions", Duration::from_secs(30), || async {
+        sizes(&json(bs, &["group", "describe", "duo"]).await) == vec![2, 2]
+    })
+    .await;
+    // Records reach the members; SIGTERM makes the second one commit and leave, and
+    // the first gets every partition back.
+    let values: String = (0..40).map(|i| format!("k{i}=v{i}\n")).collect();
+    ok(&weir_stdin(bs, &["produce", "split", "--key-separator", "="], &values).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    unsafe { libc::kill(second.id().unwrap() as i32, libc::SIGTERM) };
+    let out = tokio::time::timeout(Duration::from_secs(20), second.wait_with_output())
+        .await
+        .expect("the member stops on SIGTERM")
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let read: std::collections::BTreeSet<i64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(
+        read.len(),
+        2,
+        "the second member read its two partitions: {read:?}"
+    );
+    eventually(
+        "all 4 partitions back on one member",
+        Duration::from_secs(30),
+        || async { sizes(&json(bs, &["group", "describe", "duo"]).await) == vec![4] },
+    )
+    .await;
+    // What the leaver printed it committed: its partitions have offsets, the others
+    // (the first member has not stopped) none.
+    let d = json(bs, &["group", "describe", "duo"]).await;
+    let committed: std::collections::BTreeSet<i64> = d["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["committed_offset"].as_i64().unwrap_or(-1) > 0)
+        .map(|p| p["partition"].as_i64().unwrap())
+        .collect();
+    assert_eq!(read, committed, "{d}");
+    b.stop().await;
 }

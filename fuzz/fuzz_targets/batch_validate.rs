@@ -1,6 +1,7 @@
 //! Fuzzes the code that reads record batches from clients and from disk:
-//! `validate_produce`, `batches`, `record_timestamps` and `assign_offsets` must never
-//! panic, and whatever they accept must be self-consistent. Producer-state snapshots,
+//! `validate_produce`, `batches`, `record_timestamps`, `assign_offsets` and the
+//! recompression of `compression.type` must never panic, and whatever they accept must
+//! be self-consistent. Producer-state snapshots,
 //! also read from disk, ride along.
 //!
 //! The first input byte picks how the rest is used. Raw mode feeds the bytes as they are;
@@ -24,6 +25,7 @@ fn options(compacted: bool) -> ValidateOptions {
         now_ms: 1_700_000_000_000,
         timestamp_before_max_ms: i64::MAX,
         timestamp_after_max_ms: 3_600_000,
+        rewrite: false,
     }
 }
 
@@ -56,6 +58,17 @@ fn check_one(buf: &[u8]) {
                 // Its records were walked during validation, so they must read back.
                 let ts = record_timestamps(buf).expect("validated batch reads back");
                 assert_eq!(ts.len(), header.record_count as usize);
+                // A topic's compression.type rewrites it: the result validates too.
+                for codec in [0i16, 1, 2, 3, 4] {
+                    let out = weir::log::codec::recompress(buf, codec, 1)
+                        .expect("a validated batch recompresses");
+                    // Decompressed, it may outgrow max.message.bytes (refused, as Kafka).
+                    if out.len() <= options(compacted).max_message_bytes {
+                        let again = validate_produce(&out, &options(compacted))
+                            .expect("a recompressed batch validates");
+                        assert_eq!(again.record_count, header.record_count);
+                    }
+                }
             }
         }
     }

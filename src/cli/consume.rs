@@ -2,23 +2,25 @@
 //! `kcat -C` do: from the beginning, the end, an offset or a timestamp, from every
 //! partition or chosen ones, printed with a kcat-style format (`%k %v`) or as JSON lines,
 //! until a count is reached or, with `--exit`, the end of every partition. With
-//! `--group`, it starts from the group's committed offsets and commits what it printed
-//! (a standalone commit: the group must have no active members).
+//! `--group`, it joins the group as a consumer-protocol member (KIP-848, see
+//! [`super::member`]): the coordinator assigns its partitions (several `weir consume`
+//! processes in one group split them), it starts from the group's committed offsets and
+//! commits what it printed before it leaves.
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Record, RecordBatchDecoder};
 use serde_json::json;
 
+use super::member::{Change, GroupMember};
 use super::topic::offsets;
 use super::{check, error_text, Admin, CliError, Format, Report};
 
@@ -43,7 +45,8 @@ pub struct ConsumeArgs {
     /// %h headers, %T timestamp (ms), \n, \t.
     #[arg(long, short = 'f', default_value = "%v\\n")]
     pub format: String,
-    /// Read as this consumer group: start from its committed offsets and commit.
+    /// Read as a member of this consumer group (KIP-848): the group's coordinator
+    /// assigns the partitions; start from the group's committed offsets and commit.
     #[arg(long, short = 'g')]
     pub group: Option<String>,
 }
@@ -167,45 +170,35 @@ async fn group_offsets(
         .collect())
 }
 
-async fn commit(
-    admin: &mut Admin,
-    coordinator: i32,
-    group: &str,
+/// Where partition `p` starts: the group's committed offset, else `--from`.
+fn start_position(
+    p: i32,
     topic: &str,
-    positions: &BTreeMap<i32, i64>,
-) -> Result<(), CliError> {
-    let v = admin.version(ApiKey::OffsetCommit, 2, 8)?;
-    let req = OffsetCommitRequest::default()
-        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
-        .with_generation_id_or_member_epoch(-1)
-        .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partitions(
-                positions
-                    .iter()
-                    .map(|(p, o)| {
-                        OffsetCommitRequestPartition::default()
-                            .with_partition_index(*p)
-                            .with_committed_offset(*o)
-                    })
-                    .collect(),
-            )]);
-    let r: OffsetCommitResponse = admin
-        .call_node(coordinator, ApiKey::OffsetCommit, v, &req)
-        .await?;
-    for t in &r.topics {
-        for p in &t.partitions {
-            if p.error_code != 0 {
-                return Err(CliError::Kafka(format!(
-                    "commit of partition {}: {}",
-                    p.partition_index,
-                    error_text(p.error_code, None)
-                )));
-            }
-        }
+    committed: &BTreeMap<i32, i64>,
+    start: Start,
+    found: &Found,
+    ends: &Found,
+) -> Result<i64, CliError> {
+    if let Some(o) = committed.get(&p) {
+        return Ok(*o);
     }
-    Ok(())
+    if let Start::Offset(o) = start {
+        return Ok(o);
+    }
+    Ok(match found.get(&(topic.to_string(), p)) {
+        // No record at or after the time: start at the end.
+        Some(Ok(o)) if *o >= 0 => *o,
+        Some(Ok(_)) => match ends.get(&(topic.to_string(), p)) {
+            Some(Ok(e)) => *e,
+            _ => 0,
+        },
+        Some(Err(e)) => return Err(CliError::Kafka(format!("partition {p}: {e}"))),
+        None => 0,
+    })
 }
+
+/// ListOffsets answers by (topic, partition).
+type Found = BTreeMap<(String, i32), Result<i64, String>>;
 
 pub async fn run(
     admin: &mut Admin,
@@ -213,67 +206,112 @@ pub async fn run(
     format: Format,
 ) -> Result<Report, CliError> {
     let start = parse_start(&args.from)?;
-    let mut leaders = admin.leaders(&args.topic).await?;
-    leaders.retain(|p, _| args.partitions.is_empty() || args.partitions.contains(p));
+    if args.group.is_some() && !args.partitions.is_empty() {
+        return Err(CliError::Usage(
+            "--partition and --group do not combine: the group's coordinator assigns partitions"
+                .into(),
+        ));
+    }
+    let mut all_leaders = admin.leaders(&args.topic).await?;
+    all_leaders.retain(|p, _| args.partitions.is_empty() || args.partitions.contains(p));
     for p in &args.partitions {
-        if !leaders.contains_key(p) {
+        if !all_leaders.contains_key(p) {
             return Err(CliError::Usage(format!(
                 "{} has no partition {p}",
                 args.topic
             )));
         }
     }
-    let keys: Vec<(String, i32, i32)> = leaders
+    let keys: Vec<(String, i32, i32)> = all_leaders
         .iter()
         .map(|(p, l)| (args.topic.clone(), *p, *l))
         .collect();
-    let coordinator = match &args.group {
-        Some(g) => Some(admin.coordinator(g).await?),
-        None => None,
-    };
-    let committed = match (&args.group, coordinator) {
-        (Some(g), Some(c)) => {
-            group_offsets(admin, c, g, &args.topic, leaders.keys().copied().collect()).await?
-        }
-        _ => BTreeMap::new(),
-    };
     let lookup = match start {
         Start::Beginning => Some(-2),
         Start::End => Some(-1),
         Start::Time(ms) => Some(ms),
         Start::Offset(_) => None,
     };
-    let found = match lookup {
+    let found: Found = match lookup {
         Some(ts) => offsets(admin, &keys, ts).await?,
         None => BTreeMap::new(),
     };
-    let ends = offsets(admin, &keys, -1).await?;
+    let ends: Found = offsets(admin, &keys, -1).await?;
+    // In a group the coordinator decides which partitions are read (KIP-848).
+    let mut member = None;
+    let mut leaders: BTreeMap<i32, i32> = BTreeMap::new();
     let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
-    for (_, p, _) in &keys {
-        let pos = if let Some(o) = committed.get(p) {
-            *o
-        } else if let Start::Offset(o) = start {
-            o
-        } else {
-            match found.get(&(args.topic.clone(), *p)) {
-                // No record at or after the time: start at the end.
-                Some(Ok(o)) if *o >= 0 => *o,
-                Some(Ok(_)) => match ends.get(&(args.topic.clone(), *p)) {
-                    Some(Ok(e)) => *e,
-                    _ => 0,
-                },
-                Some(Err(e)) => return Err(CliError::Kafka(format!("partition {p}: {e}"))),
-                None => 0,
+    let mut pending = Change::default();
+    match &args.group {
+        Some(g) => {
+            let md = admin.metadata(Some(vec![args.topic.clone()])).await?;
+            let topic_id = md.topics.first().map(|t| t.topic_id).unwrap_or_default();
+            let (m, change) = GroupMember::join(admin, g, &args.topic, topic_id).await?;
+            member = Some(m);
+            pending = change;
+        }
+        None => {
+            for p in all_leaders.keys() {
+                let pos = start_position(*p, &args.topic, &BTreeMap::new(), start, &found, &ends)?;
+                positions.insert(*p, pos);
             }
-        };
-        positions.insert(*p, pos);
+            leaders = all_leaders.clone();
+        }
+    }
+    // Ctrl-C or SIGTERM ends the read like the end of input: a group member commits
+    // and leaves instead of lingering until its session expires.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                },
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
     }
     let v = admin.version(ApiKey::Fetch, 4, 12)?;
     let mut printed: u64 = 0;
     let mut at_end: BTreeMap<i32, bool> = BTreeMap::new();
     let mut stdout = std::io::stdout().lock();
     let limit = args.count.unwrap_or(u64::MAX);
-    'outer: while printed < limit {
+    'outer: while printed < limit && !stop.load(Ordering::Relaxed) {
+        if let (Some(m), Some(g)) = (member.as_mut(), &args.group) {
+            let change = std::mem::take(&mut pending);
+            let change = if change == Change::default() {
+                m.heartbeat(admin, false).await?
+            } else {
+                change
+            };
+            let revoked: BTreeMap<i32, i64> = change
+                .revoked
+                .iter()
+                .filter_map(|p| positions.get(p).map(|o| (*p, *o)))
+                .collect();
+            m.commit(admin, &revoked).await?;
+            for p in &change.revoked {
+                leaders.remove(p);
+                positions.remove(p);
+                at_end.remove(p);
+            }
+            if !change.added.is_empty() {
+                let committed =
+                    group_offsets(admin, m.coordinator(), g, &args.topic, change.added.clone())
+                        .await?;
+                for p in &change.added {
+                    let pos = start_position(*p, &args.topic, &committed, start, &found, &ends)?;
+                    positions.insert(*p, pos);
+                    leaders.insert(*p, all_leaders.get(p).copied().unwrap_or(-1));
+                }
+            }
+        }
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         for (p, l) in &leaders {
             by_leader.entry(*l).or_default().push(*p);
@@ -360,23 +398,31 @@ pub async fn run(
             let md = admin.metadata(Some(vec![args.topic.clone()])).await?;
             if let Some(t) = md.topics.first() {
                 for p in &t.partitions {
+                    all_leaders.insert(p.partition_index, p.leader_id.0);
                     if let Some(l) = leaders.get_mut(&p.partition_index) {
                         *l = p.leader_id.0;
                     }
                 }
             }
         }
+        // In a group, the end is known once the coordinator has said what is ours.
+        let assigned = member.as_ref().is_none_or(|m| m.owned().is_some());
         if args.exit
+            && assigned
             && leaders
                 .keys()
                 .all(|p| at_end.get(p).copied().unwrap_or(false))
         {
             break;
         }
+        if leaders.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     let _ = stdout.flush();
-    if let (Some(g), Some(c)) = (&args.group, coordinator) {
-        commit(admin, c, g, &args.topic, &positions).await?;
+    if let Some(m) = member {
+        m.commit(admin, &positions).await?;
+        m.leave(admin).await?;
     }
     Ok(Report::new(String::new(), serde_json::Value::Null))
 }

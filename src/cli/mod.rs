@@ -14,6 +14,7 @@ pub mod consume;
 pub mod elect;
 pub mod explain;
 pub mod group;
+pub mod member;
 pub mod produce;
 pub mod quorum;
 pub mod reassign;
