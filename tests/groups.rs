@@ -621,3 +621,33 @@ async fn authorized_operations_are_every_operation_without_an_authorizer() {
     assert_eq!(r.cluster_authorized_operations, 8096);
     b.stop().await;
 }
+
+/// Before FindCoordinator has created `__consumer_offsets`, no broker coordinates any
+/// group: a commit is answered NOT_COORDINATOR (as Kafka's coordinator runtime answers),
+/// so a client looks the coordinator up, and the same commit then succeeds.
+#[tokio::test]
+async fn a_commit_before_any_coordinator_exists_is_sent_to_look_one_up() {
+    let b = start().await;
+    let mut c = Conn::connect(b.addr).await;
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(gid("early"))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("gt")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &commit).await;
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ResponseError::NotCoordinator.code()
+    );
+    coordinator(&mut c, "early").await;
+    let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &commit).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    b.stop().await;
+}

@@ -204,10 +204,15 @@ impl GroupManager {
     }
 
     /// The coordinator shard of a group, loading (replaying) it on first use.
+    ///
+    /// Before `__consumer_offsets` exists (FindCoordinator creates it) no broker
+    /// coordinates the group: NOT_COORDINATOR, as Kafka's coordinator runtime answers for
+    /// a shard it does not host, so that clients look the coordinator up (and create the
+    /// topic) instead of retrying the same broker.
     async fn shard_for(&self, group_id: &str) -> Result<ShardRef, ResponseError> {
         let image = self.controller.image();
         if image.topic(OFFSETS_TOPIC).is_none() {
-            return Err(ResponseError::CoordinatorNotAvailable);
+            return Err(ResponseError::NotCoordinator);
         }
         let partition = partition_for(group_id, self.num_partitions(&image));
         self.shard(&image, partition).await
