@@ -65,6 +65,7 @@ impl From<&LogError> for KafkaError {
             LogError::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
             LogError::Io(_) => R::KafkaStorageError,
             LogError::Closed => R::NotLeaderOrFollower,
+            LogError::LogDirNotFound(_) => R::LogDirNotFound,
         };
         let mut err = KafkaError::with_message(code, e.to_string());
         if let LogError::InvalidRecords { errors, .. } = e {

@@ -52,6 +52,7 @@ pub const PARTITION_LEADERS: &str = "weir_partition_leaders";
 pub const OFFLINE_PARTITIONS: &str = "weir_offline_partitions";
 pub const CLIENT_TELEMETRY_PUSHES_TOTAL: &str = "weir_client_telemetry_pushes_total";
 pub const CLIENT_TELEMETRY_CLIENTS: &str = "weir_client_telemetry_clients";
+pub const LOG_DIR_MOVES_IN_PROGRESS: &str = "weir_log_dir_moves_in_progress";
 pub const PREFERRED_REPLICA_IMBALANCE: &str = "weir_preferred_replica_imbalance";
 pub const LEADER_REBALANCE_ELECTIONS_TOTAL: &str = "weir_leader_rebalance_elections_total";
 pub const BROKERS: &str = "weir_brokers";
@@ -277,6 +278,10 @@ fn describe() {
     describe_gauge!(
         OFFLINE_PARTITIONS,
         "Partitions without a leader, in this node's view of the cluster metadata."
+    );
+    describe_gauge!(
+        LOG_DIR_MOVES_IN_PROGRESS,
+        "Partitions being moved between this broker's log directories (AlterReplicaLogDirs)."
     );
     describe_counter!(
         CLIENT_TELEMETRY_PUSHES_TOTAL,

@@ -61,6 +61,7 @@ fn collect_logs(state: &BrokerState) {
     gauge!(m::LOG_PARTITIONS_UNAVAILABLE).set(state.logs.unavailable_count() as f64);
     // Exported from the first scrape, so that a rate over it reads 0 rather than nothing.
     metrics::counter!(m::LOG_SEGMENT_FILES_EVICTED_TOTAL).increment(0);
+    gauge!(m::LOG_DIR_MOVES_IN_PROGRESS).set(state.logs.moves().len() as f64);
     for d in state.logs.dirs() {
         let dir = d.path.display().to_string();
         gauge!(m::LOG_DIR_TOTAL_BYTES, "dir" => dir.clone()).set(d.total_bytes as f64);

@@ -1121,3 +1121,158 @@ async fn describe_topic_partitions_pages_with_a_cursor() {
     assert_eq!(r.error_code, code(ResponseError::UnsupportedVersion));
     b.stop().await;
 }
+
+/// DescribeLogDirs: (dir, partition, is future) of `topic` everywhere.
+async fn placement(c: &mut Conn, topic: &str) -> Vec<(String, i32, bool)> {
+    let r: DescribeLogDirsResponse = c
+        .call(
+            ApiKey::DescribeLogDirs,
+            4,
+            &DescribeLogDirsRequest::default().with_topics(None),
+        )
+        .await;
+    let mut out = Vec::new();
+    for d in &r.results {
+        for t in d.topics.iter().filter(|t| &*t.name.0 == topic) {
+            for p in &t.partitions {
+                out.push((d.log_dir.to_string(), p.partition_index, p.is_future_key));
+            }
+        }
+    }
+    out
+}
+
+async fn alter_dir(c: &mut Conn, dir: &str, topic: &str, partition: i32) -> i16 {
+    use kafka_protocol::messages::alter_replica_log_dirs_request::{
+        AlterReplicaLogDir, AlterReplicaLogDirTopic,
+    };
+    let req = AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
+        .with_path(st(dir))
+        .with_topics(vec![AlterReplicaLogDirTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![partition])])]);
+    let r: AlterReplicaLogDirsResponse = c.call(ApiKey::AlterReplicaLogDirs, 2, &req).await;
+    r.results[0].partitions[0].error_code
+}
+
+/// Every value of partition 0 of `topic`, in offset order.
+async fn values_of(c: &mut Conn, topic: &str) -> Vec<(i64, Vec<u8>)> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let mut out = Vec::new();
+    loop {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(50 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_fetch_offset(out.last().map_or(0, |(o, _)| o + 1))
+                    .with_partition_max_bytes(1 << 20)])]);
+        let r: FetchResponse = c.call(ApiKey::Fetch, 12, &req).await;
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        let recs = common::decode_records(&p.records.clone().unwrap_or_default());
+        if recs.is_empty() {
+            return out;
+        }
+        out.extend(
+            recs.into_iter()
+                .map(|r| (r.offset, r.value.map(|v| v.to_vec()).unwrap_or_default())),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_moves_between_log_directories_under_load_and_keeps_everything() {
+    let dirs = tempfile::tempdir().unwrap();
+    let (d1, d2) = (dirs.path().join("d1"), dirs.path().join("d2"));
+    let setting = format!("log.dirs={},{}", d1.display(), d2.display());
+    let b = TestBroker::start(&[&setting, "log.segment.bytes=20000"]).await;
+    let mut c = Conn::connect(b.addr).await;
+    create_raw(&mut c, 7, vec![("mv", 1, &[])], false).await;
+    let first: Vec<(String, i32, bool)> = placement(&mut c, "mv").await;
+    assert_eq!(first.len(), 1);
+    let (from, to) = if first[0].0.ends_with("d1") {
+        (d1.clone(), d2.clone())
+    } else {
+        (d2.clone(), d1.clone())
+    };
+    let to_s = to.display().to_string();
+    // Refusals: a directory outside log.dirs, an unknown partition.
+    assert_eq!(
+        alter_dir(&mut c, "/nowhere", "mv", 0).await,
+        code(ResponseError::LogDirNotFound)
+    );
+    assert_eq!(
+        alter_dir(&mut c, &to_s, "mv", 9).await,
+        code(ResponseError::UnknownTopicOrPartition)
+    );
+    // A producer keeps writing (acks=all) while the partition moves; it retries what
+    // the frozen log refuses, as clients do on NOT_LEADER_OR_FOLLOWER.
+    let addr = b.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let writer = tokio::spawn(async move {
+        let mut c = Conn::connect(addr).await;
+        let mut acked = Vec::new();
+        let mut i = 0u32;
+        while i < 400 || !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            i += 1;
+            let value = format!("value-{i}-{}", "x".repeat(200));
+            loop {
+                let code = produce(
+                    &mut c,
+                    "mv",
+                    0,
+                    batch(&[Rec::kv(b"k", value.as_bytes())], Compression::None, None),
+                )
+                .await;
+                if code == 0 {
+                    acked.push(value.into_bytes());
+                    break;
+                }
+                assert_eq!(code, ResponseError::NotLeaderOrFollower.code());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        acked
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(alter_dir(&mut c, &to_s, "mv", 0).await, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = placement(&mut c, "mv").await;
+        if now.len() == 1 && now[0].0 == to_s && !now[0].2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not moved: {now:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Writes go on into the moved log for a moment, then stop.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = writer.await.unwrap();
+    assert!(!from.join("mv-0").exists());
+    assert!(to.join("mv-0").is_dir());
+    // Every acknowledged record once, in order, and nothing else.
+    let stored = values_of(&mut c, "mv").await;
+    assert_eq!(
+        stored.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        (0..acked.len() as i64).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        stored.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        acked
+    );
+    // Moving it to where it is changes nothing; the new place survives a restart.
+    assert_eq!(alter_dir(&mut c, &to_s, "mv", 0).await, 0);
+    let b = b.restart().await;
+    let mut c = Conn::connect(b.addr).await;
+    assert_eq!(
+        placement(&mut c, "mv").await,
+        vec![(to_s.clone(), 0, false)]
+    );
+    assert_eq!(values_of(&mut c, "mv").await.len(), acked.len());
+    b.stop().await;
+}

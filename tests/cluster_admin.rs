@@ -332,3 +332,125 @@ async fn leadership_returns_to_the_preferred_replicas_on_its_own() {
     )
     .await;
 }
+
+/// Two log directories per node, under the system temp dir (the harness takes plain
+/// functions for extra settings, so the paths are derived from the process and node).
+fn two_dirs(i: usize) -> Vec<String> {
+    let base = std::env::temp_dir().join(format!("weir-logdirs-{}-{}", std::process::id(), i + 1));
+    vec![format!(
+        "log.dirs={},{}",
+        base.join("a").display(),
+        base.join("b").display()
+    )]
+}
+
+/// AlterReplicaLogDirs on a follower of a three-node cluster: its replica moves to its
+/// other directory while replication goes on, and, once it leads, it serves every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_replica_moves_between_log_directories() {
+    use kafka_protocol::messages::alter_replica_log_dirs_request::{
+        AlterReplicaLogDir, AlterReplicaLogDirTopic,
+    };
+    common::init_tracing();
+    let mut c = Cluster::start_with(3, two_dirs);
+    for i in 0..3 {
+        wait_for(&c, i, Duration::from_secs(60), "3 brokers", |m| {
+            m.brokers.len() == 3 && m.controller_id.0 > 0
+        })
+        .await;
+    }
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(TOPIC))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![CreatableReplicaAssignment::default()
+                .with_partition_index(0)
+                .with_broker_ids(vec![BrokerId(1), BrokerId(2), BrokerId(3)])])]);
+    let r: CreateTopicsResponse = call(c.addr(0), ApiKey::CreateTopics, 7, req)
+        .await
+        .expect("create topic");
+    assert_eq!(r.topics[0].error_code, 0, "{r:?}");
+    wait_for(&c, 0, Duration::from_secs(20), "ISR of 3", |m| {
+        partition0(m).is_some_and(|p| p.leader_id.0 == 1 && p.isr_nodes.len() == 3)
+    })
+    .await;
+    assert_eq!(produce(c.addr(0), "before", 50).await, 0);
+
+    // Where broker 2 keeps it, and the other directory.
+    let dirs_of_2 = |topic_only: bool| {
+        let addr = c.addr(1);
+        async move {
+            let r: DescribeLogDirsResponse = call(
+                addr,
+                ApiKey::DescribeLogDirs,
+                4,
+                DescribeLogDirsRequest::default().with_topics(None),
+            )
+            .await
+            .expect("describe log dirs");
+            r.results
+                .iter()
+                .filter(|d| {
+                    !topic_only
+                        || d.topics.iter().any(|t| {
+                            &*t.name.0 == TOPIC && t.partitions.iter().any(|p| !p.is_future_key)
+                        })
+                })
+                .map(|d| d.log_dir.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = dirs_of_2(false).await;
+    let here = dirs_of_2(true).await;
+    assert_eq!((all.len(), here.len()), (2, 1), "{all:?} {here:?}");
+    let there = all.iter().find(|d| **d != here[0]).unwrap().clone();
+    let req = AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
+        .with_path(s(&there))
+        .with_topics(vec![AlterReplicaLogDirTopic::default()
+            .with_name(name(TOPIC))
+            .with_partitions(vec![0])])]);
+    let r: AlterReplicaLogDirsResponse = call(c.addr(1), ApiKey::AlterReplicaLogDirs, 2, req)
+        .await
+        .expect("alter replica log dirs");
+    assert_eq!(r.results[0].partitions[0].error_code, 0, "{r:?}");
+    // Replication goes on meanwhile.
+    assert_eq!(produce(c.addr(0), "during", 50).await, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dirs_of_2(true).await != vec![there.clone()] {
+        assert!(Instant::now() < deadline, "not moved\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(produce(c.addr(0), "after", 50).await, 0);
+    wait_for(&c, 0, Duration::from_secs(20), "broker 2 in sync", |m| {
+        partition0(m).is_some_and(|p| p.isr_nodes.iter().any(|b| b.0 == 2))
+    })
+    .await;
+    // Broker 2 alone: it leads, from its moved log, with every record.
+    c.stop(0);
+    c.stop(2);
+    wait_for(&c, 1, Duration::from_secs(30), "broker 2 leads", |m| {
+        partition0(m).is_some_and(|p| p.leader_id.0 == 2)
+    })
+    .await;
+    let (code, values) = consume_all(c.addr(1)).await.expect("fetch from broker 2");
+    assert_eq!(code, 0);
+    let count = |tag: &str| {
+        values
+            .iter()
+            .filter(|v| v.as_ref() == format!("{tag}-value").as_bytes())
+            .count()
+    };
+    assert_eq!(
+        (count("before"), count("during"), count("after")),
+        (50, 50, 50)
+    );
+    for i in 0..3 {
+        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!(
+            "weir-logdirs-{}-{}",
+            std::process::id(),
+            i + 1
+        )));
+    }
+}

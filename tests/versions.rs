@@ -551,6 +551,19 @@ fn requests(api: ApiKey, v: i16, topic_id: Uuid, records: &Bytes) -> Vec<(String
                 ));
             }
         }
+        ApiKey::AlterReplicaLogDirs => {
+            use m::alter_replica_log_dirs_request::{AlterReplicaLogDir, AlterReplicaLogDirTopic};
+            out.push((
+                "not a log dir".into(),
+                RequestKind::AlterReplicaLogDirs(AlterReplicaLogDirsRequest::default().with_dirs(
+                    vec![AlterReplicaLogDir::default()
+                        .with_path(s("/not/a/log/dir"))
+                        .with_topics(vec![AlterReplicaLogDirTopic::default()
+                            .with_name(tn("v"))
+                            .with_partitions(vec![0])])],
+                )),
+            ));
+        }
         ApiKey::GetTelemetrySubscriptions => out.push((
             "new client".into(),
             RequestKind::GetTelemetrySubscriptions(GetTelemetrySubscriptionsRequest::default()),

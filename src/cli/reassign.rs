@@ -1,8 +1,9 @@
 //! `weir reassign`: partition reassignment as `kafka-reassign-partitions.sh` does it,
 //! from a plan in Kafka's JSON format (`{"version":1,"partitions":[{"topic":"t",
-//! "partition":0,"replicas":[1,2,3]}]}`): `--execute` starts it
-//! (AlterPartitionReassignments), `--verify` checks that every partition has its target
-//! replicas and nothing is still moving (exit code 4 while not), `--cancel` stops it, and
+//! "partition":0,"replicas":[1,2,3],"log_dirs":["any","/data2","any"]}]}`): `--execute`
+//! starts it (AlterPartitionReassignments, and AlterReplicaLogDirs on each broker for
+//! the replicas given a directory), `--verify` checks that every partition has its target
+//! replicas in their directories and nothing is still moving (exit code 4 while not), `--cancel` stops it, and
 //! `--list` shows what is moving now (ListPartitionReassignments).
 
 use std::collections::BTreeMap;
@@ -52,6 +53,26 @@ pub struct Move {
     pub topic: String,
     pub partition: i32,
     pub replicas: Vec<i32>,
+    /// The log directory of each replica ("any": the broker chooses), as in Kafka's
+    /// plans; moved with AlterReplicaLogDirs on each broker.
+    #[serde(default)]
+    pub log_dirs: Option<Vec<String>>,
+}
+
+impl Move {
+    /// (broker, directory) for every replica given a directory.
+    fn dirs(&self) -> Vec<(i32, &str)> {
+        self.log_dirs
+            .iter()
+            .flat_map(|d| {
+                self.replicas
+                    .iter()
+                    .copied()
+                    .zip(d.iter().map(String::as_str))
+            })
+            .filter(|(_, d)| *d != "any")
+            .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +103,15 @@ pub fn parse_plan(text: &str) -> Result<Vec<Move>, CliError> {
         if m.replicas.is_empty() {
             return Err(CliError::Usage(format!(
                 "{}-{}: an empty replica list",
+                m.topic, m.partition
+            )));
+        }
+        if m.log_dirs
+            .as_ref()
+            .is_some_and(|d| d.len() != m.replicas.len())
+        {
+            return Err(CliError::Usage(format!(
+                "{}-{}: log_dirs must name one directory (or \"any\") per replica",
                 m.topic, m.partition
             )));
         }
@@ -160,6 +190,18 @@ async fn alter(admin: &mut Admin, plan: &[Move], cancel: bool) -> Result<Report,
             ]);
         }
     }
+    if !cancel {
+        for m in plan {
+            for (broker, dir) in m.dirs() {
+                if let Err(e) = move_dir(admin, broker, m, dir).await {
+                    failed.push(format!(
+                        "{}-{} to {dir} on broker {broker}: {e}",
+                        m.topic, m.partition
+                    ));
+                }
+            }
+        }
+    }
     if !failed.is_empty() {
         return Err(CliError::Kafka(failed.join("\n")));
     }
@@ -171,6 +213,55 @@ async fn alter(admin: &mut Admin, plan: &[Move], cancel: bool) -> Result<Report,
         render(&["TOPIC", "PARTITION", "OUTCOME"], &rows),
         json,
     ))
+}
+
+/// Asks `broker` to keep its replica of `m` in `dir` (AlterReplicaLogDirs).
+async fn move_dir(admin: &mut Admin, broker: i32, m: &Move, dir: &str) -> Result<(), CliError> {
+    use kafka_protocol::messages::alter_replica_log_dirs_request::{
+        AlterReplicaLogDir, AlterReplicaLogDirTopic,
+    };
+    let v = admin.version(ApiKey::AlterReplicaLogDirs, 1, 2)?;
+    let req = AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
+        .with_path(StrBytes::from_string(dir.to_string()))
+        .with_topics(vec![AlterReplicaLogDirTopic::default()
+            .with_name(TopicName(StrBytes::from_string(m.topic.clone())))
+            .with_partitions(vec![m.partition])])]);
+    let r: AlterReplicaLogDirsResponse = admin
+        .call_node(broker, ApiKey::AlterReplicaLogDirs, v, &req)
+        .await?;
+    for p in r.results.iter().flat_map(|t| &t.partitions) {
+        check(p.error_code, None)?;
+    }
+    Ok(())
+}
+
+/// Whether every replica of `m` given a directory is there and not moving.
+async fn dirs_settled(admin: &mut Admin, m: &Move) -> Result<bool, CliError> {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    for (broker, dir) in m.dirs() {
+        let v = admin.version(ApiKey::DescribeLogDirs, 1, 4)?;
+        let req = DescribeLogDirsRequest::default().with_topics(Some(vec![
+            DescribableLogDirTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(m.topic.clone())))
+                .with_partitions(vec![m.partition]),
+        ]));
+        let r: DescribeLogDirsResponse = admin
+            .call_node(broker, ApiKey::DescribeLogDirs, v, &req)
+            .await?;
+        let mut in_place = false;
+        for d in &r.results {
+            for p in d.topics.iter().flat_map(|t| &t.partitions) {
+                if p.is_future_key {
+                    return Ok(false);
+                }
+                in_place |= d.log_dir.as_str() == dir;
+            }
+        }
+        if !in_place {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Reassignments in progress: (topic, partition) → (replicas, adding, removing).
@@ -247,6 +338,8 @@ async fn verify(admin: &mut Admin, plan: &[Move]) -> Result<Report, CliError> {
             .map(|p| p.replica_nodes.iter().map(|b| b.0).collect());
         let status = if moving.contains_key(&(m.topic.clone(), m.partition)) {
             "in progress"
+        } else if current.as_ref() == Some(&m.replicas) && !dirs_settled(admin, m).await? {
+            "moving between log directories"
         } else if current.as_ref() == Some(&m.replicas) {
             "complete"
         } else if current.is_none() {
@@ -285,7 +378,7 @@ mod tests {
     #[test]
     fn plans_in_kafkas_format_parse_and_bad_ones_are_refused() {
         let plan = parse_plan(
-            r#"{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[2,3],"log_dirs":["any","any"]}]}"#,
+            r#"{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[2,3],"log_dirs":["any","/d2"]}]}"#,
         )
         .unwrap();
         assert_eq!(
@@ -293,14 +386,17 @@ mod tests {
             vec![Move {
                 topic: "t".into(),
                 partition: 0,
-                replicas: vec![2, 3]
+                replicas: vec![2, 3],
+                log_dirs: Some(vec!["any".into(), "/d2".into()]),
             }]
         );
+        assert_eq!(plan[0].dirs(), vec![(3, "/d2")]);
         for bad in [
             "not json",
             r#"{"version":2,"partitions":[]}"#,
             r#"{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[]}]}"#,
             r#"{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1,1]}]}"#,
+            r#"{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1,2],"log_dirs":["any"]}]}"#,
             r#"{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1]},{"topic":"t","partition":0,"replicas":[2]}]}"#,
         ] {
             assert!(matches!(parse_plan(bad), Err(CliError::Usage(_))), "{bad}");

@@ -2,8 +2,9 @@
 //! partition in each (all partitions, or the requested topic-partitions only).
 //!
 //! Paths are absolute, as Kafka reports them. A failed directory carries
-//! KAFKA_STORAGE_ERROR and no partitions. `offset_lag` is 0 and `is_future_key` false:
-//! there are no replica moves between directories. v3+ has a top-level error code
+//! KAFKA_STORAGE_ERROR and no partitions. A partition being moved to a directory
+//! (AlterReplicaLogDirs) shows there as a future replica (`is_future_key`) with the bytes
+//! copied so far and the offsets still to copy (estimated from the bytes) as its lag. v3+ has a top-level error code
 //! (always NONE: there is no authorization yet); v4 adds total and usable bytes.
 
 use std::collections::{BTreeMap, HashSet};
@@ -33,10 +34,13 @@ pub async fn handle(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogDirsRe
     let dirs = tokio::task::spawn_blocking(move || {
         let dirs = logs.dirs();
         let all = logs.all();
+        let moves = logs.moves();
         let single = dirs.len() == 1;
         dirs.into_iter()
-            .map(|d| {
-                let mut topics: BTreeMap<String, Vec<(i32, u64)>> = BTreeMap::new();
+            .enumerate()
+            .map(|(i, d)| {
+                // (partition, size, offset lag, future)
+                let mut topics: BTreeMap<String, Vec<(i32, u64, i64, bool)>> = BTreeMap::new();
                 if d.error.is_none() {
                     for log in &all {
                         let (t, p) = (log.topic(), log.partition());
@@ -48,11 +52,34 @@ pub async fn handle(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogDirsRe
                         }
                         // A partition lives in `<dir>/<topic>-<partition>/`.
                         if single || d.path.join(format!("{t}-{p}")).is_dir() {
-                            topics
-                                .entry(t.to_string())
-                                .or_default()
-                                .push((p, log.size_bytes()));
+                            topics.entry(t.to_string()).or_default().push((
+                                p,
+                                log.size_bytes(),
+                                0,
+                                false,
+                            ));
                         }
+                    }
+                    // A partition being copied here: its future replica, with the
+                    // offsets still to copy (estimated from the bytes).
+                    for ((t, p), dest, copied, total) in &moves {
+                        if *dest != i
+                            || wanted
+                                .as_ref()
+                                .is_some_and(|w| !w.contains(&(t.clone(), *p)))
+                        {
+                            continue;
+                        }
+                        let end = all
+                            .iter()
+                            .find(|l| l.topic() == t && l.partition() == *p)
+                            .map_or(0, |l| l.log_end_offset() - l.log_start_offset());
+                        let left = total.saturating_sub(*copied) as f64 / (*total).max(1) as f64;
+                        let lag = (end as f64 * left).round() as i64;
+                        topics
+                            .entry(t.clone())
+                            .or_default()
+                            .push((*p, *copied, lag, true));
                     }
                 }
                 (d, topics)
@@ -80,12 +107,12 @@ pub async fn handle(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogDirsRe
                         .with_partitions(
                             parts
                                 .into_iter()
-                                .map(|(p, size)| {
+                                .map(|(p, size, lag, future)| {
                                     DescribeLogDirsPartition::default()
                                         .with_partition_index(p)
                                         .with_partition_size(size.min(i64::MAX as u64) as i64)
-                                        .with_offset_lag(0)
-                                        .with_is_future_key(false)
+                                        .with_offset_lag(lag)
+                                        .with_is_future_key(future)
                                 })
                                 .collect(),
                         )

@@ -24,6 +24,7 @@ use crate::protocol::Response;
 pub mod add_raft_voter;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -134,6 +135,10 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     ),
     (ApiKey::DescribeConfigs, describe_configs::VERSIONS),
     (ApiKey::AlterConfigs, alter_configs::VERSIONS),
+    (
+        ApiKey::AlterReplicaLogDirs,
+        alter_replica_log_dirs::VERSIONS,
+    ),
     (ApiKey::DescribeLogDirs, describe_log_dirs::VERSIONS),
     (ApiKey::CreatePartitions, create_partitions::VERSIONS),
     (ApiKey::ElectLeaders, elect_leaders::VERSIONS),
@@ -299,6 +304,12 @@ pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
         ),
         ApiKey::DescribeConfigs => run!(ctx, body, DescribeConfigsRequest, describe_configs),
         ApiKey::AlterConfigs => run!(ctx, body, AlterConfigsRequest, alter_configs),
+        ApiKey::AlterReplicaLogDirs => run!(
+            ctx,
+            body,
+            AlterReplicaLogDirsRequest,
+            alter_replica_log_dirs
+        ),
         ApiKey::DescribeLogDirs => run!(ctx, body, DescribeLogDirsRequest, describe_log_dirs),
         ApiKey::CreatePartitions => run!(ctx, body, CreatePartitionsRequest, create_partitions),
         ApiKey::IncrementalAlterConfigs => run!(

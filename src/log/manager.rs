@@ -101,6 +101,10 @@ pub struct LogManager {
     /// Logs per directory, for placing new ones: kept up to date rather than counted
     /// for every creation (that made creating 10,000 partitions quadratic).
     placed: Mutex<Vec<usize>>,
+    /// Moves between directories in progress (AlterReplicaLogDirs, see `super::mover`).
+    pub(super) moves: Mutex<BTreeMap<(String, i32), Arc<super::mover::Move>>>,
+    /// The directory an operator chose for a partition not hosted here yet.
+    preferred: Mutex<HashMap<(String, i32), usize>>,
 }
 
 /// `<topic>-<partition>` → (topic, partition).
@@ -129,6 +133,7 @@ impl LogManager {
             open_files_limit = super::handles::open_files_limit(),
             "segment files held open at most"
         );
+        super::mover::finish_interrupted(&cfg.log_dirs);
         for path in &cfg.log_dirs {
             let dir = LogDir {
                 path: path.clone(),
@@ -162,12 +167,71 @@ impl LogManager {
             flushers: Mutex::new(None),
             handles,
             create_failures: Mutex::new(HashMap::new()),
+            moves: Mutex::new(BTreeMap::new()),
+            preferred: Mutex::new(HashMap::new()),
         });
         mgr.recount_placement();
         Ok(mgr)
     }
 
-    fn recount_placement(&self) {
+    /// The index of the configured log directory at `path` (compared as absolute,
+    /// canonical paths, as Kafka compares them).
+    pub fn dir_named(&self, path: &Path) -> Option<usize> {
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let want = canon(path);
+        self.dirs.iter().position(|d| canon(&d.path) == want)
+    }
+
+    pub(super) fn dir_error(&self, i: usize) -> Option<String> {
+        self.dirs.get(i).and_then(|d| d.error.lock().clone())
+    }
+
+    pub(super) fn dir_path(&self, i: usize) -> &Path {
+        &self.dirs[i].path
+    }
+
+    pub(super) fn dir_of(&self, log: &PartitionLog) -> Option<usize> {
+        self.dir_index(log)
+    }
+
+    pub(super) fn prefer_dir(&self, key: (String, i32), dir: usize) {
+        self.preferred.lock().insert(key, dir);
+    }
+
+    pub(super) fn logs_mut(
+        &self,
+    ) -> parking_lot::RwLockWriteGuard<'_, BTreeMap<(String, i32), Arc<PartitionLog>>> {
+        self.logs.write()
+    }
+
+    pub(super) fn producer_id_expiration_ms(&self) -> i64 {
+        self.cfg.producer_id_expiration_ms
+    }
+
+    pub(super) fn attach_dir_flusher(&self, log: &PartitionLog, dir: usize) {
+        if let Some(handles) = self.flushers.lock().as_ref() {
+            log.attach_flusher(handles.get(dir).cloned());
+        }
+    }
+
+    /// Moves in progress: (topic, partition) -> (destination directory, the copy's
+    /// directory, bytes copied, bytes to copy).
+    pub fn moves(&self) -> Vec<((String, i32), usize, u64, u64)> {
+        self.moves
+            .lock()
+            .iter()
+            .map(|(k, m)| {
+                (
+                    k.clone(),
+                    m.dest,
+                    m.copied.load(std::sync::atomic::Ordering::Relaxed),
+                    m.total,
+                )
+            })
+            .collect()
+    }
+
+    pub(super) fn recount_placement(&self) {
         let logs = self.logs.read();
         let mut placed = self.placed.lock();
         placed.iter_mut().for_each(|n| *n = 0);
@@ -494,9 +558,14 @@ impl LogManager {
             return Ok(log);
         }
         let counts = self.placed.lock().clone();
-        let dir = (0..self.dirs.len())
-            .filter(|&i| self.dirs[i].error.lock().is_none())
-            .min_by_key(|&i| counts[i])
+        let usable = |i: &usize| self.dirs[*i].error.lock().is_none();
+        let preferred = self.preferred.lock().remove(&key).filter(usable);
+        let dir = preferred
+            .or_else(|| {
+                (0..self.dirs.len())
+                    .filter(usable)
+                    .min_by_key(|&i| counts[i])
+            })
             .ok_or_else(|| LogError::Io(std::io::Error::other("no usable log directory")))?;
         let log = PartitionLog::open(OpenOptions {
             dir: self.dirs[dir].path.join(format!("{topic}-{partition}")),
@@ -521,6 +590,9 @@ impl LogManager {
     /// Close and remove one partition's log (a replica reassigned away from this broker).
     pub fn delete_partition(&self, topic: &str, partition: i32) -> Result<(), LogError> {
         let key = (topic.to_string(), partition);
+        if let Some(m) = self.moves.lock().remove(&key) {
+            m.cancel();
+        }
         let removed = self.logs.write().remove(&key);
         let Some(log) = removed else {
             return Ok(());
@@ -541,6 +613,12 @@ impl LogManager {
 
     /// Close and remove every partition of a topic (offline ones too).
     pub fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+        self.moves.lock().retain(|(t, _), m| {
+            if t == topic {
+                m.cancel();
+            }
+            t != topic
+        });
         let mut removed: Vec<(i32, PathBuf)> = {
             let mut logs = self.logs.write();
             let keys: Vec<(String, i32)> =

@@ -31,6 +31,7 @@ pub mod flusher;
 pub mod handles;
 pub mod index;
 pub mod manager;
+pub mod mover;
 pub mod partition;
 pub mod producer_state;
 pub mod records;
@@ -87,6 +88,9 @@ pub enum LogError {
     /// The partition was deleted or the log manager is shutting down.
     #[error("log is closed")]
     Closed,
+    /// AlterReplicaLogDirs to a directory that is not in `log.dirs`: LOG_DIR_NOT_FOUND.
+    #[error("log directory {0} is not one of this broker's log.dirs")]
+    LogDirNotFound(String),
 }
 
 /// Kafka's top-level message for a batch refused for some of its records.

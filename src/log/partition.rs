@@ -131,6 +131,9 @@ pub struct PartitionLog {
     local_flush: tokio::sync::Mutex<()>,
     flusher: Mutex<Option<FlusherHandle>>,
     closed: AtomicBool,
+    /// Writes are refused while the log is copied to another directory (see
+    /// `super::mover`); reads go on.
+    frozen: AtomicBool,
     roll_jitter_ms: i64,
     producer_id_expiration_ms: i64,
     /// One cleaner pass at a time per log.
@@ -342,6 +345,7 @@ impl PartitionLog {
             local_flush: tokio::sync::Mutex::new(()),
             flusher: Mutex::new(None),
             closed: AtomicBool::new(false),
+            frozen: AtomicBool::new(false),
             roll_jitter_ms: jitter,
             producer_id_expiration_ms: opts.producer_id_expiration_ms,
             clean_lock: Mutex::new(()),
@@ -405,6 +409,34 @@ impl PartitionLog {
         }
     }
 
+    /// Open and not frozen for a move: checked under the append lock by every write.
+    fn check_writable(&self) -> Result<(), LogError> {
+        self.check_open()?;
+        if self.frozen.load(Ordering::Acquire) {
+            Err(LogError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Stops writes (appends, truncation, retention, compaction, DeleteRecords) until
+    /// [`Self::thaw`]: a write in progress finishes first, as the flag is set under the
+    /// append lock and the cleaner's. Reads go on. Writers get `Closed`, which clients
+    /// see as NOT_LEADER_OR_FOLLOWER and retry.
+    pub fn freeze(&self) {
+        let _pass = self.clean_lock.lock();
+        let _inner = self.inner.lock();
+        self.frozen.store(true, Ordering::Release);
+    }
+
+    pub fn thaw(&self) {
+        self.frozen.store(false, Ordering::Release);
+    }
+
+    pub fn auto_high_watermark(&self) -> bool {
+        self.auto_high_watermark.load(Ordering::Acquire)
+    }
+
     /// Validate, check producer sequences, assign offsets, write. Does not fsync.
     pub fn append_as_leader(
         &self,
@@ -446,7 +478,7 @@ impl PartitionLog {
             }
         };
         let mut inner = self.inner.lock();
-        self.check_open()?;
+        self.check_writable()?;
         if let SeqCheck::Duplicate {
             first_offset,
             last_offset,
@@ -956,7 +988,7 @@ impl PartitionLog {
         let cfg = self.config.read().clone();
         let now = now_ms();
         let mut inner = self.inner.lock();
-        self.check_open()?;
+        self.check_writable()?;
         let mut expected = self.log_end.load(Ordering::Acquire);
         if first != expected {
             return Err(LogError::InvalidRecord(format!(
@@ -996,6 +1028,7 @@ impl PartitionLog {
     pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
         self.check_open()?;
         let mut inner = self.inner.lock();
+        self.check_writable()?;
         let log_end = self.log_end.load(Ordering::Acquire);
         let log_start = self.log_start.load(Ordering::Acquire);
         if offset >= log_end {
@@ -1069,6 +1102,7 @@ impl PartitionLog {
             });
         }
         let mut inner = self.inner.lock();
+        self.check_writable()?;
         if target <= self.log_start.load(Ordering::Acquire) {
             return Ok(self.log_start.load(Ordering::Acquire));
         }
@@ -1138,6 +1172,9 @@ impl PartitionLog {
         let cfg = self.config.read().clone();
         let hw = self.high_watermark();
         let mut inner = self.inner.lock();
+        if self.frozen.load(Ordering::Acquire) {
+            return Ok(0);
+        }
         let expired = inner.producers.expire(now, self.producer_id_expiration_ms);
         if expired > 0 {
             tracing::debug!(topic = %self.topic, partition = self.partition, expired,
@@ -1191,6 +1228,9 @@ impl PartitionLog {
             return Ok(CleanStats::default());
         }
         let _pass = self.clean_lock.lock();
+        if self.frozen.load(Ordering::Acquire) {
+            return Ok(CleanStats::default());
+        }
         let log_dir = self.dir.parent().unwrap_or(&self.dir).to_path_buf();
         let checkpoint = if self.checkpoint_stale.load(Ordering::Acquire) {
             0
