@@ -1293,6 +1293,37 @@ mod tests {
     }
 
     #[test]
+    fn compression_type_and_levels_take_kafkas_values_only() {
+        for ok in ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"] {
+            check_topic_value("compression.type", ok).unwrap();
+        }
+        for (name, bad) in [
+            ("compression.type", "none"),
+            ("compression.type", "brotli"),
+            ("compression.gzip.level", "0"),
+            ("compression.gzip.level", "10"),
+            ("compression.lz4.level", "18"),
+            ("compression.zstd.level", "23"),
+            ("compression.zstd.level", "fast"),
+        ] {
+            let e = check_topic_value(name, bad).unwrap_err().to_string();
+            assert!(e.contains(name), "{name}={bad}: {e}");
+        }
+        check_topic_value("compression.gzip.level", "-1").unwrap();
+        check_topic_value("compression.zstd.level", "-5").unwrap();
+        // Broker defaults are checked at start too.
+        assert!(load(&["compression.type=brotli"]).is_err());
+        let c = load(&["compression.type=zstd", "compression.zstd.level=9"]).unwrap();
+        assert_eq!(
+            c.topic_config(&BTreeMap::new()).compression,
+            TopicCompression::Codec { codec: 4, level: 9 }
+        );
+        // A topic's own setting wins over the broker's.
+        let t = c.topic_config(&[("compression.type".to_string(), "producer".to_string())].into());
+        assert_eq!(t.compression, TopicCompression::Producer);
+    }
+
+    #[test]
     fn unknown_and_invalid_settings_name_the_setting() {
         let e = load(&["no.such.thing=1"]).unwrap_err().to_string();
         assert!(e.contains("no.such.thing"), "{e}");

@@ -1276,3 +1276,48 @@ async fn a_partition_moves_between_log_directories_under_load_and_keeps_everythi
     assert_eq!(values_of(&mut c, "mv").await.len(), acked.len());
     b.stop().await;
 }
+
+/// librdkafka's admin client changes and reads dynamic broker configs
+/// (AlterConfigs / DescribeConfigs on BROKER resources), as kafka-configs.sh does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_configs_through_librdkafka() {
+    let b = TestBroker::start(&[]).await;
+    let a = admin(&b);
+    let change = AlterConfig::new(ResourceSpecifier::Broker(1))
+        .set("log.retention.ms", "7200000")
+        .set("compression.type", "lz4");
+    let r = a.alter_configs([&change], &opts()).await.unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+    let d = a
+        .describe_configs([&ResourceSpecifier::Broker(1)], &opts())
+        .await
+        .unwrap();
+    let res = d[0].as_ref().unwrap();
+    let entry = |n: &str| res.entries.iter().find(|e| e.name == n).unwrap();
+    assert_eq!(entry("log.retention.ms").value.as_deref(), Some("7200000"));
+    assert!(matches!(
+        entry("log.retention.ms").source,
+        ConfigSource::DynamicBroker
+    ));
+    assert!(!entry("log.retention.ms").is_read_only);
+    assert!(entry("log.dirs").is_read_only);
+    // Topics without their own setting follow at once.
+    let t = NewTopic::new("dyn-topic", 1, TopicReplication::Fixed(1));
+    a.create_topics([&t], &opts()).await.unwrap();
+    let d = a
+        .describe_configs([&ResourceSpecifier::Topic("dyn-topic")], &opts())
+        .await
+        .unwrap();
+    let res = d[0].as_ref().unwrap();
+    let retention = res
+        .entries
+        .iter()
+        .find(|e| e.name == "retention.ms")
+        .unwrap();
+    assert_eq!(retention.value.as_deref(), Some("7200000"));
+    assert!(matches!(retention.source, ConfigSource::DynamicBroker));
+    // (The rdkafka crate reports every AlterConfigs resource as Ok whatever the broker
+    // answered, so refusals are checked with raw requests in
+    // dynamic_broker_configs_apply_at_once_and_survive_a_restart.)
+    b.stop().await;
+}
