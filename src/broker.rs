@@ -7,7 +7,6 @@
 //! flush and checkpoint every log → stop the metadata quorum.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,29 +24,9 @@ use crate::config::Config;
 use crate::dir_lock::DirLock;
 use crate::group::GroupManager;
 use crate::log::LogManager;
-use crate::producer_ids::ProducerIdManager;
 use crate::replica::ReplicaManager;
 use crate::server::listener;
-
-/// State shared by every connection and handler.
-pub struct BrokerState {
-    pub config: Arc<Config>,
-    pub node_id: i32,
-    pub controller: Arc<Controller>,
-    pub logs: Arc<LogManager>,
-    pub replicas: Arc<ReplicaManager>,
-    pub producer_ids: ProducerIdManager,
-    pub groups: Arc<GroupManager>,
-    /// Metrics clients push (KIP-714), exported on `/metrics`.
-    pub telemetry: Arc<crate::telemetry::ClientTelemetry>,
-    shutting_down: AtomicBool,
-}
-
-impl BrokerState {
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Relaxed)
-    }
-}
+use crate::state::BrokerState;
 
 /// A running broker.
 pub struct Broker {
@@ -145,17 +124,13 @@ impl Broker {
         let replicas = ReplicaManager::new(config.clone(), logs.clone(), controller.clone());
         replicas.reconcile(&controller.image());
         let groups = GroupManager::new(config.clone(), controller.clone(), replicas.clone());
-        let state = Arc::new(BrokerState {
-            config: config.clone(),
-            node_id: config.node_id,
-            controller: controller.clone(),
-            logs: logs.clone(),
-            replicas: replicas.clone(),
-            producer_ids: ProducerIdManager::new(controller.clone()),
-            groups: groups.clone(),
-            telemetry: Arc::default(),
-            shutting_down: AtomicBool::new(false),
-        });
+        let state = Arc::new(BrokerState::new(
+            config.clone(),
+            controller.clone(),
+            logs.clone(),
+            replicas.clone(),
+            groups.clone(),
+        ));
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut background = logs.start_background(shutdown_rx.clone());
@@ -237,7 +212,7 @@ impl Broker {
             .controller
             .controlled_shutdown(self.state.node_id)
             .await;
-        self.state.shutting_down.store(true, Ordering::Relaxed);
+        self.state.begin_shutdown();
         let _ = self.shutdown_tx.send(true);
         for h in self.listeners {
             if tokio::time::timeout(Duration::from_secs(10), h)

@@ -459,7 +459,7 @@ pub struct Config {
     pub ignored_env: Vec<String>,
     /// Kafka settings accepted but not acted on (logged at start).
     pub ignored_settings: Vec<String>,
-    /// Dynamic broker configs over the static ones (see `crate::broker_configs`): the
+    /// Dynamic broker configs over the static ones (see `crate::admin::broker_configs`): the
     /// cluster-wide default, then this broker's own, which wins. Empty at start.
     pub dynamic_default: BTreeMap<String, String>,
     pub dynamic_broker: BTreeMap<String, String>,

@@ -5,13 +5,16 @@
 //! per Kafka API) decode bodies with the `kafka-protocol` crate and act through the
 //! [`replica`] manager (partition roles, acks, long-poll fetch) on the [`log`] manager
 //! (segments and indexes on disk), and through the [`cluster`] controller (openraft
-//! metadata log on sled) for topics, configs and producer ids. Internal errors become
-//! Kafka error codes in [`errors`]. [`broker`] wires it all up and shuts it down in order.
+//! metadata log on sled) for topics, configs and producer ids. Administrative changes
+//! (topics, partitions, configs) and their validation live in [`admin`], which handlers
+//! and the group coordinator call. Internal errors become Kafka error codes in
+//! [`errors`]. The subsystems every handler reaches are in [`state`]; [`broker`] builds
+//! them, wires them up and shuts them down in order.
 
+pub mod admin;
 pub mod alloc;
 pub mod authorizer;
 pub mod broker;
-pub mod broker_configs;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -31,8 +34,8 @@ pub mod producer_ids;
 pub mod protocol;
 pub mod replica;
 pub mod server;
+pub mod state;
 pub mod telemetry;
-pub mod topics;
 
 #[global_allocator]
 static GLOBAL: alloc::Allocator = alloc::Allocator;

@@ -8,8 +8,8 @@
 
 use metrics::gauge;
 
-use crate::broker::BrokerState;
 use crate::metrics as m;
+use crate::state::BrokerState;
 
 /// Refresh every scrape-time gauge of `state`.
 pub fn collect(state: &BrokerState) {

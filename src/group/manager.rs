@@ -156,10 +156,7 @@ impl GroupManager {
 
     /// Creates `__consumer_offsets` if it does not exist yet (FindCoordinator does this,
     /// as Kafka does, so a broker without groups never has the topic).
-    pub async fn ensure_offsets_topic(
-        &self,
-        state: &crate::broker::BrokerState,
-    ) -> Result<(), KafkaError> {
+    pub async fn ensure_offsets_topic(&self) -> Result<(), KafkaError> {
         if self.controller.image().topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
@@ -180,8 +177,14 @@ impl GroupManager {
             // A rebalance of a big group writes one large metadata record.
             ("max.message.bytes".to_string(), (16 << 20).to_string()),
         ]);
-        let plan = crate::topics::plan(
-            state,
+        let admin = crate::admin::Admin {
+            config: &self.config,
+            node_id: self.node_id,
+            controller: &self.controller,
+            replicas: &self.replicas,
+        };
+        let plan = crate::admin::topics::plan(
+            admin,
             &image,
             OFFSETS_TOPIC,
             g.offsets_topic_partitions,
@@ -189,7 +192,7 @@ impl GroupManager {
             &[],
             configs,
         )?;
-        match crate::topics::create(state, plan).await {
+        match crate::admin::topics::create(admin, plan).await {
             Ok(_) => {
                 info!(
                     partitions = g.offsets_topic_partitions,

@@ -21,9 +21,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::VersionRange;
 
-use super::alter_configs::commit;
 use super::util::s;
 use super::Ctx;
+use crate::admin::commit;
 use crate::cluster::MetadataCommand;
 use crate::errors::KafkaError;
 
@@ -65,7 +65,7 @@ pub async fn handle(
                         }
                         _ => {
                             commit(
-                                &ctx.state,
+                                ctx.state.admin(),
                                 MetadataCommand::ReassignPartition {
                                     topic: name.clone(),
                                     partition: p.partition_index,

@@ -16,13 +16,13 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::alter_configs::commit;
-use super::create_topics::MAX_PARTITIONS_PER_REQUEST;
 use super::util::s;
 use super::Ctx;
+use crate::admin::commit;
+use crate::admin::topics;
+use crate::admin::topics::MAX_PARTITIONS_PER_REQUEST;
 use crate::cluster::{MetadataCommand, MetadataImage, PartitionMeta};
 use crate::errors::KafkaError;
-use crate::topics;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
 
@@ -67,7 +67,7 @@ pub async fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> CreatePartitions
                 Ok(partitions) => {
                     // `commit` reconciles, so the new logs exist when we answer.
                     commit(
-                        &ctx.state,
+                        ctx.state.admin(),
                         MetadataCommand::CreatePartitions {
                             topic: name.to_string(),
                             partitions,

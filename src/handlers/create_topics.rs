@@ -23,17 +23,14 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicN
 use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
 
-use super::describe_configs::describe_topic;
 use super::util::s;
 use super::Ctx;
+use crate::admin::describe::describe_topic;
+use crate::admin::topics::{self, MAX_PARTITIONS_PER_REQUEST};
 use crate::cluster::MetadataImage;
 use crate::errors::KafkaError;
-use crate::topics;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 7 };
-
-/// Kafka's cap on the partitions one request may create (MAX_PARTITIONS_PER_BATCH).
-pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
 
 pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut counts: HashMap<String, usize> = HashMap::new();
@@ -42,7 +39,7 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse
     }
     // Kafka's controller refuses a request that would create more than 10 000
     // partitions in one go: every topic in it fails with POLICY_VIOLATION.
-    let num_partitions = crate::broker_configs::effective(
+    let num_partitions = crate::admin::broker_configs::effective(
         &ctx.state.config,
         &ctx.state.controller.image(),
         ctx.state.node_id,
@@ -132,7 +129,7 @@ async fn create_one(
         manual_assignment(&topic)?
     };
     let plan = topics::plan(
-        state,
+        state.admin(),
         &image,
         &name,
         topic.num_partitions,
@@ -145,8 +142,11 @@ async fn create_one(
         .partitions
         .first()
         .map_or(-1, |p| p.replicas.len() as i16);
-    let effective =
-        crate::broker_configs::effective(&state.config, &state.controller.image(), state.node_id);
+    let effective = crate::admin::broker_configs::effective(
+        &state.config,
+        &state.controller.image(),
+        state.node_id,
+    );
     let described: Vec<CreatableTopicConfigs> = describe_topic(&effective, &plan.configs, None)
         .into_iter()
         .map(|d| {
@@ -161,7 +161,7 @@ async fn create_one(
     let topic_id = if validate_only {
         Uuid::nil()
     } else {
-        topics::create(state, plan).await?.id
+        topics::create(state.admin(), plan).await?.id
     };
     Ok(CreatableTopicResult::default()
         .with_name(TopicName(s(&name)))

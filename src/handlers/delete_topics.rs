@@ -15,9 +15,9 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
 
-use super::alter_configs::reconcile;
 use super::util::s;
 use super::Ctx;
+use crate::admin::reconcile;
 use crate::cluster::{CommandResult, MetadataCommand};
 use crate::errors::KafkaError;
 
@@ -99,7 +99,7 @@ pub async fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse
         responses.push(r);
     }
     if deleted_any {
-        reconcile(&ctx.state).await;
+        reconcile(ctx.state.admin()).await;
     }
     DeleteTopicsResponse::default().with_responses(responses)
 }

@@ -24,9 +24,9 @@ use uuid::Uuid;
 
 use super::util::s;
 use super::Ctx;
+use crate::admin::topics;
 use crate::authorizer::{authorized_operations, ResourceType};
 use crate::errors::KafkaError;
-use crate::topics;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 

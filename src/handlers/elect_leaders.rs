@@ -16,9 +16,9 @@ use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaE
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 use kafka_protocol::protocol::VersionRange;
 
-use super::alter_configs::reconcile;
 use super::util::s;
 use super::Ctx;
+use crate::admin::reconcile;
 use crate::cluster::{CommandResult, MetadataCommand, MetadataError};
 use crate::errors::KafkaError;
 
@@ -116,7 +116,7 @@ pub async fn handle(ctx: &Ctx, req: ElectLeadersRequest) -> ElectLeadersResponse
     }
     if changed {
         // Local roles follow the new leaders before the client looks at Metadata.
-        reconcile(&ctx.state).await;
+        reconcile(ctx.state.admin()).await;
     }
     ElectLeadersResponse::default().with_replica_election_results(results)
 }

@@ -78,7 +78,7 @@ async fn lookup(ctx: &Ctx, key_type: i8, key: &str) -> Result<(i32, String, i32)
         return Err(KafkaError::new(ResponseError::InvalidRequest));
     }
     let groups = &ctx.state.groups;
-    groups.ensure_offsets_topic(&ctx.state).await.map_err(|e| {
+    groups.ensure_offsets_topic().await.map_err(|e| {
         KafkaError::with_message(ResponseError::CoordinatorNotAvailable, e.to_string())
     })?;
     let image = ctx.state.controller.image();

@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use super::util::s;
 use super::Ctx;
+use crate::admin::topics;
 use crate::authorizer::{authorized_operations, ResourceType, NOT_REQUESTED};
 use crate::cluster::{MetadataImage, TopicMeta};
-use crate::topics;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 13 };
 
@@ -86,7 +86,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
                 ));
                 continue;
             }
-            match topics::auto_create(state, &name).await {
+            match topics::auto_create(state.admin(), &name).await {
                 Ok(t) => {
                     let image = state.controller.image();
                     // Kafka answers LEADER_NOT_AVAILABLE for a topic it just created; the

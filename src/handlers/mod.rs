@@ -16,10 +16,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, VersionRange};
 use tracing::{debug, warn};
 
-use crate::broker::BrokerState;
 use crate::metrics as m;
 use crate::protocol::codec::{decode_body, encode_response, encode_response_splicing};
 use crate::protocol::Response;
+use crate::state::BrokerState;
 
 pub mod add_raft_voter;
 pub mod alter_configs;

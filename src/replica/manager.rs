@@ -202,7 +202,7 @@ impl ReplicaManager {
         let mut report = CreateReport::default();
         // Dynamic broker configs supply topic defaults too: a change to them reaches
         // every log here, as a topic config change does.
-        let config = crate::broker_configs::effective(&self.config, image, self.node_id);
+        let config = crate::admin::broker_configs::effective(&self.config, image, self.node_id);
         for topic in image.topics.values() {
             let cfg = config.topic_config(&topic.configs);
             for p in &topic.partitions {
@@ -597,7 +597,7 @@ impl ReplicaManager {
         let topic_meta = image
             .topic(topic)
             .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))?;
-        let cfg = crate::broker_configs::effective(&self.config, image, self.node_id)
+        let cfg = crate::admin::broker_configs::effective(&self.config, image, self.node_id)
             .topic_config(&topic_meta.configs);
         let mut report = CreateReport::default();
         report.add(self.create(topic, partition, topic_meta.id, cfg));

@@ -16,10 +16,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::broker::BrokerState;
 use crate::handlers::{self, Ctx, Outcome};
 use crate::metrics as m;
 use crate::protocol::{decode_header, FrameReader};
+use crate::state::BrokerState;
 
 /// Requests a client may have in flight on one connection before we stop reading.
 const MAX_IN_FLIGHT: usize = 64;

@@ -15,9 +15,9 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use super::connection;
-use crate::broker::BrokerState;
 use crate::config::Listener;
 use crate::metrics as m;
+use crate::state::BrokerState;
 
 /// Bind a listener. SO_REUSEADDR lets a restarted broker bind at once even while old
 /// connections sit in TIME_WAIT.

@@ -6,10 +6,13 @@ use std::collections::BTreeMap;
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
-use crate::broker::BrokerState;
+use crate::admin::Admin;
 use crate::cluster::{CommandResult, MetadataCommand, MetadataImage, PartitionMeta, TopicMeta};
 use crate::config::check_topic_value;
 use crate::errors::KafkaError;
+
+/// Kafka's cap on the partitions one request may create (MAX_PARTITIONS_PER_BATCH).
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
 
 /// Kafka's limit: a partition directory name must fit in 255 bytes.
 pub const MAX_NAME_LEN: usize = 249;
@@ -184,7 +187,7 @@ pub struct NewTopic {
 
 /// Build (and validate) a topic from a request's numbers; -1 means the broker default.
 pub fn plan(
-    state: &BrokerState,
+    admin: Admin<'_>,
     image: &MetadataImage,
     name: &str,
     num_partitions: i32,
@@ -210,7 +213,8 @@ pub fn plan(
         from_assignment(image, 0, assignment)?
     } else {
         let n = if num_partitions == -1 {
-            crate::broker_configs::effective(&state.config, image, state.node_id).num_partitions
+            crate::admin::broker_configs::effective(admin.config, image, admin.node_id)
+                .num_partitions
         } else {
             num_partitions
         };
@@ -221,7 +225,7 @@ pub fn plan(
             ));
         }
         let rf = if replication_factor == -1 {
-            state.config.default_replication_factor
+            admin.config.default_replication_factor
         } else {
             replication_factor
         };
@@ -235,7 +239,7 @@ pub fn plan(
 }
 
 /// Commit a planned topic; returns its metadata once applied.
-pub async fn create(state: &BrokerState, topic: NewTopic) -> Result<TopicMeta, KafkaError> {
+pub async fn create(admin: Admin<'_>, topic: NewTopic) -> Result<TopicMeta, KafkaError> {
     let id = Uuid::new_v4();
     let cmd = MetadataCommand::CreateTopic {
         name: topic.name.clone(),
@@ -244,7 +248,7 @@ pub async fn create(state: &BrokerState, topic: NewTopic) -> Result<TopicMeta, K
         configs: topic.configs,
         internal: topic.name.starts_with("__"),
     };
-    match state
+    match admin
         .controller
         .propose(cmd)
         .await
@@ -252,8 +256,8 @@ pub async fn create(state: &BrokerState, topic: NewTopic) -> Result<TopicMeta, K
     {
         CommandResult::Err(e) => Err(KafkaError::from(&e)),
         _ => {
-            state.replicas.reconcile_latest().await;
-            let image = state.controller.image();
+            admin.replicas.reconcile_latest().await;
+            let image = admin.controller.image();
             image.topic(&topic.name).cloned().ok_or_else(|| {
                 KafkaError::with_message(
                     ResponseError::UnknownServerError,
@@ -266,15 +270,15 @@ pub async fn create(state: &BrokerState, topic: NewTopic) -> Result<TopicMeta, K
 
 /// Auto-create a topic with the broker defaults (Metadata requests). A concurrent
 /// creation of the same topic counts as success.
-pub async fn auto_create(state: &BrokerState, name: &str) -> Result<TopicMeta, KafkaError> {
-    let image = state.controller.image();
+pub async fn auto_create(admin: Admin<'_>, name: &str) -> Result<TopicMeta, KafkaError> {
+    let image = admin.controller.image();
     if let Some(t) = image.topic(name) {
         return Ok(t.clone());
     }
-    let plan = plan(state, &image, name, -1, -1, &[], BTreeMap::new())?;
-    match create(state, plan).await {
+    let plan = plan(admin, &image, name, -1, -1, &[], BTreeMap::new())?;
+    match create(admin, plan).await {
         Err(e) if e.code == ResponseError::TopicAlreadyExists.code() => {
-            state.controller.image().topic(name).cloned().ok_or(e)
+            admin.controller.image().topic(name).cloned().ok_or(e)
         }
         other => other,
     }
