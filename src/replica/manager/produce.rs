@@ -1,0 +1,190 @@
+//! The produce side: the leader's log of a partition after the epoch checks, appends with
+//! the acks they ask for, and the wait an acks=all append makes for the in-sync replicas
+//! (and the fsync, with the durable policy).
+
+use super::*;
+
+impl ReplicaManager {
+    /// The local log of a partition this broker leads.
+    pub fn leader_log(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Arc<PartitionLog>, PartitionMeta), KafkaError> {
+        let meta = image
+            .partition(topic, partition)
+            .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))?;
+        if meta.leader != self.node_id {
+            return Err(KafkaError::new(ResponseError::NotLeaderOrFollower));
+        }
+        if let Some(log) = self.logs.get(topic, partition) {
+            return Ok((log, meta.clone()));
+        }
+        // Metadata got here before the watcher created the log: create this one now
+        // (not a whole reconcile per request; the watcher does the rest, roles included).
+        let topic_meta = image
+            .topic(topic)
+            .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))?;
+        let cfg = crate::admin::broker_configs::effective(&self.config, image, self.node_id)
+            .topic_config(&topic_meta.configs);
+        let mut report = CreateReport::default();
+        report.add(self.create(topic, partition, topic_meta.id, cfg));
+        report.log(self.logs.unavailable_count());
+        let log = self.logs.get(topic, partition).ok_or_else(|| {
+            KafkaError::with_message(
+                ResponseError::KafkaStorageError,
+                format!("{topic}-{partition}: the partition log cannot be created here"),
+            )
+        })?;
+        Ok((log, meta.clone()))
+    }
+
+    /// Check the client's view of the leader epoch (KIP-320): -1 skips the check.
+    pub fn check_epoch(meta: &PartitionMeta, current_leader_epoch: i32) -> Result<(), KafkaError> {
+        if current_leader_epoch < 0 || current_leader_epoch == meta.leader_epoch {
+            Ok(())
+        } else if current_leader_epoch < meta.leader_epoch {
+            Err(KafkaError::new(ResponseError::FencedLeaderEpoch))
+        } else {
+            Err(KafkaError::new(ResponseError::UnknownLeaderEpoch))
+        }
+    }
+
+    /// Append a produced batch as leader. The write happens now; the caller awaits
+    /// [`PendingAppend::complete`] before acknowledging acks=all.
+    pub fn append(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: i16,
+    ) -> Result<PendingAppend, KafkaError> {
+        let (log, meta) = self.leader_log(image, topic, partition)?;
+        let replicated = meta.replicas.len() > 1;
+        if replicated && !self.leads_in_epoch(topic, partition, meta.leader_epoch) {
+            // The log exists but the roles are not synced with this image yet. A log
+            // just created (say the 50 of __consumer_offsets, written by the group
+            // coordinator at once) still moves its own high watermark then, so an append
+            // would count as committed, and acks=all answer, before any follower has it.
+            return Err(KafkaError::with_message(
+                ResponseError::NotLeaderOrFollower,
+                format!("{topic}-{partition}: leadership not yet taken up"),
+            ));
+        }
+        let min_isr = log.config().min_insync_replicas;
+        if acks == -1 && (meta.isr.len() as i32) < min_isr {
+            return Err(KafkaError::new(ResponseError::NotEnoughReplicas));
+        }
+        let result = log
+            .append_as_leader(records, meta.leader_epoch)
+            .map_err(|e| KafkaError::from(&e))?;
+        let wait_for_flush =
+            acks == -1 && log.config().flush_policy == FlushPolicy::Durable && !result.duplicate;
+        if replicated {
+            self.after_leader_append(topic, partition, &log);
+        }
+        let wait_for_replicas = match (acks == -1 && replicated, self.me.upgrade()) {
+            (true, Some(replicas)) => Some(ReplicaWait {
+                replicas,
+                topic: topic.to_string(),
+                partition,
+                leader_epoch: meta.leader_epoch,
+                min_isr,
+            }),
+            _ => None,
+        };
+        Ok(PendingAppend {
+            log,
+            result,
+            wait_for_flush,
+            wait_for_replicas,
+        })
+    }
+
+    /// Whether `sync_roles` took up the leadership of a replicated partition in this
+    /// epoch (its log's high watermark is then moved by the ISR, not by appends).
+    pub(super) fn leads_in_epoch(&self, topic: &str, partition: i32, leader_epoch: i32) -> bool {
+        self.leaders
+            .lock()
+            .get(&(topic.to_string(), partition))
+            .is_some_and(|s| s.leader_epoch == leader_epoch)
+    }
+}
+
+impl PendingAppend {
+    /// Wait until the append may be acknowledged, bounded by the request's timeout:
+    /// for acks=all on a replicated partition until the high watermark passes it (every
+    /// ISR member has it), and fsynced when the policy asks for it.
+    pub async fn complete(&self, timeout: Duration) -> Result<(), KafkaError> {
+        if !self.wait_for_flush && self.wait_for_replicas.is_none() {
+            return Ok(());
+        }
+        let waits = async {
+            if let Some(w) = &self.wait_for_replicas {
+                self.wait_for_hw(w).await?;
+            }
+            if self.wait_for_flush {
+                self.log
+                    .flush_to(self.result.last_offset)
+                    .await
+                    .map_err(|e| KafkaError::from(&e))?;
+            }
+            Ok::<(), KafkaError>(())
+        };
+        match tokio::time::timeout(timeout, waits).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(KafkaError::new(ResponseError::RequestTimedOut)),
+        }
+        if let Some(w) = &self.wait_for_replicas {
+            // Kafka's DelayedProduce: the write is on the whole ISR, but the ISR may have
+            // shrunk below the minimum while it waited.
+            let image = w.replicas.controller.image();
+            let isr = image
+                .partition(&w.topic, w.partition)
+                .map_or(0, |p| p.isr.len() as i32);
+            if isr < w.min_isr {
+                return Err(KafkaError::new(ResponseError::NotEnoughReplicasAfterAppend));
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait for the high watermark to pass the append; a leadership change on the way
+    /// ends the wait with NOT_LEADER_OR_FOLLOWER (the write may be truncated away).
+    ///
+    /// The leadership is checked after reading the high watermark, never before: once
+    /// this broker follows, its fetcher truncates the append away and then moves the
+    /// high watermark to the new leader's, which can pass the append's offset with other
+    /// records there. Only a high watermark read while still leading in the append's
+    /// epoch (the fetcher starts after the image changes) proves the append committed.
+    pub(super) async fn wait_for_hw(&self, w: &ReplicaWait) -> Result<(), KafkaError> {
+        let mut hw = self.log.subscribe();
+        let mut images = w.replicas.controller.subscribe();
+        loop {
+            let passed = *hw.borrow_and_update() > self.result.last_offset;
+            let still_leader = images
+                .borrow_and_update()
+                .partition(&w.topic, w.partition)
+                .is_some_and(|p| {
+                    p.leader == w.replicas.node_id && p.leader_epoch == w.leader_epoch
+                });
+            if !still_leader {
+                return Err(KafkaError::new(ResponseError::NotLeaderOrFollower));
+            }
+            if passed {
+                return Ok(());
+            }
+            tokio::select! {
+                r = hw.changed() => if r.is_err() {
+                    return Err(KafkaError::new(ResponseError::NotLeaderOrFollower));
+                },
+                r = images.changed() => if r.is_err() {
+                    return Err(KafkaError::new(ResponseError::NotLeaderOrFollower));
+                },
+            }
+        }
+    }
+}
