@@ -1,15 +1,17 @@
-//! Internal errors become Kafka error codes here, and only here.
+//! The mapping of internal error types to Kafka error codes.
 //!
-//! Every module has its own error type; handlers call [`code`] (or the `From` impls) to
-//! turn one into the code a Kafka client expects, so the mapping is reviewed in one place.
+//! Each subsystem has its own error type (`LogError`, `MetadataError`, `ClusterError`,
+//! `QuorumRefusal`, `ConfigError`); the `From` impls here turn each into the code and
+//! message a Kafka client expects, so that mapping is reviewed in one place. Protocol
+//! rules that are Kafka errors by definition (a group coordinator's ILLEGAL_GENERATION,
+//! a fetch's OFFSET_OUT_OF_RANGE decided by the replica manager, a topic name's
+//! INVALID_TOPIC_EXCEPTION) are chosen where the rule is checked, as Kafka's own
+//! coordinators and managers do, and travel as [`KafkaError`].
 
 use kafka_protocol::error::ResponseError;
 
 use crate::cluster::{ClusterError, MetadataError, QuorumRefusal};
 use crate::log::LogError;
-
-/// The Kafka error code for "no error".
-pub const NONE: i16 = 0;
 
 /// A Kafka error: code plus an optional message for responses that carry one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,9 +133,4 @@ impl From<&crate::config::ConfigError> for KafkaError {
     fn from(e: &crate::config::ConfigError) -> KafkaError {
         KafkaError::with_message(ResponseError::InvalidConfig, e.to_string())
     }
-}
-
-/// Shorthand for a plain error code.
-pub fn code(e: ResponseError) -> i16 {
-    e.code()
 }

@@ -442,7 +442,7 @@ impl GroupManager {
             let (key, value) = records::encode(r);
             batch = batch.record(Some(&key), value.as_deref(), now);
         }
-        let bytes = bytes::Bytes::from(batch.build());
+        let bytes = bytes::Bytes::from(batch.try_build().map_err(|e| KafkaError::from(&e))?);
         let image = self.controller.image();
         let pending = self
             .replicas

@@ -326,11 +326,6 @@ impl Cleaner {
         self.undecided.iter().copied().min()
     }
 
-    /// Distinct keys in the offset map.
-    pub fn map_len(&self) -> usize {
-        self.map.len()
-    }
-
     /// Step 2: the cleaned form of one segment. `drop_tombstones`: the segment is older
     /// than `delete.retention.ms` (see the module docs).
     pub fn clean_segment(

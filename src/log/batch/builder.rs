@@ -7,9 +7,9 @@ use super::*;
 pub type TestRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, i64);
 pub(super) type OwnedRecord = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
 
-/// Builds valid v2 batches for tests (this module's and other modules'), with any codec.
-/// Encoding goes through kafka-protocol's encoder, an implementation independent of the
-/// parser above. Panics if the encoder fails, which only bad test input can cause.
+/// Builds valid v2 batches with any codec: the group coordinator's records
+/// ([`Self::try_build`]), tests and benchmarks ([`Self::build`]). Encoding goes through
+/// kafka-protocol's encoder, an implementation independent of the parser here.
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     base_offset: i64,
@@ -62,8 +62,15 @@ impl BatchBuilder {
         ));
         self
     }
-    /// The encoded batch. At least one record is needed; an empty builder gives no bytes.
+    /// [`Self::try_build`] for tests and benchmarks, whose input cannot fail to encode:
+    /// panics if it does.
     pub fn build(&self) -> Vec<u8> {
+        self.try_build().expect("the batch encodes")
+    }
+
+    /// The encoded batch, or why the encoder refused it. At least one record is needed;
+    /// an empty builder gives no bytes.
+    pub fn try_build(&self) -> Result<Vec<u8>, LogError> {
         use kafka_protocol::records::{
             Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
         };
@@ -98,8 +105,8 @@ impl BatchBuilder {
                 compression: self.compression,
             },
         )
-        .expect("test batch encodes");
-        out.to_vec()
+        .map_err(|e| LogError::InvalidRecord(format!("cannot encode the batch: {e}")))?;
+        Ok(out.to_vec())
     }
 }
 
