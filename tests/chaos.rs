@@ -1,4 +1,4 @@
-//! Failure tests (issue 4): a real three-node Weir cluster of `weir` processes under
+//! Failure tests: a real three-node Weir cluster of `weir` processes under
 //! SIGKILLs, controller failover, a network partition and a rolling restart, driven by
 //! librdkafka (the `rdkafka` crate) as the client.
 //!

@@ -1,4 +1,4 @@
-//! The internal control-plane protocol (DESIGN decision 8): messages, framing, a client.
+//! The internal control-plane protocol: messages, framing, a client.
 //!
 //! Every node of a quorum binds its CONTROLLER listener and speaks this protocol on it.
 //! A frame is a 4-byte big-endian length `n` followed by `n` bytes: one version byte

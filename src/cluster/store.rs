@@ -1,8 +1,8 @@
 //! The byte-level metadata store that the Raft adapters persist into, as a small trait.
 //!
-//! DESIGN decision 5 keeps sled behind this trait: sled 0.34 is beta, and if crash tests
-//! show it losing or corrupting metadata the implementation is swapped (for redb) without
-//! touching the Raft adapters ([`super::log_store`], [`super::state_machine`]). The trait
+//! sled stays behind this trait (see docs/architecture.md, "Metadata"): sled 0.34 is beta,
+//! and if crash tests show it losing or corrupting metadata the implementation is swapped
+//! (for redb) without touching the Raft adapters ([`super::log_store`], [`super::state_machine`]). The trait
 //! deals in bytes only; encoding (serde_json) belongs to the adapters, so a new backend
 //! needs to know nothing about openraft.
 //!

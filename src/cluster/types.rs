@@ -1,8 +1,8 @@
 //! The openraft type configuration of the metadata quorum and short aliases for it.
 //!
-//! Node ids are Kafka broker ids (non-negative `i32`) widened to `u64`; nodes carry no
-//! address yet because the internal listener that would use it does not exist (see
-//! [`super::network`]).
+//! Node ids are Kafka broker ids (non-negative `i32`) widened to `u64`; a node's
+//! `BasicNode` address is its CONTROLLER listener (`host:port`), which [`super::network`]
+//! connects to. The single self-bootstrapped node has none: it never sends an RPC.
 
 use std::io::Cursor;
 

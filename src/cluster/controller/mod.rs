@@ -7,10 +7,9 @@
 //! overlays `controller_id` with the current Raft leader, because leadership is Raft
 //! state, not replicated metadata.
 //!
-//! Two ways to start (DESIGN decision 5: the single-node path is the cluster path with
-//! one member):
+//! Two ways to start (the single-node path is the cluster path with one member):
 //! - no quorum configured: the node bootstraps itself as the only voter, exactly as a
-//!   standalone broker always did, and no internal listener is bound;
+//!   standalone broker, and no internal listener is bound;
 //! - `controller.quorum.voters`: the voter with the lowest id initialises openraft with
 //!   every voter (the others wait to hear from a leader); a restart never initialises
 //!   again. `start` returns once a leader is known and this node has applied everything

@@ -89,7 +89,7 @@ pub struct OpenOptions {
     /// Idle producers are forgotten after this long (producer.id.expiration.ms).
     pub producer_id_expiration_ms: i64,
     /// The high watermark the previous run checkpointed; `None` (no checkpoint file at
-    /// all) starts it at the log end, as before checkpoints existed. It matters for
+    /// all, a directory written by an older version) starts it at the log end. It matters for
     /// replicated partitions only: a single-replica log moves it to its end itself.
     pub high_watermark: Option<i64>,
     /// The broker's budget of open segment files, shared by every log.

@@ -115,7 +115,8 @@ impl ReplicaManager {
         controller: Arc<Controller>,
     ) -> Arc<ReplicaManager> {
         let node_id = config.node_id;
-        // Not a broker setting of its own yet; honoured when given (see `set_replica_lag_time_max`).
+        // replica.lag.time.max.ms, read from the explicit settings so tests can also set it
+        // later (`set_replica_lag_time_max`).
         let lag = config
             .explicit
             .get("replica.lag.time.max.ms")
