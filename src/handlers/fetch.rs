@@ -33,7 +33,10 @@ use super::Ctx;
 use crate::errors::KafkaError;
 use crate::log::{LogError, Records};
 use crate::metrics as m;
-use crate::protocol::file_chunk::FileChunks;
+use crate::protocol::file_chunk::{FileChunk, FileChunks, MAX_CHUNK};
+
+// A range the log leaves in its file must fit one file chunk of a response.
+const _: () = assert!(crate::log::records::MAX_FILE_RANGE <= MAX_CHUNK);
 use crate::replica::ReplicaManager;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 4, max: 18 };
@@ -302,10 +305,14 @@ fn attach(
 ) -> (PartitionData, Option<u64>) {
     match records {
         Records::Mem(bytes) => (pd.with_records(Some(bytes)), None),
-        Records::File { chunk, records } => match files.add(chunk.clone()) {
+        Records::File { range, records } => match files.add(FileChunk {
+            file: range.file.clone(),
+            pos: range.pos,
+            len: range.len,
+        }) {
             Some(placeholder) => (pd.with_records(Some(placeholder)), Some(records)),
             // No room for another file chunk in this response: read it.
-            None => match chunk.read() {
+            None => match range.read() {
                 Ok(bytes) => (pd.with_records(Some(Bytes::from(bytes))), None),
                 Err(e) => {
                     let code = KafkaError::from(&LogError::from(e)).code;
@@ -330,32 +337,7 @@ fn count_out(topic: &str, records: &[u8], file_records: Option<u64>) {
     // File chunks' bytes are placeholders; their count came from the headers read.
     counters
         .records_out
-        .increment(file_records.unwrap_or_else(|| batch_record_count(records)));
-}
-
-/// Records in the whole v2 batches of `bytes`, control batches excluded; a batch cut
-/// short at the end of a fetch is not counted (the client does not get it either).
-fn batch_record_count(bytes: &[u8]) -> u64 {
-    let be_i32 = |at: usize| -> Option<i32> {
-        Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-    };
-    let mut count = 0u64;
-    let mut pos = 0usize;
-    while let (Some(len), Some(n)) = (be_i32(pos + 8), be_i32(pos + 57)) {
-        let Some(end) = usize::try_from(len).ok().map(|l| pos + 12 + l) else {
-            break;
-        };
-        if end > bytes.len() {
-            break;
-        }
-        let magic = bytes[pos + 16];
-        let attributes = u16::from_be_bytes([bytes[pos + 21], bytes[pos + 22]]);
-        if magic == 2 && attributes & 0x20 == 0 {
-            count += u64::try_from(n).unwrap_or(0);
-        }
-        pos = end;
-    }
-    count
+        .increment(file_records.unwrap_or_else(|| crate::log::batch::count_data_records(records)));
 }
 
 fn build(
@@ -396,41 +378,5 @@ fn build(
     FetchReply {
         response: FetchResponse::default().with_responses(topics),
         files,
-    }
-}
-
-#[cfg(test)]
-mod count_tests {
-    use super::batch_record_count;
-
-    /// A v2 batch header claiming `records` records, padded to `body` bytes after the
-    /// length field.
-    fn batch(records: i32, control: bool, body: usize) -> Vec<u8> {
-        let mut b = vec![0u8; 12 + body];
-        b[8..12].copy_from_slice(&(body as i32).to_be_bytes());
-        b[16] = 2;
-        if control {
-            b[22] = 0x20;
-        }
-        b[57..61].copy_from_slice(&records.to_be_bytes());
-        b
-    }
-
-    #[test]
-    fn counts_whole_data_batches_only() {
-        let mut bytes = batch(3, false, 80);
-        bytes.extend(batch(1, true, 60));
-        bytes.extend(batch(5, false, 100));
-        assert_eq!(batch_record_count(&bytes), 8);
-        // A batch cut short by the fetch size is not counted.
-        let mut cut = bytes.clone();
-        cut.extend(&batch(7, false, 200)[..90]);
-        assert_eq!(batch_record_count(&cut), 8);
-        assert_eq!(batch_record_count(&[]), 0);
-        assert_eq!(batch_record_count(&[0u8; 30]), 0);
-        // A negative length stops the walk instead of looping or panicking.
-        let mut bad = batch(2, false, 60);
-        bad[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-        assert_eq!(batch_record_count(&bad), 0);
     }
 }

@@ -1,13 +1,34 @@
 //! What a log read returns: whole stored batches, either read into memory or, when they
-//! are large, named by where they lie in a segment file so the connection can send them
-//! from the page cache without copying them through user space
-//! ([`crate::protocol::file_chunk`]).
+//! are large, named by where they lie in a segment file (a [`FileRange`]), so that the
+//! network layer can send them from the page cache without copying them through user
+//! space. The log knows file ranges; how they are sent is the protocol layer's business.
 
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::protocol::file_chunk::FileChunk;
+/// The most a read leaves in its file at once (larger batches are read into memory).
+pub const MAX_FILE_RANGE: usize = 64 << 20;
+
+/// A byte range of an open segment file.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    pub pos: u64,
+    pub len: usize,
+}
+
+impl FileRange {
+    /// The bytes themselves.
+    pub fn read(&self) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.pos)?;
+        Ok(buf)
+    }
+}
 
 /// Batches this large (each) are left in the file: below this, reading them costs less
 /// than a `sendfile` call and its page references.
@@ -18,7 +39,7 @@ pub enum Records {
     Mem(Bytes),
     /// Whole batches at `chunk`, with their record count (control batches excluded).
     File {
-        chunk: FileChunk,
+        range: FileRange,
         records: u64,
     },
 }
@@ -31,7 +52,7 @@ impl Records {
     pub fn len(&self) -> usize {
         match self {
             Records::Mem(b) => b.len(),
-            Records::File { chunk, .. } => chunk.len,
+            Records::File { range, .. } => range.len,
         }
     }
 
@@ -43,19 +64,7 @@ impl Records {
     pub fn into_bytes(self) -> io::Result<Bytes> {
         match self {
             Records::Mem(b) => Ok(b),
-            Records::File { chunk, .. } => chunk.read().map(Bytes::from),
+            Records::File { range, .. } => range.read().map(Bytes::from),
         }
     }
-}
-
-/// Records a batch holds by its header (`count` at 57, control flag in the attributes at
-/// 21), 0 for control batches.
-pub fn data_records(header: &[u8]) -> u64 {
-    if header.len() < 61 || header[16] != 2 || header[22] & 0x20 != 0 {
-        return 0;
-    }
-    u64::try_from(i32::from_be_bytes([
-        header[57], header[58], header[59], header[60],
-    ]))
-    .unwrap_or(0)
 }

@@ -272,3 +272,89 @@ pub(super) fn walk<S: Source>(
     }
     Ok(())
 }
+
+/// One record of a decompressed stored batch, borrowing its bytes.
+#[derive(Debug)]
+pub struct RecordRef<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// The whole record: length varint and body, as stored.
+    pub raw: &'a [u8],
+}
+
+/// A length-prefixed field of the record ending at `end`, borrowed (None when null).
+fn take_nullable<'a>(src: &mut SliceSource<'a>, end: usize) -> Result<Option<&'a [u8]>, Fault> {
+    let len = read_varint(src)?;
+    if len == -1 {
+        return Ok(None);
+    }
+    if len < 0 {
+        return Err(malformed(format!("negative field length {len}")));
+    }
+    let start = src.pos;
+    let stop = start
+        .checked_add(len as usize)
+        .filter(|&e| e <= end)
+        .ok_or_else(|| malformed("record field runs past the end of its record"))?;
+    src.pos = stop;
+    Ok(Some(&src.buf[start..stop]))
+}
+
+/// The records of one stored batch's decompressed bytes: exactly `record_count` of
+/// them, with increasing offset deltas inside the batch's range (compaction may have
+/// thinned them), filling `buf` exactly. Anything else is Corrupt.
+pub fn parse_records<'a>(
+    header: &BatchHeader,
+    buf: &'a [u8],
+) -> Result<Vec<RecordRef<'a>>, LogError> {
+    let fault = |f: Fault| match f {
+        Fault::Malformed(m) | Fault::Codec(m) => corrupt(m),
+        Fault::Rejected(e) => e,
+    };
+    let mut src = SliceSource::new(buf);
+    let mut out = Vec::with_capacity(header.record_count.clamp(0, 4096) as usize);
+    let mut previous = -1i64;
+    for _ in 0..header.record_count {
+        let start = src.pos;
+        let len = read_varint(&mut src).map_err(fault)?;
+        if len < 0 {
+            return Err(corrupt(format!("negative record length {len}")));
+        }
+        let end = src
+            .pos
+            .checked_add(len as usize)
+            .filter(|&e| e <= buf.len())
+            .ok_or_else(|| corrupt("record runs past the end of its batch"))?;
+        let _attributes = src.byte().map_err(fault)?;
+        let timestamp_delta = read_varlong(&mut src).map_err(fault)?;
+        let offset_delta = read_varint(&mut src).map_err(fault)?;
+        if offset_delta as i64 <= previous || offset_delta > header.last_offset_delta {
+            return Err(corrupt(format!(
+                "record offset delta {offset_delta} out of order"
+            )));
+        }
+        previous = offset_delta as i64;
+        let key = take_nullable(&mut src, end).map_err(fault)?;
+        let value = take_nullable(&mut src, end).map_err(fault)?;
+        // Headers are part of `raw`; nothing here reads them.
+        src.pos = end;
+        let timestamp = if header.is_log_append_time() {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.wrapping_add(timestamp_delta)
+        };
+        out.push(RecordRef {
+            offset: header.base_offset.wrapping_add(offset_delta as i64),
+            timestamp,
+            key,
+            value,
+            raw: &buf[start..end],
+        });
+    }
+    if src.pos != buf.len() {
+        return Err(corrupt("bytes remain after the batch's records"));
+    }
+    Ok(out)
+}

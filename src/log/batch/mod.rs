@@ -27,6 +27,7 @@ pub use builder::{build_batch, BatchBuilder, TestRecord};
 pub use compression::decompress;
 use compression::*;
 use framing::*;
+pub use framing::{parse_records, RecordRef};
 use validate::*;
 pub use validate::{validate_produce, ValidateOptions};
 
@@ -366,6 +367,33 @@ pub fn stored_records(batch: &[u8]) -> Result<(BatchHeader, Vec<u8>), LogError> 
         )));
     }
     Ok((header, out))
+}
+
+/// Records a batch holds by its header, 0 for control batches and anything not a v2
+/// batch header.
+pub fn data_record_count(header: &[u8]) -> u64 {
+    match BatchHeader::parse(header) {
+        Ok(h) if h.magic == 2 && !h.is_control() => u64::try_from(h.record_count).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Records in the whole batches of `bytes`, control batches excluded; a batch cut short
+/// at the end (as a fetch may end) is not counted.
+pub fn count_data_records(bytes: &[u8]) -> u64 {
+    let mut count = 0u64;
+    let mut pos = 0usize;
+    while let Some(rest) = bytes.get(pos..) {
+        let Ok(h) = BatchHeader::parse(rest) else {
+            break;
+        };
+        if h.batch_length < 0 || h.size() > rest.len() {
+            break;
+        }
+        count += data_record_count(rest);
+        pos += h.size();
+    }
+    count
 }
 
 /// `batch`'s header with `records` (encoded in `codec`) behind it: attributes carry the
@@ -1142,5 +1170,36 @@ pub(crate) mod tests {
             refresh_crc(&mut buf);
             exercise(&buf);
         }
+    }
+
+    /// A v2 batch header claiming `records` records, padded to `body` bytes after the
+    /// length field.
+    fn header_only(records: i32, control: bool, body: usize) -> Vec<u8> {
+        let mut b = vec![0u8; 12 + body];
+        b[8..12].copy_from_slice(&(body as i32).to_be_bytes());
+        b[16] = 2;
+        if control {
+            b[22] = 0x20;
+        }
+        b[57..61].copy_from_slice(&records.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn counts_whole_data_batches_only() {
+        let mut bytes = header_only(3, false, 80);
+        bytes.extend(header_only(1, true, 60));
+        bytes.extend(header_only(5, false, 100));
+        assert_eq!(count_data_records(&bytes), 8);
+        // A batch cut short by the fetch size is not counted.
+        let mut cut = bytes.clone();
+        cut.extend(&header_only(7, false, 200)[..90]);
+        assert_eq!(count_data_records(&cut), 8);
+        assert_eq!(count_data_records(&[]), 0);
+        assert_eq!(count_data_records(&[0u8; 30]), 0);
+        // A negative length stops the walk instead of looping or panicking.
+        let mut bad = header_only(2, false, 60);
+        bad[8..12].copy_from_slice(&(-5i32).to_be_bytes());
+        assert_eq!(count_data_records(&bad), 0);
     }
 }

@@ -24,12 +24,12 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 
+use super::batch::data_record_count as data_records;
 use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use super::handles::{HandleCache, SegmentFile};
 use super::index::{OffsetIndex, TimeIndex};
-use super::records::{data_records, Records, FILE_SEND_MIN};
+use super::records::{FileRange, Records, FILE_SEND_MIN, MAX_FILE_RANGE};
 use crate::config::TopicConfig;
-use crate::protocol::file_chunk::{FileChunk, MAX_CHUNK};
 
 mod open;
 mod view;
@@ -90,28 +90,19 @@ pub struct Peek {
 
 /// Read the header fields at the start of `buf`; `None` if it is short or malformed.
 pub fn peek(buf: &[u8]) -> Option<Peek> {
-    if buf.len() < HEADER_LEN {
-        return None;
-    }
-    let i64_at = |at: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&buf[at..at + 8]);
-        i64::from_be_bytes(b)
-    };
-    let i32_at = |at: usize| i32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-    let batch_length = i32_at(8);
-    let last_delta = i32_at(23);
-    if buf[16] != 2 || (batch_length as i64) < (HEADER_LEN - LOG_OVERHEAD) as i64 || last_delta < 0
+    let h = BatchHeader::parse(buf).ok()?;
+    if h.magic != 2
+        || (h.batch_length as i64) < (HEADER_LEN - LOG_OVERHEAD) as i64
+        || h.last_offset_delta < 0
     {
         return None;
     }
-    let base_offset = i64_at(0);
     Some(Peek {
-        base_offset,
-        size: LOG_OVERHEAD as u64 + batch_length as u64,
-        partition_leader_epoch: i32_at(12),
-        last_offset: base_offset.checked_add(last_delta as i64)?,
-        max_timestamp: i64_at(35),
+        base_offset: h.base_offset,
+        size: h.size() as u64,
+        partition_leader_epoch: h.partition_leader_epoch,
+        last_offset: h.base_offset.checked_add(h.last_offset_delta as i64)?,
+        max_timestamp: h.max_timestamp,
     })
 }
 
@@ -406,7 +397,7 @@ mod tests {
         let view = seg.view();
         let len = |i: usize| batches[i].0.len();
         let file = |r: Records| match r {
-            Records::File { chunk, records } => (chunk.pos, chunk.len, records),
+            Records::File { range, records } => (range.pos, range.len, records),
             Records::Mem(b) => panic!("read into memory: {} bytes", b.len()),
         };
         // Both large batches go by file range; the walk stops before the small one.

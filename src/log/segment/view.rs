@@ -227,7 +227,7 @@ impl SegmentView {
             let batch_end = end + p.size;
             if p.last_offset >= max_offset
                 || batch_end > avail
-                || batch_end > MAX_CHUNK as u64
+                || batch_end > MAX_FILE_RANGE as u64
                 || (batch_end > limit && !(end == 0 && min_one))
             {
                 break;
@@ -246,7 +246,7 @@ impl SegmentView {
                 .map(Records::Mem);
         }
         Ok(Records::File {
-            chunk: FileChunk {
+            range: FileRange {
                 file: self.shared_handle()?,
                 pos: start,
                 len: end as usize,

@@ -1,7 +1,8 @@
 //! Log compaction (`cleanup.policy=compact`): Kafka's LogCleaner semantics on whole,
-//! closed segments. This module is the pure part: it works on segment bytes and knows
-//! nothing of files; [`super::partition::PartitionLog::clean`] picks the segments, writes
-//! the results and swaps them in.
+//! closed segments. This module is the pure part: it works on segment bytes. [`files`]
+//! holds the swap protocol and the checkpoint file, and
+//! [`super::partition::PartitionLog::clean`] picks the segments, writes the results and
+//! swaps them in.
 //!
 //! A pass has two steps over the cleanable segments (closed, below the high watermark,
 //! older than `min.compaction.lag.ms`), oldest first:
@@ -50,125 +51,23 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use super::batch::{self, parse_records, BatchHeader, RecordRef, HEADER_LEN, LOG_OVERHEAD};
 use super::codec;
 use super::LogError;
 
 /// Attribute bits kept when a batch is rewritten: timestamp type, transactional,
 /// control. The codec bits are set anew (see [`recompress`]); the delete horizon bit is
 /// never set by this cleaner.
+mod files;
+
+pub use files::*;
+
 const KEPT_ATTRIBUTES: i16 = 0x08 | 0x10 | 0x20;
 const ATTRIBUTES_OFFSET: usize = 21;
 const CRC_OFFSET: usize = 17;
 
 /// Control record type of an abort marker (the type field of the control key).
 const ABORT_MARKER: i16 = 0;
-
-fn corrupt(msg: impl Into<String>) -> LogError {
-    LogError::Corrupt(msg.into())
-}
-
-/// One record of a decompressed batch, borrowing its bytes.
-struct RecordRef<'a> {
-    offset: i64,
-    timestamp: i64,
-    key: Option<&'a [u8]>,
-    value: Option<&'a [u8]>,
-    /// The whole record: length varint and body, as stored.
-    raw: &'a [u8],
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, LogError> {
-        let b = *self
-            .buf
-            .get(self.pos)
-            .ok_or_else(|| corrupt("record runs past the end of its batch"))?;
-        self.pos += 1;
-        Ok(b)
-    }
-    fn varlong(&mut self) -> Result<i64, LogError> {
-        let mut raw: u64 = 0;
-        for i in 0..10 {
-            let b = self.byte()?;
-            raw |= ((b & 0x7f) as u64) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64));
-            }
-        }
-        Err(corrupt("varint longer than 10 bytes"))
-    }
-    fn varint(&mut self) -> Result<i32, LogError> {
-        i32::try_from(self.varlong()?).map_err(|_| corrupt("varint out of range"))
-    }
-    fn bytes(&mut self, len: usize) -> Result<&'a [u8], LogError> {
-        let end = self
-            .pos
-            .checked_add(len)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| corrupt("record field runs past the end of its record"))?;
-        let out = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-    fn nullable(&mut self) -> Result<Option<&'a [u8]>, LogError> {
-        match self.varint()? {
-            -1 => Ok(None),
-            n if n < 0 => Err(corrupt(format!("negative field length {n}"))),
-            n => self.bytes(n as usize).map(Some),
-        }
-    }
-}
-
-/// Split decompressed record bytes into records; exactly `header.record_count` of them,
-/// with increasing offset deltas inside the batch's range.
-fn parse_records<'a>(header: &BatchHeader, buf: &'a [u8]) -> Result<Vec<RecordRef<'a>>, LogError> {
-    let mut r = Reader { buf, pos: 0 };
-    let mut out = Vec::with_capacity(header.record_count.clamp(0, 4096) as usize);
-    let mut previous = -1i64;
-    for _ in 0..header.record_count {
-        let start = r.pos;
-        let len = r.varint()?;
-        if len < 0 {
-            return Err(corrupt(format!("negative record length {len}")));
-        }
-        let body = r.bytes(len as usize)?;
-        let end = r.pos;
-        let mut b = Reader { buf: body, pos: 0 };
-        let _attributes = b.byte()?;
-        let timestamp_delta = b.varlong()?;
-        let offset_delta = b.varint()?;
-        if offset_delta as i64 <= previous || offset_delta > header.last_offset_delta {
-            return Err(corrupt(format!(
-                "record offset delta {offset_delta} out of order"
-            )));
-        }
-        previous = offset_delta as i64;
-        let key = b.nullable()?;
-        let value = b.nullable()?;
-        let timestamp = if header.is_log_append_time() {
-            header.max_timestamp
-        } else {
-            header.base_timestamp.wrapping_add(timestamp_delta)
-        };
-        out.push(RecordRef {
-            offset: header.base_offset.wrapping_add(offset_delta as i64),
-            timestamp,
-            key,
-            value,
-            raw: &buf[start..end],
-        });
-    }
-    if r.pos != buf.len() {
-        return Err(corrupt("bytes remain after the batch's records"));
-    }
-    Ok(out)
-}
 
 /// (offset, key, value) of every record of one stored batch, for readers of internal
 /// topics (the group coordinator replaying `__consumer_offsets`). Control batches have
@@ -521,147 +420,6 @@ pub fn plan(
     })
 }
 
-// ---------------------------------------------------------------------------------------
-// Files: the swap protocol and the cleaner checkpoint
-
-/// Kafka's per-log-directory file of first dirty offsets.
-pub const CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
-/// A cleaned segment being written: incomplete until renamed to [`SWAP_SUFFIX`].
-pub const CLEANED_SUFFIX: &str = ".cleaned";
-/// A complete cleaned segment waiting to replace its original.
-pub const SWAP_SUFFIX: &str = ".swap";
-
-/// Checkpoint files are read-modify-written by every partition of a directory.
-static CHECKPOINT_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-
-/// The first dirty offset recorded for a partition in `log_dir` (0 when none).
-pub fn read_checkpoint(log_dir: &std::path::Path, topic: &str, partition: i32) -> i64 {
-    let _g = CHECKPOINT_LOCK.lock();
-    super::checkpoint::read(&log_dir.join(CHECKPOINT_FILE))
-        .get(&(topic.to_string(), partition))
-        .copied()
-        .unwrap_or(0)
-}
-
-/// Record `offset` as a partition's first dirty offset in `log_dir`.
-pub fn write_checkpoint(
-    log_dir: &std::path::Path,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) -> std::io::Result<()> {
-    let _g = CHECKPOINT_LOCK.lock();
-    let path = log_dir.join(CHECKPOINT_FILE);
-    let mut all = super::checkpoint::read(&path);
-    all.insert((topic.to_string(), partition), offset);
-    super::checkpoint::write(&path, &all)
-}
-
-/// Drop a partition's entry (a new log of a reused name starts all dirty).
-pub fn forget_checkpoint(
-    log_dir: &std::path::Path,
-    topic: &str,
-    partition: i32,
-) -> std::io::Result<()> {
-    let _g = CHECKPOINT_LOCK.lock();
-    let path = log_dir.join(CHECKPOINT_FILE);
-    let mut all = super::checkpoint::read(&path);
-    if all.remove(&(topic.to_string(), partition)).is_some() {
-        super::checkpoint::write(&path, &all)?;
-    }
-    Ok(())
-}
-
-fn fsync_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// `<dir>/<base>.log<suffix>`.
-pub fn staged_path(dir: &std::path::Path, base: i64, suffix: &str) -> std::path::PathBuf {
-    dir.join(format!(
-        "{}{suffix}",
-        super::segment::file_name(base, "log")
-    ))
-}
-
-/// Base offsets of the segments staged in `dir` with `suffix`.
-fn staged(dir: &std::path::Path, suffix: &str) -> std::io::Result<Vec<i64>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(base) = name
-            .strip_suffix(suffix)
-            .and_then(super::segment::parse_log_name)
-        {
-            out.push(base);
-        }
-    }
-    Ok(out)
-}
-
-/// Replace the original segments by their `.swap` files. The originals' index files go
-/// first, made durable by a directory fsync before any rename, so no new log can ever
-/// meet an old index (the next open rebuilds them); then one rename per segment
-/// replaces each log atomically.
-pub fn replace_with_swaps(dir: &std::path::Path, bases: &[i64]) -> std::io::Result<()> {
-    for &base in bases {
-        for ext in ["index", "timeindex"] {
-            match std::fs::remove_file(dir.join(super::segment::file_name(base, ext))) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-    }
-    fsync_dir(dir)?;
-    for &base in bases {
-        std::fs::rename(
-            staged_path(dir, base, SWAP_SUFFIX),
-            dir.join(super::segment::file_name(base, "log")),
-        )?;
-    }
-    fsync_dir(dir)
-}
-
-/// Make the segments of `staged` (all written and fsynced as `.cleaned`) the pass's
-/// committed result: rename every one to `.swap`, then fsync the directory. From the
-/// moment no `.cleaned` file is left, a restart finishes the swap.
-pub fn commit_cleaned(dir: &std::path::Path, bases: &[i64]) -> std::io::Result<()> {
-    for &base in bases {
-        std::fs::rename(
-            staged_path(dir, base, CLEANED_SUFFIX),
-            staged_path(dir, base, SWAP_SUFFIX),
-        )?;
-    }
-    fsync_dir(dir)
-}
-
-/// On open, before the segments are listed: settle a pass a crash interrupted. Any
-/// `.cleaned` file left means the pass never reached its commit point (every `.cleaned`
-/// becomes `.swap` before any original is replaced), so all its files go and the
-/// originals stand. Otherwise the `.swap` files are a committed pass and replace their
-/// originals. A log of some cleaned and some original segments is never served: with
-/// tombstones gone from one segment and old values still in another, deleted keys would
-/// come back.
-pub fn recover_interrupted(dir: &std::path::Path) -> std::io::Result<()> {
-    let cleaned = staged(dir, CLEANED_SUFFIX)?;
-    let swaps = staged(dir, SWAP_SUFFIX)?;
-    if cleaned.is_empty() && swaps.is_empty() {
-        return Ok(());
-    }
-    if !cleaned.is_empty() {
-        tracing::warn!(dir = %dir.display(), "discarding an unfinished cleaner pass");
-        for (bases, suffix) in [(&cleaned, CLEANED_SUFFIX), (&swaps, SWAP_SUFFIX)] {
-            for &b in bases {
-                std::fs::remove_file(staged_path(dir, b, suffix))?;
-            }
-        }
-        return fsync_dir(dir);
-    }
-    tracing::warn!(dir = %dir.display(), segments = swaps.len(), "finishing an interrupted cleaner swap");
-    replace_with_swaps(dir, &swaps)
-}
-
 /// One record as tests see it: (offset, key, value).
 #[cfg(test)]
 pub(crate) type Content = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
@@ -674,13 +432,7 @@ pub(crate) fn contents(seg: &[u8]) -> Vec<Content> {
         let (h, recs) = batch::stored_records(bytes).unwrap();
         assert_eq!(h, hdr);
         for r in parse_records(&h, &recs).unwrap() {
-            let mut rd = Reader { buf: r.raw, pos: 0 };
-            let _len = rd.varint().unwrap();
-            rd.byte().unwrap();
-            rd.varlong().unwrap();
-            rd.varint().unwrap();
-            rd.nullable().unwrap();
-            let value = rd.nullable().unwrap().map(<[u8]>::to_vec);
+            let value = r.value.map(<[u8]>::to_vec);
             out.push((r.offset, r.key.map(<[u8]>::to_vec), value));
         }
     }
