@@ -17,7 +17,7 @@ from aiokafka.errors import MessageSizeTooLargeError, UnknownError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
 from common import (BOOTSTRAP, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
-                    group_name, payload, run_all, scenario, topic_name)
+                    group_name, spread, payload, run_all, scenario, topic_name)
 
 CLIENT = "aiokafka"
 T = 30
@@ -464,14 +464,14 @@ async def wait_assigned(members, sizes, partitions, timeout=T, what="assignment"
 
 async def produce_spread(topic, n, partitions, tag="m"):
     p = await producer()
+    msgs = spread(n, partitions, tag)
     try:
-        futs = [await p.send(topic, key=f"{tag}-k{i}".encode(), value=f"{tag}-{i}".encode(),
-                             partition=i % partitions) for i in range(n)]
+        futs = [await p.send(topic, key=k, value=v, partition=part) for k, v, part in msgs]
         for f in futs:
             await asyncio.wait_for(f, T)
     finally:
         await p.stop()
-    return [f"{tag}-{i}".encode() for i in range(n)]
+    return [v for _, v, _ in msgs]
 
 
 @scenario("group_split")

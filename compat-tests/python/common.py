@@ -119,6 +119,32 @@ def check_split(assignments, partitions, what):
     eq(sorted(seen), list(range(partitions)), f"{what}: partitions covered")
 
 
+def wait_assigned(members, sizes, partitions, timeout=30, what="assignment"):
+    """Waits until member i owns sizes[i] partitions, together all of range(partitions),
+    disjoint; fails at once if a member reports an error. Members have `errors` (a list)
+    and `owned()` (their partitions now). Returns the monotonic time."""
+    def ready():
+        for m in members:
+            if m.errors:
+                raise Fail(f"member error while waiting for {what}: {m.errors[:2]}")
+        owned = [m.owned() for m in members]
+        if [len(o) for o in owned] != sizes:
+            return None
+        check_split(owned, partitions, what)
+        return owned
+    try:
+        wait_for(ready, timeout, f"{what} {sizes}")
+    except Fail as e:
+        raise Fail(f"{e}; members own {[sorted(m.owned()) for m in members]}") from None
+    return time.monotonic()
+
+
+def spread(n, partitions, tag="m"):
+    """(key, value, partition) of n keyed messages, message i to partition i % partitions,
+    as the group scenarios produce them."""
+    return [(f"{tag}-k{i}".encode(), f"{tag}-{i}".encode(), i % partitions) for i in range(n)]
+
+
 class Child:
     """A helper process (`python -c code args...`, this folder on its path) whose stdout
     lines are collected by a thread; kill() SIGKILLs it (no clean shutdown)."""

@@ -14,7 +14,7 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
                                    ConfigSource, NewPartitions, NewTopic, ResourceType)
 
 from common import (BOOTSTRAP, BROKER_ADDRS, BROKER_CODEC, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
-                    group_name, payload, run_all, scenario, topic_name, wait_for)
+                    group_name, spread, wait_assigned, payload, run_all, scenario, topic_name, wait_for)
 
 CLIENT = "confluent-kafka"
 T = 30  # seconds: bound of every single wait
@@ -500,29 +500,9 @@ def close_all(members):
             pass
 
 
-def wait_assigned(members, sizes, partitions, timeout=T, what="assignment"):
-    """Waits until member i owns sizes[i] partitions, together all of range(partitions),
-    disjoint; fails at once if a member reports an error. Returns the monotonic time."""
-    def ready():
-        for m in members:
-            if m.errors:
-                raise Fail(f"member error while waiting for {what}: {m.errors[:2]}")
-        owned = [m.owned() for m in members]
-        if [len(o) for o in owned] != sizes:
-            return None
-        check_split(owned, partitions, what)
-        return owned
-    try:
-        wait_for(ready, timeout, f"{what} {sizes}")
-    except Fail as e:
-        raise Fail(f"{e}; members own {[sorted(m.owned()) for m in members]}") from None
-    return time.monotonic()
-
-
 def produce_spread(topic, n, partitions, tag="m"):
     """Produces n keyed messages, message i to partition i % partitions; returns the values."""
-    msgs = [{"key": f"{tag}-k{i}".encode(), "value": f"{tag}-{i}".encode(), "partition": i % partitions}
-            for i in range(n)]
+    msgs = [{"key": k, "value": v, "partition": part} for k, v, part in spread(n, partitions, tag)]
     produce_all(producer(), topic, msgs)
     return [m["value"] for m in msgs]
 
