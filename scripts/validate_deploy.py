@@ -7,7 +7,7 @@ exit status is 1 if any check failed.
 
 What is checked, file by file:
   Weir settings      every setting named in a properties file, a compose WEIR_* variable
-                     or an entrypoint --set is a setting of src/config.rs, with a value
+                     or an entrypoint --set is a setting of src/config/defs.rs, with a value
                      of its type; listeners, voters and metrics.listen parse.
   deploy/Dockerfile  multi-stage (a builder running cargo build --release, a runtime
                      stage copying from it), non-root USER, HEALTHCHECK on
@@ -123,10 +123,10 @@ def load_yaml_all(path):
 # ------------------------------------------------------------------ Weir settings
 
 def broker_settings():
-    """name -> kind of every broker setting in src/config.rs (its BROKER_DEFS table)."""
-    src = read(os.path.join(ROOT, "src", "config.rs"))
+    """name -> kind of every broker setting in src/config/defs.rs (its BROKER_DEFS table)."""
+    src = read(os.path.join(ROOT, "src", "config", "defs.rs"))
     defs = dict(re.findall(r'BrokerDef \{ name: "([^"]+)", kind: Kind::(\w+),', src))
-    need(len(defs) >= 20, f"found only {len(defs)} BrokerDef entries in src/config.rs: "
+    need(len(defs) >= 20, f"found only {len(defs)} BrokerDef entries in src/config/defs.rs: "
          "has the table's format changed? (this script reads it with a regex)")
     return defs
 
@@ -156,10 +156,10 @@ def parse_voters(value):
 
 
 def check_settings(settings, where):
-    """Names and values as src/config.rs would accept them, plus the cluster rules."""
+    """Names and values as src/config/defs.rs would accept them, plus the cluster rules."""
     for name, value in settings.items():
         kind = SETTINGS.get(name)
-        need(kind is not None, f"{where}: {name!r} is not a Weir setting (src/config.rs)")
+        need(kind is not None, f"{where}: {name!r} is not a Weir setting (src/config/defs.rs)")
         ok = {
             "Bool": lambda v: v in ("true", "false"),
             "Int": lambda v: re.fullmatch(r"-?\d+", v) and -2**31 <= int(v) < 2**31,
