@@ -736,6 +736,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_header_timestamp_out_of_range_is_refused_even_when_the_records_are_not() {
+        let mut o = opts();
+        o.timestamp_after_max_ms = 1000;
+        let buf = build_batch(0, &[(Some(b"k"), None, NOW)], None, Compression::None);
+        // Records in range, the header's max timestamp an hour ahead.
+        let mut lying = buf.clone();
+        lying[35..43].copy_from_slice(&(NOW + 3_600_000).to_be_bytes());
+        refresh_crc(&mut lying);
+        assert!(matches!(
+            validate_produce(&lying, &o),
+            Err(LogError::InvalidTimestamp(_))
+        ));
+        validate_produce(&buf, &o).unwrap();
+    }
+
+    #[test]
     fn compacted_topics_need_keys_in_every_codec() {
         let mut compacted = opts();
         compacted.compacted = true;

@@ -137,6 +137,10 @@ pub fn validate_produce(buf: &[u8], opts: &ValidateOptions) -> Result<BatchHeade
         walk_records(&header, Origin::Client, &mut source, visit)?;
     }
     faults.into_result()?;
+    // The records are in bounds; the header's own timestamps must be too (they feed the
+    // time index and retention), or the batch is refused whole.
+    opts.check_timestamp(header.base_timestamp, || "the batch's first record".into())?;
+    opts.check_timestamp(header.max_timestamp, || "the batch's max timestamp".into())?;
     Ok(header)
 }
 
