@@ -29,10 +29,12 @@ pub async fn handle(ctx: &Ctx, req: AlterReplicaLogDirsRequest) -> AlterReplicaL
     for dir in &req.dirs {
         for t in &dir.topics {
             for &p in &t.partitions {
-                let code = if image.partition(&t.name, p).is_none() {
+                let meta = image.partition(&t.name, p);
+                let code = if meta.is_none() {
                     ResponseError::UnknownTopicOrPartition.code()
                 } else {
-                    match logs.alter_log_dir(&t.name, p, Path::new(dir.path.as_str())) {
+                    let leader = meta.is_some_and(|m| m.leader == ctx.state.node_id);
+                    match logs.alter_log_dir(&t.name, p, Path::new(dir.path.as_str()), leader) {
                         Ok(()) => 0,
                         Err(e) => KafkaError::from(&e).code,
                     }

@@ -38,6 +38,8 @@ pub struct Move {
     /// Bytes copied so far, and the size of the log when the copy began.
     pub copied: AtomicU64,
     pub total: u64,
+    /// This broker leads the partition: its acks=all writes in flight wait on this log.
+    leader: bool,
     cancelled: AtomicBool,
 }
 
@@ -119,6 +121,7 @@ impl LogManager {
         topic: &str,
         partition: i32,
         dest: &Path,
+        leader: bool,
     ) -> Result<(), LogError> {
         let dest = self
             .dir_named(dest)
@@ -152,6 +155,7 @@ impl LogManager {
             future_dir,
             copied: AtomicU64::new(0),
             total: log.size_bytes(),
+            leader,
             cancelled: AtomicBool::new(false),
         });
         moves.insert(key.clone(), m.clone());
@@ -190,7 +194,10 @@ impl LogManager {
         // 2. Frozen: what acks=all writes are in flight settle, everything is on disk,
         // and the files that changed meanwhile are copied again.
         log.freeze();
-        let deadline = Instant::now() + SETTLE;
+        // On a leader, acks=all writes in flight complete when the high watermark
+        // passes them; a follower's high watermark follows its leader's, so it has
+        // nothing to wait for.
+        let deadline = Instant::now() + if m.leader { SETTLE } else { Duration::ZERO };
         while log.high_watermark() < log.log_end_offset() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
