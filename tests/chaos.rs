@@ -2,27 +2,27 @@
 //! SIGKILLs, controller failover, a network partition and a rolling restart, driven by
 //! librdkafka (the `rdkafka` crate) as the client.
 //!
-//! Every node-to-node connection goes through a TCP proxy in this process: each node's
-//! `controller.quorum.voters` and advertised client listener name proxy ports, so Raft,
-//! heartbeats and follower fetches all cross it. The proxy tells which node opened a
-//! connection by looking the socket up in /proc, which lets a test cut one node off
-//! from the others while the test itself still reaches every node.
+//! The cluster is the shared test harness's proxied one (`Cluster::start_proxied` in
+//! `tests/common/cluster.rs`): every link between nodes, and every client connection,
+//! crosses a TCP proxy in this process, which lets a test cut one node off from the
+//! others while the test itself still reaches every node.
 //!
 //! The checker reads every replica's segment files directly and compares them: the
 //! acknowledged messages must all be there, once each and in order, and every in-sync
 //! replica must hold the same records. Figures (acks lost, duplicates, producer stall
 //! per failover) are printed; run with `--nocapture` to see them.
 
+#[path = "common/cluster.rs"]
+mod cluster;
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use cluster::{metadata, Cluster};
 use common::Conn;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -33,410 +33,67 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tokio::net::{TcpListener, TcpStream};
 
 const SESSION_MS: u64 = 2000;
 const LAG_MS: u64 = 4000;
 
 // ---------------------------------------------------------------------------------------
-// The proxy network
-
-/// The proxies' shared state: which process is which node, and which node is cut off.
-#[derive(Clone)]
-struct Net {
-    pids: Arc<Mutex<HashMap<u32, usize>>>,
-    isolated: Arc<tokio::sync::watch::Sender<Option<usize>>>,
-}
-
-impl Default for Net {
-    fn default() -> Net {
-        Net {
-            pids: Arc::default(),
-            isolated: Arc::new(tokio::sync::watch::channel(None).0),
-        }
-    }
-}
-
-fn blocked(isolated: Option<usize>, src: Option<usize>, dst: usize) -> bool {
-    match (src, isolated) {
-        (Some(s), Some(i)) => s != dst && (s == i || dst == i),
-        _ => false,
-    }
-}
-
-impl Net {
-    /// Cut node `i` off from the other nodes (the test still reaches it), or heal.
-    fn isolate(&self, i: Option<usize>) {
-        self.isolated.send_replace(i);
-    }
-
-    /// Forward `listen` to `target` (node `dst`'s real port). A connection across a
-    /// cut link is dropped at once, and a live one when the link is cut.
-    async fn proxy(&self, listen: TcpListener, target: SocketAddr, dst: usize) {
-        let me = listen.local_addr().expect("addr").port();
-        loop {
-            let Ok((mut inbound, peer)) = listen.accept().await else {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            };
-            let net = self.clone();
-            tokio::spawn(async move {
-                // Who opened the connection matters only while a node is cut off, and
-                // the /proc scan takes a while (it reads every socket of the machine):
-                // done only then, and off the async workers, so that the Raft RPCs
-                // (100 ms timeouts) are never held up by the proxy.
-                let lookup = || {
-                    let pids: Vec<(u32, usize)> = net
-                        .pids
-                        .lock()
-                        .unwrap()
-                        .iter()
-                        .map(|(p, n)| (*p, *n))
-                        .collect();
-                    async move {
-                        tokio::task::spawn_blocking(move || socket_owner(peer.port(), me, &pids))
-                            .await
-                            .ok()
-                            .flatten()
-                    }
-                };
-                let mut cut = net.isolated.subscribe();
-                let mut src = None;
-                let isolated = *cut.borrow_and_update();
-                if isolated.is_some() {
-                    let s = lookup().await;
-                    if blocked(isolated, s, dst) {
-                        return; // dropped: the peer sees EOF, as over a cut link
-                    }
-                    src = Some(s);
-                }
-                let Ok(mut outbound) = TcpStream::connect(target).await else {
-                    return;
-                };
-                let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
-                tokio::pin!(copy);
-                loop {
-                    tokio::select! {
-                        _ = &mut copy => return,
-                        r = cut.changed() => {
-                            if r.is_err() {
-                                return;
-                            }
-                            let isolated = *cut.borrow_and_update();
-                            if isolated.is_none() {
-                                continue;
-                            }
-                            if src.is_none() {
-                                src = Some(lookup().await);
-                            }
-                            if blocked(isolated, src.flatten(), dst) {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    }
-}
-
-/// The node whose process holds the client end of a loopback connection from
-/// `peer_port` to `local_port`: its socket inode from /proc/net/tcp, then the process
-/// with that inode among its descriptors.
-fn socket_owner(peer_port: u16, local_port: u16, pids: &[(u32, usize)]) -> Option<usize> {
-    let tcp = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let (l, r) = (format!(":{peer_port:04X}"), format!(":{local_port:04X}"));
-    let inode = tcp.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.len() > 9 && f[1].ends_with(&l) && f[2].ends_with(&r)).then(|| f[9].to_string())
-    })?;
-    let want = format!("socket:[{inode}]");
-    for (pid, node) in pids {
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        for e in dir.flatten() {
-            if std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy() == want) {
-                return Some(*node);
-            }
-        }
-    }
-    None
-}
-
-// ---------------------------------------------------------------------------------------
 // The cluster
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    /// Per node: (client port, controller port, client proxy port).
-    ports: Vec<(u16, u16, u16)>,
-    /// Per node: its controller proxy port. (Every node dials the addresses node 1 put
-    /// in the Raft membership, so a proxy cannot be told its source by its port.)
-    ctl_proxy: Vec<u16>,
-    children: Vec<Option<Child>>,
-    net: Net,
-}
-
-fn free_ports(n: usize) -> Vec<std::net::TcpListener> {
-    (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect()
-}
-
-impl Cluster {
-    async fn start(n: usize) -> Cluster {
-        // Tests run in parallel: one cluster at a time finds free ports and starts, so
-        // that another's proxies cannot take a port released for a node to bind.
-        static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-        let _starting = STARTING.lock().await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let net = Net::default();
-        let proxy = |l: TcpListener, port: u16, dst: usize| {
-            let net = net.clone();
-            tokio::spawn(async move {
-                net.proxy(l, SocketAddr::from(([127, 0, 0, 1], port)), dst)
-                    .await
-            });
-        };
-        let bind = || async { TcpListener::bind("127.0.0.1:0").await.expect("bind") };
-        let port = |l: &TcpListener| l.local_addr().expect("addr").port();
-        // Proxies first, holding their ports, so that the nodes' ports (found free and
-        // released just before the nodes start) cannot be taken by them.
-        let mut client_proxies = Vec::new();
-        let mut ctl_proxies = Vec::new();
-        for _ in 0..n {
-            client_proxies.push(bind().await);
-            ctl_proxies.push(bind().await);
-        }
-        let socks = free_ports(2 * n);
-        let real: Vec<u16> = socks
-            .iter()
-            .map(|s| s.local_addr().unwrap().port())
-            .collect();
-        drop(socks); // the nodes bind these ports
-        let mut ports = Vec::new();
-        let mut ctl_proxy = Vec::new();
-        for (i, (pc, pk)) in client_proxies.into_iter().zip(ctl_proxies).enumerate() {
-            let (client, ctl) = (real[2 * i], real[2 * i + 1]);
-            ports.push((client, ctl, port(&pc)));
-            ctl_proxy.push(port(&pk));
-            proxy(pc, client, i);
-            proxy(pk, ctl, i);
-        }
-        let mut c = Cluster {
-            dir,
-            ports,
-            ctl_proxy,
-            children: (0..n).map(|_| None).collect(),
-            net,
-        };
-        for i in 0..n {
-            c.start_node(i);
-        }
-        for i in 0..n {
-            c.wait_for(
-                i,
-                Duration::from_secs(60),
-                "brokers and a controller",
-                |m| m.brokers.len() == n && m.controller_id.0 > 0,
-            )
-            .await;
-        }
-        c
-    }
-
-    fn n(&self) -> usize {
-        self.ports.len()
-    }
-
-    fn data_dir(&self, i: usize) -> std::path::PathBuf {
-        self.dir.path().join(format!("node{}", i + 1))
-    }
-
-    fn start_node(&mut self, i: usize) {
-        let (client, ctl, pclient) = self.ports[i];
-        let voters = self
-            .ctl_proxy
-            .iter()
-            .enumerate()
-            .map(|(j, port)| format!("{}@127.0.0.1:{port}", j + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("node{}.log", i + 1)))
-            .expect("log file");
-        let sets = [
-            format!("node.id={}", i + 1),
-            format!("listeners=PLAINTEXT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{ctl}"),
-            format!("advertised.listeners=PLAINTEXT://127.0.0.1:{pclient}"),
-            "controller.listener.names=CONTROLLER".to_string(),
-            format!("controller.quorum.voters={voters}"),
-            format!("log.dirs={}", self.data_dir(i).display()),
-            "metrics.listen=".to_string(),
+/// Three proxied nodes (see `Cluster::start_proxied`) with short session, lag and
+/// rebalance times, once every node sees all brokers and a controller.
+async fn start_cluster() -> Cluster {
+    let c = Cluster::start_proxied(3, |_| {
+        vec![
             format!("broker.session.timeout.ms={SESSION_MS}"),
             "broker.heartbeat.interval.ms=250".to_string(),
             format!("replica.lag.time.max.ms={LAG_MS}"),
             "group.initial.rebalance.delay.ms=0".to_string(),
-        ];
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-        for s in &sets {
-            cmd.arg("--set").arg(s);
-        }
-        let child = cmd
-            .env("RUST_LOG", "info,openraft=warn")
-            .env_remove("WEIR_CHAOS_KEEP") // not a broker setting
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn weir");
-        self.net.pids.lock().unwrap().insert(child.id(), i);
-        self.children[i] = Some(child);
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.children[i].take() {
-            let _ = child.kill(); // SIGKILL
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM (controlled shutdown) and wait for the exit.
-    fn terminate(&mut self, i: usize) -> Duration {
-        let t = Instant::now();
-        if let Some(mut child) = self.children[i].take() {
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            while t.elapsed() < Duration::from_secs(30) {
-                if child.try_wait().ok().flatten().is_some() {
-                    return t.elapsed();
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        t.elapsed()
-    }
-
-    fn alive(&self, i: usize) -> bool {
-        self.children[i].is_some()
-    }
-
-    fn addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.ports[i].0))
-    }
-
-    /// Bootstrap through the proxies, as the advertised listeners are.
-    fn bootstrap(&self) -> String {
-        self.ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{}", p.2))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for i in 0..self.n() {
-            let p = self.dir.path().join(format!("node{}.log", i + 1));
-            let text = std::fs::read_to_string(p).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            out.push_str(&format!("--- node {} ---\n", i + 1));
-            for l in tail.into_iter().rev() {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    /// Poll `f` on node `i`'s Metadata until it holds.
-    async fn wait_for(
-        &self,
-        i: usize,
-        within: Duration,
-        what: &str,
-        f: impl Fn(&MetadataResponse) -> bool,
-    ) -> MetadataResponse {
-        let deadline = Instant::now() + within;
-        let mut last = None;
-        while Instant::now() < deadline {
-            if let Some(m) = metadata(self.addr(i)).await {
-                if f(&m) {
-                    return m;
-                }
-                last = Some(m);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "node {}: timed out after {within:?} waiting for {what}; last metadata: {last:?}\n{}",
-            i + 1,
-            self.logs()
-        );
-    }
-
-    /// A live node other than `not`.
-    fn live_other(&self, not: usize) -> usize {
-        (0..self.n())
-            .find(|&j| j != not && self.alive(j))
-            .expect("a live node")
-    }
-
-    /// The current leader (node index) of a partition, as node `via` sees it.
-    async fn leader(&self, via: usize, topic: &str, p: i32) -> usize {
-        let m = self
-            .wait_for(via, Duration::from_secs(20), "a leader", |m| {
-                part(m, topic, p).is_some_and(|x| x.leader_id.0 > 0)
-            })
-            .await;
-        part(&m, topic, p).unwrap().leader_id.0 as usize - 1
-    }
-
-    /// Wait until every partition of `topic` has a full ISR, seen from node `via`.
-    async fn wait_full_isr(&self, via: usize, topic: &str, within: Duration) {
-        let n = self.n();
-        self.wait_for(via, within, "a full ISR", |m| {
-            find_topic(m, topic).is_some_and(|t| {
-                !t.partitions.is_empty()
-                    && t.partitions
-                        .iter()
-                        .all(|p| p.isr_nodes.len() == n && p.leader_id.0 > 0)
-            })
-        })
+        ]
+    })
+    .await;
+    let n = c.n();
+    for i in 0..n {
+        c.wait_for(
+            i,
+            Duration::from_secs(60),
+            "brokers and a controller",
+            |m| m.brokers.len() == n && m.controller_id.0 > 0,
+        )
         .await;
     }
+    c
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..self.n() {
-            self.kill(i);
-        }
-        // WEIR_CHAOS_KEEP=1 keeps the data and node logs for a post-mortem.
-        if std::env::var_os("WEIR_CHAOS_KEEP").is_some() {
-            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
-            eprintln!("cluster data kept in {}", dir.keep().display());
-        }
-    }
+/// A live node other than `not`.
+fn live_other(c: &Cluster, not: usize) -> usize {
+    (0..c.n())
+        .find(|&j| j != not && c.alive(j))
+        .expect("a live node")
 }
 
-async fn metadata(addr: SocketAddr) -> Option<MetadataResponse> {
-    tokio::net::TcpStream::connect(addr).await.ok()?;
-    // `Conn` panics on a dead connection: contain that in a task.
-    let task = tokio::spawn(async move {
-        let mut c = Conn::connect(addr).await;
-        let req = MetadataRequest::default().with_topics(None);
-        c.call::<_, MetadataResponse>(ApiKey::Metadata, 12, &req)
-            .await
-    });
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .ok()?
-        .ok()
+/// The current leader (node index) of a partition, as node `via` sees it.
+async fn leader(c: &Cluster, via: usize, topic: &str, p: i32) -> usize {
+    let m = c
+        .wait_for(via, Duration::from_secs(20), "a leader", |m| {
+            part(m, topic, p).is_some_and(|x| x.leader_id.0 > 0)
+        })
+        .await;
+    part(&m, topic, p).unwrap().leader_id.0 as usize - 1
+}
+
+/// Wait until every partition of `topic` has a full ISR, seen from node `via`.
+async fn wait_full_isr(c: &Cluster, via: usize, topic: &str, within: Duration) {
+    let n = c.n();
+    c.wait_for(via, within, "a full ISR", |m| {
+        find_topic(m, topic).is_some_and(|t| {
+            !t.partitions.is_empty()
+                && t.partitions
+                    .iter()
+                    .all(|p| p.isr_nodes.len() == n && p.leader_id.0 > 0)
+        })
+    })
+    .await;
 }
 
 fn find_topic<'a>(
@@ -491,8 +148,8 @@ async fn create_topic(c: &Cluster, name: &str, partitions: i32, within: Duration
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let via = c.live_other(usize::MAX);
-    c.wait_full_isr(via, name, Duration::from_secs(20)).await;
+    let via = live_other(c, usize::MAX);
+    wait_full_isr(c, via, name, Duration::from_secs(20)).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -551,9 +208,8 @@ impl Load {
         let acks = Arc::new(Mutex::new(Acks::default()));
         // WEIR_CHAOS_CLIENT_DEBUG=1 writes librdkafka's debug log next to the nodes'.
         let debug = std::env::var_os("WEIR_CHAOS_CLIENT_DEBUG").is_some();
-        let log = debug.then(|| {
-            Mutex::new(std::fs::File::create(c.dir.path().join("producer.log")).expect("log"))
-        });
+        let log = debug
+            .then(|| Mutex::new(std::fs::File::create(c.dir().join("producer.log")).expect("log")));
         let mut config = ClientConfig::new();
         if debug {
             config
@@ -689,8 +345,8 @@ struct Report {
 /// hold identical records; every acknowledged message is there exactly once, at the
 /// offset it was acknowledged with, in sequence order.
 async fn check_partition(c: &Cluster, topic: &str, p: i32, acks: &Acks) -> Report {
-    let via = c.live_other(usize::MAX);
-    c.wait_full_isr(via, topic, Duration::from_secs(40)).await;
+    let via = live_other(c, usize::MAX);
+    wait_full_isr(c, via, topic, Duration::from_secs(40)).await;
     // Followers may still be a fetch behind: wait for identical replicas.
     let deadline = Instant::now() + Duration::from_secs(20);
     let logs = loop {
@@ -835,7 +491,7 @@ async fn kill_the_leader_before_the_isr_recovers() {
 }
 
 async fn kill_leader_rounds(name: &str, rounds: usize, wait_isr: bool) {
-    let mut c = Cluster::start(3).await;
+    let mut c = start_cluster().await;
     let topic = name;
     create_topic(&c, topic, 1, Duration::from_secs(30)).await;
     let load = Load::start(&c, topic, 1);
@@ -843,10 +499,10 @@ async fn kill_leader_rounds(name: &str, rounds: usize, wait_isr: bool) {
     let mut stalls = Vec::new();
     for round in 0..rounds {
         let via = (0..3).find(|&j| c.alive(j)).unwrap();
-        let leader = c.leader(via, topic, 0).await;
+        let leader = leader(&c, via, topic, 0).await;
         let t0 = Instant::now();
         c.kill(leader);
-        let via = c.live_other(leader);
+        let via = live_other(&c, leader);
         c.wait_for(via, Duration::from_secs(30), "a new leader", |m| {
             part(m, topic, 0)
                 .is_some_and(|x| x.leader_id.0 > 0 && x.leader_id.0 != leader as i32 + 1)
@@ -856,9 +512,9 @@ async fn kill_leader_rounds(name: &str, rounds: usize, wait_isr: bool) {
             load.progress(100, Duration::from_secs(30), &c).await;
         }
         let t1 = Instant::now();
-        c.start_node(leader);
+        c.restart(leader);
         if wait_isr {
-            c.wait_full_isr(via, topic, Duration::from_secs(40)).await;
+            wait_full_isr(&c, via, topic, Duration::from_secs(40)).await;
         }
         load.progress(100, Duration::from_secs(40), &c).await;
         stalls.push((round, leader + 1, t0, t1, Instant::now()));
@@ -881,7 +537,7 @@ async fn kill_leader_rounds(name: &str, rounds: usize, wait_isr: bool) {
 /// topic creation and produce go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_failover() {
-    let mut c = Cluster::start(3).await;
+    let mut c = start_cluster().await;
     let topic = "ctl-failover";
     create_topic(&c, topic, 3, Duration::from_secs(30)).await;
     let load = Load::start(&c, topic, 3);
@@ -890,7 +546,7 @@ async fn controller_failover() {
     let ctl = m.controller_id.0 as usize - 1;
     let t0 = Instant::now();
     c.kill(ctl);
-    let via = c.live_other(ctl);
+    let via = live_other(&c, ctl);
     let m = c
         .wait_for(via, Duration::from_secs(20), "a new controller", |m| {
             m.controller_id.0 > 0 && m.controller_id.0 as usize - 1 != ctl
@@ -946,8 +602,8 @@ async fn controller_failover() {
     );
     load.progress(200, Duration::from_secs(30), &c).await;
     let t1 = Instant::now();
-    c.start_node(ctl);
-    c.wait_full_isr(via, topic, Duration::from_secs(40)).await;
+    c.restart(ctl);
+    wait_full_isr(&c, via, topic, Duration::from_secs(40)).await;
     let (_, acks) = load.finish().await;
     println!(
         "[controller] producer stall {} ms",
@@ -998,7 +654,7 @@ async fn produce_direct(c: &Cluster, i: usize, topic: &str, p: i32) -> Option<i1
 /// with no broker, and librdkafka left with nobody to ask.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_partition() {
-    let c = Cluster::start(3).await;
+    let c = start_cluster().await;
     let topic = "partition";
     create_topic(&c, topic, 3, Duration::from_secs(30)).await;
     let load = Load::start(&c, topic, 3);
@@ -1030,8 +686,8 @@ async fn network_partition() {
             x + 1
         );
         let t0 = Instant::now();
-        c.net.isolate(Some(x));
-        let other = c.live_other(x);
+        c.isolate(Some(x));
+        let other = live_other(&c, x);
         // The majority moves the leadership away from the isolated node.
         c.wait_for(
             other,
@@ -1056,9 +712,9 @@ async fn network_partition() {
             codes.iter().all(|c| *c != Some(0)),
             "the isolated node acknowledged an acks=all write: {codes:?}"
         );
-        c.net.isolate(None);
+        c.isolate(None);
         let healed = Instant::now();
-        c.wait_full_isr(other, topic, Duration::from_secs(40)).await;
+        wait_full_isr(&c, other, topic, Duration::from_secs(40)).await;
         let rejoined = healed.elapsed();
         load.progress(200, Duration::from_secs(30), &c).await;
         phases.push((phase, x, t0, t1, moved, rejoined));
@@ -1082,7 +738,7 @@ async fn network_partition() {
 /// consumer: no message the producer saw acknowledged is lost, the consumer sees all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart() {
-    let mut c = Cluster::start(3).await;
+    let mut c = start_cluster().await;
     let topic = "rolling";
     create_topic(&c, topic, 3, Duration::from_secs(30)).await;
     let load = Load::start(&c, topic, 3);
@@ -1129,10 +785,10 @@ async fn rolling_restart() {
     load.progress(200, Duration::from_secs(30), &c).await;
     for i in 0..3 {
         let t0 = Instant::now();
-        let took = tokio::task::block_in_place(|| c.terminate(i));
-        c.start_node(i);
-        let via = c.live_other(i);
-        c.wait_full_isr(via, topic, Duration::from_secs(40)).await;
+        let took = tokio::task::block_in_place(|| c.stop(i));
+        c.restart(i);
+        let via = live_other(&c, i);
+        wait_full_isr(&c, via, topic, Duration::from_secs(40)).await;
         load.progress(100, Duration::from_secs(30), &c).await;
         println!(
             "[rolling] node {} shut down in {} ms, back in the ISR after {} ms",
@@ -1195,7 +851,7 @@ async fn coordinator(c: &Cluster, via: usize, group: &str) -> Option<usize> {
 /// so loading the groups only up to the high watermark would forget them.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_survive_coordinator_failover() {
-    let mut c = Cluster::start(3).await;
+    let mut c = start_cluster().await;
     let topic = "committed";
     create_topic(&c, topic, 1, Duration::from_secs(30)).await;
     let group = "chaos-commits";
@@ -1236,7 +892,7 @@ async fn committed_offsets_survive_coordinator_failover() {
         "[commits] committed up to {last}, killed coordinator node {}",
         coord + 1
     );
-    let via = c.live_other(coord);
+    let via = live_other(&c, coord);
     let second = consumer(&c);
     let deadline = Instant::now() + Duration::from_secs(40);
     let got = loop {

@@ -145,6 +145,60 @@ def spread(n, partitions, tag="m"):
     return [(f"{tag}-k{i}".encode(), f"{tag}-{i}".encode(), i % partitions) for i in range(n)]
 
 
+class ThreadedMember:
+    """One group consumer polled by its own thread, for the clients with blocking APIs
+    (confluent-kafka, kafka-python). A subclass's _run(), on that thread, creates its
+    client, subscribes (then sets subscribed_at), polls until stop_ev is set, and closes;
+    its rebalance callbacks keep `assigned` and `events` and its polls `msgs`
+    ((partition, offset, key, value)), all under `lock`; failures go to `errors`."""
+
+    def __init__(self, group, topic, bound=30):
+        self.group, self.topic, self.bound = group, topic, bound
+        self.lock = threading.Lock()
+        self.assigned = set()
+        self.events = []  # ("assign" | "revoke" | "lost", [partitions]) in callback order
+        self.msgs = []
+        self.errors = []
+        self.stop_ev = threading.Event()
+        self.subscribed_at = None
+        self.thread = None
+
+    def start(self):
+        """Starts the thread; returns the monotonic time at which it subscribed."""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.subscribed_at or self.errors, self.bound, "subscribe")
+        if self.errors:
+            raise Fail(f"member failed to start: {self.errors[0]}")
+        return self.subscribed_at
+
+    def _run(self):
+        raise NotImplementedError
+
+    def owned(self):
+        with self.lock:
+            return frozenset(self.assigned)
+
+    def values(self):
+        with self.lock:
+            return [m[3] for m in self.msgs]
+
+    def close(self):
+        if self.thread and self.thread.is_alive():
+            self.stop_ev.set()
+            self.thread.join(self.bound)
+            check(not self.thread.is_alive(), "member did not close within the bound")
+
+
+def close_all(members):
+    """Closes every member, going on past failures (used on the way out of a scenario)."""
+    for m in members:
+        try:
+            m.close()
+        except Exception:
+            pass
+
+
 class Child:
     """A helper process (`python -c code args...`, this folder on its path) whose stdout
     lines are collected by a thread; kill() SIGKILLs it (no clean shutdown)."""

@@ -14,7 +14,8 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
                                    ConfigSource, NewPartitions, NewTopic, ResourceType)
 
 from common import (BOOTSTRAP, BROKER_ADDRS, BROKER_CODEC, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
-                    group_name, spread, wait_assigned, payload, run_all, scenario, topic_name, wait_for)
+                    ThreadedMember, close_all, group_name, spread, wait_assigned, payload, run_all, scenario,
+                    topic_name, wait_for)
 
 CLIENT = "confluent-kafka"
 T = 30  # seconds: bound of every single wait
@@ -364,13 +365,14 @@ class _ErrorLog:
         self.member.errors.append("log: " + (fmt % args if args else fmt))
 
 
-class Member:
+class Member(ThreadedMember):
     """One group consumer polled by its own thread (librdkafka handles are thread-safe, but
     only this thread touches it). Tracks its assignment through the rebalance callbacks
     (full sets for EAGER, increments for COOPERATIVE/KIP-848), records every message and
     commits what it consumed, synchronously, when partitions are revoked and on close."""
 
     def __init__(self, group, topic, classic=True, **extra):
+        super().__init__(group, topic, bound=T)
         conf = {"group.id": group, "auto.offset.reset": "earliest"}
         if classic:
             conf.update({"session.timeout.ms": 10000, "heartbeat.interval.ms": HB_MS})
@@ -379,29 +381,12 @@ class Member:
             conf.update({"error_cb": lambda err: self.errors.append(f"error_cb: {err}"),
                          "logger": _ErrorLog(self)})
         conf.update({k.replace("_", "."): v for k, v in extra.items()})
-        self.conf, self.topic = conf, topic
+        self.conf = conf
         # librdkafka hands incremental sets to the callbacks for these (no rebalance_protocol()
         # in the Python binding).
         self.protocol = ("COOPERATIVE" if conf.get("partition.assignment.strategy") == "cooperative-sticky"
                          or conf.get("group.protocol") == "consumer" else "EAGER")
-        self.lock = threading.Lock()
-        self.assigned = set()
-        self.events = []  # ("assign" | "revoke" | "lost", [partitions]) in callback order
-        self.msgs = []  # (partition, offset, key, value)
         self.pos = {}  # partition -> next offset to commit
-        self.errors = []
-        self.stop_ev = threading.Event()
-        self.subscribed_at = None
-        self.thread = None
-
-    def start(self):
-        """Starts the thread; returns the monotonic time at which it subscribed."""
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.subscribed_at or self.errors, T, "subscribe")
-        if self.errors:
-            raise Fail(f"member failed to start: {self.errors[0]}")
-        return self.subscribed_at
 
     def _apply(self, c, kind, parts):
         """Applies the rebalance in the callback, as librdkafka wants. Left to the binding,
@@ -476,28 +461,6 @@ class Member:
             c.close()  # revokes (commits again) and leaves; a static member does not leave
         except Exception as e:  # reported through self.errors
             self.errors.append(f"{type(e).__name__}: {e}")
-
-    def owned(self):
-        with self.lock:
-            return frozenset(self.assigned)
-
-    def values(self):
-        with self.lock:
-            return [m[3] for m in self.msgs]
-
-    def close(self):
-        if self.thread and self.thread.is_alive():
-            self.stop_ev.set()
-            self.thread.join(T)
-            check(not self.thread.is_alive(), "member did not close within the bound")
-
-
-def close_all(members):
-    for m in members:
-        try:
-            m.close()
-        except Exception:
-            pass
 
 
 def produce_spread(topic, n, partitions, tag="m"):

@@ -13,7 +13,8 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.admin import AlterConfigOp, ConfigResource, KafkaAdminClient
 
 from common import (BOOTSTRAP, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
-                    group_name, spread, wait_assigned, payload, run_all, scenario, topic_name, wait_for)
+                    ThreadedMember, close_all, group_name, spread, wait_assigned, payload, run_all, scenario,
+                    topic_name, wait_for)
 
 CLIENT = "kafka-python"
 T = 30
@@ -360,32 +361,16 @@ class _Listener(ConsumerRebalanceListener):
         self._event("lost", lost)
 
 
-class Member:
+class Member(ThreadedMember):
     """One group consumer polled by its own thread. Auto-commit is on, so kafka-python
     commits what poll() returned before every rebalance and on close (as the Java client)."""
 
     def __init__(self, group, topic, **extra):
+        super().__init__(group, topic, bound=T)
         self.conf = dict(bootstrap_servers=BOOTSTRAP, group_id=group, auto_offset_reset="earliest",
                          enable_auto_commit=True, auto_commit_interval_ms=1000,
                          session_timeout_ms=10000, heartbeat_interval_ms=HB_MS)
         self.conf.update(extra)
-        self.topic = topic
-        self.lock = threading.Lock()
-        self.assigned = set()
-        self.events = []
-        self.msgs = []
-        self.errors = []
-        self.stop_ev = threading.Event()
-        self.subscribed_at = None
-        self.thread = None
-
-    def start(self):
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.subscribed_at or self.errors, T, "subscribe")
-        if self.errors:
-            raise Fail(f"member failed to start: {self.errors[0]}")
-        return self.subscribed_at
 
     def _run(self):
         try:
@@ -399,28 +384,6 @@ class Member:
             c.close()  # commits, revokes and leaves (a static member does not leave)
         except Exception as e:
             self.errors.append(f"{type(e).__name__}: {e}")
-
-    def owned(self):
-        with self.lock:
-            return frozenset(self.assigned)
-
-    def values(self):
-        with self.lock:
-            return [m[3] for m in self.msgs]
-
-    def close(self):
-        if self.thread and self.thread.is_alive():
-            self.stop_ev.set()
-            self.thread.join(T)
-            check(not self.thread.is_alive(), "member did not close within the bound")
-
-
-def close_all(members):
-    for m in members:
-        try:
-            m.close()
-        except Exception:
-            pass
 
 
 def produce_spread(topic, n, partitions, tag="m"):

@@ -274,17 +274,17 @@ impl GroupManager {
     async fn replay(&self, shard: &mut Shard) -> Result<(), KafkaError> {
         let started = std::time::Instant::now();
         let image = self.controller.image();
-        let (log, _) = self
+        // The coordinator writes this partition next: its log is created if the replica
+        // manager has not got to it yet.
+        let log = self
             .replicas
-            .leader_log(&image, OFFSETS_TOPIC, shard.partition)?;
+            .leader_for_write(&image, OFFSETS_TOPIC, shard.partition)?;
         let read = tokio::task::spawn_blocking(move || -> Result<Vec<Record>, KafkaError> {
             let mut out = Vec::new();
             let end = log.log_end_offset();
             let mut offset = log.log_start_offset();
             while offset < end {
-                let chunk = log
-                    .read(offset, REPLAY_READ_BYTES, end, true)
-                    .map_err(|e| KafkaError::from(&e))?;
+                let chunk = log.read_into_memory(offset, REPLAY_READ_BYTES, end)?;
                 if chunk.records.is_empty() {
                     break;
                 }

@@ -8,7 +8,6 @@
 //! log start offset (-1 on error). Single-replica partitions answer at once; followers
 //! catch up with the log start offset through their fetches.
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -57,18 +56,9 @@ fn delete(
     partition: i32,
     offset: i64,
 ) -> Result<i64, KafkaError> {
-    let (log, _) = ctx.state.replicas.leader_log(image, topic, partition)?;
-    if !log.config().delete {
-        return Err(KafkaError::with_message(
-            ResponseError::PolicyViolation,
-            format!("Records of partition {topic}-{partition} can not be deleted due to the configured policy"),
-        ));
-    }
-    let hw = log.high_watermark();
-    let target = if offset == HIGH_WATERMARK { hw } else { offset };
-    if target < 0 || target > hw {
-        return Err(KafkaError::new(ResponseError::OffsetOutOfRange));
-    }
-    log.delete_records_before(target)
-        .map_err(|e| KafkaError::from(&e))
+    let target = (offset != HIGH_WATERMARK).then_some(offset);
+    ctx.state
+        .replicas
+        .leader(image, topic, partition)?
+        .delete_records(target)
 }

@@ -27,9 +27,9 @@ pub async fn handle(ctx: &Ctx, req: DescribeProducersRequest) -> DescribeProduce
             .iter()
             .map(|&p| {
                 let r = PartitionResponse::default().with_partition_index(p);
-                match ctx.state.replicas.leader_log(&image, &name, p) {
-                    Ok((log, _)) => r.with_active_producers(
-                        log.producers()
+                match ctx.state.replicas.leader(&image, &name, p) {
+                    Ok(part) => r.with_active_producers(
+                        part.producers()
                             .into_iter()
                             .map(|info| {
                                 ProducerState::default()

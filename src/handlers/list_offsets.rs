@@ -11,7 +11,8 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::Ctx;
 use crate::errors::KafkaError;
-use crate::replica::ReplicaManager;
+use crate::replica::fetch::Isolation;
+use crate::replica::partition::{FoundOffset, OffsetQuery};
 
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 10 };
 
@@ -24,6 +25,12 @@ const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
 pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let image = ctx.state.controller.image();
+    // v2+ carries the isolation level: read_committed ends at the last stable offset.
+    let isolation = if req.isolation_level == 1 {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
     let mut topics = Vec::new();
     for t in req.topics {
         let name = t.name.to_string();
@@ -38,6 +45,7 @@ pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
                 p.partition_index,
                 p.current_leader_epoch,
                 p.timestamp,
+                isolation,
             ) {
                 Ok((offset, timestamp, epoch)) => {
                     // The leader epoch field exists from v4 on.
@@ -71,34 +79,24 @@ fn lookup(
     partition: i32,
     current_leader_epoch: i32,
     timestamp: i64,
-) -> Result<(i64, i64, i32), KafkaError> {
-    let (log, meta) = ctx.state.replicas.leader_log(image, topic, partition)?;
-    ReplicaManager::check_epoch(&meta, current_leader_epoch)?;
-    let epoch_of = |offset: i64| log.epoch_at(offset).unwrap_or(-1);
-    let io = |e: crate::log::LogError| KafkaError::from(&e);
-    match timestamp {
-        // Without transactions the last stable offset is the high watermark.
-        LATEST => {
-            let hw = log.high_watermark();
-            Ok((hw, -1, log.latest_epoch().unwrap_or(-1)))
-        }
-        EARLIEST | EARLIEST_LOCAL => {
-            let start = log.log_start_offset();
-            Ok((start, -1, epoch_of(start)))
-        }
-        MAX_TIMESTAMP => match log.max_timestamp().map_err(io)? {
-            Some((offset, ts, epoch)) => Ok((offset, ts, epoch)),
-            None => Ok((-1, -1, -1)),
-        },
+    isolation: Isolation,
+) -> Result<FoundOffset, KafkaError> {
+    let query = match timestamp {
+        LATEST => OffsetQuery::Latest,
+        EARLIEST | EARLIEST_LOCAL => OffsetQuery::Earliest,
+        MAX_TIMESTAMP => OffsetQuery::MaxTimestamp,
         // No tiered storage: nothing is tiered or pending upload.
-        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok((-1, -1, -1)),
-        ts if ts >= 0 => match log.offset_for_timestamp(ts).map_err(io)? {
-            Some((offset, found, epoch)) => Ok((offset, found, epoch)),
-            None => Ok((-1, -1, -1)),
-        },
-        _ => Err(KafkaError::with_message(
-            ResponseError::InvalidRequest,
-            format!("invalid timestamp {timestamp}"),
-        )),
-    }
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => OffsetQuery::Tiered,
+        ts if ts >= 0 => OffsetQuery::Timestamp(ts),
+        _ => {
+            return Err(KafkaError::with_message(
+                ResponseError::InvalidRequest,
+                format!("invalid timestamp {timestamp}"),
+            ))
+        }
+    };
+    ctx.state
+        .replicas
+        .leader(image, topic, partition)?
+        .list_offset(current_leader_epoch, query, isolation)
 }

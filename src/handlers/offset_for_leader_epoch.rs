@@ -9,8 +9,6 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 use kafka_protocol::protocol::VersionRange;
 
 use super::Ctx;
-use crate::errors::KafkaError;
-use crate::replica::ReplicaManager;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 4 };
 
@@ -22,11 +20,11 @@ pub async fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> OffsetForLea
         let mut partitions = Vec::new();
         for p in t.partitions {
             let base = EpochEndOffset::default().with_partition(p.partition);
-            let r = (|| -> Result<(i32, i64), KafkaError> {
-                let (log, meta) = ctx.state.replicas.leader_log(&image, &name, p.partition)?;
-                ReplicaManager::check_epoch(&meta, p.current_leader_epoch)?;
-                Ok(log.end_offset_for_epoch(p.leader_epoch))
-            })();
+            let r = ctx
+                .state
+                .replicas
+                .leader(&image, &name, p.partition)
+                .and_then(|part| part.end_offset_for_epoch(p.current_leader_epoch, p.leader_epoch));
             partitions.push(match r {
                 Ok((epoch, offset)) => base.with_leader_epoch(epoch).with_end_offset(offset),
                 Err(e) => {

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -15,26 +14,22 @@ use uuid::Uuid;
 use super::util::s;
 use super::{respond, Ctx, Outcome, Pending};
 use crate::errors::KafkaError;
-use crate::metrics as m;
 use crate::metrics_cache;
-use crate::replica::manager::PendingAppend;
+use crate::replica::manager::{complete_all, PendingAppend};
 
 pub const VERSIONS: VersionRange = VersionRange { min: 3, max: 13 };
 
 /// One topic of the request: its name (None when a v13 topic id is unknown), id and
-/// partitions in request order.
-type TopicSlots = (Option<String>, Uuid, Vec<(i32, Slot)>);
-
-enum Slot {
-    Written(PendingAppend),
-    Failed(KafkaError),
-}
+/// partition indexes in request order.
+type TopicParts = (Option<String>, Uuid, Vec<i32>);
 
 pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
     let state = ctx.state.clone();
     let image = state.controller.image();
     let acks = req.acks;
-    let mut topics: Vec<TopicSlots> = Vec::new();
+    let mut topics: Vec<TopicParts> = Vec::new();
+    // Every partition of the request in order, written (to be acknowledged) or refused.
+    let mut appends: Vec<Result<PendingAppend, KafkaError>> = Vec::new();
     for td in req.topic_data {
         let name = if ctx.version >= 13 {
             image.topic_by_id(&td.topic_id).map(|t| t.name.clone())
@@ -44,18 +39,18 @@ pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
         let mut parts = Vec::new();
         for pd in td.partition_data {
             let slot = if !matches!(acks, -1..=1) {
-                Slot::Failed(KafkaError::new(ResponseError::InvalidRequiredAcks))
+                Err(KafkaError::new(ResponseError::InvalidRequiredAcks))
             } else if req.transactional_id.is_some() {
-                Slot::Failed(KafkaError::with_message(
+                Err(KafkaError::with_message(
                     ResponseError::InvalidRequest,
                     "transactions are not supported yet",
                 ))
             } else {
                 match &name {
-                    None => Slot::Failed(KafkaError::new(ResponseError::UnknownTopicId)),
+                    None => Err(KafkaError::new(ResponseError::UnknownTopicId)),
                     // Only the broker writes internal topics (Kafka answers the same).
                     Some(name) if image.topic(name).is_some_and(|t| t.internal) => {
-                        Slot::Failed(KafkaError::with_message(
+                        Err(KafkaError::with_message(
                             ResponseError::InvalidTopicException,
                             format!("cannot append to internal topic {name}"),
                         ))
@@ -63,40 +58,32 @@ pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
                     Some(name) => {
                         let records = pd.records.unwrap_or_default();
                         let size = records.len() as u64;
-                        match state.replicas.append(&image, name, pd.index, records, acks) {
-                            Ok(p) => {
-                                let n =
-                                    (p.result.last_offset - p.result.base_offset + 1).max(0) as u64;
-                                let counters = metrics_cache::topic(name);
-                                counters.bytes_in.increment(size);
-                                counters.records_in.increment(n);
-                                Slot::Written(p)
-                            }
-                            Err(e) => Slot::Failed(e),
+                        let written = state.replicas.append(&image, name, pd.index, records, acks);
+                        if let Ok(p) = &written {
+                            let n = (p.result.last_offset - p.result.base_offset + 1).max(0) as u64;
+                            let counters = metrics_cache::topic(name);
+                            counters.bytes_in.increment(size);
+                            counters.records_in.increment(n);
                         }
+                        written
                     }
                 }
             };
-            parts.push((pd.index, slot));
+            parts.push(pd.index);
+            appends.push(slot);
         }
         topics.push((name, td.topic_id, parts));
     }
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     Box::pin(async move {
-        // Waiting for replicas and fsync: Kafka's produce purgatory.
-        let _purgatory = m::InFlight::new(m::PRODUCE_PURGATORY_SIZE);
+        // Every partition's wait at once (the produce purgatory), then the answers in
+        // request order.
+        let mut outcomes = complete_all(appends, timeout).await.into_iter();
         let mut responses = Vec::new();
         let mut any_error = None;
         for (name, topic_id, parts) in topics {
-            let waits = parts.into_iter().map(|(index, slot)| async move {
-                let outcome = match slot {
-                    Slot::Written(p) => p.complete(timeout).await.map(|_| p.result),
-                    Slot::Failed(e) => Err(e),
-                };
-                (index, outcome)
-            });
             let mut partition_responses = Vec::new();
-            for (index, outcome) in join_all(waits).await {
+            for (index, outcome) in parts.into_iter().zip(outcomes.by_ref()) {
                 let r = match outcome {
                     Ok(res) => PartitionProduceResponse::default()
                         .with_index(index)

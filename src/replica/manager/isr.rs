@@ -8,9 +8,12 @@ impl ReplicaManager {
     pub(super) fn update_under_replicated(&self) {
         let n = self
             .leaders
-            .lock()
+            .read()
             .values()
-            .filter(|s| s.isr.len() < s.replicas.len())
+            .filter(|s| {
+                let s = s.lock();
+                s.isr.len() < s.replicas.len()
+            })
             .count();
         metrics::gauge!(crate::metrics::UNDER_REPLICATED_PARTITIONS).set(n as f64);
     }
@@ -20,12 +23,11 @@ impl ReplicaManager {
     /// back to the ISR once it has caught up, and moves the high watermark.
     pub fn record_follower_fetch(
         &self,
-        meta: &PartitionMeta,
-        topic: &str,
-        log: &PartitionLog,
+        partition: &Partition,
         replica_id: i32,
         fetch_offset: i64,
     ) -> Result<(), KafkaError> {
+        let (meta, topic, log) = (partition.meta(), partition.topic(), partition.log());
         if replica_id == self.node_id || !meta.replicas.contains(&replica_id) {
             return Err(KafkaError::with_message(
                 ResponseError::NotLeaderOrFollower,
@@ -35,11 +37,11 @@ impl ReplicaManager {
                 ),
             ));
         }
-        let mut leaders = self.leaders.lock();
-        let Some(state) = leaders.get_mut(&(topic.to_string(), meta.partition)) else {
+        let Some(state) = partition.leader_state() else {
             // Roles not synced with this image yet; the follower fetches again shortly.
             return Ok(());
         };
+        let mut state = state.lock();
         if state.leader_epoch != meta.leader_epoch {
             return Ok(());
         }
@@ -76,9 +78,9 @@ impl ReplicaManager {
         {
             let mut isr = state.isr.clone();
             isr.push(replica_id);
-            self.propose_isr(state, topic, meta.partition, isr);
+            self.propose_isr(&mut state, topic, meta.partition, isr);
         }
-        advance_hw(self.node_id, state, log);
+        advance_hw(self.node_id, &state, log);
         Ok(())
     }
 
@@ -87,8 +89,9 @@ impl ReplicaManager {
     pub(super) fn shrink_isrs(&self) {
         let lag = self.replica_lag_time_max();
         let now = Instant::now();
-        let mut leaders = self.leaders.lock();
-        for ((topic, partition), state) in leaders.iter_mut() {
+        let leaders = self.leaders.read();
+        for ((topic, partition), state) in leaders.iter() {
+            let mut state = state.lock();
             if state.pending_isr.is_some() {
                 continue;
             }
@@ -114,7 +117,7 @@ impl ReplicaManager {
                 .copied()
                 .filter(|r| !out.contains(r))
                 .collect();
-            self.propose_isr(state, topic, *partition, isr);
+            self.propose_isr(&mut state, topic, *partition, isr);
         }
     }
 
@@ -162,8 +165,9 @@ impl ReplicaManager {
                 }
             };
             let log = me.logs.get(&topic, partition);
-            let mut leaders = me.leaders.lock();
-            if let Some(state) = leaders.get_mut(&(topic.clone(), partition)) {
+            let state = me.leaders.read().get(&(topic.clone(), partition)).cloned();
+            if let Some(state) = state {
+                let mut state = state.lock();
                 if state.leader_epoch == epoch {
                     state.pending_isr = None;
                     if committed {
@@ -178,21 +182,19 @@ impl ReplicaManager {
                         state.isr = applied.unwrap_or(isr);
                     }
                     if let Some(log) = log {
-                        advance_hw(me.node_id, state, &log);
+                        advance_hw(me.node_id, &state, &log);
                     }
                 }
             }
-            drop(leaders);
             me.update_under_replicated();
         });
     }
 
     /// After a leader append: with the leader alone in the ISR the high watermark moves
     /// to the new log end at once.
-    pub(super) fn after_leader_append(&self, topic: &str, partition: i32, log: &PartitionLog) {
-        let mut leaders = self.leaders.lock();
-        if let Some(state) = leaders.get_mut(&(topic.to_string(), partition)) {
-            advance_hw(self.node_id, state, log);
+    pub(super) fn after_leader_append(&self, partition: &Partition) {
+        if let Some(state) = partition.leader_state() {
+            advance_hw(self.node_id, &state.lock(), partition.log());
         }
     }
 }

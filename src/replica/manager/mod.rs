@@ -27,6 +27,7 @@ use crate::config::{Config, FlushPolicy};
 use crate::errors::KafkaError;
 use crate::log::manager::CreateOutcome;
 use crate::log::{AppendResult, LogManager, PartitionLog};
+use crate::replica::partition::Partition;
 
 /// Kafka's `replica.lag.time.max.ms` default: a follower that has not caught up with
 /// the leader's log end for this long leaves the ISR.
@@ -34,6 +35,8 @@ pub const DEFAULT_REPLICA_LAG_TIME_MAX_MS: u64 = 30_000;
 
 mod isr;
 mod produce;
+
+pub use produce::complete_all;
 
 use isr::advance_hw;
 
@@ -45,14 +48,19 @@ pub struct ReplicaManager {
     me: Weak<ReplicaManager>,
     /// Serialises reconciliation (the watcher and handlers both call it).
     reconcile_lock: parking_lot::Mutex<()>,
-    /// Replication state of the replicated partitions this broker leads.
-    leaders: parking_lot::Mutex<HashMap<(String, i32), LeaderState>>,
+    /// Replication state of the replicated partitions this broker leads, each behind its
+    /// own lock (a [`Partition`] carries its partition's).
+    leaders: parking_lot::RwLock<HashMap<(String, i32), SharedLeaderState>>,
     replica_lag_time_max_ms: std::sync::atomic::AtomicU64,
 }
 
+/// One partition's leader state, shared by the replica manager and the [`Partition`]s
+/// handed to requests.
+pub(in crate::replica) type SharedLeaderState = Arc<parking_lot::Mutex<LeaderState>>;
+
 /// What a leader knows about one replicated partition it leads.
-struct LeaderState {
-    leader_epoch: i32,
+pub(in crate::replica) struct LeaderState {
+    pub(in crate::replica) leader_epoch: i32,
     /// The log end offset when this broker became leader: a follower joins the ISR
     /// only once it holds everything before this leader's own writes.
     epoch_start: i64,
@@ -129,7 +137,7 @@ impl ReplicaManager {
             node_id,
             me: me.clone(),
             reconcile_lock: parking_lot::Mutex::new(()),
-            leaders: parking_lot::Mutex::new(HashMap::new()),
+            leaders: parking_lot::RwLock::new(HashMap::new()),
             replica_lag_time_max_ms: std::sync::atomic::AtomicU64::new(lag.max(1)),
         })
     }
@@ -282,7 +290,7 @@ impl ReplicaManager {
     /// Bring the replication state in line with the image: who leads what at which
     /// epoch, the committed ISRs, and whether a log moves its own high watermark.
     fn sync_roles(&self, image: &MetadataImage) {
-        let mut leaders = self.leaders.lock();
+        let mut leaders = self.leaders.write();
         let mut led = HashSet::new();
         for topic in image.topics.values() {
             for p in &topic.partitions {
@@ -303,14 +311,17 @@ impl ReplicaManager {
                 }
                 let key = (topic.name.clone(), p.partition);
                 led.insert(key.clone());
-                let state = leaders.entry(key).or_insert_with(|| LeaderState {
-                    leader_epoch: -1,
-                    epoch_start: 0,
-                    replicas: Vec::new(),
-                    isr: Vec::new(),
-                    pending_isr: None,
-                    followers: HashMap::new(),
+                let state = leaders.entry(key).or_insert_with(|| {
+                    Arc::new(parking_lot::Mutex::new(LeaderState {
+                        leader_epoch: -1,
+                        epoch_start: 0,
+                        replicas: Vec::new(),
+                        isr: Vec::new(),
+                        pending_isr: None,
+                        followers: HashMap::new(),
+                    }))
                 });
+                let mut state = state.lock();
                 if state.leader_epoch != p.leader_epoch {
                     // A new leadership: forget what followers told an earlier leader.
                     let leo = log.log_end_offset();
@@ -366,7 +377,7 @@ impl ReplicaManager {
                     state.replicas = p.replicas.clone();
                     state.isr = p.isr.clone();
                 }
-                advance_hw(self.node_id, state, &log);
+                advance_hw(self.node_id, &state, &log);
             }
         }
         leaders.retain(|k, _| led.contains(k));

@@ -5,24 +5,45 @@
 use super::*;
 
 impl ReplicaManager {
-    /// The local log of a partition this broker leads.
-    pub fn leader_log(
+    /// A partition this broker leads, for reading: never creates its log (a log the
+    /// replica manager has not created yet answers NOT_LEADER_OR_FOLLOWER, a log that
+    /// cannot be created here KAFKA_STORAGE_ERROR; clients retry both).
+    pub fn leader(
         &self,
         image: &MetadataImage,
         topic: &str,
         partition: i32,
-    ) -> Result<(Arc<PartitionLog>, PartitionMeta), KafkaError> {
-        let meta = image
-            .partition(topic, partition)
-            .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))?;
-        if meta.leader != self.node_id {
-            return Err(KafkaError::new(ResponseError::NotLeaderOrFollower));
+    ) -> Result<Partition, KafkaError> {
+        let meta = self.leader_meta(image, topic, partition)?;
+        match self.logs.get(topic, partition) {
+            Some(log) => Ok(self.partition(topic, log, meta)),
+            None if self
+                .logs
+                .unavailable()
+                .contains(&(topic.to_string(), partition)) =>
+            {
+                Err(unavailable(topic, partition))
+            }
+            None => Err(KafkaError::with_message(
+                ResponseError::NotLeaderOrFollower,
+                format!("{topic}-{partition}: leadership not yet taken up"),
+            )),
         }
+    }
+
+    /// A partition this broker leads, for writing (produce, a coordinator's appends):
+    /// when metadata got here before the watcher created the log, this one is created
+    /// now (not a whole reconcile per request; the watcher does the rest, roles included).
+    pub fn leader_for_write(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Partition, KafkaError> {
+        let meta = self.leader_meta(image, topic, partition)?;
         if let Some(log) = self.logs.get(topic, partition) {
-            return Ok((log, meta.clone()));
+            return Ok(self.partition(topic, log, meta));
         }
-        // Metadata got here before the watcher created the log: create this one now
-        // (not a whole reconcile per request; the watcher does the rest, roles included).
         let topic_meta = image
             .topic(topic)
             .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))?;
@@ -31,24 +52,35 @@ impl ReplicaManager {
         let mut report = CreateReport::default();
         report.add(self.create(topic, partition, topic_meta.id, cfg));
         report.log(self.logs.unavailable_count());
-        let log = self.logs.get(topic, partition).ok_or_else(|| {
-            KafkaError::with_message(
-                ResponseError::KafkaStorageError,
-                format!("{topic}-{partition}: the partition log cannot be created here"),
-            )
-        })?;
-        Ok((log, meta.clone()))
+        let log = self
+            .logs
+            .get(topic, partition)
+            .ok_or_else(|| unavailable(topic, partition))?;
+        Ok(self.partition(topic, log, meta))
     }
 
-    /// Check the client's view of the leader epoch (KIP-320): -1 skips the check.
-    pub fn check_epoch(meta: &PartitionMeta, current_leader_epoch: i32) -> Result<(), KafkaError> {
-        if current_leader_epoch < 0 || current_leader_epoch == meta.leader_epoch {
-            Ok(())
-        } else if current_leader_epoch < meta.leader_epoch {
-            Err(KafkaError::new(ResponseError::FencedLeaderEpoch))
-        } else {
-            Err(KafkaError::new(ResponseError::UnknownLeaderEpoch))
+    fn leader_meta(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionMeta, KafkaError> {
+        let meta = image
+            .partition(topic, partition)
+            .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))?;
+        if meta.leader != self.node_id {
+            return Err(KafkaError::new(ResponseError::NotLeaderOrFollower));
         }
+        Ok(meta.clone())
+    }
+
+    fn partition(&self, topic: &str, log: Arc<PartitionLog>, meta: PartitionMeta) -> Partition {
+        let leader = self
+            .leaders
+            .read()
+            .get(&(topic.to_string(), meta.partition))
+            .cloned();
+        Partition::new(topic, log, meta, leader)
     }
 
     /// Append a produced batch as leader. The write happens now; the caller awaits
@@ -61,9 +93,10 @@ impl ReplicaManager {
         records: Bytes,
         acks: i16,
     ) -> Result<PendingAppend, KafkaError> {
-        let (log, meta) = self.leader_log(image, topic, partition)?;
-        let replicated = meta.replicas.len() > 1;
-        if replicated && !self.leads_in_epoch(topic, partition, meta.leader_epoch) {
+        let p = self.leader_for_write(image, topic, partition)?;
+        let (log, meta) = (p.log().clone(), p.meta());
+        let replicated = p.is_replicated();
+        if replicated && !p.leads_in_epoch() {
             // The log exists but the roles are not synced with this image yet. A log
             // just created (say the 50 of __consumer_offsets, written by the group
             // coordinator at once) still moves its own high watermark then, so an append
@@ -83,7 +116,7 @@ impl ReplicaManager {
         let wait_for_flush =
             acks == -1 && log.config().flush_policy == FlushPolicy::Durable && !result.duplicate;
         if replicated {
-            self.after_leader_append(topic, partition, &log);
+            self.after_leader_append(&p);
         }
         let wait_for_replicas = match (acks == -1 && replicated, self.me.upgrade()) {
             (true, Some(replicas)) => Some(ReplicaWait {
@@ -102,15 +135,14 @@ impl ReplicaManager {
             wait_for_replicas,
         })
     }
+}
 
-    /// Whether `sync_roles` took up the leadership of a replicated partition in this
-    /// epoch (its log's high watermark is then moved by the ISR, not by appends).
-    pub(super) fn leads_in_epoch(&self, topic: &str, partition: i32, leader_epoch: i32) -> bool {
-        self.leaders
-            .lock()
-            .get(&(topic.to_string(), partition))
-            .is_some_and(|s| s.leader_epoch == leader_epoch)
-    }
+/// A log this broker should have but cannot create (its directory is offline or full).
+fn unavailable(topic: &str, partition: i32) -> KafkaError {
+    KafkaError::with_message(
+        ResponseError::KafkaStorageError,
+        format!("{topic}-{partition}: the partition log cannot be created here"),
+    )
 }
 
 impl PendingAppend {
@@ -187,4 +219,20 @@ impl PendingAppend {
             }
         }
     }
+}
+
+/// Kafka's produce purgatory (`DelayedProduce`) for one request: waits for every
+/// partition's append at once, each bounded by the request's timeout, and gives the
+/// outcomes in the order of `appends` (refusals pass through as they are).
+pub async fn complete_all(
+    appends: Vec<Result<PendingAppend, KafkaError>>,
+    timeout: Duration,
+) -> Vec<Result<AppendResult, KafkaError>> {
+    let _purgatory = crate::metrics::InFlight::new(crate::metrics::PRODUCE_PURGATORY_SIZE);
+    futures::future::join_all(appends.into_iter().map(|append| async move {
+        let append = append?;
+        append.complete(timeout).await?;
+        Ok(append.result)
+    }))
+    .await
 }
