@@ -3,8 +3,9 @@
 //! Request flow: [`server::listener`] accepts a TCP connection; [`server::connection`]
 //! reads size-prefixed frames and decodes headers ([`protocol`]); [`handlers`] (one file
 //! per Kafka API) decode bodies with the `kafka-protocol` crate and act through the
-//! [`replica`] manager (partition roles, acks, long-poll fetch) on the [`log`] manager
-//! (segments and indexes on disk), and through the [`cluster`] controller (openraft
+//! [`replica`] manager (partition roles; a [`replica::Partition`] per request with its
+//! epoch checks; the produce purgatory; the fetch operation with its long poll) on the
+//! [`log`] manager (segments and indexes on disk), and through the [`cluster`] controller (openraft
 //! metadata log on sled) for topics, configs and producer ids. Administrative changes
 //! (topics, partitions, configs) and their validation live in [`admin`], which handlers
 //! and the group coordinator call. Internal errors become Kafka error codes in
