@@ -175,13 +175,26 @@ impl Admin {
     }
 
     /// The broker that coordinates `group`.
+    /// The group's coordinator. COORDINATOR_NOT_AVAILABLE (no leader elected yet for its
+    /// `__consumer_offsets` partition, as right after the topic's creation) is asked again,
+    /// 100 ms doubling to 1 s apart, for up to 30 s, as Kafka clients do.
     pub async fn coordinator(&mut self, group: &str) -> Result<i32, CliError> {
+        const NOT_AVAILABLE: i16 = 15;
         let v = self.version(ApiKey::FindCoordinator, 0, 3)?;
         let req = FindCoordinatorRequest::default()
             .with_key(StrBytes::from_string(group.to_string()))
             .with_key_type(0);
-        let r: FindCoordinatorResponse = self.call(ApiKey::FindCoordinator, v, &req).await?;
-        super::check(r.error_code, r.error_message)?;
-        Ok(r.node_id.0)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            let r: FindCoordinatorResponse = self.call(ApiKey::FindCoordinator, v, &req).await?;
+            if r.error_code == NOT_AVAILABLE && std::time::Instant::now() + pause < deadline {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                continue;
+            }
+            super::check(r.error_code, r.error_message)?;
+            return Ok(r.node_id.0);
+        }
     }
 }

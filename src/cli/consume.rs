@@ -420,7 +420,7 @@ pub async fn run(
         }
     }
     let _ = stdout.flush();
-    if let Some(m) = member {
+    if let Some(mut m) = member {
         m.commit(admin, &positions).await?;
         m.leave(admin).await?;
     }

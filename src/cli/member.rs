@@ -13,13 +13,22 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use uuid::Uuid;
 
 use super::{error_text, Admin, CliError};
 
 /// How long the member may take between heartbeats while it revokes partitions.
 const REBALANCE_TIMEOUT_MS: i32 = 30_000;
+
+/// How long a request keeps being retried while the coordinator moves or loads.
+const COORDINATOR_RETRY: Duration = Duration::from_secs(30);
+
+/// Coordinator errors a Kafka client retries: the group's coordinator is loading its
+/// state (ask it again), or is elsewhere or not elected yet (look it up again first).
+const LOAD_IN_PROGRESS: i16 = 14;
+const NOT_AVAILABLE: i16 = 15;
+const NOT_COORDINATOR: i16 = 16;
 
 pub struct GroupMember {
     group: String,
@@ -103,12 +112,14 @@ impl GroupMember {
                 .with_partitions(owned.iter().copied().collect())],
             _ => Vec::new(),
         });
-        let r: ConsumerGroupHeartbeatResponse = admin
-            .call_node(
-                self.coordinator,
+        let version = self.version;
+        let r: ConsumerGroupHeartbeatResponse = self
+            .call_coordinator(
+                admin,
                 ApiKey::ConsumerGroupHeartbeat,
-                self.version,
+                version,
                 &req,
+                |r: &ConsumerGroupHeartbeatResponse| r.error_code,
             )
             .await?;
         if r.error_code != 0 {
@@ -148,7 +159,7 @@ impl GroupMember {
 
     /// Commits `positions` (next offsets to read) with the member's epoch.
     pub async fn commit(
-        &self,
+        &mut self,
         admin: &mut Admin,
         positions: &BTreeMap<i32, i64>,
     ) -> Result<(), CliError> {
@@ -172,8 +183,21 @@ impl GroupMember {
                         })
                         .collect(),
                 )]);
-        let r: OffsetCommitResponse = admin
-            .call_node(self.coordinator, ApiKey::OffsetCommit, v, &req)
+        let r: OffsetCommitResponse = self
+            .call_coordinator(
+                admin,
+                ApiKey::OffsetCommit,
+                v,
+                &req,
+                |r: &OffsetCommitResponse| {
+                    r.topics
+                        .iter()
+                        .flat_map(|t| &t.partitions)
+                        .map(|p| p.error_code)
+                        .find(|&c| c != 0)
+                        .unwrap_or(0)
+                },
+            )
             .await?;
         for p in r.topics.iter().flat_map(|t| &t.partitions) {
             if p.error_code != 0 {
@@ -188,17 +212,19 @@ impl GroupMember {
     }
 
     /// Leaves the group (epoch -1): its partitions go to the other members at once.
-    pub async fn leave(self, admin: &mut Admin) -> Result<(), CliError> {
+    pub async fn leave(mut self, admin: &mut Admin) -> Result<(), CliError> {
         let req = ConsumerGroupHeartbeatRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(self.group.clone())))
             .with_member_id(StrBytes::from_string(self.member_id.clone()))
             .with_member_epoch(-1);
-        let r: ConsumerGroupHeartbeatResponse = admin
-            .call_node(
-                self.coordinator,
+        let version = self.version;
+        let r: ConsumerGroupHeartbeatResponse = self
+            .call_coordinator(
+                admin,
                 ApiKey::ConsumerGroupHeartbeat,
-                self.version,
+                version,
                 &req,
+                |r: &ConsumerGroupHeartbeatResponse| r.error_code,
             )
             .await?;
         if r.error_code != 0 {
@@ -209,5 +235,35 @@ impl GroupMember {
             )));
         }
         Ok(())
+    }
+
+    /// One request to the group's coordinator, retried as Kafka clients do while the
+    /// coordinator loads or moves (a new `__consumer_offsets` partition's leader takes up
+    /// its role a moment after the topic is created): the same coordinator again for
+    /// COORDINATOR_LOAD_IN_PROGRESS, a fresh FindCoordinator first for NOT_COORDINATOR and
+    /// COORDINATOR_NOT_AVAILABLE; 100 ms doubling to 1 s apart, for up to 30 s.
+    async fn call_coordinator<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        admin: &mut Admin,
+        api: ApiKey,
+        version: i16,
+        req: &Req,
+        error_of: impl Fn(&Resp) -> i16,
+    ) -> Result<Resp, CliError> {
+        let deadline = Instant::now() + COORDINATOR_RETRY;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let r: Resp = admin.call_node(self.coordinator, api, version, req).await?;
+            let code = error_of(&r);
+            let retriable = matches!(code, LOAD_IN_PROGRESS | NOT_AVAILABLE | NOT_COORDINATOR);
+            if !retriable || Instant::now() + pause > deadline {
+                return Ok(r);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+            if code != LOAD_IN_PROGRESS {
+                self.coordinator = admin.coordinator(&self.group).await?;
+            }
+        }
     }
 }
