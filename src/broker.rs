@@ -26,6 +26,7 @@ use crate::group::GroupManager;
 use crate::log::LogManager;
 use crate::replica::ReplicaManager;
 use crate::server::listener;
+use crate::server::tls::TlsListener;
 use crate::state::BrokerState;
 
 /// A running broker.
@@ -50,6 +51,18 @@ impl Broker {
             locks.push(DirLock::acquire(dir, "log")?);
         }
         locks.push(DirLock::acquire(&config.metadata_dir, "metadata")?);
+        // Listeners next, their TLS material read first: a port in use or a certificate
+        // that is missing or does not fit stops the start before any data is opened.
+        let mut bound = Vec::new();
+        for l in &config.listeners {
+            let tls = match config.security.tls.get(&l.name) {
+                Some(settings) => Some(Arc::new(TlsListener::new(settings.clone())?)),
+                None => None,
+            };
+            let tcp = listener::bind(l)
+                .with_context(|| format!("cannot bind listener {}", l.bind_addr()))?;
+            bound.push((l.clone(), tcp.local_addr()?, tcp, tls));
+        }
         crate::metrics::set_partition_series(config.metrics_partition_series);
         let logs = LogManager::open(config.clone()).context("opening log directories")?;
         let controller = Controller::start(ControllerConfig {
@@ -61,31 +74,28 @@ impl Broker {
         .await
         .context("starting the metadata quorum")?;
 
-        let mut bound = Vec::new();
-        for l in &config.listeners {
-            let tcp = listener::bind(l)
-                .with_context(|| format!("cannot bind listener {}", l.bind_addr()))?;
-            bound.push((l.clone(), tcp.local_addr()?, tcp));
-        }
-        let client_addrs: Vec<SocketAddr> = bound.iter().map(|(_, a, _)| *a).collect();
+        let client_addrs: Vec<SocketAddr> = bound.iter().map(|(_, a, _, _)| *a).collect();
 
-        // Advertise the first listener's address; a configured port 0 becomes the real one.
-        let adv = &config.advertised_listeners[0];
-        let port = if adv.port == 0 {
-            client_addrs[0].port()
-        } else {
-            adv.port
-        };
-        let mut endpoints: Vec<BrokerEndpoint> = config
+        // Every advertised listener, a configured port 0 replaced by the port its listener
+        // got; other brokers reach this one on the inter-broker listener.
+        let endpoints: Vec<BrokerEndpoint> = config
             .advertised_listeners
             .iter()
-            .enumerate()
-            .map(|(i, l)| BrokerEndpoint {
+            .map(|l| BrokerEndpoint {
                 name: l.name.clone(),
                 host: l.host.clone(),
-                port: if i == 0 { port } else { l.port },
+                port: match (l.port, bound.iter().find(|b| b.0.name == l.name)) {
+                    (0, Some((_, addr, _, _))) => addr.port(),
+                    _ => l.port,
+                },
             })
             .collect();
+        let adv = endpoints
+            .iter()
+            .find(|e| e.name == config.security.inter_broker)
+            .unwrap_or(&endpoints[0])
+            .clone();
+        let mut endpoints = endpoints;
         // A broker-only node does not publish its CONTROLLER endpoint: that is how the
         // controller tells it may not become a voter.
         if controller.is_quorum() && !config.broker_only {
@@ -104,7 +114,7 @@ impl Broker {
         let me = BrokerMeta {
             id: config.node_id,
             host: adv.host.clone(),
-            port,
+            port: adv.port,
             rack: config.rack.clone(),
             listeners: endpoints,
         };
@@ -122,6 +132,22 @@ impl Broker {
         controller.start_heartbeats(me);
 
         let replicas = ReplicaManager::new(config.clone(), logs.clone(), controller.clone());
+        // Followers fetch over the inter-broker listener; over TLS they verify the leader's
+        // certificate with that listener's truststore and present this broker's own.
+        let inter_broker_tls = bound
+            .iter()
+            .find(|b| b.0.name == config.security.inter_broker)
+            .and_then(|b| b.3.clone());
+        if let Some(tls) = inter_broker_tls {
+            // A single node has no one to fetch from; a cluster's brokers must verify each other.
+            if tls.connector().is_none() && !config.quorum_voters.is_empty() {
+                anyhow::bail!(
+                    "inter-broker listener {} uses TLS: give it ssl.truststore.location so brokers can verify each other",
+                    config.security.inter_broker
+                );
+            }
+            replicas.set_inter_broker_tls(tls);
+        }
         replicas.reconcile(&controller.image());
         let groups = GroupManager::new(config.clone(), controller.clone(), replicas.clone());
         let state = Arc::new(BrokerState::new(
@@ -142,12 +168,14 @@ impl Broker {
         background.extend(groups.start(shutdown_rx.clone()));
         background.push(crate::memory_trim::start(shutdown_rx.clone()));
         let mut listeners = Vec::new();
-        for (l, addr, tcp) in bound {
-            info!(listener = %l.name, %addr, "listening");
+        for (l, addr, tcp, tls) in bound {
+            let protocol = config.security.protocol(&l.name).name();
+            info!(listener = %l.name, %addr, protocol, "listening");
             listeners.push(tokio::spawn(listener::accept_loop(
                 state.clone(),
                 tcp,
                 l.name.clone(),
+                tls,
                 shutdown_rx.clone(),
             )));
         }
@@ -194,6 +222,16 @@ impl Broker {
     /// The bound address of the first client listener (useful when configured with port 0).
     pub fn client_addr(&self) -> SocketAddr {
         self.client_addrs[0]
+    }
+
+    /// The bound address of the client listener named `name`.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.state
+            .config
+            .listeners
+            .iter()
+            .position(|l| l.name == name)
+            .map(|i| self.client_addrs[i])
     }
 
     pub fn state(&self) -> &Arc<BrokerState> {

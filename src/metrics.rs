@@ -68,6 +68,7 @@ pub const LOG_DIR_USABLE_BYTES: &str = "weir_log_dir_usable_bytes";
 pub const LOG_DIR_OFFLINE: &str = "weir_log_dir_offline";
 pub const PRODUCE_PURGATORY_SIZE: &str = "weir_produce_purgatory_size";
 pub const FETCH_LONG_POLL_SIZE: &str = "weir_fetch_long_poll_size";
+pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "weir_tls_handshake_failures_total";
 pub const RAFT_TERM: &str = "weir_raft_term";
 pub const RAFT_LEADER_ID: &str = "weir_raft_leader_id";
 pub const RAFT_IS_LEADER: &str = "weir_raft_is_leader";

@@ -753,31 +753,43 @@ async fn two_group_consumers_split_the_partitions() {
         || async { sizes(&json(bs, &["group", "describe", "duo"]).await) == vec![4] },
     )
     .await;
-    let second = member(Stdio::piped());
+    let mut second = member(Stdio::piped());
+    // The partitions the second member printed records of, as it prints them.
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let reader = {
+        use tokio::io::AsyncBufReadExt;
+        let printed = printed.clone();
+        let mut lines = tokio::io::BufReader::new(second.stdout.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                let p: i64 = line.parse().expect("a partition number");
+                printed.lock().unwrap().insert(p);
+            }
+        })
+    };
     eventually("2 + 2 partitions", Duration::from_secs(30), || async {
         sizes(&json(bs, &["group", "describe", "duo"]).await) == vec![2, 2]
     })
     .await;
-    // Records reach the members; SIGTERM makes the second one commit and leave, and
-    // the first gets every partition back.
+    // Records reach the members; once the second has printed records of both its
+    // partitions, SIGTERM makes it commit and leave, and the first gets every partition
+    // back.
     let values: String = (0..40).map(|i| format!("k{i}=v{i}\n")).collect();
     ok(&weir_stdin(bs, &["produce", "split", "--key-separator", "="], &values).await);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    eventually(
+        "the second member to print records of its two partitions",
+        Duration::from_secs(30),
+        || async { printed.lock().unwrap().len() == 2 },
+    )
+    .await;
     unsafe { libc::kill(second.id().unwrap() as i32, libc::SIGTERM) };
-    let out = tokio::time::timeout(Duration::from_secs(20), second.wait_with_output())
+    let status = tokio::time::timeout(Duration::from_secs(20), second.wait())
         .await
         .expect("the member stops on SIGTERM")
         .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let read: std::collections::BTreeSet<i64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    assert_eq!(
-        read.len(),
-        2,
-        "the second member read its two partitions: {read:?}"
-    );
+    assert!(status.success(), "{status:?}");
+    reader.await.expect("stdout reader");
+    let read = printed.lock().unwrap().clone();
     eventually(
         "all 4 partitions back on one member",
         Duration::from_secs(30),

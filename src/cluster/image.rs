@@ -85,6 +85,21 @@ pub struct BrokerMeta {
     pub listeners: Vec<BrokerEndpoint>,
 }
 
+impl BrokerMeta {
+    /// The broker's address on `listener` (Kafka answers a client with the addresses of
+    /// the listener it connected to); `None` when the broker has no such listener. A
+    /// broker registered before listeners were reported has only its one address.
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, u16)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|e| e.name == listener)
+            .map(|e| (e.host.as_str(), e.port))
+    }
+}
+
 /// One named listener of a broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerEndpoint {

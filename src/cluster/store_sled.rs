@@ -27,6 +27,28 @@ impl SledStore {
         Ok(SledStore { db, log, meta })
     }
 
+    /// Whether some open handle (in this process or another) still holds the database in
+    /// `dir`: sled takes an exclusive `flock` on its `db` file. A missing file is free.
+    pub fn is_locked(dir: &Path) -> std::io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        let file = match std::fs::File::open(dir.join("db")) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        // SAFETY: flock on a descriptor this function owns; closing it drops the lock.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(false);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() == std::io::ErrorKind::WouldBlock {
+            Ok(true)
+        } else {
+            Err(err)
+        }
+    }
+
     fn keys_in(
         &self,
         range: impl std::ops::RangeBounds<[u8; 8]>,
@@ -113,6 +135,28 @@ impl MetadataStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lock_is_seen_while_open_and_freed_after_close() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(
+            !SledStore::is_locked(dir.path()).unwrap(),
+            "nothing there yet"
+        );
+        let s = SledStore::open(dir.path()).expect("open");
+        assert!(SledStore::is_locked(dir.path()).unwrap());
+        assert!(
+            SledStore::open(dir.path()).is_err(),
+            "a second open is refused"
+        );
+        drop(s);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while SledStore::is_locked(dir.path()).unwrap() {
+            assert!(std::time::Instant::now() < deadline, "lock never freed");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        SledStore::open(dir.path()).expect("open again once free");
+    }
 
     #[tokio::test]
     async fn log_ranges_truncation_and_purge() {

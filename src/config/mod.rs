@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 mod defs;
+pub mod security;
 mod sources;
 mod topic;
 mod validate;
@@ -21,6 +22,7 @@ mod validate;
 pub use defs::{
     broker_def, topic_def, BrokerDef, TopicDef, BROKER_DEFS, KAFKA_ACCEPTED_IGNORED, TOPIC_DEFS,
 };
+pub use security::{ListenerSecurity, SecurityProtocol};
 pub use sources::parse_properties;
 use sources::read_file;
 pub use topic::TopicConfig;
@@ -190,6 +192,8 @@ pub struct Config {
     /// The internal (control-plane) listener: the first of `listeners` named in
     /// `controller.listener.names`. Bound only when `quorum_voters` is set.
     pub controller_listener: Option<Listener>,
+    /// Each listener's security protocol and TLS settings, and the inter-broker listener.
+    pub security: ListenerSecurity,
     /// `controller.quorum.voters`: node id → CONTROLLER `host:port`. Empty for the
     /// single self-bootstrapped node.
     pub quorum_voters: BTreeMap<i32, String>,
@@ -291,7 +295,9 @@ impl Config {
                 ignored_settings.push(name.clone());
                 continue;
             }
-            let def = broker_def(name).ok_or_else(|| ConfigError::Unknown(name.clone()))?;
+            // `listener.name.<listener>.ssl.*` overrides a setting for one listener.
+            let base = security::per_listener(name).map_or(name.as_str(), |(_, s)| s);
+            let def = broker_def(base).ok_or_else(|| ConfigError::Unknown(name.clone()))?;
             check_value(name, def.kind, value)?;
         }
         let get = |name: &str| -> String {
@@ -428,6 +434,14 @@ impl Config {
                 ));
             }
         }
+        // After the quorum checks, so a listener left out of controller.listener.names
+        // is reported as that rather than as missing from the protocol map.
+        let client_names: Vec<String> = listeners.iter().map(|l| l.name.clone()).collect();
+        let security = security::resolve(
+            &client_names,
+            controller_listener.as_ref().map(|l| l.name.as_str()),
+            |name| explicit.get(name).filter(|v| !v.trim().is_empty()).cloned(),
+        )?;
         let open_max = int("log.segment.files.open.max");
         if open_max < 0 {
             return Err(invalid(
@@ -462,6 +476,7 @@ impl Config {
             listeners,
             advertised_listeners: advertised,
             controller_listener,
+            security,
             quorum_voters,
             controller_advertised,
             broker_only,

@@ -58,13 +58,16 @@ pub async fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> DescribeClusterRe
         .values()
         .map(|b| (b, false))
         .chain(fenced.into_iter().map(|b| (b, true)))
-        .map(|(b, is_fenced)| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.id))
-                .with_host(s(&b.host))
-                .with_port(b.port as i32)
-                .with_rack(b.rack.as_deref().map(s))
-                .with_is_fenced(is_fenced)
+        .filter_map(|(b, is_fenced)| {
+            let (host, port) = b.endpoint(&ctx.listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(s(host))
+                    .with_port(port as i32)
+                    .with_rack(b.rack.as_deref().map(s))
+                    .with_is_fenced(is_fenced),
+            )
         })
         .collect();
     brokers.sort_by_key(|b| b.broker_id.0);

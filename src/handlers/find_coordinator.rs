@@ -88,9 +88,10 @@ async fn lookup(ctx: &Ctx, key_type: i8, key: &str) -> Result<(i32, String, i32)
         .map(|p| p.leader)
         .filter(|l| *l >= 0)
         .ok_or_else(|| KafkaError::new(ResponseError::CoordinatorNotAvailable))?;
-    let broker = image
+    let (host, port) = image
         .brokers
         .get(&leader)
+        .and_then(|b| b.endpoint(&ctx.listener))
         .ok_or_else(|| KafkaError::new(ResponseError::CoordinatorNotAvailable))?;
-    Ok((broker.id, broker.host.clone(), broker.port as i32))
+    Ok((leader, host.to_string(), port as i32))
 }

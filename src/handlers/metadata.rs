@@ -101,15 +101,20 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
         ctx.note_error(t.error_code);
     }
     let image = state.controller.image();
+    // The addresses of the listener this client came in on; a broker without that
+    // listener is left out, as Kafka does.
     let brokers = image
         .brokers
         .values()
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.id))
-                .with_host(s(&b.host))
-                .with_port(b.port as i32)
-                .with_rack(b.rack.as_deref().map(s))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(&ctx.listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(s(host))
+                    .with_port(port as i32)
+                    .with_rack(b.rack.as_deref().map(s)),
+            )
         })
         .collect();
     let mut resp = MetadataResponse::default()

@@ -74,6 +74,9 @@ pub struct Ctx {
     pub correlation_id: i32,
     pub client_id: String,
     pub peer: SocketAddr,
+    /// The listener the connection came in on: Metadata and FindCoordinator answer with
+    /// the brokers' addresses on the same listener.
+    pub listener: Arc<str>,
     /// The client software name and version of the connection (ApiVersions v3+).
     pub software: ClientSoftware,
 }

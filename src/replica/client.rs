@@ -1,6 +1,7 @@
 //! A minimal async Kafka client for broker-to-broker requests (follower fetches and
-//! OffsetForLeaderEpoch): one TCP connection, one request in flight at a time, bodies
-//! encoded and decoded with kafka-protocol. Everything that comes back is untrusted
+//! OffsetForLeaderEpoch) and the `weir` operator commands: one TCP connection (TLS over
+//! it when given a connector), one request in flight at a time, bodies encoded and
+//! decoded with kafka-protocol. Everything that comes back is untrusted
 //! input: oversized frames, mismatched correlation ids and undecodable bodies are
 //! errors, never panics, and the caller drops the connection.
 
@@ -10,9 +11,9 @@ use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use thiserror::Error;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use crate::protocol::frame::{FrameError, FrameReader};
 
@@ -24,6 +25,11 @@ const MAX_RESPONSE_BYTES: usize = 256 << 20;
 pub enum ClientError {
     #[error("cannot connect to {addr}: {source}")]
     Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("TLS with {addr}: {source}")]
+    Tls {
         addr: String,
         source: std::io::Error,
     },
@@ -45,8 +51,8 @@ pub enum ClientError {
 
 /// One connection to a broker's client listener.
 pub struct BrokerClient {
-    writer: OwnedWriteHalf,
-    frames: FrameReader<OwnedReadHalf>,
+    writer: Box<dyn AsyncWrite + Send + Sync + Unpin>,
+    frames: FrameReader<Box<dyn AsyncRead + Send + Sync + Unpin>>,
     correlation: i32,
     client_id: StrBytes,
 }
@@ -56,6 +62,17 @@ impl BrokerClient {
         addr: &str,
         client_id: String,
         timeout: Duration,
+    ) -> Result<BrokerClient, ClientError> {
+        BrokerClient::connect_with(addr, client_id, timeout, None).await
+    }
+
+    /// Connects to `addr` (`host:port`), over TLS when `tls` is given: the server's
+    /// certificate must be valid for `host`.
+    pub async fn connect_with(
+        addr: &str,
+        client_id: String,
+        timeout: Duration,
+        tls: Option<&TlsConnector>,
     ) -> Result<BrokerClient, ClientError> {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
@@ -69,7 +86,34 @@ impl BrokerClient {
         };
         // Fetch round trips are latency-bound (acks=all waits on them).
         stream.set_nodelay(true)?;
-        let (rd, writer) = stream.into_split();
+        let (rd, writer): (
+            Box<dyn AsyncRead + Send + Sync + Unpin>,
+            Box<dyn AsyncWrite + Send + Sync + Unpin>,
+        ) = match tls {
+            None => {
+                let (rd, wr) = stream.into_split();
+                (Box::new(rd), Box::new(wr))
+            }
+            Some(connector) => {
+                let tls_err = |source| ClientError::Tls {
+                    addr: addr.to_string(),
+                    source,
+                };
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name =
+                    rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+                        tls_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+                    })?;
+                let tls = match tokio::time::timeout(timeout, connector.connect(name, stream)).await
+                {
+                    Ok(r) => r.map_err(tls_err)?,
+                    Err(_) => return Err(ClientError::Timeout(timeout)),
+                };
+                let (rd, wr) = tokio::io::split(tls);
+                (Box::new(rd), Box::new(wr))
+            }
+        };
         Ok(BrokerClient {
             writer,
             frames: FrameReader::new(rd, MAX_RESPONSE_BYTES),
@@ -115,6 +159,7 @@ impl BrokerClient {
             .map_err(|_| ClientError::Encode("request too large".into()))?;
         buf[..4].copy_from_slice(&len.to_be_bytes());
         self.writer.write_all(&buf).await?;
+        self.writer.flush().await?;
         let mut body = self.frames.next().await?.ok_or(ClientError::Closed)?;
         let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
             .map_err(|e| ClientError::Decode(e.to_string()))?;

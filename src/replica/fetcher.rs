@@ -292,7 +292,9 @@ impl Fetcher {
         }
         if self.conn.is_none() {
             let client_id = format!("weir-replica-{}", self.replicas.node_id());
-            let c = BrokerClient::connect(&addr, client_id, CONNECT_TIMEOUT).await?;
+            let tls = self.replicas.inter_broker_connector();
+            let c =
+                BrokerClient::connect_with(&addr, client_id, CONNECT_TIMEOUT, tls.as_ref()).await?;
             debug!(leader = self.leader, %addr, "connected to leader");
             self.conn = Some((addr, c));
         }

@@ -1,4 +1,4 @@
-//! One client connection.
+//! One client connection, over plain TCP or TLS ([`Transport`]).
 //!
 //! One task reads frames, decodes each request, starts it *in arrival order* (so appends
 //! to a partition happen in the order the client sent them), and queues its completion.
@@ -11,30 +11,75 @@ use std::time::Instant;
 
 use futures::stream::{FuturesOrdered, StreamExt};
 use kafka_protocol::messages::ApiKey;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt, WriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
 use crate::handlers::{self, Ctx, Outcome};
 use crate::metrics as m;
+use crate::protocol::response::Response;
 use crate::protocol::{decode_header, FrameReader};
 use crate::state::BrokerState;
 
 /// Requests a client may have in flight on one connection before we stop reading.
 const MAX_IN_FLIGHT: usize = 64;
 
+/// A client connection's byte stream.
+pub enum Transport {
+    Plain(TcpStream),
+    /// TLS, the handshake done.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// The sending half of a connection: plain TCP sends file chunks with `sendfile`; TLS
+/// has to read them and encrypt them in this process.
+enum Writer {
+    Plain(OwnedWriteHalf),
+    Tls(WriteHalf<TlsStream<TcpStream>>),
+}
+
+impl Writer {
+    async fn send(&mut self, response: &Response) -> std::io::Result<()> {
+        match self {
+            Writer::Plain(w) => response.write_to_socket(w).await,
+            Writer::Tls(w) => {
+                response.write_to(w).await?;
+                w.flush().await
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Writer::Plain(w) => w.shutdown().await,
+            Writer::Tls(w) => w.shutdown().await,
+        };
+    }
+}
+
 pub async fn serve(
     state: Arc<BrokerState>,
-    stream: TcpStream,
+    transport: Transport,
     peer: SocketAddr,
-    listener: String,
+    listener: Arc<str>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let gauge = metrics::gauge!(m::CONNECTIONS_OPEN, "listener" => listener.clone());
+    let gauge = metrics::gauge!(m::CONNECTIONS_OPEN, "listener" => listener.to_string());
     gauge.increment(1.0);
     info!(%peer, %listener, "connection opened");
-    let (rd, mut wr) = stream.into_split();
+    let (rd, mut wr): (Box<dyn AsyncRead + Send + Unpin>, Writer) = match transport {
+        Transport::Plain(stream) => {
+            let (rd, wr) = stream.into_split();
+            (Box::new(rd), Writer::Plain(wr))
+        }
+        Transport::Tls(stream) => {
+            let (rd, wr) = tokio::io::split(*stream);
+            (Box::new(rd), Writer::Tls(wr))
+        }
+    };
     let mut frames = FrameReader::new(rd, state.config.socket_request_max_bytes);
     let mut histograms: std::collections::HashMap<ApiKey, RequestHistograms> = Default::default();
     let mut client_id = String::new();
@@ -73,6 +118,7 @@ pub async fn serve(
                     correlation_id: req.header.correlation_id,
                     client_id: client_id.clone(),
                     peer,
+                    listener: listener.clone(),
                     software: software.clone(),
                 };
                 let api = req.api_key;
@@ -89,7 +135,7 @@ pub async fn serve(
             Some((outcome, (api, correlation_id), times)) = pending.next(), if !pending.is_empty() => {
                 match outcome {
                     Outcome::Respond(response) => {
-                        if let Err(e) = response.write_to_socket(&mut wr).await {
+                        if let Err(e) = wr.send(&response).await {
                             break Some(format!("write failed: {e}"));
                         }
                         debug!(api = ?api, correlation_id, %peer, "response written");
@@ -110,15 +156,15 @@ pub async fn serve(
     if close_reason.is_none() {
         while let Some((outcome, _, _)) = pending.next().await {
             if let Outcome::Respond(response) = outcome {
-                if response.write_to_socket(&mut wr).await.is_err() {
+                if wr.send(&response).await.is_err() {
                     break;
                 }
             }
         }
     }
-    let _ = wr.shutdown().await;
+    wr.shutdown().await;
     gauge.decrement(1.0);
-    metrics::counter!(m::CONNECTIONS_CLOSED_TOTAL, "listener" => listener.clone()).increment(1);
+    metrics::counter!(m::CONNECTIONS_CLOSED_TOTAL, "listener" => listener.to_string()).increment(1);
     match close_reason {
         Some(reason) => warn!(%peer, client_id = %client_id, %reason, "closing connection"),
         None => info!(%peer, client_id = %client_id, "connection closed"),

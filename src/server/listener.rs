@@ -1,4 +1,6 @@
-//! Binding client listeners and accepting connections until shutdown.
+//! Binding client listeners and accepting connections until shutdown. On a TLS listener
+//! each connection's handshake runs in its own task, bounded by [`HANDSHAKE_TIMEOUT`], so a
+//! client that stalls mid-handshake holds neither the accept loop nor a task for long.
 //!
 //! When accepting fails (the process is out of descriptors, say), the loop backs off,
 //! 100 ms doubling to 1 s, and warns once per run of failures rather than once per
@@ -14,7 +16,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::connection;
+use super::connection::{self, Transport};
+use super::tls::TlsListener;
 use crate::config::Listener;
 use crate::metrics as m;
 use crate::state::BrokerState;
@@ -38,6 +41,9 @@ pub fn bind(l: &Listener) -> std::io::Result<TcpListener> {
     socket.bind(addr)?;
     socket.listen(1024)
 }
+
+/// How long a client has to complete the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// First pause after a failed accept; it doubles up to [`ACCEPT_BACKOFF_MAX`].
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -75,8 +81,10 @@ pub async fn accept_loop(
     state: Arc<BrokerState>,
     listener: TcpListener,
     name: String,
+    tls: Option<Arc<TlsListener>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let label: Arc<str> = Arc::from(name.as_str());
     let mut conns = JoinSet::new();
     let mut backoff = AcceptBackoff::default();
     loop {
@@ -88,7 +96,11 @@ pub async fn accept_loop(
                     }
                     let _ = stream.set_nodelay(true);
                     metrics::counter!(m::CONNECTIONS_ACCEPTED_TOTAL, "listener" => name.clone()).increment(1);
-                    conns.spawn(connection::serve(state.clone(), stream, peer, name.clone(), shutdown.clone()));
+                    let (state, label, shutdown) = (state.clone(), label.clone(), shutdown.clone());
+                    match &tls {
+                        None => conns.spawn(connection::serve(state, Transport::Plain(stream), peer, label, shutdown)),
+                        Some(tls) => conns.spawn(handshake_then_serve(state, tls.acceptor(), stream, peer, label, shutdown)),
+                    };
                 }
                 Err(e) => {
                     let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
@@ -121,6 +133,54 @@ pub async fn accept_loop(
                 break;
             }
         }
+    }
+}
+
+/// The TLS handshake of one connection, then the connection. A failed or stalled
+/// handshake is counted and logged with the client's address, and the socket closed.
+async fn handshake_then_serve(
+    state: Arc<BrokerState>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let failed = |reason: &'static str, detail: String| {
+        metrics::counter!(m::TLS_HANDSHAKE_FAILURES_TOTAL, "listener" => listener.to_string(), "reason" => reason)
+            .increment(1);
+        warn!(%peer, listener = %listener, error = %detail, "TLS handshake failed; closing the connection");
+    };
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    let tls = tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return failed(handshake_reason(&e), e.to_string()),
+            Err(_) => return failed("timeout", format!("no handshake within {HANDSHAKE_TIMEOUT:?}")),
+        },
+        _ = shutdown.changed() => return,
+    };
+    connection::serve(
+        state,
+        Transport::Tls(Box::new(tls)),
+        peer,
+        listener,
+        shutdown,
+    )
+    .await;
+}
+
+/// A metric label for why a handshake failed.
+fn handshake_reason(e: &std::io::Error) -> &'static str {
+    let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return "io";
+    };
+    match inner {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            "certificate"
+        }
+        rustls::Error::PeerIncompatible(_) => "incompatible",
+        _ => "protocol",
     }
 }
 

@@ -37,6 +37,9 @@ pub struct Cluster {
     added: HashMap<usize, Vec<String>>,
     /// The proxies every link goes through, for clusters started by `start_proxied`.
     proxies: Option<Proxies>,
+    /// The name (and so the protocol) of each node's client listener: PLAINTEXT, or SSL
+    /// for clusters started by `start_tls` (their `extra` settings give the ssl.*).
+    client_listener: &'static str,
 }
 
 /// The proxy ports of a proxied cluster, per node.
@@ -54,7 +57,15 @@ impl Cluster {
     pub fn start_with(n: usize, extra: fn(usize) -> Vec<String>) -> Cluster {
         let ports = free_ports(n);
         let voters = voters(ports.iter().map(|p| p.1));
-        Cluster::launch(ports, voters, extra, None)
+        Cluster::launch(ports, voters, extra, None, "PLAINTEXT")
+    }
+
+    /// Start `n` nodes whose client (and so inter-broker) listener is SSL; `extra` gives
+    /// each node's ssl.* settings.
+    pub fn start_tls(n: usize, extra: fn(usize) -> Vec<String>) -> Cluster {
+        let ports = free_ports(n);
+        let voters = voters(ports.iter().map(|p| p.1));
+        Cluster::launch(ports, voters, extra, None, "SSL")
     }
 
     /// Start `n` nodes whose every link goes through a proxy of this process (see
@@ -99,7 +110,7 @@ impl Cluster {
             net,
             client: (0..n).map(|i| proxy_port[2 * i]).collect(),
         };
-        Cluster::launch(ports, voters, extra, Some(proxies))
+        Cluster::launch(ports, voters, extra, Some(proxies), "PLAINTEXT")
     }
 
     fn launch(
@@ -107,6 +118,7 @@ impl Cluster {
         voters: String,
         extra: fn(usize) -> Vec<String>,
         proxies: Option<Proxies>,
+        client_listener: &'static str,
     ) -> Cluster {
         let n = ports.len();
         let mut c = Cluster {
@@ -117,6 +129,7 @@ impl Cluster {
             extra,
             added: Default::default(),
             proxies,
+            client_listener,
         };
         for i in 0..n {
             let child = c.spawn(i);
@@ -172,7 +185,10 @@ impl Cluster {
             .expect("log file");
         let mut sets = vec![
             format!("node.id={}", i + 1),
-            format!("listeners=PLAINTEXT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{ctl}"),
+            format!(
+                "listeners={}://127.0.0.1:{client},CONTROLLER://127.0.0.1:{ctl}",
+                self.client_listener
+            ),
         ];
         if let Some(p) = &self.proxies {
             sets.push(format!(

@@ -27,7 +27,7 @@
 //! heartbeat history of its own.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -139,6 +139,8 @@ pub struct Controller {
     quorum: Option<QuorumConfig>,
     /// Taken (and the database closed) by `shutdown`.
     store: Mutex<Option<Arc<SledStore>>>,
+    /// Where the store lives: `shutdown` returns once its lock is free.
+    dir: PathBuf,
     /// Leader watch, internal listener, fencing: stopped by `shutdown`.
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The broker heartbeat task; stopped first at a controlled shutdown.
@@ -199,6 +201,7 @@ impl Controller {
             image_rx,
             quorum: cfg.quorum.clone(),
             store: Mutex::new(Some(store)),
+            dir: cfg.dir.clone(),
             tasks: Mutex::new(Vec::new()),
             heartbeats: Mutex::new(None),
             liveness: Mutex::new(Liveness::default()),
@@ -403,6 +406,7 @@ impl Controller {
             let weak = Arc::downgrade(&store);
             drop(store);
             wait_released(&weak).await?;
+            wait_unlocked(&self.dir).await?;
         }
         stopped
     }
@@ -419,6 +423,22 @@ async fn wait_released(weak: &Weak<SledStore>) -> Result<(), ClusterError> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())
+}
+
+/// sled releases its directory lock from a background thread after the last handle is
+/// dropped; the store is closed only when another open could take the lock.
+async fn wait_unlocked(dir: &Path) -> Result<(), ClusterError> {
+    let deadline = tokio::time::Instant::now() + RELEASE_TIMEOUT;
+    loop {
+        match SledStore::is_locked(dir) {
+            Ok(false) => return Ok(()),
+            Ok(true) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Ok(true) => return Err(ClusterError::Timeout),
+            Err(e) => return Err(ClusterError::Store(e.to_string())),
+        }
+    }
 }
 
 fn set_controller_id(images: &ImageSender, metrics: &RaftMetrics<NodeId, BasicNode>) {

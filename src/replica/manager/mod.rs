@@ -52,6 +52,9 @@ pub struct ReplicaManager {
     /// own lock (a [`Partition`] carries its partition's).
     leaders: parking_lot::RwLock<HashMap<(String, i32), SharedLeaderState>>,
     replica_lag_time_max_ms: std::sync::atomic::AtomicU64,
+    /// The TLS side of the inter-broker listener when it speaks TLS: followers connect to
+    /// their leaders through it.
+    inter_broker_tls: std::sync::OnceLock<Arc<crate::server::tls::TlsListener>>,
 }
 
 /// One partition's leader state, shared by the replica manager and the [`Partition`]s
@@ -139,7 +142,18 @@ impl ReplicaManager {
             reconcile_lock: parking_lot::Mutex::new(()),
             leaders: parking_lot::RwLock::new(HashMap::new()),
             replica_lag_time_max_ms: std::sync::atomic::AtomicU64::new(lag.max(1)),
+            inter_broker_tls: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Followers reach their leaders over TLS through this listener's settings.
+    pub fn set_inter_broker_tls(&self, tls: Arc<crate::server::tls::TlsListener>) {
+        let _ = self.inter_broker_tls.set(tls);
+    }
+
+    /// The connector followers use, when the inter-broker listener speaks TLS.
+    pub fn inter_broker_connector(&self) -> Option<tokio_rustls::TlsConnector> {
+        self.inter_broker_tls.get().and_then(|t| t.connector())
     }
 
     /// Kafka's `replica.lag.time.max.ms`.
