@@ -5,7 +5,8 @@ Run by scripts/test-monitoring, which installs what it needs and passes the bina
 free ports. Python standard library only. Steps:
 
  1. starts a 3-node cluster with scripts/cluster (metrics on 127.0.0.1, node I on
-    METRICS_BASE+I-1) and Prometheus scraping it every second with
+    METRICS_BASE+I-1; the CONTROLLER listener on mutual TLS with certificates made by
+    openssl) and Prometheus scraping it every second with
     deploy/prometheus/alerts.yml loaded (evaluated every second);
  2. checks /health and /ready on every node's metrics port;
  3. drives load with kcat: a keyed acks=all producer to topic `load` (3 partitions,
@@ -14,7 +15,8 @@ free ports. Python standard library only. Steps:
     MESSAGE_TOO_LARGE answer, so request errors exist), keyed records to a compacted
     topic with tiny segments (the cleaner runs) and compression.type=zstd (the leader
     recompresses), an offset committed with a 1 ms
-    retention (it expires), and a topic `solo` with one replica, on node 3;
+    retention (it expires), a topic `solo` with one replica, on node 3, and a
+    connection that is not TLS to node 1's CONTROLLER listener (a failed handshake);
  4. healthy: Prometheus scrapes every node, has loaded exactly the alerts of alerts.yml,
     every rule evaluates without error, no alert expression returns anything (the disk
     alerts excepted when this machine's disk really is over 70% full: a note), and
@@ -68,6 +70,40 @@ CLUSTER_SETS = [
     # retention and the cleaner every 2 s, offset expiry every second
     "log.retention.check.interval.ms=2000", "offsets.retention.check.interval.ms=1000",
 ]
+# The CONTROLLER listener (Raft, heartbeats) runs on mutual TLS with certificates made
+# by make_pki, so the TLS metrics exist (a garbage connection to it makes a failed
+# handshake).
+def tls_sets(pki):
+    return ["listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SSL",
+            f"listener.name.controller.ssl.keystore.location={pki}/node.pem",
+            f"listener.name.controller.ssl.truststore.location={pki}/ca.pem",
+            "listener.name.controller.ssl.client.auth=required"]
+
+
+def make_pki(d):
+    """A CA and one node certificate (valid for 127.0.0.1, 30 days) made with openssl,
+    as the README's secured cluster does; node.pem holds the key and the certificate."""
+    os.makedirs(d, exist_ok=True)
+    def run(*args):
+        r = subprocess.run(["openssl", *args], cwd=d, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(args)}: {r.stderr.strip()}")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "365",
+        "-subj", "/CN=weir monitoring CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *ec, "-keyout", "node.key", "-out", "node.csr", "-subj", "/CN=weir node")
+    with open(os.path.join(d, "node.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n")
+    run("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "node.crt", "-days", "30", "-extfile", "node.ext")
+    with open(os.path.join(d, "node.pem"), "w") as f:
+        f.write(open(os.path.join(d, "node.key")).read() + open(os.path.join(d, "node.crt")).read())
+    return d
+
+
 # Metrics src/metrics.rs defines that the broker does not export yet. A query that
 # returns nothing only because it reads one of these is reported as a known gap, not a
 # failure; once the metric is exported, the check fails until it is removed from here.
@@ -243,9 +279,10 @@ class Cluster:
     def __init__(self, a):
         self.a = a
         self.dir = os.path.join(a.dir, "cluster")
+        pki = make_pki(os.path.join(a.dir, "pki"))
         self.env = {**os.environ, "WEIR_BIN": a.weir, "TMPDIR": a.dir,
                     "WEIR_CLUSTER_METRICS_BASE": str(a.metrics_base),
-                    "WEIR_CLUSTER_SETS": " ".join(CLUSTER_SETS)}
+                    "WEIR_CLUSTER_SETS": " ".join(CLUSTER_SETS + tls_sets(pki))}
         self.bootstrap = ",".join(f"127.0.0.1:{a.base_port + i}" for i in range(3))
 
     def run(self, *args, timeout=120):
@@ -696,6 +733,13 @@ def main():
         r = load.one_shot("load", "y" * 2_000_000 + "\n", "-X", "message.max.bytes=4000000",
                           "-X", "acks=all", "-X", "message.send.max.retries=0")
         log(f"load running (too-large produce: kcat exit {r.returncode})")
+        # Not TLS: node 1's CONTROLLER listener counts a failed handshake.
+        with socket.create_connection(("127.0.0.1", a.base_port + 100), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            try:
+                sock.recv(100)
+            except OSError:
+                pass
         commit_expiring_offset(cluster, "weir-monitoring-expiring", "solo", 0, 1)
 
         def scraped():

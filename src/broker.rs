@@ -26,8 +26,8 @@ use crate::group::GroupManager;
 use crate::log::LogManager;
 use crate::replica::ReplicaManager;
 use crate::server::listener;
-use crate::server::tls::TlsListener;
 use crate::state::BrokerState;
+use crate::tls::TlsListener;
 
 /// A running broker.
 pub struct Broker {
@@ -65,11 +65,13 @@ impl Broker {
         }
         crate::metrics::set_partition_series(config.metrics_partition_series);
         let logs = LogManager::open(config.clone()).context("opening log directories")?;
+        let quorum = quorum_config(&config)?;
+        let controller_tls = quorum.as_ref().and_then(|q| q.tls.clone());
         let controller = Controller::start(ControllerConfig {
             node_id: config.node_id,
             dir: config.metadata_dir.clone(),
             cluster_id: config.cluster_id.clone(),
-            quorum: quorum_config(&config),
+            quorum,
         })
         .await
         .context("starting the metadata quorum")?;
@@ -150,13 +152,19 @@ impl Broker {
         }
         replicas.reconcile(&controller.image());
         let groups = GroupManager::new(config.clone(), controller.clone(), replicas.clone());
-        let state = Arc::new(BrokerState::new(
+        let mut state = BrokerState::new(
             config.clone(),
             controller.clone(),
             logs.clone(),
             replicas.clone(),
             groups.clone(),
-        ));
+        );
+        state.tls = bound
+            .iter()
+            .filter_map(|b| b.3.clone())
+            .chain(controller_tls)
+            .collect();
+        let state = Arc::new(state);
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut background = logs.start_background(shutdown_rx.clone());
@@ -300,11 +308,14 @@ fn controller_address(config: &Config) -> String {
 }
 
 /// The metadata quorum settings, when `controller.quorum.voters` is set.
-fn quorum_config(config: &Config) -> Option<QuorumConfig> {
+fn quorum_config(config: &Config) -> anyhow::Result<Option<QuorumConfig>> {
     if config.quorum_voters.is_empty() {
-        return None;
+        return Ok(None);
     }
-    let listen = config.controller_listener.as_ref()?.bind_addr();
+    let Some(listener) = config.controller_listener.as_ref() else {
+        return Ok(None);
+    };
+    let listen = listener.bind_addr();
     let voters = config
         .quorum_voters
         .iter()
@@ -330,5 +341,17 @@ fn quorum_config(config: &Config) -> Option<QuorumConfig> {
             .parse()
             .unwrap_or(10),
     });
-    Some(q)
+    // Nodes dial each other on this listener too: over TLS each verifies the other's
+    // certificate, so the listener needs a truststore.
+    if let Some(settings) = config.security.tls.get(&listener.name) {
+        let tls = TlsListener::new(settings.clone())?;
+        if tls.connector().is_none() {
+            anyhow::bail!(
+                "controller listener {} uses TLS: give it ssl.truststore.location so nodes can verify each other",
+                listener.name
+            );
+        }
+        q.tls = Some(Arc::new(tls));
+    }
+    Ok(Some(q))
 }

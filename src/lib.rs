@@ -37,6 +37,7 @@ pub mod replica;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 
 #[global_allocator]
 static GLOBAL: alloc::Allocator = alloc::Allocator;

@@ -69,6 +69,7 @@ pub const LOG_DIR_OFFLINE: &str = "weir_log_dir_offline";
 pub const PRODUCE_PURGATORY_SIZE: &str = "weir_produce_purgatory_size";
 pub const FETCH_LONG_POLL_SIZE: &str = "weir_fetch_long_poll_size";
 pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "weir_tls_handshake_failures_total";
+pub const TLS_CERTIFICATE_EXPIRY_SECONDS: &str = "weir_tls_certificate_expiry_seconds";
 pub const RAFT_TERM: &str = "weir_raft_term";
 pub const RAFT_LEADER_ID: &str = "weir_raft_leader_id";
 pub const RAFT_IS_LEADER: &str = "weir_raft_is_leader";
@@ -346,6 +347,15 @@ fn describe() {
     describe_gauge!(
         FETCH_LONG_POLL_SIZE,
         "Fetch requests parked until data arrives."
+    );
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES_TOTAL,
+        "TLS handshakes that failed, by listener and reason (certificate, incompatible, protocol, io, timeout)."
+    );
+    describe_gauge!(
+        TLS_CERTIFICATE_EXPIRY_SECONDS,
+        Unit::Seconds,
+        "Seconds until the listener's certificate chain expires (its earliest notAfter); negative once expired."
     );
     describe_gauge!(RAFT_TERM, "Current term of the metadata Raft log.");
     describe_gauge!(

@@ -17,6 +17,19 @@ pub fn collect(state: &BrokerState) {
     collect_logs(state);
     collect_cluster(state);
     collect_raft(state);
+    collect_tls(state);
+}
+
+fn collect_tls(state: &BrokerState) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    for tls in &state.tls {
+        if let Some(not_after) = tls.expires_at() {
+            gauge!(m::TLS_CERTIFICATE_EXPIRY_SECONDS, "listener" => tls.listener().to_string())
+                .set((not_after - now) as f64);
+        }
+    }
 }
 
 /// Readiness: the broker serves, and in a cluster it is registered and unfenced (so

@@ -13,6 +13,7 @@ use crate::log::LogManager;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::ReplicaManager;
 use crate::telemetry::ClientTelemetry;
+use crate::tls::TlsListener;
 
 /// State shared by every connection and handler.
 pub struct BrokerState {
@@ -25,6 +26,8 @@ pub struct BrokerState {
     pub groups: Arc<GroupManager>,
     /// Metrics clients push (KIP-714), exported on `/metrics`.
     pub telemetry: Arc<ClientTelemetry>,
+    /// Every listener of this node that speaks TLS (its certificates' expiry is exported).
+    pub tls: Vec<Arc<TlsListener>>,
     shutting_down: AtomicBool,
 }
 
@@ -45,6 +48,7 @@ impl BrokerState {
             replicas,
             groups,
             telemetry: Arc::default(),
+            tls: Vec::new(),
             shutting_down: AtomicBool::new(false),
         }
     }

@@ -416,11 +416,26 @@ async fn bad_tls_settings_stop_the_start_with_a_message_naming_the_problem() {
     assert!(sasl.contains("SASL"), "{sasl}");
 }
 
-/// The certificates of the cluster test, for the nodes' settings (a plain `fn` gives them).
-static CLUSTER_PKI: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+/// The certificates of the cluster tests, for the nodes' settings (a plain `fn` gives
+/// them): the test CA's, and for node 3 a server certificate from the rogue CA.
+fn cluster_pki() -> &'static Pki {
+    static PKI: std::sync::OnceLock<Pki> = std::sync::OnceLock::new();
+    PKI.get_or_init(|| {
+        let pki = Pki::new();
+        let key =
+            KeyPair::from_pem(&std::fs::read_to_string(pki.path("rogue-ca.key")).unwrap()).unwrap();
+        let (cert, key) = leaf(
+            &Issuer::new(ca_params("rogue CA"), key),
+            "node3",
+            &["127.0.0.1"],
+        );
+        std::fs::write(pki.path("rogue-server.pem"), format!("{key}{cert}")).unwrap();
+        pki
+    })
+}
 
 fn cluster_tls(i: usize) -> Vec<String> {
-    let dir = CLUSTER_PKI.get().expect("pki");
+    let pki = cluster_pki();
     // Node 3 holds a certificate from the rogue CA: the others refuse it.
     let keystore = if i == 2 {
         "rogue-server.pem"
@@ -428,8 +443,8 @@ fn cluster_tls(i: usize) -> Vec<String> {
         "server.pem"
     };
     vec![
-        format!("ssl.keystore.location={}", dir.join(keystore).display()),
-        format!("ssl.truststore.location={}", dir.join("ca.pem").display()),
+        format!("ssl.keystore.location={}", pki.p(keystore)),
+        format!("ssl.truststore.location={}", pki.p("ca.pem")),
         "ssl.client.auth=required".to_string(),
         "min.insync.replicas=2".to_string(),
         // Node 3 leaves the ISR soon after it fails to fetch, so acks=all can complete.
@@ -437,27 +452,19 @@ fn cluster_tls(i: usize) -> Vec<String> {
     ]
 }
 
+/// As [`cluster_tls`], with the CONTROLLER listener (Raft, heartbeats) on TLS as well.
+fn cluster_tls_everywhere(i: usize) -> Vec<String> {
+    let mut sets = cluster_tls(i);
+    sets.push("listener.security.protocol.map=SSL:SSL,CONTROLLER:SSL".to_string());
+    sets
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn brokers_replicate_over_mutual_tls_and_refuse_a_node_with_an_untrusted_certificate() {
-    let pki = Pki::new();
-    let (rogue_cert, rogue_key) = {
-        let key =
-            KeyPair::from_pem(&std::fs::read_to_string(pki.path("rogue-ca.key")).unwrap()).unwrap();
-        leaf(
-            &Issuer::new(ca_params("rogue CA"), key),
-            "node3",
-            &["127.0.0.1"],
-        )
-    };
-    std::fs::write(
-        pki.path("rogue-server.pem"),
-        format!("{rogue_key}{rogue_cert}"),
-    )
-    .unwrap();
-    CLUSTER_PKI.set(pki.path("")).unwrap();
+    let pki = cluster_pki();
     let c = cluster::Cluster::start_tls(3, cluster_tls);
     let bootstrap = format!("{},{}", c.addr(0), c.addr(1));
-    let cfg = client(&bootstrap, &pki, Some(("client.crt", "client.key")));
+    let cfg = client(&bootstrap, pki, Some(("client.crt", "client.key")));
     // Nodes 1 and 2 form the quorum's majority and register; node 3 registers too
     // (the controller listener is plaintext) but can replicate with no one.
     let admin: AdminClient<DefaultClientContext> = cfg.create().expect("admin");
@@ -507,4 +514,190 @@ async fn brokers_replicate_over_mutual_tls_and_refuse_a_node_with_an_untrusted_c
             .contains("TLS"),
         "node 3 logs its refused TLS connections"
     );
+}
+
+/// Every listener on mutual TLS, the CONTROLLER one included: node 3, whose certificate
+/// comes from another CA, cannot take part in the metadata quorum (its Raft and
+/// registration connections are refused), while nodes 1 and 2 form the quorum and serve.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_quorum_runs_over_mutual_tls_and_a_node_with_an_untrusted_certificate_cannot_join() {
+    let pki = cluster_pki();
+    let c = cluster::Cluster::start_tls(3, cluster_tls_everywhere);
+    let bootstrap = format!("{},{}", c.addr(0), c.addr(1));
+    let cfg = client(&bootstrap, pki, Some(("client.crt", "client.key")));
+    let admin: AdminClient<DefaultClientContext> = cfg.create().expect("admin");
+    let opts = AdminOptions::new().operation_timeout(Some(T));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = admin
+            .create_topics(
+                [
+                    &NewTopic::new("ctl", 1, TopicReplication::Variable(&[&[1, 2]]))
+                        .set("min.insync.replicas", "2"),
+                ],
+                &opts,
+            )
+            .await;
+        if matches!(&r, Ok(v) if v[0].is_ok()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topic not created: {r:?}\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut pcfg = cfg.clone();
+    pcfg.set("acks", "all");
+    let values: Vec<Vec<u8>> = (0..20).map(|i| format!("c{i}").into_bytes()).collect();
+    round_trip(&pcfg, "ctl", &values).await;
+    // Only nodes 1 and 2 are registered brokers.
+    let consumer: BaseConsumer = cfg.create().expect("consumer");
+    let md = tokio::task::block_in_place(|| consumer.fetch_metadata(None, T)).expect("metadata");
+    let mut ids: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2], "{}", c.logs());
+    // The voters refuse node 3's certificate when they dial it, and node 3 sees its
+    // CONTROLLER listener's handshakes fail.
+    let log = |i: usize| std::fs::read_to_string(c.dir().join(format!("node{i}.log"))).unwrap();
+    let refused = (1..=2).any(|i| {
+        log(i)
+            .lines()
+            .any(|l| l.contains("node 3") && l.contains("invalid peer certificate"))
+    });
+    assert!(
+        refused,
+        "a voter logs node 3's refused certificate\n{}",
+        c.logs()
+    );
+    assert!(
+        log(3)
+            .lines()
+            .any(|l| l.contains("TLS handshake failed") && l.contains("listener=CONTROLLER")),
+        "node 3 logs the failed handshakes\n{}",
+        c.logs()
+    );
+}
+
+/// `weir`'s operator commands over TLS: with the flags (`--tls-truststore`, and a client
+/// certificate for mutual TLS) or with a Kafka client properties file.
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_commands_work_over_tls_and_mutual_tls() {
+    let pki = Pki::new();
+    let b = broker(
+        &pki,
+        &[
+            format!(
+                "listener.name.ssl.ssl.truststore.location={}",
+                pki.p("ca.pem")
+            ),
+            "listener.name.ssl.ssl.client.auth=required".into(),
+        ],
+    )
+    .await;
+    let ssl = ssl_addr(&b);
+    let weir = |args: Vec<String>, stdin: Option<&str>| {
+        let ssl = ssl.clone();
+        let stdin = stdin.map(str::to_string);
+        async move {
+            let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_weir"));
+            cmd.args(&args)
+                .args(["-b", &ssl, "--timeout", "10"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = cmd.spawn().expect("spawn weir");
+            let mut input = child.stdin.take().unwrap();
+            if let Some(text) = stdin {
+                input.write_all(text.as_bytes()).await.unwrap();
+            }
+            drop(input);
+            let out = child.wait_with_output().await.unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        }
+    };
+    let mtls = |rest: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "--tls-truststore".into(),
+            pki.p("ca.pem"),
+            "--tls-cert".into(),
+            pki.p("client.crt"),
+            "--tls-key".into(),
+            pki.p("client.key"),
+        ]);
+        v
+    };
+    let (code, out, err) = weir(mtls(&["topic", "create", "secure", "-p", "2"]), None).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = weir(mtls(&["produce", "secure", "-k", "k"]), Some("one\ntwo\n")).await;
+    assert_eq!(code, 0, "{err}");
+    // Kafka's client properties, as kafka-topics.sh --command-config takes them.
+    let props = pki.path("client.properties");
+    let keystore = pki.path("client.pem");
+    std::fs::write(
+        &keystore,
+        std::fs::read_to_string(pki.path("client.key")).unwrap()
+            + &std::fs::read_to_string(pki.path("client.crt")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        &props,
+        format!(
+            "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n\
+             ssl.keystore.type=PEM\nssl.keystore.location={}\n",
+            pki.p("ca.pem"),
+            keystore.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = weir(
+        vec![
+            "consume".into(),
+            "secure".into(),
+            "-e".into(),
+            "--command-config".into(),
+            props.display().to_string(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (0, "one\ntwo\n"), "{err}");
+    // Without a client certificate the broker refuses the handshake; without TLS the
+    // command cannot talk to the listener. Both are connection errors (exit code 3).
+    let (code, _, err) = weir(
+        vec![
+            "topic".into(),
+            "list".into(),
+            "--tls-truststore".into(),
+            pki.p("ca.pem"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 3, "{err}");
+    let (code, _, err) = weir(vec!["topic".into(), "list".into()], None).await;
+    assert_eq!(code, 3, "{err}");
+    // A CA that did not sign the broker's certificate: refused by the command.
+    let (code, _, err) = weir(
+        vec![
+            "topic".into(),
+            "list".into(),
+            "--tls-truststore".into(),
+            pki.p("rogue-ca.pem"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("certificate") || err.contains("Certificate"),
+        "{err}"
+    );
+    b.stop().await;
 }

@@ -31,8 +31,19 @@ const LOG_APPEND_TIME = 1
 class NA extends Error {}
 class Fail extends Error {}
 
+// TLS (compat-tests/run --security ssl|mtls): the CA, and the client's certificate for
+// mutual TLS, as a KafkaJS user passes them.
+const fs = require('fs')
+const ssl = process.env.WEIR_SSL_CA
+  ? {
+      ca: [fs.readFileSync(process.env.WEIR_SSL_CA)],
+      ...(process.env.WEIR_SSL_CERT
+        ? { cert: fs.readFileSync(process.env.WEIR_SSL_CERT), key: fs.readFileSync(process.env.WEIR_SSL_KEY) }
+        : {})
+    }
+  : undefined
 const kafka = new Kafka({ clientId: 'weir-compat', brokers: BROKER_ADDRS, logLevel: logLevel.NOTHING,
-  requestTimeout: T, retry: { retries: 5, maxRetryTime: 2000 } })
+  requestTimeout: T, retry: { retries: 5, maxRetryTime: 2000 }, ssl })
 
 // ---------------------------------------------------------------- helpers
 

@@ -16,6 +16,19 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 # Every kcat call is bounded; -m bounds metadata waits inside kcat.
 KC=(timeout 60 kcat -b "$B" -m 15 -q)
+# TLS (compat-tests/run --security ssl|mtls): every kcat reads its settings from
+# $KCAT_CONFIG, as a user's kcat.conf would hold them.
+if [[ -n "${WEIR_SSL_CA:-}" ]]; then
+  {
+    echo "security.protocol=ssl"
+    echo "ssl.ca.location=$WEIR_SSL_CA"
+    if [[ -n "${WEIR_SSL_CERT:-}" ]]; then
+      echo "ssl.certificate.location=$WEIR_SSL_CERT"
+      echo "ssl.key.location=$WEIR_SSL_KEY"
+    fi
+  } >"$WORK/kcat.conf"
+  export KCAT_CONFIG="$WORK/kcat.conf"
+fi
 ONE_MIB=1048576
 
 fail() { [[ -s "$WORK/detail" ]] || echo "$*" >"$WORK/detail"; exit 1; }  # first failure wins
@@ -209,7 +222,7 @@ create_topic() { # create_topic NAME PARTITIONS [name=value...]: kcat has no adm
   # CreateTopics v2 request (python3 stdlib) creates the topic; then waits for it in kcat -L.
   # Replication factor RF; on a cluster any node takes CreateTopics (it forwards to the controller).
   python3 - "$B" "$RF" "$@" <<'PY' || fail "CreateTopics $1 failed"
-import socket, struct, sys
+import os, socket, ssl, struct, sys
 host, port = sys.argv[1].split(",")[0].rsplit(":", 1)
 rf = int(sys.argv[2])
 name, parts, cfg = sys.argv[3], int(sys.argv[4]), [a.split("=", 1) for a in sys.argv[5:]]
@@ -218,6 +231,11 @@ body = (struct.pack(">i", 1) + s16(name) + struct.pack(">ihi", parts, rf, 0) + s
         + b"".join(s16(k) + s16(v) for k, v in cfg) + struct.pack(">i?", 30000, False))
 req = struct.pack(">hhi", 19, 2, 7) + s16("kcat-suite") + body
 with socket.create_connection((host, int(port)), timeout=30) as s:
+    if os.environ.get("WEIR_SSL_CA"):
+        ctx = ssl.create_default_context(cafile=os.environ["WEIR_SSL_CA"])
+        if os.environ.get("WEIR_SSL_CERT"):
+            ctx.load_cert_chain(os.environ["WEIR_SSL_CERT"], os.environ["WEIR_SSL_KEY"])
+        s = ctx.wrap_socket(s, server_hostname=host)
     s.sendall(struct.pack(">i", len(req)) + req)
     buf = b""
     while len(buf) < 4 or len(buf) < 4 + struct.unpack(">i", buf[:4])[0]:

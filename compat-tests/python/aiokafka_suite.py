@@ -16,7 +16,7 @@ from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import MessageSizeTooLargeError, UnknownError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
-from common import (BOOTSTRAP, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+from common import (BOOTSTRAP, aio_security, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
                     group_name, spread, payload, run_all, scenario, topic_name)
 
 CLIENT = "aiokafka"
@@ -35,7 +35,7 @@ def sync(coro_fn):
 
 class Admin:
     async def __aenter__(self):
-        self.a = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=TMS)
+        self.a = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, **aio_security(), request_timeout_ms=TMS)
         await self.a.start()
         return self.a
 
@@ -46,7 +46,7 @@ class Admin:
 async def producer(**extra):
     # REPLICATED: acks=all on a cluster, so an acknowledged record is below the high
     # watermark and survives leader changes, as it does on one broker with acks=1.
-    conf = dict(bootstrap_servers=BOOTSTRAP, linger_ms=5, request_timeout_ms=TMS, **REPLICATED)
+    conf = dict(bootstrap_servers=BOOTSTRAP, **aio_security(), linger_ms=5, request_timeout_ms=TMS, **REPLICATED)
     conf.update(extra)
     p = AIOKafkaProducer(**conf)
     await p.start()
@@ -54,7 +54,7 @@ async def producer(**extra):
 
 
 async def consumer():
-    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=None, enable_auto_commit=False,
+    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, **aio_security(), group_id=None, enable_auto_commit=False,
                          max_partition_fetch_bytes=4 * ONE_MIB, fetch_max_bytes=8 * ONE_MIB,
                          request_timeout_ms=TMS)
     await c.start()
@@ -393,7 +393,7 @@ class Member:
     getmany() returned before every rebalance and on stop()."""
 
     def __init__(self, group, topic, **extra):
-        self.conf = dict(bootstrap_servers=BOOTSTRAP, group_id=group, auto_offset_reset="earliest",
+        self.conf = dict(bootstrap_servers=BOOTSTRAP, **aio_security(), group_id=group, auto_offset_reset="earliest",
                          enable_auto_commit=True, auto_commit_interval_ms=1000,
                          session_timeout_ms=10000, heartbeat_interval_ms=HB_MS)
         self.conf.update(extra)
@@ -583,7 +583,7 @@ async def group_session_timeout():
     t, g = topic_name("session"), group_name("session")
     await create_topic_ok(t, partitions=6)
     session_ms = 6000
-    conf = dict(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
+    conf = dict(bootstrap_servers=BOOTSTRAP, **aio_security(), group_id=g, auto_offset_reset="earliest",
                 session_timeout_ms=session_ms, heartbeat_interval_ms=HB_MS)
     a = Member(g, t, session_timeout_ms=session_ms)
     child = None
@@ -650,7 +650,7 @@ async def group_commit_restart():
     await create_topic_ok(t, partitions=3)
     n = 90
     values = await produce_spread(t, n, 3)
-    conf = dict(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
+    conf = dict(bootstrap_servers=BOOTSTRAP, **aio_security(), group_id=g, auto_offset_reset="earliest",
                 enable_auto_commit=False)
     c = AIOKafkaConsumer(**conf)
     await c.start()
@@ -702,7 +702,7 @@ async def group_admin():
     t, g = topic_name("gadmin"), group_name("gadmin")
     await create_topic_ok(t, partitions=2)
     await produce_spread(t, 20, 2)
-    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
+    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, **aio_security(), group_id=g, auto_offset_reset="earliest",
                          enable_auto_commit=False)
     await c.start()
     stopped = False

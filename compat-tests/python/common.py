@@ -27,6 +27,32 @@ RF = min(len(BROKER_ADDRS), 3)
 # past it is OFFSET_OUT_OF_RANGE) and outlives its leader (in a rolling restart a follower
 # still in the ISR but not caught up may become leader and truncate acks=1 records away).
 REPLICATED = {"acks": "all"} if RF > 1 else {}
+# TLS, when compat-tests/run --security ssl|mtls starts the broker with an SSL listener:
+# WEIR_SSL_CA (the CA that signed the broker's certificate) and, for mutual TLS,
+# WEIR_SSL_CERT / WEIR_SSL_KEY (the client's certificate and key, PEM).
+SSL_CA = os.environ.get("WEIR_SSL_CA")
+SSL_CERT = os.environ.get("WEIR_SSL_CERT")
+SSL_KEY = os.environ.get("WEIR_SSL_KEY")
+# Each client's own spelling of those settings, merged into every client's config.
+CK_SECURITY = {}  # confluent-kafka (librdkafka names)
+KP_SECURITY = {}  # kafka-python
+if SSL_CA:
+    CK_SECURITY = {"security.protocol": "SSL", "ssl.ca.location": SSL_CA}
+    KP_SECURITY = {"security_protocol": "SSL", "ssl_cafile": SSL_CA, "ssl_check_hostname": True}
+    if SSL_CERT:
+        CK_SECURITY.update({"ssl.certificate.location": SSL_CERT, "ssl.key.location": SSL_KEY})
+        KP_SECURITY.update({"ssl_certfile": SSL_CERT, "ssl_keyfile": SSL_KEY})
+
+
+def aio_security():
+    """aiokafka's TLS settings: an SSLContext (made per client, as aiokafka expects)."""
+    if not SSL_CA:
+        return {}
+    from aiokafka.helpers import create_ssl_context
+    ctx = create_ssl_context(cafile=SSL_CA, certfile=SSL_CERT, keyfile=SSL_KEY)
+    return {"security_protocol": "SSL", "ssl_context": ctx}
+
+
 CTL = os.environ.get("WEIR_CTL")
 SELECTED = [s for s in os.environ.get("WEIR_SCENARIOS", "").split(",") if s]
 

@@ -13,7 +13,7 @@ from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupTopicPar
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewPartitions, NewTopic, ResourceType)
 
-from common import (BOOTSTRAP, BROKER_ADDRS, BROKER_CODEC, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+from common import (BOOTSTRAP, CK_SECURITY, BROKER_ADDRS, BROKER_CODEC, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
                     ThreadedMember, close_all, group_name, spread, wait_assigned, payload, run_all, scenario,
                     topic_name, wait_for)
 
@@ -27,18 +27,18 @@ _admin = []
 def admin():
     """One long-lived AdminClient (a client dropped while its futures run destroys them)."""
     if not _admin:
-        _admin.append(AdminClient({"bootstrap.servers": BOOTSTRAP}))
+        _admin.append(AdminClient({"bootstrap.servers": BOOTSTRAP, **CK_SECURITY}))
     return _admin[0]
 
 
 def producer(**extra):
-    conf = {"bootstrap.servers": BOOTSTRAP, "linger.ms": 5, "message.timeout.ms": 30000}
+    conf = {"bootstrap.servers": BOOTSTRAP, **CK_SECURITY, "linger.ms": 5, "message.timeout.ms": 30000}
     conf.update({k.replace("_", "."): v for k, v in extra.items()})
     return Producer(conf)
 
 
 def consumer(**extra):
-    conf = {"bootstrap.servers": BOOTSTRAP, "group.id": "compat-unused",
+    conf = {"bootstrap.servers": BOOTSTRAP, **CK_SECURITY, "group.id": "compat-unused",
             "enable.auto.commit": False, "enable.partition.eof": False,
             "max.partition.fetch.bytes": 4 * ONE_MIB, "fetch.max.bytes": 8 * ONE_MIB,
             "receive.message.max.bytes": 16 * ONE_MIB}
@@ -572,7 +572,7 @@ def group_session_timeout():
     t, g = topic_name("session"), group_name("session")
     create_topic(t, partitions=6)
     session_ms = 6000
-    conf = {"bootstrap.servers": BOOTSTRAP, "group.id": g, "auto.offset.reset": "earliest",
+    conf = {"bootstrap.servers": BOOTSTRAP, **CK_SECURITY, "group.id": g, "auto.offset.reset": "earliest",
             "session.timeout.ms": session_ms, "heartbeat.interval.ms": HB_MS}
     a = Member(g, t, session_timeout_ms=session_ms)
     child = None

@@ -12,7 +12,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Offse
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.admin import AlterConfigOp, ConfigResource, KafkaAdminClient
 
-from common import (BOOTSTRAP, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+from common import (BOOTSTRAP, KP_SECURITY, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
                     ThreadedMember, close_all, group_name, spread, wait_assigned, payload, run_all, scenario,
                     topic_name, wait_for)
 
@@ -26,7 +26,7 @@ _admin = []
 
 def admin():
     if not _admin:
-        _admin.append(KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=TMS))
+        _admin.append(KafkaAdminClient(bootstrap_servers=BOOTSTRAP, **KP_SECURITY, request_timeout_ms=TMS))
     return _admin[0]
 
 
@@ -39,13 +39,13 @@ def fresh_admin():
 def producer(**extra):
     # REPLICATED: acks=all on a cluster, so an acknowledged record is below the high
     # watermark and survives leader changes, as it does on one broker with acks=1.
-    conf = dict(bootstrap_servers=BOOTSTRAP, linger_ms=5, request_timeout_ms=TMS, **REPLICATED)
+    conf = dict(bootstrap_servers=BOOTSTRAP, **KP_SECURITY, linger_ms=5, request_timeout_ms=TMS, **REPLICATED)
     conf.update(extra)
     return KafkaProducer(**conf)
 
 
 def consumer():
-    return KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=None, enable_auto_commit=False,
+    return KafkaConsumer(bootstrap_servers=BOOTSTRAP, **KP_SECURITY, group_id=None, enable_auto_commit=False,
                          max_partition_fetch_bytes=4 * ONE_MIB, fetch_max_bytes=8 * ONE_MIB,
                          request_timeout_ms=TMS)
 
@@ -367,7 +367,7 @@ class Member(ThreadedMember):
 
     def __init__(self, group, topic, **extra):
         super().__init__(group, topic, bound=T)
-        self.conf = dict(bootstrap_servers=BOOTSTRAP, group_id=group, auto_offset_reset="earliest",
+        self.conf = dict(bootstrap_servers=BOOTSTRAP, **KP_SECURITY, group_id=group, auto_offset_reset="earliest",
                          enable_auto_commit=True, auto_commit_interval_ms=1000,
                          session_timeout_ms=10000, heartbeat_interval_ms=HB_MS)
         self.conf.update(extra)
@@ -499,7 +499,7 @@ def group_session_timeout():
     t, g = topic_name("session"), group_name("session")
     create_topic(t, partitions=6)
     session_ms = 6000
-    conf = dict(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
+    conf = dict(bootstrap_servers=BOOTSTRAP, **KP_SECURITY, group_id=g, auto_offset_reset="earliest",
                 session_timeout_ms=session_ms, heartbeat_interval_ms=HB_MS)
     a = Member(g, t, session_timeout_ms=session_ms)
     child = None
@@ -586,7 +586,7 @@ def group_commit_restart():
     create_topic(t, partitions=3)
     n = 90
     values = produce_spread(t, n, 3)
-    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
+    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, **KP_SECURITY, group_id=g, auto_offset_reset="earliest",
                       enable_auto_commit=False, max_poll_records=5)
     pos, got = {}, 0
     try:
@@ -603,7 +603,7 @@ def group_commit_restart():
         c.close(autocommit=False)
     ctl("restart")
     fresh_admin()
-    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
+    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, **KP_SECURITY, group_id=g, auto_offset_reset="earliest",
                       enable_auto_commit=False)
     try:
         committed = {p: c.committed(TopicPartition(t, p)) for p in range(3)}
@@ -643,7 +643,7 @@ def group_admin():
     t, g = topic_name("gadmin"), group_name("gadmin")
     create_topic(t, partitions=2)
     produce_spread(t, 20, 2)
-    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
+    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, **KP_SECURITY, group_id=g, auto_offset_reset="earliest",
                       enable_auto_commit=False)
     closed = False
     try:

@@ -142,8 +142,25 @@ struct Ctx {
     admin: AdminClient<DefaultClientContext>,
 }
 
+/// A librdkafka configuration with the TLS settings `compat-tests/run --security` gives:
+/// `WEIR_SSL_CA` (the broker's CA) and, for mutual TLS, `WEIR_SSL_CERT` / `WEIR_SSL_KEY`.
+fn client_config() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    if let Ok(ca) = std::env::var("WEIR_SSL_CA") {
+        c.set("security.protocol", "ssl").set("ssl.ca.location", ca);
+        if let (Ok(cert), Ok(key)) = (
+            std::env::var("WEIR_SSL_CERT"),
+            std::env::var("WEIR_SSL_KEY"),
+        ) {
+            c.set("ssl.certificate.location", cert)
+                .set("ssl.key.location", key);
+        }
+    }
+    c
+}
+
 fn admin_client(bootstrap: &str) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new()
+    client_config()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client")
@@ -237,7 +254,7 @@ impl Ctx {
     }
 
     fn producer(&self, extra: &[(&str, &str)]) -> R<FutureProducer> {
-        let mut c = ClientConfig::new();
+        let mut c = client_config();
         c.set("bootstrap.servers", &self.bootstrap)
             .set("linger.ms", "5")
             .set("message.timeout.ms", "30000");
@@ -248,7 +265,7 @@ impl Ctx {
     }
 
     fn consumer(&self) -> BaseConsumer {
-        ClientConfig::new()
+        client_config()
             .set("bootstrap.servers", &self.bootstrap)
             .set("group.id", "compat-unused") // no subscribe: only assign() is used
             .set("enable.auto.commit", "false")
@@ -1319,7 +1336,7 @@ fn distinct_consumed(ms: &[Member]) -> usize {
 
 impl Ctx {
     fn group_config(&self, group: &str) -> ClientConfig {
-        let mut c = ClientConfig::new();
+        let mut c = client_config();
         c.set("bootstrap.servers", &self.bootstrap)
             .set("group.id", group)
             .set("auto.offset.reset", "earliest")
@@ -1532,7 +1549,7 @@ async fn group_rebalance(cx: &mut Ctx) -> R<String> {
 /// The child-process member of group_session_timeout: `WEIR_RDKAFKA_MEMBER=bootstrap|topic|group`.
 fn child_member(spec: &str) -> ! {
     let parts: Vec<&str> = spec.split('|').collect();
-    let mut c = ClientConfig::new();
+    let mut c = client_config();
     c.set("bootstrap.servers", parts[0])
         .set("group.id", parts[2])
         .set("auto.offset.reset", "earliest")
@@ -1999,7 +2016,7 @@ async fn compacted_topic(cx: &mut Ctx) -> R<String> {
         "per-record errors of a batch with two keyless records",
     )?;
     let read_all = || -> R<Vec<(i64, String, Option<String>)>> {
-        let c: BaseConsumer = ClientConfig::new()
+        let c: BaseConsumer = client_config()
             .set("bootstrap.servers", &cx.bootstrap)
             .set("group.id", "compat-unused")
             .set("enable.auto.commit", "false")

@@ -11,6 +11,8 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use tokio_rustls::TlsConnector;
+
 use super::CliError;
 use crate::replica::client::BrokerClient;
 
@@ -26,18 +28,24 @@ pub struct Admin {
     brokers: HashMap<i32, String>,
     conns: HashMap<i32, BrokerClient>,
     pub timeout: Duration,
+    /// TLS for every connection, when the brokers' listener is SSL.
+    tls: Option<TlsConnector>,
 }
 
 impl Admin {
     /// Connect to the first of the comma-separated `bootstrap` addresses that answers.
-    pub async fn connect(bootstrap: &str, timeout: Duration) -> Result<Admin, CliError> {
+    pub async fn connect(
+        bootstrap: &str,
+        timeout: Duration,
+        tls: Option<TlsConnector>,
+    ) -> Result<Admin, CliError> {
         let mut last = String::from("no bootstrap address given");
         for addr in bootstrap
             .split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            match BrokerClient::connect(addr, CLIENT_ID.into(), timeout).await {
+            match BrokerClient::connect_with(addr, CLIENT_ID.into(), timeout, tls.as_ref()).await {
                 Ok(mut c) => {
                     let r: ApiVersionsResponse = c
                         .call(
@@ -59,6 +67,7 @@ impl Admin {
                         brokers: HashMap::new(),
                         conns: HashMap::new(),
                         timeout,
+                        tls,
                     });
                 }
                 Err(e) => last = e.to_string(),
@@ -114,9 +123,14 @@ impl Admin {
                 .get(&node)
                 .ok_or_else(|| CliError::Connect(format!("broker {node} is not in the cluster")))?
                 .clone();
-            let c = BrokerClient::connect(&addr, CLIENT_ID.into(), self.timeout)
-                .await
-                .map_err(|e| CliError::Connect(format!("broker {node} at {addr}: {e}")))?;
+            let c = BrokerClient::connect_with(
+                &addr,
+                CLIENT_ID.into(),
+                self.timeout,
+                self.tls.as_ref(),
+            )
+            .await
+            .map_err(|e| CliError::Connect(format!("broker {node} at {addr}: {e}")))?;
             self.conns.insert(node, c);
         }
         let c = self.conns.get_mut(&node).expect("inserted above");

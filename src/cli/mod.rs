@@ -18,6 +18,7 @@ pub mod member;
 pub mod produce;
 pub mod quorum;
 pub mod reassign;
+pub mod security;
 pub mod table;
 pub mod topic;
 
@@ -27,6 +28,8 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::protocol::StrBytes;
+
+use security::ClientTls;
 
 pub use client::Admin;
 
@@ -147,11 +150,55 @@ pub struct Conn {
     /// How long to wait for each answer, in seconds.
     #[arg(long, global = true, default_value_t = 30)]
     pub timeout: u64,
+    /// Connect over TLS (the brokers' listener is SSL).
+    #[arg(long, global = true)]
+    pub tls_enabled: bool,
+    /// PEM file of the CAs that sign the brokers' certificates (default: the system's);
+    /// implies --tls-enabled.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_truststore: Option<std::path::PathBuf>,
+    /// PEM client certificate (chain) for mutual TLS; implies --tls-enabled.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Kafka client properties, as Kafka's tools take them: security.protocol=SSL,
+    /// ssl.truststore.location, ssl.keystore.location (PEM); the flags override it.
+    #[arg(long = "command-config", global = true, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 impl Conn {
     pub async fn admin(&self) -> Result<Admin, CliError> {
-        Admin::connect(&self.bootstrap, Duration::from_secs(self.timeout.max(1))).await
+        let tls = self.tls()?.connector()?;
+        Admin::connect(
+            &self.bootstrap,
+            Duration::from_secs(self.timeout.max(1)),
+            tls,
+        )
+        .await
+    }
+
+    /// The TLS the flags and --command-config ask for.
+    fn tls(&self) -> Result<ClientTls, CliError> {
+        let mut tls = match &self.command_config {
+            Some(path) => {
+                ClientTls::from_properties(&std::fs::read_to_string(path).map_err(|e| {
+                    CliError::Usage(format!("--command-config {}: {e}", path.display()))
+                })?)?
+            }
+            None => ClientTls::default(),
+        };
+        if self.tls_truststore.is_some() {
+            tls.ca = self.tls_truststore.clone();
+        }
+        if self.tls_cert.is_some() {
+            tls.cert = self.tls_cert.clone();
+            tls.key = self.tls_key.clone();
+        }
+        tls.enabled |= self.tls_enabled || self.tls_truststore.is_some() || self.tls_cert.is_some();
+        Ok(tls)
     }
 }
 

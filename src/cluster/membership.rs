@@ -266,7 +266,7 @@ impl Controller {
                 .chain(q.voters.values().cloned())
                 .collect();
             for addr in candidates {
-                let mut client = RpcClient::new(addr.clone());
+                let mut client = RpcClient::new(addr.clone(), q.tls.clone());
                 match client.call(&change, JOIN_CALL_TIMEOUT).await {
                     Ok(Response::QuorumChanged(Ok(()))) => {
                         tracing::info!(voter = %addr, "joined the metadata quorum as a learner");

@@ -7,6 +7,7 @@
 //! single self-bootstrapped node, whose membership predates addresses) is unreachable,
 //! which is fine: a one-voter cluster never sends an RPC.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -24,6 +25,7 @@ use thiserror::Error;
 
 use super::rpc::{Request, Response, RpcClient, RpcError};
 use super::types::{Node, NodeId, TypeConfig};
+use crate::tls::TlsListener;
 
 /// A peer answered with something that does not fit the request.
 #[derive(Debug, Error)]
@@ -31,10 +33,12 @@ use super::types::{Node, NodeId, TypeConfig};
 pub struct TransportError(pub String);
 
 /// Creates a [`PeerClient`] per target from the address in the membership.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct NetworkFactory {
     /// This node, to name the source of timeouts.
     pub node_id: NodeId,
+    /// The CONTROLLER listener's TLS, when it has any: peers are dialled with it too.
+    pub tls: Option<Arc<TlsListener>>,
 }
 
 /// openraft's client for one peer.
@@ -53,7 +57,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         PeerClient {
             source: self.node_id,
             target,
-            client: (!node.addr.is_empty()).then(|| RpcClient::new(node.addr.clone())),
+            client: (!node.addr.is_empty())
+                .then(|| RpcClient::new(node.addr.clone(), self.tls.clone())),
             last_too_large: false,
         }
     }

@@ -20,14 +20,16 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use thiserror::Error;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use super::membership::{QuorumChange, QuorumRefusal, QuorumStatus};
 use super::state::{CommandResult, MetadataCommand};
 use super::types::{NodeId, TypeConfig};
+use crate::tls::TlsListener;
 
 /// Bumped on any incompatible change of [`Request`] / [`Response`].
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -172,17 +174,24 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> Resu
     Ok(())
 }
 
+type Reader = BufReader<Box<dyn AsyncRead + Send + Sync + Unpin>>;
+type Writer = BufWriter<Box<dyn AsyncWrite + Send + Sync + Unpin>>;
+
 /// A connection to one peer's internal listener, opened on first use and again after
-/// any failure (the next call reconnects).
+/// any failure (the next call reconnects). With `tls`, the connection is TLS: the peer's
+/// certificate is verified with the CONTROLLER listener's truststore and this node
+/// presents its own.
 pub struct RpcClient {
     addr: String,
-    conn: Option<(BufReader<OwnedReadHalf>, BufWriter<OwnedWriteHalf>)>,
+    tls: Option<Arc<TlsListener>>,
+    conn: Option<(Reader, Writer)>,
 }
 
 impl RpcClient {
-    pub fn new(addr: impl Into<String>) -> Self {
+    pub fn new(addr: impl Into<String>, tls: Option<Arc<TlsListener>>) -> Self {
         RpcClient {
             addr: addr.into(),
+            tls,
             conn: None,
         }
     }
@@ -219,7 +228,29 @@ impl RpcClient {
                 };
             // Raft heartbeats are tiny and latency-bound.
             let _ = stream.set_nodelay(true);
-            let (r, w) = stream.into_split();
+            let connector = self.tls.as_ref().and_then(|t| t.connector());
+            let (r, w): (
+                Box<dyn AsyncRead + Send + Sync + Unpin>,
+                Box<dyn AsyncWrite + Send + Sync + Unpin>,
+            ) = match (&self.tls, connector) {
+                (None, _) => {
+                    let (r, w) = stream.into_split();
+                    (Box::new(r), Box::new(w))
+                }
+                (Some(_), Some(connector)) => {
+                    let tls = crate::tls::connect(&connector, &self.addr, stream)
+                        .await
+                        .map_err(|e| RpcError::Connect(format!("{}: TLS: {e}", self.addr)))?;
+                    let (r, w) = tokio::io::split(tls);
+                    (Box::new(r), Box::new(w))
+                }
+                (Some(_), None) => {
+                    return Err(RpcError::Connect(format!(
+                        "{}: TLS without a truststore to verify the peer",
+                        self.addr
+                    )))
+                }
+            };
             self.conn = Some((BufReader::new(r), BufWriter::new(w)));
         }
         let Some((r, w)) = self.conn.as_mut() else {

@@ -5,19 +5,26 @@
 //! does not decode closes that connection (with a log line): the peer reconnects and
 //! retries, and nothing a peer sends can panic this node. All connection tasks live in a
 //! `JoinSet` owned by the accept task, so aborting that task (controller shutdown) closes
-//! the listener and every connection at once.
+//! the listener and every connection at once. On a TLS CONTROLLER listener the handshake
+//! comes first, in the connection's task: a peer whose certificate the truststore does
+//! not sign is refused there, so a node with a wrong certificate cannot take part.
 
 use std::sync::Arc;
 
-use tokio::io::{BufReader, BufWriter};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, BufWriter};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use super::controller::Controller;
 use super::rpc::{decode_payload, encode_frame, read_frame, write_frame, Request, RpcError};
+use crate::tls::TlsListener;
 
 /// Accept peers until the task is aborted.
-pub async fn accept_loop(listener: TcpListener, controller: Arc<Controller>) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    controller: Arc<Controller>,
+    tls: Option<Arc<TlsListener>>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -25,8 +32,19 @@ pub async fn accept_loop(listener: TcpListener, controller: Arc<Controller>) {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let controller = controller.clone();
+                    let tls = tls.clone();
                     conns.spawn(async move {
-                        if let Err(e) = serve(stream, controller).await {
+                        let result = match tls {
+                            None => serve(stream, controller).await,
+                            Some(tls) => {
+                                let acceptor = tls.acceptor();
+                                let Some(stream) = crate::tls::accept(acceptor, stream, peer, tls.listener()).await else {
+                                    return;
+                                };
+                                serve(stream, controller).await
+                            }
+                        };
+                        if let Err(e) = result {
                             tracing::debug!(%peer, error = %e, "internal connection closed");
                         }
                     });
@@ -43,8 +61,11 @@ pub async fn accept_loop(listener: TcpListener, controller: Arc<Controller>) {
     }
 }
 
-async fn serve(stream: TcpStream, controller: Arc<Controller>) -> Result<(), RpcError> {
-    let (r, w) = stream.into_split();
+async fn serve<S>(stream: S, controller: Arc<Controller>) -> Result<(), RpcError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let (r, w) = tokio::io::split(stream);
     let mut r = BufReader::new(r);
     let mut w = BufWriter::new(w);
     while let Some(payload) = read_frame(&mut r).await? {

@@ -3,7 +3,7 @@
 //! rules that apply to a TLS listener (Kafka's `ssl.*` settings with `ssl.keystore.type`
 //! and `ssl.truststore.type` PEM, each overridable per listener as
 //! `listener.name.<listener>.ssl.*`). Only the settings are resolved and checked here;
-//! `crate::server::tls` reads the files and builds the TLS configuration.
+//! `crate::tls` reads the files and builds the TLS configuration.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -340,13 +340,6 @@ pub fn resolve(
                     "listener {listener} is {}: SASL is not supported yet (use SSL, with ssl.client.auth=required for client certificates)",
                     protocol.name()
                 ),
-            ));
-        }
-        if protocol.uses_tls() && is_controller {
-            return Err(invalid(
-                "listener.security.protocol.map",
-                map_value.as_deref().unwrap_or(DEFAULT_PROTOCOL_MAP),
-                &format!("the controller listener {listener} speaks PLAINTEXT only for now"),
             ));
         }
         if protocol.uses_tls() {

@@ -95,19 +95,12 @@ impl BrokerClient {
                 (Box::new(rd), Box::new(wr))
             }
             Some(connector) => {
-                let tls_err = |source| ClientError::Tls {
-                    addr: addr.to_string(),
-                    source,
-                };
-                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                let name =
-                    rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
-                        tls_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-                    })?;
-                let tls = match tokio::time::timeout(timeout, connector.connect(name, stream)).await
-                {
-                    Ok(r) => r.map_err(tls_err)?,
+                let handshake = crate::tls::connect(connector, addr, stream);
+                let tls = match tokio::time::timeout(timeout, handshake).await {
+                    Ok(r) => r.map_err(|source| ClientError::Tls {
+                        addr: addr.to_string(),
+                        source,
+                    })?,
                     Err(_) => return Err(ClientError::Timeout(timeout)),
                 };
                 let (rd, wr) = tokio::io::split(tls);

@@ -1,5 +1,5 @@
 //! Binding client listeners and accepting connections until shutdown. On a TLS listener
-//! each connection's handshake runs in its own task, bounded by [`HANDSHAKE_TIMEOUT`], so a
+//! each connection's handshake runs in its own task, bounded by [`crate::tls::HANDSHAKE_TIMEOUT`], so a
 //! client that stalls mid-handshake holds neither the accept loop nor a task for long.
 //!
 //! When accepting fails (the process is out of descriptors, say), the loop backs off,
@@ -17,10 +17,10 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use super::connection::{self, Transport};
-use super::tls::TlsListener;
 use crate::config::Listener;
 use crate::metrics as m;
 use crate::state::BrokerState;
+use crate::tls::TlsListener;
 
 /// Bind a listener. SO_REUSEADDR lets a restarted broker bind at once even while old
 /// connections sit in TIME_WAIT.
@@ -41,9 +41,6 @@ pub fn bind(l: &Listener) -> std::io::Result<TcpListener> {
     socket.bind(addr)?;
     socket.listen(1024)
 }
-
-/// How long a client has to complete the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// First pause after a failed accept; it doubles up to [`ACCEPT_BACKOFF_MAX`].
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -136,8 +133,7 @@ pub async fn accept_loop(
     }
 }
 
-/// The TLS handshake of one connection, then the connection. A failed or stalled
-/// handshake is counted and logged with the client's address, and the socket closed.
+/// The TLS handshake of one connection, then the connection.
 async fn handshake_then_serve(
     state: Arc<BrokerState>,
     acceptor: tokio_rustls::TlsAcceptor,
@@ -146,17 +142,10 @@ async fn handshake_then_serve(
     listener: Arc<str>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let failed = |reason: &'static str, detail: String| {
-        metrics::counter!(m::TLS_HANDSHAKE_FAILURES_TOTAL, "listener" => listener.to_string(), "reason" => reason)
-            .increment(1);
-        warn!(%peer, listener = %listener, error = %detail, "TLS handshake failed; closing the connection");
-    };
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
     let tls = tokio::select! {
-        r = handshake => match r {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => return failed(handshake_reason(&e), e.to_string()),
-            Err(_) => return failed("timeout", format!("no handshake within {HANDSHAKE_TIMEOUT:?}")),
+        r = crate::tls::accept(acceptor, stream, peer, &listener) => match r {
+            Some(tls) => tls,
+            None => return,
         },
         _ = shutdown.changed() => return,
     };
@@ -168,20 +157,6 @@ async fn handshake_then_serve(
         shutdown,
     )
     .await;
-}
-
-/// A metric label for why a handshake failed.
-fn handshake_reason(e: &std::io::Error) -> &'static str {
-    let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
-        return "io";
-    };
-    match inner {
-        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
-            "certificate"
-        }
-        rustls::Error::PeerIncompatible(_) => "incompatible",
-        _ => "protocol",
-    }
 }
 
 #[cfg(test)]

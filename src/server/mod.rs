@@ -4,4 +4,3 @@
 
 pub mod connection;
 pub mod listener;
-pub mod tls;

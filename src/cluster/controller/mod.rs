@@ -49,6 +49,7 @@ use super::store::MetadataStore;
 use super::store_sled::SledStore;
 use super::types::{NodeId, Raft};
 use super::{ClusterError, CommandResult, MetadataCommand, MetadataError, MetadataImage};
+use crate::tls::TlsListener;
 
 /// How long a single node's `start` waits to become leader and catch up.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,6 +102,8 @@ pub struct QuorumConfig {
     pub keep_logs_after_snapshot: u64,
     /// `auto.leader.rebalance.enable` and its settings; `None` when off.
     pub rebalance: Option<RebalanceConfig>,
+    /// TLS on the CONTROLLER listener, for serving peers and for dialling them.
+    pub tls: Option<Arc<TlsListener>>,
 }
 
 impl QuorumConfig {
@@ -115,6 +118,7 @@ impl QuorumConfig {
             snapshot_logs: 5000,
             keep_logs_after_snapshot: 1000,
             rebalance: None,
+            tls: None,
         }
     }
 }
@@ -187,7 +191,10 @@ impl Controller {
         let raft = Raft::new(
             node_id,
             raft_config(cfg.quorum.as_ref())?,
-            NetworkFactory { node_id },
+            NetworkFactory {
+                node_id,
+                tls: cfg.quorum.as_ref().and_then(|q| q.tls.clone()),
+            },
             LogStore::new(store.clone()),
             sm,
         )
@@ -208,7 +215,12 @@ impl Controller {
             peers: Mutex::new(Vec::new()),
         });
         if let Some(listener) = listener {
-            let task = tokio::spawn(super::server::accept_loop(listener, controller.clone()));
+            let tls = cfg.quorum.as_ref().and_then(|q| q.tls.clone());
+            let task = tokio::spawn(super::server::accept_loop(
+                listener,
+                controller.clone(),
+                tls,
+            ));
             controller.tasks.lock().push(task);
         }
         if let Err(e) = controller.bootstrap(cfg.cluster_id).await {
@@ -362,6 +374,11 @@ impl Controller {
     /// This node's id.
     pub fn node_id(&self) -> i32 {
         i32::try_from(self.node_id).unwrap_or(-1)
+    }
+
+    /// The TLS its peers are dialled with (the CONTROLLER listener's), if any.
+    pub(super) fn rpc_tls(&self) -> Option<Arc<TlsListener>> {
+        self.quorum.as_ref().and_then(|q| q.tls.clone())
     }
 
     /// Whether this node runs in a multi-node quorum (`controller.quorum.voters`).

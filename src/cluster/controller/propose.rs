@@ -146,7 +146,7 @@ impl Controller {
                 .position(|c| c.addr() == addr)
                 .map(|i| peers.swap_remove(i))
         };
-        let mut client = pooled.unwrap_or_else(|| RpcClient::new(addr));
+        let mut client = pooled.unwrap_or_else(|| RpcClient::new(addr, self.rpc_tls()));
         let result = client.call(&req, FORWARD_TIMEOUT).await;
         if result.is_ok() {
             let mut peers = self.peers.lock();

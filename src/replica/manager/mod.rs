@@ -54,7 +54,7 @@ pub struct ReplicaManager {
     replica_lag_time_max_ms: std::sync::atomic::AtomicU64,
     /// The TLS side of the inter-broker listener when it speaks TLS: followers connect to
     /// their leaders through it.
-    inter_broker_tls: std::sync::OnceLock<Arc<crate::server::tls::TlsListener>>,
+    inter_broker_tls: std::sync::OnceLock<Arc<crate::tls::TlsListener>>,
 }
 
 /// One partition's leader state, shared by the replica manager and the [`Partition`]s
@@ -147,7 +147,7 @@ impl ReplicaManager {
     }
 
     /// Followers reach their leaders over TLS through this listener's settings.
-    pub fn set_inter_broker_tls(&self, tls: Arc<crate::server::tls::TlsListener>) {
+    pub fn set_inter_broker_tls(&self, tls: Arc<crate::tls::TlsListener>) {
         let _ = self.inter_broker_tls.set(tls);
     }
 

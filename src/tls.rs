@@ -1,4 +1,7 @@
-//! TLS on client listeners, with rustls and its aws-lc-rs crypto provider chosen explicitly.
+//! TLS on listeners, with rustls and its aws-lc-rs crypto provider chosen explicitly:
+//! the listeners clients connect to, the inter-broker listener followers fetch on, and
+//! the CONTROLLER listener that carries Raft and broker heartbeats. For the last two this
+//! node is also the client, with its own certificate (mutual TLS between nodes).
 //!
 //! A listener's server configuration is built from its resolved `ssl.*` settings
 //! ([`TlsSettings`]): the PEM keystore (private key, possibly encrypted PKCS#8 with
@@ -11,6 +14,7 @@
 //! ones keep theirs). A rebuild that fails keeps the previous configuration and logs why.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -20,13 +24,18 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio::net::TcpStream;
+use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 use tracing::{info, warn};
 
 use crate::config::security::{ClientAuth, Pem, TlsSettings, TlsVersion};
+use crate::metrics as m;
 
 /// How often a new connection may look at the certificate files for changes.
 const RELOAD_CHECK: Duration = Duration::from_secs(1);
+
+/// How long a peer may take over its TLS handshake before the socket is closed.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 #[error("TLS on listener {listener}: {reason}")]
@@ -41,6 +50,14 @@ pub struct TlsListener {
     current: parking_lot::Mutex<Loaded>,
 }
 
+impl std::fmt::Debug for TlsListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsListener")
+            .field("listener", &self.settings.listener)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Loaded {
     acceptor: TlsAcceptor,
     /// The client side, for brokers fetching from each other on this listener: built
@@ -49,6 +66,8 @@ struct Loaded {
     /// (file, its size and modification time when read).
     stamps: Vec<(PathBuf, Option<(u64, SystemTime)>)>,
     checked: Instant,
+    /// When the first certificate of the keystore chain expires (notAfter, Unix seconds).
+    not_after: Option<i64>,
 }
 
 impl TlsListener {
@@ -76,6 +95,12 @@ impl TlsListener {
     /// `None` without a truststore.
     pub fn connector(&self) -> Option<TlsConnector> {
         self.reloaded().connector.clone()
+    }
+
+    /// When the keystore's certificate chain stops being valid: the earliest notAfter of
+    /// its certificates, in Unix seconds (after looking for a rotated file).
+    pub fn expires_at(&self) -> Option<i64> {
+        self.reloaded().not_after
     }
 
     fn reloaded(&self) -> parking_lot::MutexGuard<'_, Loaded> {
@@ -112,12 +137,84 @@ fn load(settings: &TlsSettings) -> Result<Loaded, TlsError> {
         Some(_) => Some(TlsConnector::from(Arc::new(client_config(settings)?))),
         None => None,
     };
+    let not_after = certificates(&settings.certificate_chain)
+        .ok()
+        .and_then(|chain| earliest_not_after(&chain));
     Ok(Loaded {
         acceptor: TlsAcceptor::from(Arc::new(config)),
         connector,
         stamps,
         checked: Instant::now(),
+        not_after,
     })
+}
+
+/// The earliest notAfter (Unix seconds) of `chain`; `None` if none parses.
+fn earliest_not_after(chain: &[CertificateDer<'_>]) -> Option<i64> {
+    chain
+        .iter()
+        .filter_map(|der| x509_parser::parse_x509_certificate(der).ok())
+        .map(|(_, cert)| cert.validity().not_after.timestamp())
+        .min()
+}
+
+/// The server side of a connection's handshake on `listener`. A failed or stalled
+/// handshake is counted by reason, logged with the peer's address, and `None` is
+/// returned (dropping the socket closes it).
+pub async fn accept(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: &str,
+) -> Option<server::TlsStream<TcpStream>> {
+    let failed = |reason: &'static str, detail: String| {
+        metrics::counter!(m::TLS_HANDSHAKE_FAILURES_TOTAL, "listener" => listener.to_string(), "reason" => reason)
+            .increment(1);
+        warn!(%peer, %listener, error = %detail, "TLS handshake failed; closing the connection");
+        None
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => failed(failure_reason(&e), e.to_string()),
+        Err(_) => failed(
+            "timeout",
+            format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
+        ),
+    }
+}
+
+/// The client side of a handshake with the node at `addr` (`host:port`): its
+/// certificate must be valid for `host`. Bounded by [`HANDSHAKE_TIMEOUT`].
+pub async fn connect(
+    connector: &TlsConnector,
+    addr: &str,
+    stream: TcpStream,
+) -> io::Result<client::TlsStream<TcpStream>> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, stream)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no TLS handshake with {addr} within {HANDSHAKE_TIMEOUT:?}"),
+        )),
+    }
+}
+
+/// A metric label for why a handshake failed.
+pub fn failure_reason(e: &io::Error) -> &'static str {
+    let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return "io";
+    };
+    match inner {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            "certificate"
+        }
+        rustls::Error::PeerIncompatible(_) => "incompatible",
+        _ => "protocol",
+    }
 }
 
 fn stamps(settings: &TlsSettings) -> Vec<(PathBuf, Option<(u64, SystemTime)>)> {
@@ -284,7 +381,7 @@ pub fn certificates(pem: &Pem) -> Result<Vec<CertificateDer<'static>>, String> {
 
 /// The private key of a PEM source: PKCS#8, PKCS#1 (RSA) or SEC1 (EC); an
 /// `ENCRYPTED PRIVATE KEY` (PKCS#8) is decrypted with `password`.
-fn private_key(pem: &Pem, password: Option<&str>) -> Result<PrivateKeyDer<'static>, String> {
+pub fn private_key(pem: &Pem, password: Option<&str>) -> Result<PrivateKeyDer<'static>, String> {
     let bytes = pem_bytes(pem).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&bytes);
     if let Some(block) = pem_block(&text, "ENCRYPTED PRIVATE KEY") {
@@ -323,4 +420,62 @@ fn pem_block<'a>(text: &'a str, label: &str) -> Option<&'a str> {
     let start = text.find(&begin)?;
     let stop = text[start..].find(&end)? + start + end.len();
     Some(&text[start..stop])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &Path, days: i64) -> TlsSettings {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        leaf.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        let cert = leaf.signed_by(&key, &issuer).unwrap();
+        let keystore = dir.join("keystore.pem");
+        std::fs::write(&keystore, format!("{}{}", key.serialize_pem(), cert.pem())).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        crate::config::security::tls_settings("SSL", |name| match name {
+            "ssl.keystore.location" => Some(keystore.display().to_string()),
+            "ssl.truststore.location" => Some(dir.join("ca.pem").display().to_string()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_expiry_is_the_keystore_certificates_not_after_and_follows_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = TlsListener::new(settings(dir.path(), 10)).unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let left = tls.expires_at().unwrap() - now;
+        assert!((9 * 86400..=10 * 86400 + 60).contains(&left), "{left}");
+        assert!(tls.connector().is_some(), "a truststore makes a connector");
+        // A new keystore file (new size or mtime) is read at the next check.
+        std::thread::sleep(RELOAD_CHECK + Duration::from_millis(50));
+        settings(dir.path(), 90);
+        std::thread::sleep(RELOAD_CHECK + Duration::from_millis(50));
+        let left = tls.expires_at().unwrap() - now;
+        assert!((89 * 86400..=90 * 86400 + 60).contains(&left), "{left}");
+    }
+
+    #[test]
+    fn handshake_failures_are_labelled_by_cause() {
+        let io = io::Error::new(io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(failure_reason(&io), "io");
+        let cert = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::NoCertificatesPresented,
+        );
+        assert_eq!(failure_reason(&cert), "certificate");
+        let garbage = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        );
+        assert_eq!(failure_reason(&garbage), "protocol");
+    }
 }
