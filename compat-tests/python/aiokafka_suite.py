@@ -551,9 +551,15 @@ async def group_rebalance():
 
 
 CHILD_MEMBER = r"""
-import asyncio, json, sys
+import asyncio, json, os, sys
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 conf, topic = json.loads(sys.argv[1]), sys.argv[2]
+# An SSLContext does not travel as JSON: the child makes its own from the suite's env.
+if os.environ.get("WEIR_SSL_CA"):
+    from aiokafka.helpers import create_ssl_context
+    conf.update(security_protocol="SSL", ssl_context=create_ssl_context(
+        cafile=os.environ["WEIR_SSL_CA"], certfile=os.environ.get("WEIR_SSL_CERT"),
+        keyfile=os.environ.get("WEIR_SSL_KEY")))
 owned = set()
 def show():
     print("ASSIGNED " + ",".join(str(p) for p in sorted(owned)), flush=True)
@@ -583,7 +589,8 @@ async def group_session_timeout():
     t, g = topic_name("session"), group_name("session")
     await create_topic_ok(t, partitions=6)
     session_ms = 6000
-    conf = dict(bootstrap_servers=BOOTSTRAP, **aio_security(), group_id=g, auto_offset_reset="earliest",
+    # The child member's settings (it adds TLS itself).
+    conf = dict(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
                 session_timeout_ms=session_ms, heartbeat_interval_ms=HB_MS)
     a = Member(g, t, session_timeout_ms=session_ms)
     child = None
