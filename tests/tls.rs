@@ -147,10 +147,15 @@ fn client(bootstrap: &str, pki: &Pki, cert: Option<(&str, &str)>) -> ClientConfi
 }
 
 async fn create_topic(cfg: &ClientConfig, name: &str) {
+    create(cfg, NewTopic::new(name, 1, TopicReplication::Fixed(1))).await;
+}
+
+/// Creates `topic` over `cfg`; it must succeed at once.
+async fn create(cfg: &ClientConfig, topic: NewTopic<'_>) {
     let admin: AdminClient<DefaultClientContext> = cfg.create().expect("admin");
     let opts = AdminOptions::new().operation_timeout(Some(T));
     let r = admin
-        .create_topics([&NewTopic::new(name, 1, TopicReplication::Fixed(1))], &opts)
+        .create_topics([&topic], &opts)
         .await
         .expect("create topics");
     r[0].as_ref().expect("topic created");
@@ -459,6 +464,40 @@ fn cluster_tls_everywhere(i: usize) -> Vec<String> {
     sets
 }
 
+/// Waits (up to a minute) until Metadata over TLS lists exactly the brokers `ids`: the
+/// nodes register once the quorum has formed.
+async fn wait_for_brokers(cfg: &ClientConfig, ids: &[i32], c: &cluster::Cluster) {
+    let consumer: BaseConsumer = cfg.create().expect("consumer");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let md = tokio::task::block_in_place(|| consumer.fetch_metadata(None, T));
+        let mut got: Vec<i32> = md
+            .map(|m| m.brokers().iter().map(|b| b.id()).collect())
+            .unwrap_or_default();
+        got.sort_unstable();
+        if got == ids {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "brokers {got:?}, expected {ids:?}\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Creates `topic` with one partition on `replicas` (min.insync.replicas 2).
+async fn create_replicated_topic(cfg: &ClientConfig, topic: &str, replicas: &[i32]) {
+    let replicas = [replicas];
+    create(
+        cfg,
+        NewTopic::new(topic, 1, TopicReplication::Variable(&replicas))
+            .set("min.insync.replicas", "2"),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn brokers_replicate_over_mutual_tls_and_refuse_a_node_with_an_untrusted_certificate() {
     let pki = cluster_pki();
@@ -467,30 +506,9 @@ async fn brokers_replicate_over_mutual_tls_and_refuse_a_node_with_an_untrusted_c
     let cfg = client(&bootstrap, pki, Some(("client.crt", "client.key")));
     // Nodes 1 and 2 form the quorum's majority and register; node 3 registers too
     // (the controller listener is plaintext) but can replicate with no one.
-    let admin: AdminClient<DefaultClientContext> = cfg.create().expect("admin");
-    let opts = AdminOptions::new().operation_timeout(Some(T));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = admin
-            .create_topics(
-                // Led by node 1 (the first replica): node 3 cannot lead anyone.
-                [
-                    &NewTopic::new("rep", 1, TopicReplication::Variable(&[&[1, 2, 3]]))
-                        .set("min.insync.replicas", "2"),
-                ],
-                &opts,
-            )
-            .await;
-        if matches!(&r, Ok(v) if v[0].is_ok()) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "topic not created: {r:?}\n{}",
-            c.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_for_brokers(&cfg, &[1, 2, 3], &c).await;
+    // Led by node 1 (the first replica): node 3 cannot lead anyone.
+    create_replicated_topic(&cfg, "rep", &[1, 2, 3]).await;
     // acks=all with min.insync.replicas=2: acknowledged once a follower fetched over TLS.
     let mut pcfg = cfg.clone();
     pcfg.set("acks", "all");
@@ -525,29 +543,8 @@ async fn the_quorum_runs_over_mutual_tls_and_a_node_with_an_untrusted_certificat
     let c = cluster::Cluster::start_tls(3, cluster_tls_everywhere);
     let bootstrap = format!("{},{}", c.addr(0), c.addr(1));
     let cfg = client(&bootstrap, pki, Some(("client.crt", "client.key")));
-    let admin: AdminClient<DefaultClientContext> = cfg.create().expect("admin");
-    let opts = AdminOptions::new().operation_timeout(Some(T));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = admin
-            .create_topics(
-                [
-                    &NewTopic::new("ctl", 1, TopicReplication::Variable(&[&[1, 2]]))
-                        .set("min.insync.replicas", "2"),
-                ],
-                &opts,
-            )
-            .await;
-        if matches!(&r, Ok(v) if v[0].is_ok()) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "topic not created: {r:?}\n{}",
-            c.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_for_brokers(&cfg, &[1, 2], &c).await;
+    create_replicated_topic(&cfg, "ctl", &[1, 2]).await;
     let mut pcfg = cfg.clone();
     pcfg.set("acks", "all");
     let values: Vec<Vec<u8>> = (0..20).map(|i| format!("c{i}").into_bytes()).collect();

@@ -16,7 +16,7 @@ from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import MessageSizeTooLargeError, UnknownError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
-from common import (BOOTSTRAP, aio_security, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+from common import (BOOTSTRAP, aio_security, assigned, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
                     group_name, spread, payload, run_all, scenario, topic_name)
 
 CLIENT = "aiokafka"
@@ -446,17 +446,8 @@ async def close_all(members):
 
 
 async def wait_assigned(members, sizes, partitions, timeout=T, what="assignment"):
-    def ready():
-        for m in members:
-            if m.errors:
-                raise Fail(f"member error while waiting for {what}: {m.errors[:2]}")
-        owned = [m.owned() for m in members]
-        if [len(o) for o in owned] != sizes:
-            return None
-        check_split(owned, partitions, what)
-        return owned
     try:
-        await await_for(ready, timeout, f"{what} {sizes}")
+        await await_for(lambda: assigned(members, sizes, partitions, what), timeout, f"{what} {sizes}")
     except Fail as e:
         raise Fail(f"{e}; members own {[sorted(m.owned()) for m in members]}") from None
     return time.monotonic()
@@ -551,15 +542,12 @@ async def group_rebalance():
 
 
 CHILD_MEMBER = r"""
-import asyncio, json, os, sys
+import asyncio, json, sys
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from common import aio_security
 conf, topic = json.loads(sys.argv[1]), sys.argv[2]
 # An SSLContext does not travel as JSON: the child makes its own from the suite's env.
-if os.environ.get("WEIR_SSL_CA"):
-    from aiokafka.helpers import create_ssl_context
-    conf.update(security_protocol="SSL", ssl_context=create_ssl_context(
-        cafile=os.environ["WEIR_SSL_CA"], certfile=os.environ.get("WEIR_SSL_CERT"),
-        keyfile=os.environ.get("WEIR_SSL_KEY")))
+conf.update(aio_security())
 owned = set()
 def show():
     print("ASSIGNED " + ",".join(str(p) for p in sorted(owned)), flush=True)

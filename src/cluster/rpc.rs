@@ -228,27 +228,26 @@ impl RpcClient {
                 };
             // Raft heartbeats are tiny and latency-bound.
             let _ = stream.set_nodelay(true);
-            let connector = self.tls.as_ref().and_then(|t| t.connector());
             let (r, w): (
                 Box<dyn AsyncRead + Send + Sync + Unpin>,
                 Box<dyn AsyncWrite + Send + Sync + Unpin>,
-            ) = match (&self.tls, connector) {
-                (None, _) => {
+            ) = match &self.tls {
+                None => {
                     let (r, w) = stream.into_split();
                     (Box::new(r), Box::new(w))
                 }
-                (Some(_), Some(connector)) => {
+                Some(tls) => {
+                    let connector = tls.connector().ok_or_else(|| {
+                        RpcError::Connect(format!(
+                            "{}: TLS without a truststore to verify the peer",
+                            self.addr
+                        ))
+                    })?;
                     let tls = crate::tls::connect(&connector, &self.addr, stream)
                         .await
                         .map_err(|e| RpcError::Connect(format!("{}: TLS: {e}", self.addr)))?;
                     let (r, w) = tokio::io::split(tls);
                     (Box::new(r), Box::new(w))
-                }
-                (Some(_), None) => {
-                    return Err(RpcError::Connect(format!(
-                        "{}: TLS without a truststore to verify the peer",
-                        self.addr
-                    )))
                 }
             };
             self.conn = Some((BufReader::new(r), BufWriter::new(w)));

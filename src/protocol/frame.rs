@@ -66,7 +66,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 want = want.max(total - self.buf.len());
             }
             self.buf.reserve(want);
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
+            let read = match self.inner.read_buf(&mut self.buf).await {
+                Ok(n) => n,
+                // TLS reports a peer that closed without close_notify this way; between
+                // frames that loses nothing (the framing says where requests end), and
+                // most Kafka clients close like that.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(e.into()),
+            };
+            if read == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
@@ -119,5 +127,33 @@ mod tests {
             FrameReader::new(torn, 10).next().await,
             Err(FrameError::Truncated)
         ));
+    }
+
+    /// Yields its bytes, then the error TLS gives for a close without close_notify.
+    struct EofWithoutCloseNotify(&'static [u8]);
+
+    impl AsyncRead for EofWithoutCloseNotify {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.0.is_empty() {
+                return std::task::Poll::Ready(Err(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            let n = self.0.len().min(buf.remaining());
+            buf.put_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_close_without_close_notify_ends_the_stream_between_frames_only() {
+        let mut r = FrameReader::new(EofWithoutCloseNotify(&[0, 0, 0, 1, 7]), 10);
+        assert_eq!(&r.next().await.unwrap().unwrap()[..], &[7]);
+        assert!(r.next().await.unwrap().is_none());
+        let mut torn = FrameReader::new(EofWithoutCloseNotify(&[0, 0, 0, 5, 1]), 10);
+        assert!(matches!(torn.next().await, Err(FrameError::Truncated)));
     }
 }
