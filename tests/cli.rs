@@ -715,6 +715,30 @@ async fn operator_commands_on_a_three_node_cluster() {
     );
 }
 
+/// How many partitions each member of `group` is assigned, sorted; none while the group
+/// does not exist yet (its first member has not joined).
+async fn member_sizes(bootstrap: &str, group: &str) -> Vec<usize> {
+    let (code, out, err) = weir(bootstrap, &["group", "describe", group, "--output", "json"]).await;
+    if code != 0 {
+        assert!(
+            err.contains("GROUP_ID_NOT_FOUND"),
+            "weir group describe {group}: {err}"
+        );
+        return Vec::new();
+    }
+    let d: Value = serde_json::from_str(&out).expect("JSON");
+    let mut v: Vec<usize> = d["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|m| m["assignment"].as_array().map_or(0, |a| a.len()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_unstable();
+    v
+}
+
 /// Two `weir consume --group` processes are two KIP-848 members: the coordinator splits
 /// the topic's partitions between them, and gives them all back to one when the other
 /// leaves.
@@ -734,23 +758,11 @@ async fn two_group_consumers_split_the_partitions() {
             .spawn()
             .expect("spawn weir consume")
     };
-    let sizes = |d: &Value| -> Vec<usize> {
-        let mut v: Vec<usize> = d["members"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .map(|m| m["assignment"].as_array().map_or(0, |a| a.len()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort_unstable();
-        v
-    };
     let _first = member(Stdio::null());
     eventually(
         "one member with 4 partitions",
         Duration::from_secs(30),
-        || async { sizes(&json(bs, &["group", "describe", "duo"]).await) == vec![4] },
+        || async { member_sizes(bs, "duo").await == vec![4] },
     )
     .await;
     let mut second = member(Stdio::piped());
@@ -768,7 +780,7 @@ async fn two_group_consumers_split_the_partitions() {
         })
     };
     eventually("2 + 2 partitions", Duration::from_secs(30), || async {
-        sizes(&json(bs, &["group", "describe", "duo"]).await) == vec![2, 2]
+        member_sizes(bs, "duo").await == vec![2, 2]
     })
     .await;
     // Records reach the members; once the second has printed records of both its
@@ -793,7 +805,7 @@ async fn two_group_consumers_split_the_partitions() {
     eventually(
         "all 4 partitions back on one member",
         Duration::from_secs(30),
-        || async { sizes(&json(bs, &["group", "describe", "duo"]).await) == vec![4] },
+        || async { member_sizes(bs, "duo").await == vec![4] },
     )
     .await;
     // What the leaver printed it committed: its partitions have offsets, the others

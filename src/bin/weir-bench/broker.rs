@@ -38,6 +38,8 @@ enum Kind {
 /// Brokers started here; dropping one that was not stopped stops it (SIGTERM).
 pub struct Target {
     pub bootstrap: String,
+    /// The broker's SSL listener, when it was started with one.
+    pub tls_bootstrap: Option<String>,
     pub nodes: Vec<Node>,
     kind: Option<Kind>,
 }
@@ -122,20 +124,39 @@ pub fn free_cluster_base(n: u16) -> anyhow::Result<u16> {
 
 impl Target {
     /// Starts one `weir` with its data in `dir`; returns it once it answers Metadata,
-    /// with the seconds that took.
-    pub fn start_single(bin: &Path, dir: &Path, sets: &[String]) -> anyhow::Result<(Target, f64)> {
+    /// with the seconds that took. With a `keystore` it also listens for TLS clients
+    /// (`tls_bootstrap`); admin requests stay on the plaintext listener.
+    pub fn start_single(
+        bin: &Path,
+        dir: &Path,
+        keystore: Option<&Path>,
+    ) -> anyhow::Result<(Target, f64)> {
         let port = free_port()?;
         let mport = free_port()?;
         let data = dir.join("data");
         std::fs::create_dir_all(&data)?;
         let mut all = vec![
-            format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
             format!("log.dirs={}", data.display()),
             format!("metrics.listen=127.0.0.1:{mport}"),
         ];
-        all.extend(sets.iter().cloned());
+        let tls_port = match keystore {
+            Some(keystore) => {
+                let tls_port = free_port()?;
+                all.push(format!(
+                    "listeners=PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{tls_port}"
+                ));
+                all.push(format!("ssl.keystore.location={}", keystore.display()));
+                Some(tls_port)
+            }
+            None => {
+                all.push(format!("listeners=PLAINTEXT://127.0.0.1:{port}"));
+                None
+            }
+        };
         let log = dir.join("weir.log");
-        Self::spawn_single(bin, all, log, port, data, None)
+        let (mut t, startup) = Self::spawn_single(bin, all, log, port, data, None)?;
+        t.tls_bootstrap = tls_port.map(|p| format!("127.0.0.1:{p}"));
+        Ok((t, startup))
     }
 
     fn spawn_single(
@@ -183,6 +204,7 @@ impl Target {
         Ok((
             Target {
                 bootstrap: format!("127.0.0.1:{port}"),
+                tls_bootstrap: None,
                 nodes: vec![Node {
                     pid,
                     data_dir: data,
@@ -242,6 +264,7 @@ impl Target {
         Ok((
             Target {
                 bootstrap,
+                tls_bootstrap: None,
                 nodes,
                 kind: Some(Kind::Cluster {
                     script: script.to_path_buf(),

@@ -16,6 +16,7 @@ mod raw;
 mod report;
 mod run;
 mod stats;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,8 +62,8 @@ pub struct RunArgs {
     /// A small subset with short durations (under a minute).
     #[arg(long)]
     pub quick: bool,
-    /// Scenario kinds to run, comma-separated: produce, consume, e2e, cluster, startup
-    /// (default: all; machine limits are always measured).
+    /// Scenario kinds to run, comma-separated: produce, consume, e2e, cluster, startup,
+    /// tls (default: all; machine limits are always measured).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Partition counts of the single-node produce and consume scenarios

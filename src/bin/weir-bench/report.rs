@@ -139,6 +139,11 @@ impl Spec {
         match self.kind.as_str() {
             "consume" => format!("consume {size} from start"),
             "consume-raw" => format!("consume {size} from start, raw client"),
+            "consume-tls" => format!("consume {size} from start, TLS"),
+            "produce-tls" => format!(
+                "produce {size} acks={} {policy} {}, TLS",
+                self.acks, self.compression
+            ),
             "produce-raw" => format!(
                 "produce {size} acks={} {policy} {}, raw client",
                 self.acks, self.compression

@@ -26,7 +26,7 @@ mod targets;
 
 use targets::targets;
 
-const KINDS: &[&str] = &["produce", "consume", "e2e", "cluster", "startup"];
+const KINDS: &[&str] = &["produce", "consume", "e2e", "cluster", "startup", "tls"];
 const KIB: usize = 1024;
 /// Most bytes a produce scenario sends (it stops earlier when its time is up).
 const MAX_PRODUCE_BYTES: u64 = 4 << 30;
@@ -44,6 +44,10 @@ struct Bench {
     topic_seq: u32,
     /// The round of a repeated scenario, recorded in its spec.
     round: Option<u32>,
+    /// The certificates of the single node's SSL listener (the `tls` rows).
+    pki: Option<crate::tls::Pki>,
+    /// Produce and consume go to the SSL listener, and their rows are the TLS ones.
+    via_tls: bool,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -95,6 +99,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         started,
         topic_seq: 0,
         round: None,
+        pki: None,
+        via_tls: false,
         args,
     };
     b.rep.meta = meta(&b.args, seconds);
@@ -286,7 +292,14 @@ impl Bench {
         let dir = self.dir.join(sub);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let (t, startup_s) = Target::start_single(&self.weir, &dir, &[])?;
+        // The 1-partition node also listens for TLS clients, for the TLS rows.
+        self.pki = if sub == "single" && self.has("tls") {
+            Some(crate::tls::make(&dir.join("pki"))?)
+        } else {
+            None
+        };
+        let keystore = self.pki.as_ref().map(|p| p.keystore.clone());
+        let (t, startup_s) = Target::start_single(&self.weir, &dir, keystore.as_deref())?;
         std::thread::sleep(std::time::Duration::from_secs(1));
         let idle = t.sample();
         self.log(format!(
@@ -417,6 +430,21 @@ impl Bench {
 
     fn produce_args(&self, bootstrap: &str, topic: &str, s: &Send, linger: u32) -> Vec<String> {
         self.produce_args_warmup(bootstrap, topic, s, linger, self.warmup)
+    }
+
+    /// Where a produce or consume child connects on `t`, with the `--set` arguments that
+    /// takes: the SSL listener while the TLS rows run.
+    fn client_endpoint(&self, t: &Target) -> (String, Vec<String>) {
+        match (&t.tls_bootstrap, &self.pki) {
+            (Some(b), Some(pki)) if self.via_tls => (
+                b.clone(),
+                pki.client_sets()
+                    .into_iter()
+                    .flat_map(|kv| ["--set".to_string(), kv])
+                    .collect(),
+            ),
+            _ => (t.bootstrap.clone(), vec![]),
+        }
     }
 
     fn produce_args_warmup(

@@ -23,14 +23,21 @@ impl Bench {
             self.new_topic_compressed(t, idx, partitions, rf, s.policy, s.topic_compression)?;
         self.sync_disk();
         let stored_before = t.stored_bytes(&topic);
-        let mut args = self.produce_args(&t.bootstrap, &topic, s, 5);
+        let (bootstrap, sets) = self.client_endpoint(t);
+        let mut args = self.produce_args(&bootstrap, &topic, s, 5);
+        args.extend(sets);
         args.extend(["--seconds".into(), self.seconds.to_string()]);
         args.extend(["--max-bytes".into(), MAX_PRODUCE_BYTES.to_string()]);
         t.reset_peak();
         let before = t.sample();
         let r = self.run_producer(args)?;
         let after = t.sample();
-        let spec = self.spec("produce", nodes, rf, partitions, s);
+        let kind = if self.via_tls {
+            "produce-tls"
+        } else {
+            "produce"
+        };
+        let spec = self.spec(kind, nodes, rf, partitions, s);
         if r.errors > 0 {
             self.problem(format!(
                 "{}: {} delivery errors, first: {}",
@@ -75,9 +82,10 @@ impl Bench {
     ) -> anyhow::Result<Row> {
         t.reset_peak();
         let before = t.sample();
+        let (bootstrap, sets) = self.client_endpoint(t);
         let mut args: Vec<String> = vec![
             "--bootstrap".into(),
-            t.bootstrap.clone(),
+            bootstrap,
             "--topic".into(),
             topic.into(),
             "--partitions".into(),
@@ -95,10 +103,16 @@ impl Bench {
             // time in fetches that long-poll on the drained partitions (see performance.md).
             args.extend(["--set".into(), "queued.min.messages=1000".into()]);
         }
+        args.extend(sets);
         let r: ConsumeResult = self.run_child("consume", &args)?;
         let after = t.sample();
         let spec = Spec {
-            kind: "consume".into(),
+            kind: if self.via_tls {
+                "consume-tls"
+            } else {
+                "consume"
+            }
+            .into(),
             nodes,
             rf,
             partitions,
@@ -236,6 +250,51 @@ impl Bench {
         ));
         self.delete_topic(t, &topic);
         Ok(row)
+    }
+
+    /// The base produce case and its consume again over TLS (the broker's SSL listener:
+    /// rustls encrypts, and fetched file ranges are read into memory instead of sent with
+    /// sendfile), each noted with its ratio to the plaintext row of this run.
+    pub(super) fn tls_rows(&mut self, t: &Target, idx: usize, base: &Send) -> anyhow::Result<()> {
+        self.via_tls = true;
+        let rows = self.tls_rows_inner(t, idx, base);
+        self.via_tls = false;
+        let (produce, consume) = rows?;
+        for tls in [produce, consume] {
+            // The same scenario in plaintext: its id differs only by the kind.
+            let plain_id = tls.id.replacen("-tls/", "/", 1);
+            let plain = self
+                .rep
+                .rows
+                .iter()
+                .find(|r| r.id == plain_id)
+                .map(|r| r.mb_per_s);
+            let Some(plain) = plain else { continue };
+            let ratio = tls.mb_per_s / plain.max(1e-9);
+            if let Some(row) = self.rep.rows.iter_mut().find(|r| r.id == tls.id) {
+                row.notes
+                    .push(format!("{ratio:.2} of the plaintext row's MB/s"));
+            }
+            self.log(format!("  {}: TLS / plaintext = {ratio:.2}", tls.id));
+        }
+        Ok(())
+    }
+
+    fn tls_rows_inner(
+        &mut self,
+        t: &Target,
+        idx: usize,
+        base: &Send,
+    ) -> anyhow::Result<(Row, Row)> {
+        let at = At {
+            nodes: 1,
+            rf: 1,
+            partitions: 1,
+        };
+        let (produce, topic, r) = self.produce(t, idx, at, base, true)?;
+        let consume = self.consume(t, 1, 1, 1, &topic, r.delivered);
+        self.delete_topic(t, &topic);
+        Ok((produce, consume?))
     }
 
     /// The base produce case and its consume again, with the raw client of `raw.rs`:

@@ -66,6 +66,11 @@ impl Bench {
             }
             self.delete_topic(t, &topic);
         }
+        if p == 1 && self.has("tls") && t.tls_bootstrap.is_some() {
+            if let Err(e) = self.tls_rows(t, idx, &base) {
+                self.problem(format!("TLS rows: {e:#}"));
+            }
+        }
         if p == 1 && (self.has("produce") || self.has("consume")) {
             if let Err(e) = self.raw(t, idx) {
                 self.problem(format!("raw client: {e:#}"));
