@@ -34,6 +34,7 @@ pub mod peer_log;
 pub mod producer_ids;
 pub mod protocol;
 pub mod replica;
+pub mod sasl;
 pub mod server;
 pub mod state;
 pub mod telemetry;
