@@ -95,6 +95,7 @@ impl From<&MetadataError> for KafkaError {
             MetadataError::NoReassignmentInProgress => R::NoReassignmentInProgress,
             MetadataError::InvalidReplicaAssignment(_) => R::InvalidReplicaAssignment,
             MetadataError::BrokerNotRegistered(_) => R::BrokerIdNotRegistered,
+            MetadataError::ResourceNotFound(_) => R::ResourceNotFound,
         };
         KafkaError::with_message(code, e.to_string())
     }

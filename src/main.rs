@@ -99,6 +99,14 @@ enum Command {
         #[command(subcommand)]
         what: cli::quorum::QuorumCommand,
     },
+    /// SCRAM users: list, create (or change the password), delete (see README,
+    /// "Authentication").
+    User {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(subcommand)]
+        what: cli::user::UserCommand,
+    },
     /// Every broker and topic setting with its type, default and meaning.
     Config {
         #[command(subcommand)]
@@ -160,6 +168,9 @@ fn operator_command(command: &Command) -> ExitCode {
         }
         Command::Quorum { conn, what } => {
             with_admin!("quorum", conn, |a| cli::quorum::run(&mut a, what))
+        }
+        Command::User { conn, what } => {
+            with_admin!("user", conn, |a| cli::user::run(&mut a, what))
         }
         Command::Config {
             what: ConfigCommand::List { filter, output },

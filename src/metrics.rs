@@ -70,6 +70,8 @@ pub const PRODUCE_PURGATORY_SIZE: &str = "weir_produce_purgatory_size";
 pub const FETCH_LONG_POLL_SIZE: &str = "weir_fetch_long_poll_size";
 pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "weir_tls_handshake_failures_total";
 pub const TLS_CERTIFICATE_EXPIRY_SECONDS: &str = "weir_tls_certificate_expiry_seconds";
+pub const AUTHENTICATIONS_TOTAL: &str = "weir_authentications_total";
+pub const SASL_SESSIONS_EXPIRED_TOTAL: &str = "weir_sasl_sessions_expired_total";
 pub const RAFT_TERM: &str = "weir_raft_term";
 pub const RAFT_LEADER_ID: &str = "weir_raft_leader_id";
 pub const RAFT_IS_LEADER: &str = "weir_raft_is_leader";
@@ -356,6 +358,14 @@ fn describe() {
         TLS_CERTIFICATE_EXPIRY_SECONDS,
         Unit::Seconds,
         "Seconds until the listener's certificate chain expires (its earliest notAfter); negative once expired."
+    );
+    describe_counter!(
+        AUTHENTICATIONS_TOTAL,
+        "SASL authentications, by listener, mechanism, result (success, failure) and whether they renewed a session (reauthentication)."
+    );
+    describe_counter!(
+        SASL_SESSIONS_EXPIRED_TOTAL,
+        "Connections closed because their SASL session ended (connections.max.reauth.ms) without re-authentication, by listener."
     );
     describe_gauge!(RAFT_TERM, "Current term of the metadata Raft log.");
     describe_gauge!(

@@ -8,10 +8,12 @@
 //! - [`config_ops`]: topic, broker, client-metrics and log-level config changes.
 //! - [`describe`]: how settings are described (values, sources, synonyms).
 //! - [`broker_configs`]: the layers of dynamic broker configs.
+//! - [`scram`]: SCRAM credentials of users.
 
 pub mod broker_configs;
 pub mod config_ops;
 pub mod describe;
+pub mod scram;
 pub mod topics;
 
 use std::collections::HashMap;

@@ -15,6 +15,7 @@ use tokio_rustls::TlsConnector;
 
 use super::CliError;
 use crate::replica::client::BrokerClient;
+use crate::sasl::ClientSasl;
 
 /// The client id the commands send.
 const CLIENT_ID: &str = "weir-cli";
@@ -30,6 +31,26 @@ pub struct Admin {
     pub timeout: Duration,
     /// TLS for every connection, when the brokers' listener is SSL.
     tls: Option<TlsConnector>,
+    /// SASL for every connection, when the brokers' listener is SASL_*.
+    sasl: Option<ClientSasl>,
+}
+
+/// Connect to `addr` and authenticate when SASL is asked for.
+async fn open(
+    addr: &str,
+    timeout: Duration,
+    tls: Option<&TlsConnector>,
+    sasl: Option<&ClientSasl>,
+) -> Result<BrokerClient, String> {
+    let mut c = BrokerClient::connect_with(addr, CLIENT_ID.into(), timeout, tls)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(sasl) = sasl {
+        c.authenticate(sasl, timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(c)
 }
 
 impl Admin {
@@ -38,6 +59,7 @@ impl Admin {
         bootstrap: &str,
         timeout: Duration,
         tls: Option<TlsConnector>,
+        sasl: Option<ClientSasl>,
     ) -> Result<Admin, CliError> {
         let mut last = String::from("no bootstrap address given");
         for addr in bootstrap
@@ -45,7 +67,7 @@ impl Admin {
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            match BrokerClient::connect_with(addr, CLIENT_ID.into(), timeout, tls.as_ref()).await {
+            match open(addr, timeout, tls.as_ref(), sasl.as_ref()).await {
                 Ok(mut c) => {
                     let r: ApiVersionsResponse = c
                         .call(
@@ -68,9 +90,10 @@ impl Admin {
                         conns: HashMap::new(),
                         timeout,
                         tls,
+                        sasl,
                     });
                 }
-                Err(e) => last = e.to_string(),
+                Err(e) => last = format!("{addr}: {e}"),
             }
         }
         Err(CliError::Connect(last))
@@ -123,14 +146,9 @@ impl Admin {
                 .get(&node)
                 .ok_or_else(|| CliError::Connect(format!("broker {node} is not in the cluster")))?
                 .clone();
-            let c = BrokerClient::connect_with(
-                &addr,
-                CLIENT_ID.into(),
-                self.timeout,
-                self.tls.as_ref(),
-            )
-            .await
-            .map_err(|e| CliError::Connect(format!("broker {node} at {addr}: {e}")))?;
+            let c = open(&addr, self.timeout, self.tls.as_ref(), self.sasl.as_ref())
+                .await
+                .map_err(|e| CliError::Connect(format!("broker {node} at {addr}: {e}")))?;
             self.conns.insert(node, c);
         }
         let c = self.conns.get_mut(&node).expect("inserted above");

@@ -1,6 +1,6 @@
 //! The operator commands of the `weir` binary (`weir topic`, `weir group`, `weir cluster`,
 //! `weir produce`, `weir consume`, `weir elect`, `weir reassign`, `weir quorum`,
-//! `weir config list`): what Kafka's shell tools and Redpanda's `rpk` do, over the Kafka
+//! `weir user`, `weir config list`): what Kafka's shell tools and Redpanda's `rpk` do, over the Kafka
 //! protocol only, so they work against any Kafka-compatible broker. Each command builds a
 //! [`Report`] (text for people, `--output json` for scripts); failures carry Kafka's
 //! error name and a one-line explanation, and the exit code says what kind of failure
@@ -21,6 +21,7 @@ pub mod reassign;
 pub mod security;
 pub mod table;
 pub mod topic;
+pub mod user;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -167,6 +168,21 @@ pub struct Conn {
     /// ssl.truststore.location, ssl.keystore.location (PEM); the flags override it.
     #[arg(long = "command-config", global = true, value_name = "FILE")]
     pub command_config: Option<std::path::PathBuf>,
+    /// Authenticate with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (the brokers'
+    /// listener is SASL_PLAINTEXT, or SASL_SSL with --tls-enabled).
+    #[arg(long, global = true, requires = "sasl_username")]
+    pub sasl_mechanism: Option<String>,
+    /// The SASL user name.
+    #[arg(long, global = true, requires = "sasl_mechanism")]
+    pub sasl_username: Option<String>,
+    /// The SASL password (better given in the environment than on the command line).
+    #[arg(
+        long,
+        global = true,
+        env = "WEIR_SASL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub sasl_password: Option<String>,
 }
 
 impl Conn {
@@ -176,8 +192,38 @@ impl Conn {
             &self.bootstrap,
             Duration::from_secs(self.timeout.max(1)),
             tls,
+            self.sasl()?,
         )
         .await
+    }
+
+    /// The SASL the flags and --command-config ask for.
+    fn sasl(&self) -> Result<Option<crate::sasl::ClientSasl>, CliError> {
+        if let Some(name) = &self.sasl_mechanism {
+            let mechanism = crate::sasl::Mechanism::parse(name).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--sasl-mechanism {name}: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                ))
+            })?;
+            let password = self.sasl_password.clone().ok_or_else(|| {
+                CliError::Usage(
+                    "--sasl-mechanism needs --sasl-password (or WEIR_SASL_PASSWORD)".into(),
+                )
+            })?;
+            return Ok(Some(crate::sasl::ClientSasl {
+                mechanism,
+                user: self.sasl_username.clone().unwrap_or_default(),
+                password,
+            }));
+        }
+        match &self.command_config {
+            Some(path) => {
+                ClientTls::sasl_from_properties(&std::fs::read_to_string(path).map_err(|e| {
+                    CliError::Usage(format!("--command-config {}: {e}", path.display()))
+                })?)
+            }
+            None => Ok(None),
+        }
     }
 
     /// The TLS the flags and --command-config ask for.

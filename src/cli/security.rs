@@ -1,7 +1,8 @@
 //! How the operator commands secure their connections: TLS from the flags `--tls`,
-//! `--ca`, `--cert`, `--key`, or from a Kafka client properties file
-//! (`--command-config`, as Kafka's own tools take it: `security.protocol=SSL`,
-//! `ssl.truststore.location`, `ssl.keystore.location` with PEM material). Without a CA
+//! `--ca`, `--cert`, `--key`, SASL from `--sasl-mechanism`, `--sasl-username`,
+//! `--sasl-password`, or both from a Kafka client properties file (`--command-config`,
+//! as Kafka's own tools take it: `security.protocol`, `ssl.truststore.location`,
+//! `ssl.keystore.location` with PEM material, `sasl.mechanism`, `sasl.jaas.config`). Without a CA
 //! the system's trusted roots verify the brokers; a certificate and key make it mutual
 //! TLS. The broker's certificate must be valid for the host each address names.
 
@@ -14,6 +15,19 @@ use tokio_rustls::TlsConnector;
 
 use super::CliError;
 use crate::config::security::Pem;
+use crate::sasl::{ClientSasl, Mechanism};
+
+/// A Kafka client properties file (`key=value` or `key: value` lines, `#` comments).
+fn properties(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            let (k, v) = l.split_once(['=', ':'])?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
 
 /// What the flags and the properties file ask for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -28,26 +42,18 @@ pub struct ClientTls {
 impl ClientTls {
     /// Reads a Kafka client properties file; the flags given override it.
     pub fn from_properties(text: &str) -> Result<ClientTls, CliError> {
-        let props: BTreeMap<String, String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
-            .filter_map(|l| {
-                let (k, v) = l.split_once(['=', ':'])?;
-                Some((k.trim().to_string(), v.trim().to_string()))
-            })
-            .collect();
+        let props = properties(text);
         let mut tls = ClientTls::default();
         match props
             .get("security.protocol")
             .map(|p| p.to_ascii_uppercase())
             .as_deref()
         {
-            None | Some("PLAINTEXT") => {}
-            Some("SSL") => tls.enabled = true,
+            None | Some("PLAINTEXT") | Some("SASL_PLAINTEXT") => {}
+            Some("SSL") | Some("SASL_SSL") => tls.enabled = true,
             Some(other) => {
                 return Err(CliError::Usage(format!(
-                "security.protocol={other} is not supported by weir's commands (PLAINTEXT or SSL)"
+                "security.protocol={other}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
             )))
             }
         }
@@ -68,6 +74,41 @@ impl ClientTls {
         }
         tls.key_password = props.get("ssl.key.password").cloned();
         Ok(tls)
+    }
+
+    /// The SASL a Kafka client properties file asks for (`security.protocol=SASL_*`,
+    /// `sasl.mechanism`, `sasl.jaas.config` with `username` and `password`).
+    pub fn sasl_from_properties(text: &str) -> Result<Option<ClientSasl>, CliError> {
+        let props = properties(text);
+        let protocol = props
+            .get("security.protocol")
+            .map(|p| p.to_ascii_uppercase());
+        if !protocol.as_deref().is_some_and(|p| p.starts_with("SASL_")) {
+            return Ok(None);
+        }
+        // Kafka clients default to GSSAPI, which weir does not speak.
+        let name = props.get("sasl.mechanism").map_or("GSSAPI", String::as_str);
+        let mechanism = Mechanism::parse(name).ok_or_else(|| {
+            CliError::Usage(format!(
+                "sasl.mechanism={name}: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+            ))
+        })?;
+        let jaas = props.get("sasl.jaas.config").ok_or_else(|| {
+            CliError::Usage(
+                "security.protocol is SASL: give sasl.jaas.config with username and password"
+                    .into(),
+            )
+        })?;
+        let module = crate::sasl::jaas::parse(jaas)
+            .map_err(|e| CliError::Usage(format!("sasl.jaas.config: {e}")))?;
+        let (user, password) = module.credentials().ok_or_else(|| {
+            CliError::Usage("sasl.jaas.config needs username=\"...\" and password=\"...\"".into())
+        })?;
+        Ok(Some(ClientSasl {
+            mechanism,
+            user,
+            password,
+        }))
     }
 
     /// The connector, when TLS is on.
@@ -144,11 +185,39 @@ mod tests {
             ClientTls::default()
         );
         for bad in [
-            "security.protocol=SASL_SSL",
+            "security.protocol=SASL_SSLX",
             "security.protocol=SSL\nssl.truststore.type=JKS",
         ] {
             assert!(
                 matches!(ClientTls::from_properties(bad), Err(CliError::Usage(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn sasl_client_properties_are_read() {
+        let props = "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n\
+            sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"alice\" password=\"s3cret\";\n";
+        let sasl = ClientTls::sasl_from_properties(props).unwrap().unwrap();
+        assert_eq!(sasl.user, "alice");
+        assert_eq!(sasl.password, "s3cret");
+        assert_eq!(sasl.mechanism.name(), "SCRAM-SHA-512");
+        assert!(ClientTls::from_properties(props).unwrap().enabled);
+        assert_eq!(
+            ClientTls::sasl_from_properties("security.protocol=SSL").unwrap(),
+            None
+        );
+        for bad in [
+            "security.protocol=SASL_PLAINTEXT",
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN",
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config=x required;",
+        ] {
+            assert!(
+                matches!(
+                    ClientTls::sasl_from_properties(bad),
+                    Err(CliError::Usage(_))
+                ),
                 "{bad}"
             );
         }

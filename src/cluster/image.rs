@@ -135,6 +135,10 @@ pub struct MetadataImage {
     /// `metrics`, `interval.ms`, `match`.
     #[serde(default)]
     pub client_metrics: BTreeMap<String, BTreeMap<String, String>>,
+    /// SCRAM credentials by user and mechanism (salted: never a password).
+    #[serde(default)]
+    pub scram_credentials:
+        BTreeMap<String, BTreeMap<crate::sasl::ScramMechanism, crate::sasl::ScramCredential>>,
 }
 
 impl MetadataImage {

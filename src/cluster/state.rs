@@ -36,6 +36,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use super::image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
+use crate::sasl::{ScramCredential, ScramMechanism};
 
 /// A change to cluster metadata, replicated through the Raft log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +144,14 @@ pub enum MetadataCommand {
     UnregisterBroker {
         id: i32,
     },
+    /// AlterUserScramCredentials for one user and mechanism: `Some` sets (replacing the
+    /// previous salt and iterations), `None` deletes; deleting what does not exist is
+    /// refused.
+    AlterScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+        credential: Option<ScramCredential>,
+    },
 }
 
 /// Why a command was refused; deterministic on every node.
@@ -186,6 +195,8 @@ pub enum MetadataError {
     InvalidReplicaAssignment(String),
     #[error("broker {0} is not registered")]
     BrokerNotRegistered(i32),
+    #[error("{0}")]
+    ResourceNotFound(String),
 }
 
 /// The answer to a committed command.
@@ -382,6 +393,34 @@ impl MetadataState {
                 }
                 if configs.is_empty() {
                     img.client_metrics.remove(name);
+                }
+            }
+            MetadataCommand::AlterScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => {
+                if user.is_empty() {
+                    return Err(MetadataError::InvalidRequest("user name is empty".into()));
+                }
+                let creds = img.scram_credentials.entry(user.clone()).or_default();
+                match credential {
+                    Some(c) => {
+                        creds.insert(*mechanism, c.clone());
+                    }
+                    None => {
+                        if creds.remove(mechanism).is_none() {
+                            if creds.is_empty() {
+                                img.scram_credentials.remove(user);
+                            }
+                            return Err(MetadataError::ResourceNotFound(
+                                "Attempt to delete a user credential that does not exist".into(),
+                            ));
+                        }
+                    }
+                }
+                if creds.is_empty() {
+                    img.scram_credentials.remove(user);
                 }
             }
             MetadataCommand::AllocateProducerIds { count } => {
@@ -1200,6 +1239,48 @@ mod tests {
         let bytes = serde_json::to_vec(&s).expect("serialize");
         let back: MetadataState = serde_json::from_slice(&bytes).expect("deserialize");
         assert_eq!(back.image, s.image);
+    }
+
+    #[test]
+    fn scram_credentials_are_set_replaced_deleted_and_survive_json() {
+        let mut s = MetadataState::default();
+        let cred = |iterations| {
+            crate::sasl::ScramCredential::new(ScramMechanism::Sha256, "pw", iterations)
+        };
+        let alter = |mechanism, credential| MetadataCommand::AlterScramCredential {
+            user: "alice".into(),
+            mechanism,
+            credential,
+        };
+        assert_eq!(
+            s.apply(1, &alter(ScramMechanism::Sha256, Some(cred(4096)))),
+            CommandResult::Ok
+        );
+        assert_eq!(
+            s.apply(2, &alter(ScramMechanism::Sha256, Some(cred(8192)))),
+            CommandResult::Ok
+        );
+        assert_eq!(
+            s.image.scram_credentials["alice"][&ScramMechanism::Sha256].iterations,
+            8192
+        );
+        let bytes = serde_json::to_vec(&s).expect("serialize");
+        let back: MetadataState = serde_json::from_slice(&bytes).expect("deserialize");
+        assert_eq!(back.image, s.image);
+        assert!(matches!(
+            err(s.apply(3, &alter(ScramMechanism::Sha512, None))),
+            MetadataError::ResourceNotFound(_)
+        ));
+        assert_eq!(
+            s.apply(4, &alter(ScramMechanism::Sha256, None)),
+            CommandResult::Ok
+        );
+        assert!(s.image.scram_credentials.is_empty());
+        assert!(matches!(
+            err(s.apply(5, &alter(ScramMechanism::Sha256, None))),
+            MetadataError::ResourceNotFound(_)
+        ));
+        assert!(s.image.scram_credentials.is_empty());
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub const PER_LISTENER: &[&str] = &[
     "ssl.client.auth",
     "ssl.enabled.protocols",
     "ssl.cipher.suites",
+    "sasl.enabled.mechanisms",
+    "connections.max.reauth.ms",
+    "sasl.jaas.config",
 ];
 
 /// A listener's security protocol (Kafka's `SecurityProtocol`).
@@ -285,12 +288,29 @@ pub fn tls_settings(
 
 /// Whether `name` is a per-listener override (`listener.name.<l>.<setting>`): the
 /// listener and the setting it overrides.
+/// JAAS settings are per listener and mechanism:
+/// `listener.name.<l>.<mechanism>.sasl.jaas.config`.
 pub fn per_listener(name: &str) -> Option<(&str, &'static str)> {
     let rest = name.strip_prefix("listener.name.")?;
-    PER_LISTENER.iter().find_map(|s| {
-        let l = rest.strip_suffix(s)?.strip_suffix('.')?;
-        (!l.is_empty() && !l.contains('.')).then_some((l, *s))
-    })
+    let (listener, setting) = rest.split_once('.')?;
+    if listener.is_empty() {
+        return None;
+    }
+    let setting = match setting.split_once('.') {
+        Some((mechanism, "sasl.jaas.config"))
+            if crate::sasl::Mechanism::ALL
+                .iter()
+                .any(|m| super::sasl::jaas_prefix(*m) == mechanism) =>
+        {
+            "sasl.jaas.config"
+        }
+        _ if setting == "sasl.jaas.config" => return None,
+        _ => setting,
+    };
+    PER_LISTENER
+        .iter()
+        .find(|s| **s == setting)
+        .map(|s| (listener, *s))
 }
 
 /// How every listener is secured, resolved from the settings.
@@ -303,6 +323,8 @@ pub struct ListenerSecurity {
     /// The client listener other brokers fetch from (`inter.broker.listener.name`, or
     /// the listener named by `security.inter.broker.protocol`; by default the first).
     pub inter_broker: String,
+    /// The SASL settings of every listener that speaks SASL, and the broker-wide ones.
+    pub sasl: super::sasl::Sasl,
 }
 
 impl ListenerSecurity {
@@ -326,6 +348,7 @@ pub fn resolve(
     let map = protocol_map(map_value.as_deref().unwrap_or(DEFAULT_PROTOCOL_MAP))?;
     let mut protocols = BTreeMap::new();
     let mut tls = BTreeMap::new();
+    let mut sasl = BTreeMap::new();
     let named = client
         .iter()
         .map(|l| (l.as_str(), false))
@@ -333,14 +356,20 @@ pub fn resolve(
     for (listener, is_controller) in named {
         let protocol = protocol_of(&map, listener, is_controller, map_is_default)?;
         if protocol.uses_sasl() {
-            return Err(invalid(
-                "listener.security.protocol.map",
-                map_value.as_deref().unwrap_or(DEFAULT_PROTOCOL_MAP),
-                &format!(
-                    "listener {listener} is {}: SASL is not supported yet (use SSL, with ssl.client.auth=required for client certificates)",
-                    protocol.name()
-                ),
-            ));
+            if is_controller {
+                return Err(invalid(
+                    "listener.security.protocol.map",
+                    map_value.as_deref().unwrap_or(DEFAULT_PROTOCOL_MAP),
+                    &format!(
+                        "the controller listener {listener} is {}: the metadata quorum authenticates nodes with TLS certificates (SSL with ssl.client.auth=required)",
+                        protocol.name()
+                    ),
+                ));
+            }
+            sasl.insert(
+                listener.to_string(),
+                super::sasl::listener_settings(listener, &get)?,
+            );
         }
         if protocol.uses_tls() {
             tls.insert(listener.to_string(), tls_settings(listener, &get)?);
@@ -372,10 +401,12 @@ pub fn resolve(
             ),
         ));
     }
+    let sasl = super::sasl::resolve(sasl, &inter_broker, &get)?;
     Ok(ListenerSecurity {
         protocols,
         tls,
         inter_broker,
+        sasl,
     })
 }
 
@@ -481,5 +512,17 @@ mod tests {
         assert_eq!(per_listener("listener.name.ssl.client.auth"), None);
         assert_eq!(per_listener("listener.name.a.b.ssl.client.auth"), None);
         assert_eq!(per_listener("listener.name.x.ssl.unknown"), None);
+        assert_eq!(
+            per_listener("listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config"),
+            Some(("sasl_ssl", "sasl.jaas.config"))
+        );
+        assert_eq!(
+            per_listener("listener.name.sasl_ssl.sasl.jaas.config"),
+            None
+        );
+        assert_eq!(
+            per_listener("listener.name.sasl_ssl.gssapi.sasl.jaas.config"),
+            None
+        );
     }
 }

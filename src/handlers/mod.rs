@@ -25,6 +25,7 @@ pub mod add_raft_voter;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_replica_log_dirs;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -40,6 +41,7 @@ pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
@@ -61,6 +63,8 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod push_telemetry;
 pub mod remove_raft_voter;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod unregister_broker;
 mod util;
@@ -79,6 +83,9 @@ pub struct Ctx {
     pub listener: Arc<str>,
     /// The client software name and version of the connection (ApiVersions v3+).
     pub software: ClientSoftware,
+    /// Who the connection authenticated as (`User:<name>`; `User:ANONYMOUS` before or
+    /// without authentication).
+    pub principal: Arc<str>,
 }
 
 /// A connection's client software (name, version), once ApiVersions told it.
@@ -117,6 +124,8 @@ pub enum Outcome {
     NoResponse,
     /// Kafka closes the connection instead of answering (malformed body, acks=0 failure).
     Close(String),
+    /// Answer, then close (a failed authentication).
+    RespondThenClose(Response, String),
 }
 
 pub type Pending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -128,6 +137,8 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ListOffsets, list_offsets::VERSIONS),
     (ApiKey::Metadata, metadata::VERSIONS),
     (ApiKey::ApiVersions, api_versions::VERSIONS),
+    (ApiKey::SaslHandshake, sasl_handshake::VERSIONS),
+    (ApiKey::SaslAuthenticate, sasl_authenticate::VERSIONS),
     (ApiKey::CreateTopics, create_topics::VERSIONS),
     (ApiKey::DeleteTopics, delete_topics::VERSIONS),
     (ApiKey::DeleteRecords, delete_records::VERSIONS),
@@ -188,6 +199,14 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     ),
     (ApiKey::PushTelemetry, push_telemetry::VERSIONS),
     (ApiKey::ListConfigResources, list_config_resources::VERSIONS),
+    (
+        ApiKey::DescribeUserScramCredentials,
+        describe_user_scram_credentials::VERSIONS,
+    ),
+    (
+        ApiKey::AlterUserScramCredentials,
+        alter_user_scram_credentials::VERSIONS,
+    ),
     (
         ApiKey::DescribeTopicPartitions,
         describe_topic_partitions::VERSIONS,
@@ -258,6 +277,47 @@ macro_rules! run {
             $respond(&ctx, &resp)
         }) as Pending)
     }};
+}
+
+/// A SaslHandshake or SaslAuthenticate on a SASL listener: decoded and answered at once
+/// (the session's state changes in request order); a failed authentication is answered
+/// after `connection.failed.authentication.delay.ms` and closes the connection.
+pub fn start_sasl(
+    ctx: Ctx,
+    body: Bytes,
+    session: &mut crate::server::session::Session,
+) -> Result<Pending, String> {
+    crate::metrics_cache::requests(ctx.api_key, ctx.version).increment(1);
+    if !supported(ctx.api_key).is_some_and(|r| ctx.version >= r.min && ctx.version <= r.max) {
+        return Err(format!(
+            "unsupported version {} of {:?} from client {:?}",
+            ctx.version, ctx.api_key, ctx.client_id
+        ));
+    }
+    let mut body = body;
+    let (outcome, close, delay) = if ctx.api_key == ApiKey::SaslHandshake {
+        let req: SaslHandshakeRequest =
+            decode_body(ctx.api_key, ctx.version, &mut body).map_err(|e| e.to_string())?;
+        let (resp, close) = sasl_handshake::handle_in_session(&ctx, req, session);
+        (respond(&ctx, &resp), close, false)
+    } else {
+        let req: SaslAuthenticateRequest =
+            decode_body(ctx.api_key, ctx.version, &mut body).map_err(|e| e.to_string())?;
+        let a = sasl_authenticate::handle_in_session(&ctx, req, session);
+        (respond(&ctx, &a.response), a.failed, true)
+    };
+    let pause = ctx.state.config.security.sasl.failed_authentication_delay;
+    Ok(Box::pin(async move {
+        match (outcome, close) {
+            (Outcome::Respond(r), Some(reason)) => {
+                if delay {
+                    tokio::time::sleep(pause).await;
+                }
+                Outcome::RespondThenClose(r, reason)
+            }
+            (outcome, _) => outcome,
+        }
+    }))
 }
 
 /// Decode a request and start it. `Err` means the connection must close (as Kafka does
@@ -379,6 +439,20 @@ pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
             ListPartitionReassignmentsRequest,
             list_partition_reassignments
         ),
+        ApiKey::DescribeUserScramCredentials => run!(
+            ctx,
+            body,
+            DescribeUserScramCredentialsRequest,
+            describe_user_scram_credentials
+        ),
+        ApiKey::AlterUserScramCredentials => run!(
+            ctx,
+            body,
+            AlterUserScramCredentialsRequest,
+            alter_user_scram_credentials
+        ),
+        ApiKey::SaslHandshake => run!(ctx, body, SaslHandshakeRequest, sasl_handshake),
+        ApiKey::SaslAuthenticate => run!(ctx, body, SaslAuthenticateRequest, sasl_authenticate),
         other => Err(format!("{other:?} is not served")),
     }
 }

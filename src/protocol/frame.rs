@@ -6,7 +6,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 #[derive(Debug, Error)]
 pub enum FrameError {
-    #[error("frame of {size} bytes exceeds socket.request.max.bytes ({max})")]
+    #[error("frame of {size} bytes exceeds the limit of {max} (socket.request.max.bytes, or sasl.server.max.receive.size before authentication)")]
     TooLarge { size: i64, max: usize },
     #[error("negative frame size {0}")]
     Negative(i32),
@@ -39,6 +39,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buf: BytesMut::with_capacity(READ_AHEAD),
             max,
         }
+    }
+
+    /// Change the largest frame accepted (smaller before a SASL client authenticates).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
     }
 
     /// The next frame's bytes (without the size prefix); `Ok(None)` at a clean end of

@@ -47,6 +47,8 @@ pub enum ClientError {
     Decode(String),
     #[error("response correlation id {got}, expected {expected}")]
     Correlation { got: i32, expected: i32 },
+    #[error("SASL authentication failed: {0}")]
+    Auth(String),
 }
 
 /// One connection to a broker's client listener.
@@ -113,6 +115,58 @@ impl BrokerClient {
             correlation: 0,
             client_id: StrBytes::from_string(client_id),
         })
+    }
+
+    /// Authenticate with SASL (SaslHandshake v1, then SaslAuthenticate), as the first
+    /// thing on a connection to a SASL listener.
+    pub async fn authenticate(
+        &mut self,
+        sasl: &crate::sasl::ClientSasl,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        use kafka_protocol::messages::{
+            SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+            SaslHandshakeResponse,
+        };
+        let hs: SaslHandshakeResponse = self
+            .call(
+                ApiKey::SaslHandshake,
+                1,
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(sasl.mechanism.name())),
+                timeout,
+            )
+            .await?;
+        if hs.error_code != 0 {
+            let offered: Vec<&str> = hs.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(ClientError::Auth(format!(
+                "the broker does not accept {} (it offers {})",
+                sasl.mechanism.name(),
+                offered.join(", ")
+            )));
+        }
+        let mut exchange = sasl.start();
+        let mut token = exchange.first();
+        loop {
+            let resp: SaslAuthenticateResponse = self
+                .call(
+                    ApiKey::SaslAuthenticate,
+                    1,
+                    &SaslAuthenticateRequest::default().with_auth_bytes(token.into()),
+                    timeout,
+                )
+                .await?;
+            if resp.error_code != 0 {
+                return Err(ClientError::Auth(resp.error_message.map_or_else(
+                    || format!("error {}", resp.error_code),
+                    |m| m.to_string(),
+                )));
+            }
+            match exchange.next(&resp.auth_bytes).map_err(ClientError::Auth)? {
+                Some(t) => token = t,
+                None => return Ok(()),
+            }
+        }
     }
 
     /// Send one request and wait for its response, at most `timeout`.

@@ -109,7 +109,8 @@ enum Token {
 fn describe(t: Option<&Token>) -> String {
     match t {
         None => "the end (a missing `;`?)".into(),
-        Some(Token::Word(w)) => format!("`{w}`"),
+        // Words are not echoed: a misplaced one may be a password.
+        Some(Token::Word(_)) => "a bare word".into(),
         Some(Token::Quoted(_)) => "a quoted value".into(),
         Some(Token::Equals) => "`=`".into(),
         Some(Token::Semicolon) => "`;`".into(),

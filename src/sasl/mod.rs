@@ -5,12 +5,14 @@
 //! The per-connection state (which mechanism, when the session ends) lives in
 //! `crate::server::session`; the SCRAM credentials live in the replicated metadata.
 
+pub mod client;
 pub mod jaas;
 pub mod plain;
 pub mod scram;
 
 use std::collections::BTreeMap;
 
+pub use client::ClientSasl;
 pub use scram::{ScramCredential, ScramMechanism};
 
 /// A SASL mechanism Weir serves.

@@ -258,7 +258,10 @@ pub enum Server {
         user: String,
         credential: ScramCredential,
         gs2_header: String,
+        /// The client's nonce followed by ours.
         nonce: String,
+        /// How much of `nonce` is the client's.
+        client_nonce_len: usize,
         /// client-first-bare "," server-first: the start of the AuthMessage.
         auth_prefix: String,
     },
@@ -279,13 +282,14 @@ impl Server {
                 credential,
                 gs2_header,
                 nonce,
+                client_nonce_len,
                 auth_prefix,
             } => final_step(
                 mechanism,
                 &user,
                 &credential,
                 &gs2_header,
-                &nonce,
+                (&nonce, client_nonce_len),
                 &auth_prefix,
                 token,
             ),
@@ -327,6 +331,7 @@ impl Server {
             user: first.user,
             credential,
             gs2_header: first.gs2_header,
+            client_nonce_len: first.nonce.len(),
             nonce,
             auth_prefix: format!("{},{server_first}", first.bare),
         };
@@ -339,7 +344,7 @@ fn final_step(
     user: &str,
     credential: &ScramCredential,
     gs2_header: &str,
-    nonce: &str,
+    (nonce, client_nonce_len): (&str, usize),
     auth_prefix: &str,
     token: &[u8],
 ) -> Step {
@@ -358,7 +363,12 @@ fn final_step(
             "channel binding {binding:?} does not match the GS2 header"
         ));
     }
-    if client_nonce != Some(nonce) {
+    // librdkafka before 2.6.1 (kcat on Debian's 2.0.2 among them) sends its own nonce
+    // once more in front of the combined one (fixed by its pull request 4895). That
+    // exact form still proves the client saw our nonce, so it is accepted; anything
+    // else is refused, as RFC 5802 requires.
+    let doubled = format!("{}{nonce}", &nonce[..client_nonce_len.min(nonce.len())]);
+    if client_nonce != Some(nonce) && client_nonce != Some(doubled.as_str()) {
         return fail(format!(
             "nonce {client_nonce:?} is not the one of this exchange"
         ));
@@ -532,7 +542,7 @@ mod tests {
             "user",
             &cred,
             "n,,",
-            "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+            ("rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0", 20),
             &format!("{bare},{server_first}"),
             format!("{without_proof},p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=").as_bytes(),
         );
@@ -623,6 +633,53 @@ mod tests {
             s.step(b"n,,n=alice,r=abc,tokenauth=true", &users),
             Step::Failed { .. }
         ));
+    }
+
+    #[test]
+    fn librdkafkas_doubled_client_nonce_is_accepted_and_nothing_else() {
+        let users = store("alice", "secret");
+        let m = ScramMechanism::Sha256;
+        for (doubled, accepted) in [(true, true), (false, false)] {
+            let mut client = Client::new(m, "alice", "secret");
+            let mut server = Server::new(m);
+            let Step::Continue(first) = server.step(&client.first(), &users) else {
+                panic!()
+            };
+            let cnonce = client.nonce.clone();
+            let full = String::from_utf8(first.clone()).unwrap();
+            let full = full
+                .split(',')
+                .next()
+                .unwrap()
+                .trim_start_matches("r=")
+                .to_string();
+            // What librdkafka < 2.6.1 sends: its nonce, then the combined one; the proof
+            // is computed over that message, as librdkafka does.
+            let sent = if doubled {
+                format!("{cnonce}{full}")
+            } else {
+                format!("x{full}")
+            };
+            let without_proof = format!("c=biws,r={sent}");
+            let auth_message = format!(
+                "{},{},{without_proof}",
+                client.bare,
+                String::from_utf8(first).unwrap()
+            );
+            let salted =
+                m.salted_password("secret", &users.0[&("alice".to_string(), m)].salt, 4096);
+            let client_key = m.hmac(&salted, b"Client Key");
+            let signature = m.hmac(&m.hash(&client_key), auth_message.as_bytes());
+            let proof: Vec<u8> = client_key
+                .iter()
+                .zip(&signature)
+                .map(|(k, s)| k ^ s)
+                .collect();
+            let msg = format!("{without_proof},p={}", B64.encode(proof));
+            let step = server.step(msg.as_bytes(), &users);
+            assert_eq!(matches!(step, Step::Done { .. }), accepted, "{step:?}");
+            client.nonce.clear();
+        }
     }
 
     #[test]

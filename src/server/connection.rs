@@ -18,11 +18,20 @@ use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
+use super::session::{Admit, Session};
 use crate::handlers::{self, Ctx, Outcome};
 use crate::metrics as m;
 use crate::protocol::response::Response;
 use crate::protocol::{decode_header, FrameReader};
 use crate::state::BrokerState;
+
+/// The principal of a connection that has not authenticated (Kafka's `User:ANONYMOUS`).
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+/// A started request: its outcome, (API, correlation id) and stage times.
+type PendingResponse = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Outcome, (ApiKey, i32), StageTimes)> + Send>,
+>;
 
 /// Requests a client may have in flight on one connection before we stop reading.
 const MAX_IN_FLIGHT: usize = 64;
@@ -80,7 +89,21 @@ pub async fn serve(
             (Box::new(rd), Writer::Tls(wr))
         }
     };
-    let mut frames = FrameReader::new(rd, state.config.socket_request_max_bytes);
+    let request_max = state.config.socket_request_max_bytes;
+    let mut frames = FrameReader::new(rd, request_max);
+    // On a SASL listener nothing but ApiVersions and the exchange is served until the
+    // client authenticates, and frames are kept small until then.
+    let mut session = state
+        .config
+        .security
+        .sasl
+        .listeners
+        .get(&*listener)
+        .map(|s| Session::new(Arc::new(s.clone())));
+    if session.is_some() {
+        frames.set_max(request_max.min(state.config.security.sasl.max_receive_size));
+    }
+    let mut principal: Arc<str> = Arc::from(ANONYMOUS);
     let mut histograms: std::collections::HashMap<ApiKey, RequestHistograms> = Default::default();
     let mut client_id = String::new();
     let software = crate::handlers::ClientSoftware::default();
@@ -102,6 +125,39 @@ pub async fn serve(
                     }
                 };
                 let started = Instant::now();
+                let ctx = |api_key, version, correlation_id, client_id: &str, principal: &Arc<str>| Ctx {
+                    state: state.clone(),
+                    api_key,
+                    version,
+                    correlation_id,
+                    client_id: client_id.to_string(),
+                    peer,
+                    listener: listener.clone(),
+                    software: software.clone(),
+                    principal: principal.clone(),
+                };
+                if let Some(s) = session.as_mut().filter(|s| s.expects_legacy_token()) {
+                    // The legacy exchange: a bare token, answered bare (no correlation).
+                    let c = ctx(ApiKey::SaslAuthenticate, 0, 0, &client_id, &principal);
+                    let a = handlers::sasl_authenticate::legacy_token(&c, &frame, s);
+                    let pause = state.config.security.sasl.failed_authentication_delay;
+                    pending.push_back(Box::pin(async move {
+                        let outcome = match (a.response, a.failed) {
+                            (Some(r), _) => Outcome::Respond(r),
+                            (None, reason) => {
+                                tokio::time::sleep(pause).await;
+                                Outcome::Close(reason.unwrap_or_default())
+                            }
+                        };
+                        let times = StageTimes { arrived, started, handled: Instant::now() };
+                        (outcome, (ApiKey::SaslAuthenticate, 0), times)
+                    }) as PendingResponse);
+                    if let Some(user) = s.user() {
+                        principal = Arc::from(format!("User:{user}"));
+                        frames.set_max(request_max);
+                    }
+                    continue;
+                }
                 let req = match decode_header(frame) {
                     Ok(r) => r,
                     Err(e) => break Some(e.to_string()),
@@ -111,24 +167,38 @@ pub async fn serve(
                         client_id = id.to_string();
                     }
                 }
-                let ctx = Ctx {
-                    state: state.clone(),
-                    api_key: req.api_key,
-                    version: req.api_version,
-                    correlation_id: req.header.correlation_id,
-                    client_id: client_id.clone(),
-                    peer,
-                    listener: listener.clone(),
-                    software: software.clone(),
+                let ctx = ctx(req.api_key, req.api_version, req.header.correlation_id, &client_id, &principal);
+                let sasl = match session.as_mut() {
+                    None => None,
+                    Some(s) => match s.admit(req.api_key, Instant::now()) {
+                        Admit::Serve => None,
+                        Admit::Sasl => Some(s),
+                        Admit::Close(reason) => break Some(reason),
+                        Admit::Expired(reason) => {
+                            metrics::counter!(m::SASL_SESSIONS_EXPIRED_TOTAL, "listener" => listener.to_string()).increment(1);
+                            break Some(reason);
+                        }
+                    },
                 };
                 let api = req.api_key;
                 let correlation_id = req.header.correlation_id;
-                match handlers::start(ctx, req.body) {
-                    Ok(fut) => pending.push_back(async move {
+                let started_request = match sasl {
+                    None => handlers::start(ctx, req.body),
+                    Some(s) => {
+                        let r = handlers::start_sasl(ctx, req.body, s);
+                        if let Some(user) = s.user() {
+                            principal = Arc::from(format!("User:{user}"));
+                            frames.set_max(request_max);
+                        }
+                        r
+                    }
+                };
+                match started_request {
+                    Ok(fut) => pending.push_back(Box::pin(async move {
                         let outcome = fut.await;
                         let times = StageTimes { arrived, started, handled: Instant::now() };
                         (outcome, (api, correlation_id), times)
-                    }),
+                    }) as PendingResponse),
                     Err(reason) => break Some(reason),
                 }
             }
@@ -142,6 +212,10 @@ pub async fn serve(
                     }
                     Outcome::NoResponse => {}
                     Outcome::Close(reason) => break Some(reason),
+                    Outcome::RespondThenClose(response, reason) => {
+                        let _ = wr.send(&response).await;
+                        break Some(reason);
+                    }
                 }
                 times.record(histograms.entry(api).or_insert_with(|| RequestHistograms::new(api)));
                 if !input_open && pending.is_empty() {
@@ -155,7 +229,7 @@ pub async fn serve(
     // Drain what was already started so an acknowledged write is answered when possible.
     if close_reason.is_none() {
         while let Some((outcome, _, _)) = pending.next().await {
-            if let Outcome::Respond(response) = outcome {
+            if let Outcome::Respond(response) | Outcome::RespondThenClose(response, _) = outcome {
                 if wr.send(&response).await.is_err() {
                     break;
                 }
