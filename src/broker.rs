@@ -132,6 +132,7 @@ impl Broker {
         }
 
         controller.start_heartbeats(me);
+        ensure_inter_broker_scram_user(&config, &controller).await?;
 
         let replicas = ReplicaManager::new(config.clone(), logs.clone(), controller.clone());
         // Followers fetch over the inter-broker listener; over TLS they verify the leader's
@@ -354,4 +355,49 @@ fn quorum_config(config: &Config) -> anyhow::Result<Option<QuorumConfig>> {
         q.tls = Some(Arc::new(tls));
     }
     Ok(Some(q))
+}
+
+/// On a SASL inter-broker listener with SCRAM, the brokers' own user (from their JAAS
+/// settings) needs a credential before followers can fetch. Kafka has operators add it
+/// when formatting storage; here the first broker to start adds it. An existing
+/// credential is left alone: an operator may have changed it on purpose.
+async fn ensure_inter_broker_scram_user(
+    config: &Config,
+    controller: &Controller,
+) -> anyhow::Result<()> {
+    let security = &config.security;
+    let Some(crate::sasl::Mechanism::Scram(mechanism)) = security.sasl.inter_broker_mechanism
+    else {
+        return Ok(());
+    };
+    let Some((user, password)) = security
+        .sasl
+        .listeners
+        .get(&security.inter_broker)
+        .and_then(|l| {
+            l.own_credentials
+                .get(&crate::sasl::Mechanism::Scram(mechanism))
+        })
+    else {
+        return Ok(());
+    };
+    let exists = controller
+        .image()
+        .scram_credentials
+        .get(user)
+        .is_some_and(|c| c.contains_key(&mechanism));
+    if exists {
+        return Ok(());
+    }
+    let credential = crate::sasl::ScramCredential::new(mechanism, password, 8192);
+    let cmd = MetadataCommand::AlterScramCredential {
+        user: user.clone(),
+        mechanism,
+        credential: Some(credential),
+    };
+    if let CommandResult::Err(e) = controller.propose(cmd).await? {
+        anyhow::bail!("cannot add the inter-broker SCRAM user {user}: {e}");
+    }
+    info!(%user, mechanism = mechanism.name(), "added the inter-broker SCRAM user");
+    Ok(())
 }

@@ -42,8 +42,13 @@ const ssl = process.env.WEIR_SSL_CA
         : {})
     }
   : undefined
+// SASL (compat-tests/run --security sasl_plaintext|sasl_ssl): KafkaJS's mechanism names are
+// lower case.
+const sasl = password => process.env.WEIR_SASL_MECHANISM
+  ? { mechanism: process.env.WEIR_SASL_MECHANISM.toLowerCase(), username: process.env.WEIR_SASL_USERNAME, password }
+  : undefined
 const kafka = new Kafka({ clientId: 'weir-compat', brokers: BROKER_ADDRS, logLevel: logLevel.NOTHING,
-  requestTimeout: T, retry: { retries: 5, maxRetryTime: 2000 }, ssl })
+  requestTimeout: T, retry: { retries: 5, maxRetryTime: 2000 }, ssl, sasl: sasl(process.env.WEIR_SASL_PASSWORD) })
 
 // ---------------------------------------------------------------- helpers
 
@@ -163,6 +168,26 @@ const zstdReady = new Promise(resolve => ZstdCodec.run(z => { zstd = { simple: n
 // ---------------------------------------------------------------- scenarios
 
 const scenarios = {}
+
+scenarios.auth_refused = async () => {
+  if (!process.env.WEIR_SASL_MECHANISM) throw new NA('the listener does not authenticate clients (no SASL in this mode)')
+  const wrong = new Kafka({ clientId: 'weir-compat-wrong', brokers: BROKER_ADDRS, logLevel: logLevel.NOTHING,
+    requestTimeout: T, retry: { retries: 0 }, ssl, sasl: sasl('not-the-password') })
+  const admin = wrong.admin()
+  let err
+  try {
+    await admin.connect()
+  } catch (e) {
+    err = e
+  } finally {
+    await admin.disconnect()
+  }
+  check(err, 'the admin client connected with a wrong password')
+  check(err.name === 'KafkaJSSASLAuthenticationError' || err.cause?.name === 'KafkaJSSASLAuthenticationError',
+    `expected KafkaJSSASLAuthenticationError, got ${err.name}: ${err.message}`)
+  await withAdmin(a => a.describeCluster()) // the right password still works
+  return err.message.slice(0, 160)
+}
 
 scenarios.metadata = async () => {
   const t = topicName('meta')
@@ -760,7 +785,7 @@ async function readTo (topic, partition, from, to) {
 
 // ---------------------------------------------------------------- runner
 
-const ORDER = ['metadata', 'codec_none', 'codec_gzip', 'codec_snappy', 'codec_lz4', 'codec_zstd',
+const ORDER = ['metadata', 'auth_refused', 'codec_none', 'codec_gzip', 'codec_snappy', 'codec_lz4', 'codec_zstd',
   'keys_headers', 'timestamp_create', 'timestamp_log_append', 'large_message', 'list_offsets',
   'idempotent', 'admin_create_topic', 'admin_describe_configs', 'admin_alter_configs',
   'admin_create_partitions', 'admin_delete_topic', 'delete_records',

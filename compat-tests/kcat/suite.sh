@@ -16,17 +16,28 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 # Every kcat call is bounded; -m bounds metadata waits inside kcat.
 KC=(timeout 60 kcat -b "$B" -m 15 -q)
-# TLS (compat-tests/run --security ssl|mtls): every kcat reads its settings from
-# $KCAT_CONFIG, as a user's kcat.conf would hold them.
-if [[ -n "${WEIR_SSL_CA:-}" ]]; then
-  {
-    echo "security.protocol=ssl"
+# TLS and SASL (compat-tests/run --security ssl|mtls|sasl_plaintext|sasl_ssl): every kcat
+# reads its settings from $KCAT_CONFIG, as a user's kcat.conf would hold them.
+security_conf() { # security_conf PASSWORD
+  local protocol=plaintext
+  [[ -n "${WEIR_SSL_CA:-}" ]] && protocol=ssl
+  [[ -n "${WEIR_SASL_MECHANISM:-}" ]] && protocol="sasl_$protocol"
+  echo "security.protocol=$protocol"
+  if [[ -n "${WEIR_SSL_CA:-}" ]]; then
     echo "ssl.ca.location=$WEIR_SSL_CA"
     if [[ -n "${WEIR_SSL_CERT:-}" ]]; then
       echo "ssl.certificate.location=$WEIR_SSL_CERT"
       echo "ssl.key.location=$WEIR_SSL_KEY"
     fi
-  } >"$WORK/kcat.conf"
+  fi
+  if [[ -n "${WEIR_SASL_MECHANISM:-}" ]]; then
+    echo "sasl.mechanisms=$WEIR_SASL_MECHANISM"
+    echo "sasl.username=$WEIR_SASL_USERNAME"
+    echo "sasl.password=$1"
+  fi
+}
+if [[ -n "${WEIR_SSL_CA:-}${WEIR_SASL_MECHANISM:-}" ]]; then
+  security_conf "${WEIR_SASL_PASSWORD:-}" >"$WORK/kcat.conf"
   export KCAT_CONFIG="$WORK/kcat.conf"
 fi
 ONE_MIB=1048576
@@ -54,6 +65,18 @@ query() { # query TOPIC TS -> offset (kcat -Q)
   sed -n 's/.*\[0\] offset \(-\{0,1\}[0-9]*\).*/\1/p' <<<"$out" | head -1
 }
 seqlines() { for ((i = $1; i < $2; i++)); do echo "$3$i"; done; }
+
+sc_auth_refused() {
+  [[ -n "${WEIR_SASL_MECHANISM:-}" ]] || na "the listener does not authenticate clients (no SASL in this mode)"
+  security_conf not-the-password >"$WORK/wrong.conf"
+  local out
+  if out=$(KCAT_CONFIG="$WORK/wrong.conf" timeout 60 kcat -b "$B" -m 10 -L 2>&1); then
+    fail "kcat -L succeeded with a wrong password"
+  fi
+  grep -q "Authentication failure\|SASL authentication error" <<<"$out" || fail "no authentication error: ${out:0:300}"
+  "${KC[@]}" -L >/dev/null || fail "kcat -L fails with the right password"
+  detail "$(grep -m1 -o "SASL authentication error[^(]*" <<<"$out")"
+}
 
 sc_metadata() {
   local t out
@@ -229,13 +252,8 @@ name, parts, cfg = sys.argv[3], int(sys.argv[4]), [a.split("=", 1) for a in sys.
 s16 = lambda x: struct.pack(">h", len(x.encode())) + x.encode()
 body = (struct.pack(">i", 1) + s16(name) + struct.pack(">ihi", parts, rf, 0) + struct.pack(">i", len(cfg))
         + b"".join(s16(k) + s16(v) for k, v in cfg) + struct.pack(">i?", 30000, False))
-req = struct.pack(">hhi", 19, 2, 7) + s16("kcat-suite") + body
-with socket.create_connection((host, int(port)), timeout=30) as s:
-    if os.environ.get("WEIR_SSL_CA"):
-        ctx = ssl.create_default_context(cafile=os.environ["WEIR_SSL_CA"])
-        if os.environ.get("WEIR_SSL_CERT"):
-            ctx.load_cert_chain(os.environ["WEIR_SSL_CERT"], os.environ["WEIR_SSL_KEY"])
-        s = ctx.wrap_socket(s, server_hostname=host)
+def call(s, api, version, body):
+    req = struct.pack(">hhi", api, version, 7) + s16("kcat-suite") + body
     s.sendall(struct.pack(">i", len(req)) + req)
     buf = b""
     while len(buf) < 4 or len(buf) < 4 + struct.unpack(">i", buf[:4])[0]:
@@ -243,6 +261,24 @@ with socket.create_connection((host, int(port)), timeout=30) as s:
         if not chunk:
             sys.exit("connection closed")
         buf += chunk
+    return buf
+with socket.create_connection((host, int(port)), timeout=30) as s:
+    if os.environ.get("WEIR_SSL_CA"):
+        ctx = ssl.create_default_context(cafile=os.environ["WEIR_SSL_CA"])
+        if os.environ.get("WEIR_SSL_CERT"):
+            ctx.load_cert_chain(os.environ["WEIR_SSL_CERT"], os.environ["WEIR_SSL_KEY"])
+        s = ctx.wrap_socket(s, server_hostname=host)
+    if os.environ.get("WEIR_SASL_MECHANISM"):
+        # SaslHandshake v1 and SaslAuthenticate v0 with PLAIN, which the runner's SASL
+        # listener enables for the suites' user whatever mechanism kcat is tested with.
+        hs = call(s, 17, 1, s16("PLAIN"))
+        if struct.unpack(">h", hs[8:10])[0]:
+            sys.exit("SaslHandshake PLAIN refused")
+        token = f"\0{os.environ['WEIR_SASL_USERNAME']}\0{os.environ['WEIR_SASL_PASSWORD']}".encode()
+        auth = call(s, 36, 0, struct.pack(">i", len(token)) + token)
+        if struct.unpack(">h", auth[8:10])[0]:
+            sys.exit("SaslAuthenticate refused")
+    buf = call(s, 19, 2, body)
 # size, correlation id, throttle, topic count, name, error code
 n = struct.unpack(">h", buf[16:18])[0]
 err = struct.unpack(">h", buf[18 + n:20 + n])[0]
@@ -454,7 +490,7 @@ sc_compacted_topic() {
   detail "last value per key at its offset after $(secs "$compacted")s, tombstone gone after $(secs $(($(now_ms) - started)))s; keyless record rejected (INVALID_RECORD)"
 }
 
-ORDER=(metadata codec_none codec_gzip codec_snappy codec_lz4 codec_zstd keys_headers
+ORDER=(metadata auth_refused codec_none codec_gzip codec_snappy codec_lz4 codec_zstd keys_headers
   timestamp_create timestamp_log_append large_message list_offsets idempotent
   admin_create_topic admin_describe_configs admin_alter_configs admin_create_partitions
   admin_delete_topic delete_records

@@ -42,22 +42,56 @@ if SSL_CA:
     if SSL_CERT:
         CK_SECURITY.update({"ssl.certificate.location": SSL_CERT, "ssl.key.location": SSL_KEY})
         KP_SECURITY.update({"ssl_certfile": SSL_CERT, "ssl_keyfile": SSL_KEY})
+# SASL (compat-tests/run --security sasl_plaintext|sasl_ssl): the mechanism, user and
+# password every client authenticates with.
+SASL_MECHANISM = os.environ.get("WEIR_SASL_MECHANISM")
+SASL_USERNAME = os.environ.get("WEIR_SASL_USERNAME")
+SASL_PASSWORD = os.environ.get("WEIR_SASL_PASSWORD")
+SASL_PROTOCOL = ("SASL_SSL" if SSL_CA else "SASL_PLAINTEXT") if SASL_MECHANISM else None
 
 
-def aio_security():
-    """aiokafka's TLS settings: an SSLContext (made per client, as aiokafka expects)."""
-    if not SSL_CA:
-        return {}
-    from aiokafka.helpers import create_ssl_context
-    ctx = create_ssl_context(cafile=SSL_CA, certfile=SSL_CERT, keyfile=SSL_KEY)
-    return {"security_protocol": "SSL", "ssl_context": ctx}
+def ck_sasl(password):
+    return {"security.protocol": SASL_PROTOCOL, "sasl.mechanisms": SASL_MECHANISM,
+            "sasl.username": SASL_USERNAME, "sasl.password": password}
+
+
+def kp_sasl(password):
+    return {"security_protocol": SASL_PROTOCOL, "sasl_mechanism": SASL_MECHANISM,
+            "sasl_plain_username": SASL_USERNAME, "sasl_plain_password": password}
+
+
+if SASL_MECHANISM:
+    CK_SECURITY.update(ck_sasl(SASL_PASSWORD))
+    KP_SECURITY.update(kp_sasl(SASL_PASSWORD))
+
+
+def aio_security(password=None):
+    """aiokafka's security settings: an SSLContext (made per client, as aiokafka expects)
+    and the SASL ones (with `password` instead of the right one, if given)."""
+    out = {}
+    if SSL_CA:
+        from aiokafka.helpers import create_ssl_context
+        ctx = create_ssl_context(cafile=SSL_CA, certfile=SSL_CERT, keyfile=SSL_KEY)
+        out = {"security_protocol": "SSL", "ssl_context": ctx}
+    if SASL_MECHANISM:
+        out.update(kp_sasl(password or SASL_PASSWORD))
+    return out
+
+
+def need_sasl():
+    """auth_refused only means something when the broker authenticates clients."""
+    if not SASL_MECHANISM:
+        raise NA("the listener does not authenticate clients (no SASL in this mode)")
+
+
+WRONG_PASSWORD = "not-the-password"
 
 
 CTL = os.environ.get("WEIR_CTL")
 SELECTED = [s for s in os.environ.get("WEIR_SCENARIOS", "").split(",") if s]
 
 ORDER = [
-    "metadata", "codec_none", "codec_gzip", "codec_snappy", "codec_lz4", "codec_zstd",
+    "metadata", "auth_refused", "codec_none", "codec_gzip", "codec_snappy", "codec_lz4", "codec_zstd",
     "keys_headers", "timestamp_create", "timestamp_log_append", "large_message",
     "list_offsets", "idempotent", "admin_create_topic", "admin_describe_configs",
     "admin_alter_configs", "admin_create_partitions", "admin_delete_topic",

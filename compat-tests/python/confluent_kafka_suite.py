@@ -13,7 +13,7 @@ from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupTopicPar
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewPartitions, NewTopic, ResourceType)
 
-from common import (BOOTSTRAP, CK_SECURITY, BROKER_ADDRS, BROKER_CODEC, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+from common import (BOOTSTRAP, CK_SECURITY, WRONG_PASSWORD, ck_sasl, need_sasl, BROKER_ADDRS, BROKER_CODEC, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
                     ThreadedMember, close_all, group_name, spread, wait_assigned, payload, run_all, scenario,
                     topic_name, wait_for)
 
@@ -123,6 +123,22 @@ def metadata():
     b = md.brokers[p0.leader]
     return f"leader {b.id} at {b.host}:{b.port}, replicas {p0.replicas}"
 
+
+@scenario("auth_refused")
+def auth_refused():
+    need_sasl()
+    errors = []
+    a = AdminClient({"bootstrap.servers": BOOTSTRAP, **CK_SECURITY, **ck_sasl(WRONG_PASSWORD),
+                     "error_cb": errors.append})
+    deadline = time.monotonic() + T
+    while time.monotonic() < deadline and not any(e.code() == KafkaError._AUTHENTICATION for e in errors):
+        a.poll(0.2)
+    auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+    check(auth, f"no authentication error with a wrong password (errors: {[str(e) for e in errors][:3]})")
+    check("invalid" in auth[0].str().lower() or "failed" in auth[0].str().lower(), f"error: {auth[0].str()}")
+    md = admin().list_topics(timeout=T)  # the right password still works
+    check(md.brokers, "no brokers with the right password")
+    return auth[0].str()[:160]
 
 def codec_scenario(codec):
     t = topic_name(f"codec-{codec}")

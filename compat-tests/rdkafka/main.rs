@@ -29,6 +29,7 @@ const ONE_MIB: usize = 1024 * 1024;
 const OLD_TS: i64 = 1_600_000_000_123;
 const SCENARIOS: &[&str] = &[
     "metadata",
+    "auth_refused",
     "codec_none",
     "codec_gzip",
     "codec_snappy",
@@ -142,12 +143,35 @@ struct Ctx {
     admin: AdminClient<DefaultClientContext>,
 }
 
-/// A librdkafka configuration with the TLS settings `compat-tests/run --security` gives:
-/// `WEIR_SSL_CA` (the broker's CA) and, for mutual TLS, `WEIR_SSL_CERT` / `WEIR_SSL_KEY`.
+/// A librdkafka configuration with the settings `compat-tests/run --security` gives:
+/// `WEIR_SSL_CA` (the broker's CA), for mutual TLS `WEIR_SSL_CERT` / `WEIR_SSL_KEY`, and
+/// for SASL `WEIR_SASL_MECHANISM`, `WEIR_SASL_USERNAME`, `WEIR_SASL_PASSWORD`.
 fn client_config() -> ClientConfig {
+    let password = std::env::var("WEIR_SASL_PASSWORD").unwrap_or_default();
+    client_config_with(&password)
+}
+
+/// [`client_config`] with `password` as the SASL password.
+fn client_config_with(password: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
+    if let Ok(mechanism) = std::env::var("WEIR_SASL_MECHANISM") {
+        let tls = std::env::var_os("WEIR_SSL_CA").is_some();
+        c.set(
+            "security.protocol",
+            if tls { "sasl_ssl" } else { "sasl_plaintext" },
+        )
+        .set("sasl.mechanisms", mechanism)
+        .set(
+            "sasl.username",
+            std::env::var("WEIR_SASL_USERNAME").unwrap_or_default(),
+        )
+        .set("sasl.password", password);
+    }
     if let Ok(ca) = std::env::var("WEIR_SSL_CA") {
-        c.set("security.protocol", "ssl").set("ssl.ca.location", ca);
+        if std::env::var_os("WEIR_SASL_MECHANISM").is_none() {
+            c.set("security.protocol", "ssl");
+        }
+        c.set("ssl.ca.location", ca);
         if let (Ok(cert), Ok(key)) = (
             std::env::var("WEIR_SSL_CERT"),
             std::env::var("WEIR_SSL_KEY"),
@@ -2091,9 +2115,47 @@ async fn compacted_topic(cx: &mut Ctx) -> R<String> {
     ))
 }
 
+/// A wrong SASL password: librdkafka reports an authentication error, and the right one
+/// still works.
+async fn auth_refused(cx: &mut Ctx) -> R<String> {
+    if std::env::var_os("WEIR_SASL_MECHANISM").is_none() {
+        return Err(Outcome::Na(
+            "the listener does not authenticate clients (no SASL in this mode)".into(),
+        ));
+    }
+    let tracker = Tracker::default();
+    let wrong: BaseConsumer<Tracker> = client_config_with("not-the-password")
+        .set("bootstrap.servers", &cx.bootstrap)
+        .set("group.id", "compat-unused")
+        .create_with_context(tracker.clone())?;
+    let md = wrong.fetch_metadata(None, Duration::from_secs(10));
+    check(md.is_err(), || {
+        "metadata answered with a wrong password".into()
+    })?;
+    let deadline = Instant::now() + T;
+    let auth_error = loop {
+        let errors = tracker.0.lock().unwrap().errors.clone();
+        if let Some(e) = errors
+            .iter()
+            .find(|e| e.contains("Authentication") || e.contains("authentication"))
+        {
+            break e.clone();
+        }
+        check(Instant::now() < deadline, || {
+            format!("no authentication error; errors: {errors:?}")
+        })?;
+        wrong.poll(Duration::from_millis(200));
+    };
+    drop(wrong);
+    let ok = cx.producer(&[])?;
+    ok.client().fetch_metadata(None, T)?;
+    Ok(auth_error.chars().take(160).collect())
+}
+
 async fn run_one(cx: &mut Ctx, name: &str) -> R<String> {
     match name {
         "metadata" => metadata(cx).await,
+        "auth_refused" => auth_refused(cx).await,
         "codec_none" => codec(cx, "none").await,
         "codec_gzip" => codec(cx, "gzip").await,
         "codec_snappy" => codec(cx, "snappy").await,

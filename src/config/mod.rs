@@ -441,6 +441,7 @@ impl Config {
         let security = security::resolve(
             &client_names,
             controller_listener.as_ref().map(|l| l.name.as_str()),
+            !quorum_voters.is_empty(),
             |name| explicit.get(name).filter(|v| !v.trim().is_empty()).cloned(),
         )?;
         let open_max = int("log.segment.files.open.max");

@@ -168,10 +168,12 @@ pub fn listener_settings(
 }
 
 /// The broker-wide SASL settings, given the SASL listeners' own and the inter-broker
-/// listener (when it speaks SASL, the broker needs credentials for it).
+/// listener: when it speaks SASL and the node is one of several (`clustered`), the
+/// broker needs credentials for it.
 pub fn resolve(
     listeners: BTreeMap<String, SaslSettings>,
     inter_broker: &str,
+    clustered: bool,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<Sasl, ConfigError> {
     let ms = |name: &str, default: u64| -> Result<u64, ConfigError> {
@@ -218,6 +220,15 @@ pub fn resolve(
                 ));
             }
             if !l.own_credentials.contains_key(&mechanism) {
+                if !clustered {
+                    // A single node never connects to itself.
+                    return Ok(Sasl {
+                        listeners,
+                        failed_authentication_delay,
+                        max_receive_size,
+                        inter_broker_mechanism: None,
+                    });
+                }
                 return Err(invalid(
                     &format!("listener.name.{}.{}.sasl.jaas.config", inter_broker.to_ascii_lowercase(), jaas_prefix(mechanism)),
                     "",
@@ -271,7 +282,7 @@ mod tests {
         assert_eq!(s.plain_users.len(), 2);
         assert_eq!(s.own_credentials.len(), 2);
         assert_eq!(s.max_reauth, Some(Duration::from_secs(60)));
-        let all = resolve([("SASL_SSL".to_string(), s)].into(), "SASL_SSL", &g).unwrap();
+        let all = resolve([("SASL_SSL".to_string(), s)].into(), "SASL_SSL", true, &g).unwrap();
         assert_eq!(all.inter_broker_mechanism, Some(Mechanism::Plain));
         assert_eq!(all.failed_authentication_delay, Duration::from_millis(100));
     }
@@ -311,22 +322,23 @@ mod tests {
             "{hidden}"
         );
         // SCRAM alone needs no JAAS settings (credentials live in the metadata) unless
-        // the listener is the inter-broker one.
+        // the listener is the inter-broker one of a cluster.
         let g = get(&[("sasl.enabled.mechanisms", "SCRAM-SHA-256")]);
         let s = listener_settings("SASL_PLAINTEXT", &g).unwrap();
-        assert!(resolve(
-            [("SASL_PLAINTEXT".to_string(), s.clone())].into(),
-            "OTHER",
-            &g
-        )
-        .is_ok());
-        let e = resolve(
-            [("SASL_PLAINTEXT".to_string(), s)].into(),
-            "SASL_PLAINTEXT",
-            &g,
-        )
-        .unwrap_err()
-        .to_string();
+        let one = |l: &str, clustered| {
+            resolve(
+                [("SASL_PLAINTEXT".to_string(), s.clone())].into(),
+                l,
+                clustered,
+                &g,
+            )
+        };
+        assert!(one("OTHER", true).is_ok());
+        assert_eq!(
+            one("SASL_PLAINTEXT", false).unwrap().inter_broker_mechanism,
+            None
+        );
+        let e = one("SASL_PLAINTEXT", true).unwrap_err().to_string();
         assert!(e.contains("username"), "{e}");
     }
 }

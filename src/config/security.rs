@@ -337,10 +337,11 @@ impl ListenerSecurity {
 }
 
 /// Resolves the security of `client` listeners and the `controller` one from `get`
-/// (explicit settings over defaults).
+/// (explicit settings over defaults); `clustered`: the node has peers (a quorum).
 pub fn resolve(
     client: &[String],
     controller: Option<&str>,
+    clustered: bool,
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<ListenerSecurity, ConfigError> {
     let map_value = get("listener.security.protocol.map");
@@ -401,7 +402,7 @@ pub fn resolve(
             ),
         ));
     }
-    let sasl = super::sasl::resolve(sasl, &inter_broker, &get)?;
+    let sasl = super::sasl::resolve(sasl, &inter_broker, clustered, &get)?;
     Ok(ListenerSecurity {
         protocols,
         tls,

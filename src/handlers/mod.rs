@@ -124,7 +124,8 @@ pub enum Outcome {
     NoResponse,
     /// Kafka closes the connection instead of answering (malformed body, acks=0 failure).
     Close(String),
-    /// Answer, then close (a failed authentication).
+    /// Answer, then close after `connection.failed.authentication.delay.ms` (a failed
+    /// authentication: the client reads why at once, but cannot retry faster than that).
     RespondThenClose(Response, String),
 }
 
@@ -280,8 +281,8 @@ macro_rules! run {
 }
 
 /// A SaslHandshake or SaslAuthenticate on a SASL listener: decoded and answered at once
-/// (the session's state changes in request order); a failed authentication is answered
-/// after `connection.failed.authentication.delay.ms` and closes the connection.
+/// (the session's state changes in request order); a refusal is answered and then
+/// closes the connection (after `connection.failed.authentication.delay.ms`).
 pub fn start_sasl(
     ctx: Ctx,
     body: Bytes,
@@ -295,29 +296,22 @@ pub fn start_sasl(
         ));
     }
     let mut body = body;
-    let (outcome, close, delay) = if ctx.api_key == ApiKey::SaslHandshake {
+    let (outcome, close) = if ctx.api_key == ApiKey::SaslHandshake {
         let req: SaslHandshakeRequest =
             decode_body(ctx.api_key, ctx.version, &mut body).map_err(|e| e.to_string())?;
         let (resp, close) = sasl_handshake::handle_in_session(&ctx, req, session);
-        (respond(&ctx, &resp), close, false)
+        (respond(&ctx, &resp), close)
     } else {
         let req: SaslAuthenticateRequest =
             decode_body(ctx.api_key, ctx.version, &mut body).map_err(|e| e.to_string())?;
         let a = sasl_authenticate::handle_in_session(&ctx, req, session);
-        (respond(&ctx, &a.response), a.failed, true)
+        (respond(&ctx, &a.response), a.failed)
     };
-    let pause = ctx.state.config.security.sasl.failed_authentication_delay;
-    Ok(Box::pin(async move {
-        match (outcome, close) {
-            (Outcome::Respond(r), Some(reason)) => {
-                if delay {
-                    tokio::time::sleep(pause).await;
-                }
-                Outcome::RespondThenClose(r, reason)
-            }
-            (outcome, _) => outcome,
-        }
-    }))
+    let outcome = match (outcome, close) {
+        (Outcome::Respond(r), Some(reason)) => Outcome::RespondThenClose(r, reason),
+        (outcome, _) => outcome,
+    };
+    Ok(Box::pin(std::future::ready(outcome)))
 }
 
 /// Decode a request and start it. `Err` means the connection must close (as Kafka does

@@ -293,8 +293,11 @@ impl Fetcher {
         if self.conn.is_none() {
             let client_id = format!("weir-replica-{}", self.replicas.node_id());
             let tls = self.replicas.inter_broker_connector();
-            let c =
+            let mut c =
                 BrokerClient::connect_with(&addr, client_id, CONNECT_TIMEOUT, tls.as_ref()).await?;
+            if let Some(sasl) = self.replicas.inter_broker_sasl() {
+                c.authenticate(&sasl, CONNECT_TIMEOUT).await?;
+            }
             debug!(leader = self.leader, %addr, "connected to leader");
             self.conn = Some((addr, c));
         }

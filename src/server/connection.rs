@@ -214,6 +214,7 @@ pub async fn serve(
                     Outcome::Close(reason) => break Some(reason),
                     Outcome::RespondThenClose(response, reason) => {
                         let _ = wr.send(&response).await;
+                        tokio::time::sleep(state.config.security.sasl.failed_authentication_delay).await;
                         break Some(reason);
                     }
                 }

@@ -156,6 +156,20 @@ impl ReplicaManager {
         self.inter_broker_tls.get().and_then(|t| t.connector())
     }
 
+    /// What followers authenticate with, when the inter-broker listener speaks SASL
+    /// (`sasl.mechanism.inter.broker.protocol` and the broker's own JAAS credentials).
+    pub fn inter_broker_sasl(&self) -> Option<crate::sasl::ClientSasl> {
+        let security = &self.config.security;
+        let mechanism = security.sasl.inter_broker_mechanism?;
+        let listener = security.sasl.listeners.get(&security.inter_broker)?;
+        let (user, password) = listener.own_credentials.get(&mechanism)?.clone();
+        Some(crate::sasl::ClientSasl {
+            mechanism,
+            user,
+            password,
+        })
+    }
+
     /// Kafka's `replica.lag.time.max.ms`.
     pub fn set_replica_lag_time_max(&self, lag: Duration) {
         self.replica_lag_time_max_ms.store(
