@@ -62,6 +62,18 @@ impl Cluster {
 
     /// Start `n` nodes whose client (and so inter-broker) listener is SSL; `extra` gives
     /// each node's ssl.* settings.
+    /// Start `n` nodes whose client listener is named `listener` (SASL_PLAINTEXT, say:
+    /// the protocol map's default names it), each with `extra(i)` settings.
+    pub fn start_named(
+        n: usize,
+        listener: &'static str,
+        extra: fn(usize) -> Vec<String>,
+    ) -> Cluster {
+        let ports = free_ports(n);
+        let voters = voters(ports.iter().map(|p| p.1));
+        Cluster::launch(ports, voters, extra, None, listener)
+    }
+
     pub fn start_tls(n: usize, extra: fn(usize) -> Vec<String>) -> Cluster {
         let ports = free_ports(n);
         let voters = voters(ports.iter().map(|p| p.1));
