@@ -72,6 +72,7 @@ pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "weir_tls_handshake_failures_tota
 pub const TLS_CERTIFICATE_EXPIRY_SECONDS: &str = "weir_tls_certificate_expiry_seconds";
 pub const AUTHENTICATIONS_TOTAL: &str = "weir_authentications_total";
 pub const SASL_SESSIONS_EXPIRED_TOTAL: &str = "weir_sasl_sessions_expired_total";
+pub const AUTHORIZATION_DENIALS_TOTAL: &str = "weir_authorization_denials_total";
 pub const RAFT_TERM: &str = "weir_raft_term";
 pub const RAFT_LEADER_ID: &str = "weir_raft_leader_id";
 pub const RAFT_IS_LEADER: &str = "weir_raft_is_leader";
@@ -366,6 +367,10 @@ fn describe() {
     describe_counter!(
         SASL_SESSIONS_EXPIRED_TOTAL,
         "Connections closed because their SASL session ended (connections.max.reauth.ms) without re-authentication, by listener."
+    );
+    describe_counter!(
+        AUTHORIZATION_DENIALS_TOTAL,
+        "Requests (or parts of them) refused by the authorizer, by API and resource type."
     );
     describe_gauge!(RAFT_TERM, "Current term of the metadata Raft log.");
     describe_gauge!(

@@ -28,6 +28,8 @@ pub struct BrokerState {
     pub telemetry: Arc<ClientTelemetry>,
     /// Every listener of this node that speaks TLS (its certificates' expiry is exported).
     pub tls: Vec<Arc<TlsListener>>,
+    /// Decides what each principal may do (everything, without `authorizer.class.name`).
+    pub authorizer: Arc<crate::authorizer::Authorizer>,
     shutting_down: AtomicBool,
 }
 
@@ -41,6 +43,9 @@ impl BrokerState {
     ) -> BrokerState {
         BrokerState {
             node_id: config.node_id,
+            authorizer: Arc::new(crate::authorizer::Authorizer::new(
+                config.authorizer.clone(),
+            )),
             config,
             producer_ids: ProducerIdManager::new(controller.clone()),
             controller,

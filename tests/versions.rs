@@ -595,6 +595,80 @@ fn requests(api: ApiKey, v: i16, topic_id: Uuid, records: &Bytes) -> Vec<(String
                 ),
             ));
         }
+        // A PLAINTEXT listener: both answer ILLEGAL_SASL_STATE.
+        ApiKey::SaslHandshake => out.push((
+            "plaintext".into(),
+            RequestKind::SaslHandshake(SaslHandshakeRequest::default().with_mechanism(s("PLAIN"))),
+        )),
+        ApiKey::SaslAuthenticate => out.push((
+            "plaintext".into(),
+            RequestKind::SaslAuthenticate(
+                SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(b"\0a\0b")),
+            ),
+        )),
+        ApiKey::DescribeUserScramCredentials => out.push((
+            "all and missing".into(),
+            RequestKind::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                    m::describe_user_scram_credentials_request::UserName::default()
+                        .with_name(s("nobody")),
+                ])),
+            ),
+        )),
+        ApiKey::AlterUserScramCredentials => out.push((
+            "upsert and bad delete".into(),
+            RequestKind::AlterUserScramCredentials(
+                AlterUserScramCredentialsRequest::default()
+                    .with_upsertions(vec![
+                        m::alter_user_scram_credentials_request::ScramCredentialUpsertion::default(
+                        )
+                        .with_name(s(&format!("u{v}")))
+                        .with_mechanism(1)
+                        .with_iterations(4096)
+                        .with_salt(Bytes::from_static(b"salt"))
+                        .with_salted_password(Bytes::from_static(&[7; 32])),
+                    ])
+                    .with_deletions(vec![
+                        m::alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+                            .with_name(s("nobody"))
+                            .with_mechanism(2),
+                    ]),
+            ),
+        )),
+        // No authorizer: SECURITY_DISABLED.
+        ApiKey::DescribeAcls => out.push((
+            "no authorizer".into(),
+            RequestKind::DescribeAcls(
+                DescribeAclsRequest::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1),
+            ),
+        )),
+        ApiKey::CreateAcls => out.push((
+            "no authorizer".into(),
+            RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![
+                m::create_acls_request::AclCreation::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("v"))
+                    .with_resource_pattern_type(3)
+                    .with_principal(s("User:a"))
+                    .with_host(s("*"))
+                    .with_operation(3)
+                    .with_permission_type(3),
+            ])),
+        )),
+        ApiKey::DeleteAcls => out.push((
+            "no authorizer".into(),
+            RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(vec![
+                m::delete_acls_request::DeleteAclsFilter::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1),
+            ])),
+        )),
         other => panic!("no representative request for {other:?}: add one"),
     }
     out

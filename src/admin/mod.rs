@@ -9,7 +9,9 @@
 //! - [`describe`]: how settings are described (values, sources, synonyms).
 //! - [`broker_configs`]: the layers of dynamic broker configs.
 //! - [`scram`]: SCRAM credentials of users.
+//! - [`acls`]: ACL bindings and filters.
 
+pub mod acls;
 pub mod broker_configs;
 pub mod config_ops;
 pub mod describe;

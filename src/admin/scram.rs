@@ -146,10 +146,7 @@ pub type UserCredentials = (String, Result<Vec<(i8, i32)>, KafkaError>);
 /// The (mechanism code, iterations) of each credential of each user asked about (every
 /// user when `users` is `None` or empty); an unknown user gets RESOURCE_NOT_FOUND and a
 /// user named twice DUPLICATE_RESOURCE, each in its own result.
-pub fn describe(
-    image: &MetadataImage,
-    users: Option<Vec<String>>,
-) -> Vec<UserCredentials> {
+pub fn describe(image: &MetadataImage, users: Option<Vec<String>>) -> Vec<UserCredentials> {
     let infos = |user: &str| -> Option<Vec<(i8, i32)>> {
         let creds = image.scram_credentials.get(user)?;
         Some(

@@ -139,6 +139,12 @@ pub struct MetadataImage {
     #[serde(default)]
     pub scram_credentials:
         BTreeMap<String, BTreeMap<crate::sasl::ScramMechanism, crate::sasl::ScramCredential>>,
+    /// ACLs by id (CreateAcls, DeleteAcls).
+    #[serde(default)]
+    pub acls: BTreeMap<Uuid, crate::authorizer::AclBinding>,
+    /// Bumped on every ACL change: authorizers rebuild their index when it moves.
+    #[serde(default)]
+    pub acl_version: u64,
 }
 
 impl MetadataImage {

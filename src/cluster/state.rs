@@ -36,6 +36,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use super::image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
+use crate::authorizer::AclBinding;
 use crate::sasl::{ScramCredential, ScramMechanism};
 
 /// A change to cluster metadata, replicated through the Raft log.
@@ -151,6 +152,15 @@ pub enum MetadataCommand {
         user: String,
         mechanism: ScramMechanism,
         credential: Option<ScramCredential>,
+    },
+    /// CreateAcls: add `binding` under `id`; a binding already present is left as it is.
+    CreateAcl {
+        id: Uuid,
+        binding: AclBinding,
+    },
+    /// DeleteAcls: remove the ACLs with these ids (ids already gone are skipped).
+    DeleteAcls {
+        ids: Vec<Uuid>,
     },
 }
 
@@ -421,6 +431,26 @@ impl MetadataState {
                 }
                 if creds.is_empty() {
                     img.scram_credentials.remove(user);
+                }
+            }
+            MetadataCommand::CreateAcl { id, binding } => {
+                if img.acls.contains_key(id) {
+                    return Err(MetadataError::InvalidRequest(format!(
+                        "ACL id {id} is taken"
+                    )));
+                }
+                if !img.acls.values().any(|b| b == binding) {
+                    img.acls.insert(*id, binding.clone());
+                    img.acl_version += 1;
+                }
+            }
+            MetadataCommand::DeleteAcls { ids } => {
+                let before = img.acls.len();
+                for id in ids {
+                    img.acls.remove(id);
+                }
+                if img.acls.len() != before {
+                    img.acl_version += 1;
                 }
             }
             MetadataCommand::AllocateProducerIds { count } => {
@@ -1281,6 +1311,52 @@ mod tests {
             MetadataError::ResourceNotFound(_)
         ));
         assert!(s.image.scram_credentials.is_empty());
+    }
+
+    #[test]
+    fn acls_are_added_once_deleted_and_versioned() {
+        use crate::authorizer::acl::{Operation, PatternType, Permission, ResourceType};
+        let binding = AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: "t".into(),
+            pattern_type: PatternType::Literal,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: Operation::Read,
+            permission: Permission::Allow,
+        };
+        let mut s = MetadataState::default();
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        s.apply(
+            1,
+            &MetadataCommand::CreateAcl {
+                id: a,
+                binding: binding.clone(),
+            },
+        );
+        s.apply(
+            2,
+            &MetadataCommand::CreateAcl {
+                id: b,
+                binding: binding.clone(),
+            },
+        );
+        assert_eq!(
+            (s.image.acls.len(), s.image.acl_version),
+            (1, 1),
+            "a duplicate is not added"
+        );
+        assert!(matches!(
+            err(s.apply(3, &MetadataCommand::CreateAcl { id: a, binding })),
+            MetadataError::InvalidRequest(_)
+        ));
+        let bytes = serde_json::to_vec(&s).expect("serialize");
+        let back: MetadataState = serde_json::from_slice(&bytes).expect("deserialize");
+        assert_eq!(back.image, s.image);
+        s.apply(4, &MetadataCommand::DeleteAcls { ids: vec![a, b] });
+        assert_eq!((s.image.acls.len(), s.image.acl_version), (0, 2));
+        s.apply(5, &MetadataCommand::DeleteAcls { ids: vec![a] });
+        assert_eq!(s.image.acl_version, 2, "nothing deleted, no new version");
     }
 
     #[test]

@@ -195,6 +195,8 @@ pub struct Config {
     pub controller_listener: Option<Listener>,
     /// Each listener's security protocol and TLS settings, and the inter-broker listener.
     pub security: ListenerSecurity,
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
+    pub authorizer: crate::authorizer::AuthorizerSettings,
     /// `controller.quorum.voters`: node id → CONTROLLER `host:port`. Empty for the
     /// single self-bootstrapped node.
     pub quorum_voters: BTreeMap<i32, String>,
@@ -479,6 +481,7 @@ impl Config {
             advertised_listeners: advertised,
             controller_listener,
             security,
+            authorizer: authorizer_settings(&get)?,
             quorum_voters,
             controller_advertised,
             broker_only,
@@ -574,6 +577,48 @@ impl Config {
         }
         None
     }
+}
+
+/// The authorizer settings: Kafka's StandardAuthorizer named in `authorizer.class.name`
+/// turns authorization on; any other class is refused (Weir cannot load Java classes).
+fn authorizer_settings(
+    get: &impl Fn(&str) -> String,
+) -> Result<crate::authorizer::AuthorizerSettings, ConfigError> {
+    let class = get("authorizer.class.name");
+    let enabled = match class.trim() {
+        "" => false,
+        c if c == crate::authorizer::STANDARD_AUTHORIZER => true,
+        other => {
+            return Err(invalid(
+                "authorizer.class.name",
+                other,
+                &format!(
+                    "only {} (Kafka's ACL authorizer) is supported",
+                    crate::authorizer::STANDARD_AUTHORIZER
+                ),
+            ))
+        }
+    };
+    let mut super_users = std::collections::HashSet::new();
+    for u in get("super.users")
+        .split(';')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
+        if !crate::authorizer::acl::valid_principal(u) {
+            return Err(invalid(
+                "super.users",
+                u,
+                "expected principals like User:admin, separated by ;",
+            ));
+        }
+        super_users.insert(u.to_string());
+    }
+    Ok(crate::authorizer::AuthorizerSettings {
+        enabled,
+        super_users,
+        allow_if_no_acl: get("allow.everyone.if.no.acl.found") == "true",
+    })
 }
 
 #[cfg(test)]

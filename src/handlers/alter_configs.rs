@@ -47,6 +47,8 @@ pub async fn handle(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse
                 kafka_protocol::error::ResponseError::InvalidRequest,
                 "Duplicate resource.",
             ))
+        } else if let Err(e) = super::util::config_access(ctx, res.resource_type, &key.1, true) {
+            Err(e)
         } else if res.resource_type == RESOURCE_TOPIC {
             let configs: Vec<(String, Option<String>)> = res
                 .configs

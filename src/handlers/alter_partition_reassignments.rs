@@ -33,6 +33,11 @@ pub async fn handle(
     ctx: &Ctx,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
+    if !ctx.authorize_cluster(crate::authorizer::Operation::Alter) {
+        let code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        ctx.note_error(code);
+        return AlterPartitionReassignmentsResponse::default().with_error_code(code);
+    }
     // v0 has no such field: the replication factor may always change there.
     let allow_rf_change = ctx.version == 0 || req.allow_replication_factor_change;
     let mut responses = Vec::new();

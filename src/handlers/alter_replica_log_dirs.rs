@@ -24,13 +24,17 @@ pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 2 };
 pub async fn handle(ctx: &Ctx, req: AlterReplicaLogDirsRequest) -> AlterReplicaLogDirsResponse {
     let image = ctx.state.controller.image();
     let logs = ctx.state.logs.clone();
+    // ALTER on the cluster; every partition is refused otherwise.
+    let allowed = ctx.authorize_cluster(crate::authorizer::Operation::Alter);
     let mut by_topic: BTreeMap<String, (kafka_protocol::messages::TopicName, Vec<_>)> =
         BTreeMap::new();
     for dir in &req.dirs {
         for t in &dir.topics {
             for &p in &t.partitions {
                 let meta = image.partition(&t.name, p);
-                let code = if meta.is_none() {
+                let code = if !allowed {
+                    ResponseError::ClusterAuthorizationFailed.code()
+                } else if meta.is_none() {
                     ResponseError::UnknownTopicOrPartition.code()
                 } else {
                     let leader = meta.is_some_and(|m| m.leader == ctx.state.node_id);

@@ -18,6 +18,23 @@ pub async fn handle(
     ctx: &Ctx,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    // ALTER on the cluster; every user is refused otherwise.
+    if !ctx.authorize_cluster(crate::authorizer::Operation::Alter) {
+        let code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        ctx.note_error(code);
+        let mut users: Vec<String> = Vec::new();
+        for u in req.deletions.iter().map(|d| &d.name).chain(req.upsertions.iter().map(|u| &u.name)) {
+            if !users.contains(&u.to_string()) {
+                users.push(u.to_string());
+            }
+        }
+        return AlterUserScramCredentialsResponse::default().with_results(
+            users
+                .iter()
+                .map(|u| AlterUserScramCredentialsResult::default().with_user(s(u)).with_error_code(code))
+                .collect(),
+        );
+    }
     let deletions = req.deletions.into_iter().map(|d| Alteration {
         user: d.name.to_string(),
         mechanism: d.mechanism,

@@ -1,5 +1,6 @@
 //! ConsumerGroupDescribe (key 69), v0–v1: members, epochs, current and target
 //! assignments of `consumer` (KIP-848) groups; GROUP_ID_NOT_FOUND for any other group.
+//! Needs DESCRIBE on each group (GROUP_AUTHORIZATION_FAILED for the others).
 
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,
@@ -11,7 +12,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::util::{code, s};
 use super::Ctx;
-use crate::authorizer::{authorized_operations, ResourceType, NOT_REQUESTED};
+use crate::authorizer::{Operation, ResourceType, NOT_REQUESTED};
 use crate::group::DescribedTopicPartitions;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
@@ -36,10 +37,17 @@ pub async fn handle(ctx: &Ctx, req: ConsumerGroupDescribeRequest) -> ConsumerGro
     for group_id in &req.group_ids {
         let base = DescribedGroup::default()
             .with_group_id(group_id.clone())
-            .with_authorized_operations(authorized_operations(
+            .with_authorized_operations(ctx.authorized_operations(
                 ResourceType::Group,
+                group_id.as_str(),
                 req.include_authorized_operations,
             ));
+        if !ctx.authorize(Operation::Describe, ResourceType::Group, group_id.as_str()) {
+            let denied = kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code();
+            ctx.note_error(denied);
+            groups.push(base.with_error_code(denied));
+            continue;
+        }
         let d = match ctx
             .state
             .groups

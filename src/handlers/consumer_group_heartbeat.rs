@@ -19,6 +19,38 @@ pub async fn handle(
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = req.group_id.to_string();
+    // READ on the group, DESCRIBE on every topic subscribed to by name.
+    use crate::authorizer::{Operation, ResourceType};
+    let refused = if !ctx.authorize(Operation::Read, ResourceType::Group, &group_id) {
+        Some((
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed,
+            String::new(),
+        ))
+    } else {
+        let hidden: Vec<String> = req
+            .subscribed_topic_names
+            .iter()
+            .flatten()
+            .filter(|t| !ctx.authorize(Operation::Describe, ResourceType::Topic, t))
+            .map(|t| t.to_string())
+            .collect();
+        (!hidden.is_empty()).then(|| {
+            (
+                kafka_protocol::error::ResponseError::TopicAuthorizationFailed,
+                format!(
+                    "The following topics are unauthorized: {}",
+                    hidden.join(", ")
+                ),
+            )
+        })
+    };
+    if let Some((error, message)) = refused {
+        ctx.note_error(error.code());
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(error.code())
+            .with_error_message((!message.is_empty()).then(|| s(&message)))
+            .with_member_epoch(-1);
+    }
     let topics = ctx.state.groups.topics();
     let hb = ConsumerHeartbeatRequest {
         api_version: ctx.version,

@@ -55,6 +55,12 @@ pub async fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> CreatePartitions
                 ResponseError::InvalidRequest,
                 "Duplicate topic name.",
             ))
+        } else if !ctx.authorize(
+            crate::authorizer::Operation::Alter,
+            crate::authorizer::ResourceType::Topic,
+            &name,
+        ) {
+            Err(KafkaError::new(ResponseError::TopicAuthorizationFailed))
         } else if too_many {
             Err(KafkaError::with_message(
                 ResponseError::PolicyViolation,

@@ -58,6 +58,13 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse
     let too_many = total > MAX_PARTITIONS_PER_REQUEST;
     let mut reported = HashSet::new();
     let mut results = Vec::new();
+    // CREATE on the cluster, or on each topic (TOPIC_AUTHORIZATION_FAILED otherwise).
+    use crate::authorizer::{Operation, ResourceType};
+    let cluster_create = ctx.allowed(
+        Operation::Create,
+        ResourceType::Cluster,
+        crate::authorizer::CLUSTER_NAME,
+    );
     for topic in req.topics {
         let name = topic.name.to_string();
         let result = if counts[&name] > 1 {
@@ -68,6 +75,8 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse
                 ResponseError::InvalidRequest,
                 "Duplicate topic name.",
             ))
+        } else if !cluster_create && !ctx.authorize(Operation::Create, ResourceType::Topic, &name) {
+            Err(KafkaError::new(ResponseError::TopicAuthorizationFailed))
         } else if too_many {
             Err(KafkaError::with_message(
                 ResponseError::PolicyViolation,
@@ -163,12 +172,23 @@ async fn create_one(
     } else {
         topics::create(state.admin(), plan).await?.id
     };
-    Ok(CreatableTopicResult::default()
+    let result = CreatableTopicResult::default()
         .with_name(TopicName(s(&name)))
         .with_topic_id(topic_id)
         .with_num_partitions(num_partitions)
-        .with_replication_factor(replication_factor)
-        .with_configs(Some(described)))
+        .with_replication_factor(replication_factor);
+    // The settings are told only to a principal that may DESCRIBE_CONFIGS the topic.
+    if ctx.allowed(
+        crate::authorizer::Operation::DescribeConfigs,
+        crate::authorizer::ResourceType::Topic,
+        &name,
+    ) {
+        Ok(result.with_configs(Some(described)))
+    } else {
+        Ok(result
+            .with_configs(None)
+            .with_topic_config_error_code(ResponseError::TopicAuthorizationFailed.code()))
+    }
 }
 
 /// Kafka refuses a topic whose name equals an existing one once '.' and '_' are treated

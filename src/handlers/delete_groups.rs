@@ -14,14 +14,23 @@ pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> DeleteGroupsResponse
     let mut results = Vec::with_capacity(req.groups_names.len());
     for group_id in &req.groups_names {
         let id = group_id.to_string();
-        let error = match ctx
-            .state
-            .groups
-            .run(&id, |c, _| c.delete_groups(std::slice::from_ref(&id)))
-            .await
-        {
-            Ok(r) => r.first().map_or(0, |(_, e)| code(*e)),
-            Err(e) => e.code(),
+        let may_delete = ctx.authorize(
+            crate::authorizer::Operation::Delete,
+            crate::authorizer::ResourceType::Group,
+            &id,
+        );
+        let error = if !may_delete {
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()
+        } else {
+            match ctx
+                .state
+                .groups
+                .run(&id, |c, _| c.delete_groups(std::slice::from_ref(&id)))
+                .await
+            {
+                Ok(r) => r.first().map_or(0, |(_, e)| code(*e)),
+                Err(e) => e.code(),
+            }
         };
         ctx.note_error(error);
         results.push(

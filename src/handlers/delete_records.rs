@@ -27,9 +27,22 @@ pub async fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsRespon
     let mut topics = Vec::new();
     for t in req.topics {
         let name = t.name.to_string();
+        // DELETE on the topic (TOPIC_AUTHORIZATION_FAILED otherwise).
+        let allowed = ctx.authorize(
+            crate::authorizer::Operation::Delete,
+            crate::authorizer::ResourceType::Topic,
+            &name,
+        );
         let mut partitions = Vec::new();
         for p in t.partitions {
-            let r = match delete(ctx, &image, &name, p.partition_index, p.offset) {
+            let deleted = if allowed {
+                delete(ctx, &image, &name, p.partition_index, p.offset)
+            } else {
+                Err(crate::errors::KafkaError::new(
+                    kafka_protocol::error::ResponseError::TopicAuthorizationFailed,
+                ))
+            };
+            let r = match deleted {
                 Ok(low) => DeleteRecordsPartitionResult::default().with_low_watermark(low),
                 Err(e) => {
                     ctx.note_error(e.code);

@@ -107,6 +107,17 @@ pub async fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse
 /// Delete one topic; returns its name and id.
 async fn delete_one(ctx: &Ctx, which: &Named) -> Result<(String, Uuid), KafkaError> {
     let image = ctx.state.controller.image();
+    // A name the principal may not delete is refused before looking it up, so that the
+    // answer does not tell whether it exists.
+    if let Named::Name(n) = which {
+        if !ctx.authorize(
+            crate::authorizer::Operation::Delete,
+            crate::authorizer::ResourceType::Topic,
+            n,
+        ) {
+            return Err(KafkaError::new(ResponseError::TopicAuthorizationFailed));
+        }
+    }
     let topic = match which {
         Named::Name(n) => image
             .topic(n)
@@ -116,6 +127,14 @@ async fn delete_one(ctx: &Ctx, which: &Named) -> Result<(String, Uuid), KafkaErr
             .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicId))?,
     };
     let (name, id) = (topic.name.clone(), topic.id);
+    // DELETE on the topic (TOPIC_AUTHORIZATION_FAILED otherwise).
+    if !ctx.authorize(
+        crate::authorizer::Operation::Delete,
+        crate::authorizer::ResourceType::Topic,
+        &name,
+    ) {
+        return Err(KafkaError::new(ResponseError::TopicAuthorizationFailed));
+    }
     match ctx
         .state
         .controller

@@ -17,7 +17,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::util::s;
 use super::Ctx;
-use crate::authorizer::{authorized_operations, ResourceType};
+use crate::authorizer::{ResourceType, CLUSTER_NAME};
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
@@ -81,8 +81,9 @@ pub async fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> DescribeClusterRe
         .with_cluster_id(s(&image.cluster_id))
         .with_controller_id(BrokerId(controller_id))
         .with_brokers(brokers)
-        .with_cluster_authorized_operations(authorized_operations(
+        .with_cluster_authorized_operations(ctx.authorized_operations(
             ResourceType::Cluster,
+            CLUSTER_NAME,
             req.include_cluster_authorized_operations,
         ))
 }

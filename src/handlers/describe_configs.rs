@@ -38,44 +38,48 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> DescribeConfigsRe
         let keys: Option<Vec<String>> = res
             .configuration_keys
             .map(|k| k.iter().map(|k| k.to_string()).collect());
-        let described = match res.resource_type {
-            RESOURCE_TOPIC => {
-                // Kafka validates the name (INVALID_TOPIC_EXCEPTION, also for "") before
-                // looking the topic up.
-                topics::validate_name(&name).and_then(|_| {
-                    image
-                        .topic(&name)
-                        .map(|t| describe_topic(cfg, &t.configs, keys.as_deref()))
-                        // Kafka sends no message with this one.
-                        .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))
-                })
-            }
-            RESOURCE_BROKER if name.is_empty() => {
-                Ok(describe_dynamic_defaults(&image, keys.as_deref()))
-            }
-            RESOURCE_BROKER => check_broker_id(ctx.state.node_id, &name).map(|_| {
-                BROKER_DEFS
-                    .iter()
-                    .filter(|d| wanted(keys.as_deref(), d.name))
-                    .filter_map(|d| describe_broker_setting(cfg, d.name))
-                    .collect()
-            }),
-            RESOURCE_CLIENT_METRICS if name.is_empty() => Err(KafkaError::with_message(
-                ResponseError::InvalidRequest,
-                "Client metrics subscription name must not be empty",
-            )),
-            RESOURCE_CLIENT_METRICS => Ok(describe_client_metrics(&image, &name, keys.as_deref())),
-            RESOURCE_BROKER_LOGGER if name.is_empty() => Err(KafkaError::with_message(
-                ResponseError::InvalidRequest,
-                "Broker id must not be empty",
-            )),
-            RESOURCE_BROKER_LOGGER => {
-                check_broker_id(ctx.state.node_id, &name).map(|_| describe_loggers(keys.as_deref()))
-            }
-            other => Err(KafkaError::with_message(
-                ResponseError::InvalidRequest,
-                format!("Unsupported resource type: {other}"),
-            )),
+        let described = match super::util::config_access(ctx, res.resource_type, &name, false) {
+            Err(e) => Err(e),
+            Ok(()) => match res.resource_type {
+                RESOURCE_TOPIC => {
+                    // Kafka validates the name (INVALID_TOPIC_EXCEPTION, also for "") before
+                    // looking the topic up.
+                    topics::validate_name(&name).and_then(|_| {
+                        image
+                            .topic(&name)
+                            .map(|t| describe_topic(cfg, &t.configs, keys.as_deref()))
+                            // Kafka sends no message with this one.
+                            .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicOrPartition))
+                    })
+                }
+                RESOURCE_BROKER if name.is_empty() => {
+                    Ok(describe_dynamic_defaults(&image, keys.as_deref()))
+                }
+                RESOURCE_BROKER => check_broker_id(ctx.state.node_id, &name).map(|_| {
+                    BROKER_DEFS
+                        .iter()
+                        .filter(|d| wanted(keys.as_deref(), d.name))
+                        .filter_map(|d| describe_broker_setting(cfg, d.name))
+                        .collect()
+                }),
+                RESOURCE_CLIENT_METRICS if name.is_empty() => Err(KafkaError::with_message(
+                    ResponseError::InvalidRequest,
+                    "Client metrics subscription name must not be empty",
+                )),
+                RESOURCE_CLIENT_METRICS => {
+                    Ok(describe_client_metrics(&image, &name, keys.as_deref()))
+                }
+                RESOURCE_BROKER_LOGGER if name.is_empty() => Err(KafkaError::with_message(
+                    ResponseError::InvalidRequest,
+                    "Broker id must not be empty",
+                )),
+                RESOURCE_BROKER_LOGGER => check_broker_id(ctx.state.node_id, &name)
+                    .map(|_| describe_loggers(keys.as_deref())),
+                other => Err(KafkaError::with_message(
+                    ResponseError::InvalidRequest,
+                    format!("Unsupported resource type: {other}"),
+                )),
+            },
         };
         let mut result = DescribeConfigsResult::default()
             .with_resource_type(res.resource_type)

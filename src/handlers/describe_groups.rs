@@ -1,6 +1,7 @@
 //! DescribeGroups (key 15), v0–v6: state, protocol and members of classic groups. An
 //! unknown group (or a `consumer` protocol group) is described as Dead (v0–v5) or with
-//! GROUP_ID_NOT_FOUND (v6, KIP-1043), as Kafka does.
+//! GROUP_ID_NOT_FOUND (v6, KIP-1043), as Kafka does. Needs DESCRIBE on each group
+//! (GROUP_AUTHORIZATION_FAILED for the others).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -9,7 +10,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::util::{code, s};
 use super::Ctx;
-use crate::authorizer::{authorized_operations, ResourceType, NOT_REQUESTED};
+use crate::authorizer::{Operation, ResourceType, NOT_REQUESTED};
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 6 };
 
@@ -18,10 +19,17 @@ pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> DescribeGroupsResp
     for group_id in &req.groups {
         let base = DescribedGroup::default()
             .with_group_id(group_id.clone())
-            .with_authorized_operations(authorized_operations(
+            .with_authorized_operations(ctx.authorized_operations(
                 ResourceType::Group,
+                group_id.as_str(),
                 req.include_authorized_operations,
             ));
+        if !ctx.authorize(Operation::Describe, ResourceType::Group, group_id.as_str()) {
+            let denied = ResponseError::GroupAuthorizationFailed.code();
+            ctx.note_error(denied);
+            groups.push(base.with_error_code(denied).with_group_state(s("")));
+            continue;
+        }
         let described = ctx
             .state
             .groups

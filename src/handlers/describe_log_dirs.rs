@@ -23,6 +23,11 @@ use super::Ctx;
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 4 };
 
 pub async fn handle(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+    if !ctx.authorize_cluster(crate::authorizer::Operation::Describe) {
+        let code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        ctx.note_error(code);
+        return DescribeLogDirsResponse::default().with_error_code(code);
+    }
     let wanted: Option<HashSet<(String, i32)>> = req.topics.map(|topics| {
         topics
             .iter()

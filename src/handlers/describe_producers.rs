@@ -22,12 +22,25 @@ pub async fn handle(ctx: &Ctx, req: DescribeProducersRequest) -> DescribeProduce
     let mut topics = Vec::new();
     for t in req.topics {
         let name = t.name.to_string();
+        // READ on the topic, as Kafka asks.
+        let allowed = ctx.authorize(
+            crate::authorizer::Operation::Read,
+            crate::authorizer::ResourceType::Topic,
+            &name,
+        );
         let partitions = t
             .partition_indexes
             .iter()
             .map(|&p| {
                 let r = PartitionResponse::default().with_partition_index(p);
-                match ctx.state.replicas.leader(&image, &name, p) {
+                let leader = if allowed {
+                    ctx.state.replicas.leader(&image, &name, p)
+                } else {
+                    Err(crate::errors::KafkaError::new(
+                        kafka_protocol::error::ResponseError::TopicAuthorizationFailed,
+                    ))
+                };
+                match leader {
                     Ok(part) => r.with_active_producers(
                         part.producers()
                             .into_iter()

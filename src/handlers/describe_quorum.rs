@@ -27,6 +27,11 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 const METADATA_TOPIC: &str = "__cluster_metadata";
 
 pub async fn handle(ctx: &Ctx, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
+    if !ctx.authorize_cluster(crate::authorizer::Operation::Describe) {
+        let code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        ctx.note_error(code);
+        return DescribeQuorumResponse::default().with_error_code(code);
+    }
     let status = match ctx.state.controller.describe_quorum().await {
         Ok(st) => st,
         Err(e) => {

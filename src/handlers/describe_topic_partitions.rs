@@ -8,7 +8,9 @@
 //! asks again from there. A cursor on a topic the request does not name is
 //! INVALID_REQUEST for every topic named. Unknown topics are answered UNKNOWN_TOPIC_OR_PARTITION and never
 //! created. Partitions are described as Metadata describes them; Weir has no
-//! eligible-leader replicas (KIP-966's ELR), so those lists are empty.
+//! eligible-leader replicas (KIP-966's ELR), so those lists are empty. With an
+//! authorizer, every-topic answers hold only topics the principal may DESCRIBE, and a
+//! named one it may not is TOPIC_AUTHORIZATION_FAILED.
 
 use std::collections::BTreeSet;
 
@@ -25,7 +27,7 @@ use uuid::Uuid;
 use super::util::s;
 use super::Ctx;
 use crate::admin::topics;
-use crate::authorizer::{authorized_operations, ResourceType};
+use crate::authorizer::{Operation, ResourceType};
 use crate::errors::KafkaError;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
@@ -91,11 +93,27 @@ fn describe(
         MAX_PARTITIONS
     };
     let unavailable = state.logs.unavailable();
-    let ops = authorized_operations(ResourceType::Topic, true);
+    let ops = |name: &str| ctx.authorized_operations(ResourceType::Topic, name, true);
+    let every = req.topics.is_empty();
     let mut topics = Vec::new();
     let mut next_cursor = None;
     let skip = |name: &String| start_topic.as_ref().is_some_and(|start| name < start);
     for name in names.iter().filter(|n| !skip(n)) {
+        if every && !ctx.allowed(Operation::Describe, ResourceType::Topic, name) {
+            continue;
+        }
+        if !every && !ctx.authorize(Operation::Describe, ResourceType::Topic, name) {
+            let code = ResponseError::TopicAuthorizationFailed.code();
+            ctx.note_error(code);
+            topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_error_code(code)
+                    .with_name(Some(TopicName(s(name))))
+                    .with_topic_id(Uuid::nil())
+                    .with_topic_authorized_operations(i32::MIN),
+            );
+            continue;
+        }
         let Some(t) = image.topic(name) else {
             let code = topics::validate_name(name)
                 .err()
@@ -106,7 +124,7 @@ fn describe(
                     .with_error_code(code)
                     .with_name(Some(TopicName(s(name))))
                     .with_topic_id(Uuid::nil())
-                    .with_topic_authorized_operations(ops),
+                    .with_topic_authorized_operations(ops(name)),
             );
             continue;
         };
@@ -152,7 +170,7 @@ fn describe(
                 .with_topic_id(t.id)
                 .with_is_internal(t.internal)
                 .with_partitions(partitions)
-                .with_topic_authorized_operations(ops),
+                .with_topic_authorized_operations(ops(name)),
         );
         if next_cursor.is_some() {
             break;

@@ -19,6 +19,11 @@ pub async fn handle(
     ctx: &Ctx,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !ctx.authorize_cluster(crate::authorizer::Operation::Describe) {
+        let code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        ctx.note_error(code);
+        return DescribeUserScramCredentialsResponse::default().with_error_code(code);
+    }
     let users = req
         .users
         .map(|u| u.into_iter().map(|u| u.name.to_string()).collect());

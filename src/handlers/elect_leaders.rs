@@ -28,6 +28,11 @@ const PREFERRED: i8 = 0;
 const UNCLEAN: i8 = 1;
 
 pub async fn handle(ctx: &Ctx, req: ElectLeadersRequest) -> ElectLeadersResponse {
+    if !ctx.authorize_cluster(crate::authorizer::Operation::Alter) {
+        let code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        ctx.note_error(code);
+        return ElectLeadersResponse::default().with_error_code(code);
+    }
     let election_type = if ctx.version == 0 {
         PREFERRED
     } else {

@@ -10,6 +10,9 @@
 //! Records left in their segment file (batches of 32 KiB or more) are not read: the
 //! answer names their range of the file and the connection sends it with `sendfile`
 //! ([`crate::log::Records`], [`crate::protocol::file_chunk`]).
+//!
+//! With an authorizer, a follower needs CLUSTER_ACTION on the cluster and a consumer READ
+//! on each topic; refused partitions are TOPIC_AUTHORIZATION_FAILED and are not read.
 
 use std::time::Duration;
 
@@ -24,6 +27,7 @@ use uuid::Uuid;
 
 use super::util::s;
 use super::Ctx;
+use crate::authorizer::{Operation, ResourceType};
 use crate::errors::KafkaError;
 use crate::log::{LogError, Records};
 use crate::protocol::file_chunk::{FileChunk, FileChunks, MAX_CHUNK};
@@ -58,8 +62,17 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchReply {
             .with_error_code(ResponseError::FetchSessionIdNotFound.code())
             .into();
     }
+    let replica_id = if ctx.version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    // A follower needs CLUSTER_ACTION; a consumer READ on each topic. Refused
+    // partitions are answered TOPIC_AUTHORIZATION_FAILED and not read.
+    let follower_allowed = replica_id < 0 || ctx.authorize_cluster(Operation::ClusterAction);
     let image = ctx.state.controller.image();
     let mut partitions = Vec::new();
+    let mut denied: Vec<Option<i32>> = Vec::new();
     // Each requested partition's topic (name, id), in request order.
     let mut topic_of: Vec<(String, Uuid)> = Vec::new();
     let mut order: Vec<(String, Uuid)> = Vec::new();
@@ -70,8 +83,18 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchReply {
             Some(t.topic.to_string())
         };
         order.push((name.clone().unwrap_or_default(), t.topic_id));
+        let readable = follower_allowed
+            && (replica_id >= 0
+                || name
+                    .as_deref()
+                    .is_none_or(|n| ctx.authorize(Operation::Read, ResourceType::Topic, n)));
         for p in &t.partitions {
             topic_of.push((name.clone().unwrap_or_default(), t.topic_id));
+            if !readable {
+                denied.push(Some(p.partition));
+                continue;
+            }
+            denied.push(None);
             partitions.push(FetchPartition {
                 topic: name.clone(),
                 partition: p.partition,
@@ -91,11 +114,6 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchReply {
         }
     }
     drop(image);
-    let replica_id = if ctx.version >= 15 {
-        req.replica_state.replica_id.0
-    } else {
-        req.replica_id.0
-    };
     let params = FetchParams {
         replica_id: (replica_id >= 0).then_some(replica_id),
         max_wait: Duration::from_millis(req.max_wait_ms.max(0) as u64),
@@ -107,11 +125,26 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> FetchReply {
             Isolation::ReadUncommitted
         },
     };
-    let fetched = ctx
-        .state
-        .replicas
-        .fetch(&params, &partitions, || ctx.state.is_shutting_down())
-        .await;
+    let fetched = if partitions.is_empty() && !denied.is_empty() {
+        Vec::new()
+    } else {
+        ctx.state
+            .replicas
+            .fetch(&params, &partitions, || ctx.state.is_shutting_down())
+            .await
+    };
+    // The refused partitions back in their places.
+    let mut read = fetched.into_iter();
+    let fetched = denied
+        .into_iter()
+        .filter_map(|d| match d {
+            Some(p) => Some(FetchedPartition::failed(
+                p,
+                KafkaError::new(ResponseError::TopicAuthorizationFailed),
+            )),
+            None => read.next(),
+        })
+        .collect();
     build(ctx, &order, topic_of, fetched, params.replica_id.is_some())
 }
 

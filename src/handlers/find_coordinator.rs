@@ -77,6 +77,14 @@ async fn lookup(ctx: &Ctx, key_type: i8, key: &str) -> Result<(i32, String, i32)
     if key.is_empty() {
         return Err(KafkaError::new(ResponseError::InvalidRequest));
     }
+    // DESCRIBE on the group, as Kafka asks before naming its coordinator.
+    if !ctx.authorize(
+        crate::authorizer::Operation::Describe,
+        crate::authorizer::ResourceType::Group,
+        key,
+    ) {
+        return Err(KafkaError::new(ResponseError::GroupAuthorizationFailed));
+    }
     let groups = &ctx.state.groups;
     groups.ensure_offsets_topic().await.map_err(|e| {
         KafkaError::with_message(ResponseError::CoordinatorNotAvailable, e.to_string())

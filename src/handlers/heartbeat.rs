@@ -11,6 +11,15 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
 pub async fn handle(ctx: &Ctx, req: HeartbeatRequest) -> HeartbeatResponse {
     let group_id = req.group_id.to_string();
+    if !ctx.authorize(
+        crate::authorizer::Operation::Read,
+        crate::authorizer::ResourceType::Group,
+        &group_id,
+    ) {
+        let code = kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code();
+        ctx.note_error(code);
+        return HeartbeatResponse::default().with_error_code(code);
+    }
     let hb = group::HeartbeatRequest {
         group_id: group_id.clone(),
         generation_id: req.generation_id,

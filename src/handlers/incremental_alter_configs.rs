@@ -58,6 +58,8 @@ pub async fn handle(
                 ResponseError::InvalidRequest,
                 "Duplicate resource.",
             ))
+        } else if let Err(e) = super::util::config_access(ctx, res.resource_type, &key.1, true) {
+            Err(e)
         } else if [
             RESOURCE_TOPIC,
             RESOURCE_BROKER,

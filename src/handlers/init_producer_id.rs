@@ -25,6 +25,17 @@ pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> InitProducerIdResp
         Some(id) if id.is_empty() => return fail(ResponseError::InvalidRequest.code()),
         Some(_) => return fail(ResponseError::TransactionalIdAuthorizationFailed.code()),
     }
+    // An idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some
+    // topic (KIP-679).
+    use crate::authorizer::{Operation, ResourceType};
+    if !ctx.allowed(
+        Operation::IdempotentWrite,
+        ResourceType::Cluster,
+        crate::authorizer::CLUSTER_NAME,
+    ) && !ctx.authorize_any(Operation::Write, ResourceType::Topic)
+    {
+        return fail(ResponseError::ClusterAuthorizationFailed.code());
+    }
     // Without a transactional id Kafka always hands out a new id (the KIP-360 epoch bump
     // applies to transactional producers); an idempotent producer then restarts its
     // sequences at 0.

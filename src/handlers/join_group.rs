@@ -18,6 +18,16 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 9 };
 pub async fn handle(ctx: &Ctx, req: JoinGroupRequest) -> JoinGroupResponse {
     let group_id = req.group_id.to_string();
     let member_id = req.member_id.to_string();
+    if !ctx.authorize(
+        crate::authorizer::Operation::Read,
+        crate::authorizer::ResourceType::Group,
+        &group_id,
+    ) {
+        return response(
+            ctx,
+            JoinResponse::error(&member_id, ResponseError::GroupAuthorizationFailed),
+        );
+    }
     if let Some(reason) = &req.reason {
         debug!(group = %group_id, member = %member_id, %reason, "join");
     }

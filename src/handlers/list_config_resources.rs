@@ -41,6 +41,12 @@ pub async fn handle(ctx: &Ctx, req: ListConfigResourcesRequest) -> ListConfigRes
         return ListConfigResourcesResponse::default()
             .with_error_code(ResponseError::UnsupportedVersion.code());
     }
+    // DESCRIBE_CONFIGS on the cluster.
+    if !ctx.authorize_cluster(crate::authorizer::Operation::DescribeConfigs) {
+        ctx.note_error(ResponseError::ClusterAuthorizationFailed.code());
+        return ListConfigResourcesResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let image = ctx.state.controller.image();
     let mut brokers: Vec<i32> = image
         .brokers

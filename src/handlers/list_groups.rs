@@ -18,9 +18,18 @@ pub async fn handle(ctx: &Ctx, req: ListGroupsRequest) -> ListGroupsResponse {
         .groups
         .read_all(|c| c.list_groups(&states, &types))
         .await;
+    use crate::authorizer::{Operation, ResourceType};
+    // DESCRIBE on the cluster lists every group; otherwise those the principal may
+    // DESCRIBE.
+    let every = ctx.allowed(
+        Operation::Describe,
+        ResourceType::Cluster,
+        crate::authorizer::CLUSTER_NAME,
+    );
     let groups = listed
         .into_iter()
         .flatten()
+        .filter(|g| every || ctx.allowed(Operation::Describe, ResourceType::Group, &g.group_id))
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(s(&g.group_id)))

@@ -34,19 +34,32 @@ pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut topics = Vec::new();
     for t in req.topics {
         let name = t.name.to_string();
+        // DESCRIBE on the topic (TOPIC_AUTHORIZATION_FAILED otherwise).
+        let allowed = ctx.authorize(
+            crate::authorizer::Operation::Describe,
+            crate::authorizer::ResourceType::Topic,
+            &name,
+        );
         let mut partitions = Vec::new();
         for p in t.partitions {
             let base =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-            let r = match lookup(
-                ctx,
-                &image,
-                &name,
-                p.partition_index,
-                p.current_leader_epoch,
-                p.timestamp,
-                isolation,
-            ) {
+            let found = if allowed {
+                lookup(
+                    ctx,
+                    &image,
+                    &name,
+                    p.partition_index,
+                    p.current_leader_epoch,
+                    p.timestamp,
+                    isolation,
+                )
+            } else {
+                Err(crate::errors::KafkaError::new(
+                    kafka_protocol::error::ResponseError::TopicAuthorizationFailed,
+                ))
+            };
+            let r = match found {
                 Ok((offset, timestamp, epoch)) => {
                     // The leader epoch field exists from v4 on.
                     let epoch = if ctx.version >= 4 { epoch } else { -1 };

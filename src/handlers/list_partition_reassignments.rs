@@ -21,6 +21,11 @@ pub async fn handle(
     ctx: &Ctx,
     req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if !ctx.authorize_cluster(crate::authorizer::Operation::Describe) {
+        let code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        ctx.note_error(code);
+        return ListPartitionReassignmentsResponse::default().with_error_code(code);
+    }
     let image = ctx.state.controller.image();
     let wanted: Vec<(&TopicMeta, Option<Vec<i32>>)> = match req.topics {
         None => image.topics.values().map(|t| (t, None)).collect(),

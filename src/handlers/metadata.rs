@@ -1,6 +1,10 @@
 //! Metadata (key 3), v0–v13: brokers, controller, cluster id and topic/partition
 //! leadership, auto-creating requested topics when the broker allows it.
 //!
+//! With an authorizer, as Kafka: the list of every topic holds only those the principal
+//! may DESCRIBE; a requested topic it may not describe is TOPIC_AUTHORIZATION_FAILED
+//! (whether it exists or not), and auto-creation needs CREATE on the cluster or topic.
+//!
 //! A partition this broker leads but has no log for (its creation failed, or it was
 //! found on disk and cannot be opened) is answered LEADER_NOT_AVAILABLE with no leader
 //! and this broker among the offline replicas (`topics::partition_view`): clients then
@@ -19,7 +23,7 @@ use uuid::Uuid;
 use super::util::s;
 use super::Ctx;
 use crate::admin::topics;
-use crate::authorizer::{authorized_operations, ResourceType, NOT_REQUESTED};
+use crate::authorizer::{Operation, ResourceType, CLUSTER_NAME, NOT_REQUESTED};
 use crate::cluster::{MetadataImage, TopicMeta};
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 13 };
@@ -38,15 +42,22 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     let local = Local {
         node_id: state.node_id,
         unavailable: state.logs.unavailable(),
-        topic_ops: authorized_operations(
-            ResourceType::Topic,
-            ctx.version >= 8 && req.include_topic_authorized_operations,
-        ),
+        topic_ops: ctx.version >= 8 && req.include_topic_authorized_operations,
+    };
+    let ops = |name: &str| ctx.authorized_operations(ResourceType::Topic, name, local.topic_ops);
+    let denied = |name: &str| {
+        error_topic(
+            Some(name),
+            Uuid::nil(),
+            ResponseError::TopicAuthorizationFailed.code(),
+        )
     };
     if all {
         let image = state.controller.image();
         for t in image.topics.values() {
-            topics.push(topic_response(&image, t, &local));
+            if ctx.allowed(Operation::Describe, ResourceType::Topic, &t.name) {
+                topics.push(topic_response(&image, t, &local, ops(&t.name)));
+            }
         }
     } else {
         for rt in req.topics.unwrap_or_default() {
@@ -70,8 +81,12 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
                     continue;
                 }
             };
+            if !ctx.authorize(Operation::Describe, ResourceType::Topic, &name) {
+                topics.push(denied(&name));
+                continue;
+            }
             if let Some(t) = image.topic(&name) {
-                topics.push(topic_response(&image, t, &local));
+                topics.push(topic_response(&image, t, &local, ops(&name)));
                 continue;
             }
             if let Err(e) = topics::validate_name(&name) {
@@ -86,12 +101,18 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
                 ));
                 continue;
             }
+            let may_create = ctx.allowed(Operation::Create, ResourceType::Cluster, CLUSTER_NAME)
+                || ctx.authorize(Operation::Create, ResourceType::Topic, &name);
+            if !may_create {
+                topics.push(denied(&name));
+                continue;
+            }
             match topics::auto_create(state.admin(), &name).await {
                 Ok(t) => {
                     let image = state.controller.image();
                     // Kafka answers LEADER_NOT_AVAILABLE for a topic it just created; the
                     // client retries. Our leader is elected with the topic, so answer fully.
-                    topics.push(topic_response(&image, &t, &local));
+                    topics.push(topic_response(&image, &t, &local, ops(&name)));
                 }
                 Err(e) => topics.push(error_topic(Some(&name), Uuid::nil(), e.code)),
             }
@@ -123,8 +144,9 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
         .with_controller_id(BrokerId(image.controller_id))
         .with_topics(topics);
     if (8..=10).contains(&ctx.version) {
-        resp.cluster_authorized_operations = authorized_operations(
+        resp.cluster_authorized_operations = ctx.authorized_operations(
             ResourceType::Cluster,
+            CLUSTER_NAME,
             req.include_cluster_authorized_operations,
         );
     }
@@ -143,11 +165,16 @@ fn error_topic(name: Option<&str>, id: Uuid, code: i16) -> MetadataResponseTopic
 struct Local {
     node_id: i32,
     unavailable: HashSet<(String, i32)>,
-    /// The topics' authorized operations, as the request asked for them.
-    topic_ops: i32,
+    /// Whether the request asked for the topics' authorized operations.
+    topic_ops: bool,
 }
 
-fn topic_response(image: &MetadataImage, t: &TopicMeta, local: &Local) -> MetadataResponseTopic {
+fn topic_response(
+    image: &MetadataImage,
+    t: &TopicMeta,
+    local: &Local,
+    topic_ops: i32,
+) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
@@ -168,5 +195,5 @@ fn topic_response(image: &MetadataImage, t: &TopicMeta, local: &Local) -> Metada
         .with_topic_id(t.id)
         .with_is_internal(t.internal)
         .with_partitions(partitions)
-        .with_topic_authorized_operations(local.topic_ops)
+        .with_topic_authorized_operations(topic_ops)
 }

@@ -29,11 +29,14 @@ pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -92,6 +95,90 @@ pub struct Ctx {
 pub type ClientSoftware = Arc<parking_lot::Mutex<Option<(String, String)>>>;
 
 impl Ctx {
+    /// Whether the connection's principal may do `op` on the resource; a denial is
+    /// counted and logged (use [`Ctx::allowed`] to filter lists quietly, as Kafka does).
+    pub fn authorize(
+        &self,
+        op: crate::authorizer::Operation,
+        rt: crate::authorizer::ResourceType,
+        name: &str,
+    ) -> bool {
+        let ok = self.allowed(op, rt, name);
+        if !ok {
+            metrics::counter!(m::AUTHORIZATION_DENIALS_TOTAL, "api" => format!("{:?}", self.api_key),
+                "resource_type" => rt.name())
+            .increment(1);
+            tracing::info!(principal = %self.principal, peer = %self.peer, api = ?self.api_key,
+                operation = op.name(), resource_type = rt.name(), resource = name, "authorization denied");
+        }
+        ok
+    }
+
+    /// Whether the principal may do `op` on the resource, without counting a denial.
+    pub fn allowed(
+        &self,
+        op: crate::authorizer::Operation,
+        rt: crate::authorizer::ResourceType,
+        name: &str,
+    ) -> bool {
+        let a = &self.state.authorizer;
+        if !a.enabled() {
+            return true;
+        }
+        let host = self.peer.ip().to_string();
+        let who = crate::authorizer::Requester {
+            principal: &self.principal,
+            host: &host,
+        };
+        a.authorize(&self.state.controller.image(), who, op, rt, name)
+    }
+
+    /// Whether the principal may do `op` on some resource of type `rt`.
+    pub fn authorize_any(
+        &self,
+        op: crate::authorizer::Operation,
+        rt: crate::authorizer::ResourceType,
+    ) -> bool {
+        let host = self.peer.ip().to_string();
+        let who = crate::authorizer::Requester {
+            principal: &self.principal,
+            host: &host,
+        };
+        self.state
+            .authorizer
+            .authorize_any(&self.state.controller.image(), who, op, rt)
+    }
+
+    /// Whether the principal may do `op` on the cluster.
+    pub fn authorize_cluster(&self, op: crate::authorizer::Operation) -> bool {
+        self.authorize(
+            op,
+            crate::authorizer::ResourceType::Cluster,
+            crate::authorizer::CLUSTER_NAME,
+        )
+    }
+
+    /// The `*_authorized_operations` bit field of a resource for this principal.
+    pub fn authorized_operations(
+        &self,
+        rt: crate::authorizer::ResourceType,
+        name: &str,
+        requested: bool,
+    ) -> i32 {
+        let host = self.peer.ip().to_string();
+        let who = crate::authorizer::Requester {
+            principal: &self.principal,
+            host: &host,
+        };
+        self.state.authorizer.authorized_operations(
+            &self.state.controller.image(),
+            who,
+            rt,
+            name,
+            requested,
+        )
+    }
+
     /// Count and log an error code put into a response (zero is ignored): one line per
     /// error, with the client's id and address.
     pub fn note_error(&self, code: i16) {
@@ -148,6 +235,9 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
         ApiKey::OffsetForLeaderEpoch,
         offset_for_leader_epoch::VERSIONS,
     ),
+    (ApiKey::DescribeAcls, describe_acls::VERSIONS),
+    (ApiKey::CreateAcls, create_acls::VERSIONS),
+    (ApiKey::DeleteAcls, delete_acls::VERSIONS),
     (ApiKey::DescribeConfigs, describe_configs::VERSIONS),
     (ApiKey::AlterConfigs, alter_configs::VERSIONS),
     (
@@ -447,6 +537,9 @@ pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
         ),
         ApiKey::SaslHandshake => run!(ctx, body, SaslHandshakeRequest, sasl_handshake),
         ApiKey::SaslAuthenticate => run!(ctx, body, SaslAuthenticateRequest, sasl_authenticate),
+        ApiKey::DescribeAcls => run!(ctx, body, DescribeAclsRequest, describe_acls),
+        ApiKey::CreateAcls => run!(ctx, body, CreateAclsRequest, create_acls),
+        ApiKey::DeleteAcls => run!(ctx, body, DeleteAclsRequest, delete_acls),
         other => Err(format!("{other:?} is not served")),
     }
 }

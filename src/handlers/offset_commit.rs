@@ -21,23 +21,41 @@ use crate::group::{self, CommitPartition};
 pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 9 };
 
 pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    use crate::authorizer::{Operation, ResourceType};
     let group_id = req.group_id.to_string();
     let image = ctx.state.controller.image();
     let exists = |topic: &str, partition: i32| image.partition(topic, partition).is_some();
+    // READ on the group, then READ on each topic; refused partitions are not committed.
+    let group_ok = ctx.authorize(Operation::Read, ResourceType::Group, &group_id);
+    let refused: std::collections::HashMap<String, Option<i16>> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let code = if !group_ok {
+                Some(ResponseError::GroupAuthorizationFailed.code())
+            } else if !ctx.authorize(Operation::Read, ResourceType::Topic, &t.name) {
+                Some(ResponseError::TopicAuthorizationFailed.code())
+            } else {
+                None
+            };
+            (t.name.to_string(), code)
+        })
+        .collect();
+    let refusal = |topic: &str| refused.get(topic).copied().flatten();
     let unknown: Vec<(String, i32, i16)> = req
         .topics
         .iter()
         .flat_map(|t| {
             t.partitions
                 .iter()
-                .filter(|p| !exists(&t.name, p.partition_index))
-                .map(|p| {
-                    (
-                        t.name.to_string(),
-                        p.partition_index,
-                        ResponseError::UnknownTopicOrPartition.code(),
-                    )
+                .filter_map(|p| {
+                    let code = refusal(&t.name).or_else(|| {
+                        (!exists(&t.name, p.partition_index))
+                            .then(|| ResponseError::UnknownTopicOrPartition.code())
+                    })?;
+                    Some((t.name.to_string(), p.partition_index, code))
                 })
+                .collect::<Vec<_>>()
         })
         .collect();
     let partitions: Vec<CommitPartition> = req
@@ -56,7 +74,7 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             })
         })
-        .filter(|p| exists(&p.topic, p.partition))
+        .filter(|p| refusal(&p.topic).is_none() && exists(&p.topic, p.partition))
         .collect();
     let commit = group::OffsetCommitRequest {
         group_id: group_id.clone(),

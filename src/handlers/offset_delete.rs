@@ -15,10 +15,25 @@ use super::Ctx;
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
 pub async fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    use crate::authorizer::{Operation, ResourceType};
+    use kafka_protocol::error::ResponseError;
     let group_id = req.group_id.to_string();
+    // DELETE on the group; READ on each topic (refused partitions keep their offsets).
+    if !ctx.authorize(Operation::Delete, ResourceType::Group, &group_id) {
+        let error = ResponseError::GroupAuthorizationFailed.code();
+        ctx.note_error(error);
+        return OffsetDeleteResponse::default().with_error_code(error);
+    }
+    let readable: std::collections::HashSet<String> = req
+        .topics
+        .iter()
+        .filter(|t| ctx.authorize(Operation::Read, ResourceType::Topic, &t.name))
+        .map(|t| t.name.to_string())
+        .collect();
     let partitions: Vec<(String, i32)> = req
         .topics
         .iter()
+        .filter(|t| readable.contains(t.name.as_str()))
         .flat_map(|t| {
             t.partitions
                 .iter()
@@ -30,10 +45,23 @@ pub async fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteResponse
         .groups
         .run(&group_id, |c, _| c.delete_offsets(&group_id, &partitions))
         .await;
-    let (error, results) = match result {
+    let (error, mut results) = match result {
         Ok((e, r)) => (code(e), r),
         Err(e) => (e.code(), Vec::new()),
     };
+    for t in req
+        .topics
+        .iter()
+        .filter(|t| !readable.contains(t.name.as_str()))
+    {
+        for p in &t.partitions {
+            results.push((
+                t.name.to_string(),
+                p.partition_index,
+                Some(ResponseError::TopicAuthorizationFailed),
+            ));
+        }
+    }
     ctx.note_error(error);
     let mut by_topic: BTreeMap<String, Vec<OffsetDeleteResponsePartition>> = BTreeMap::new();
     for (topic, partition, e) in results {

@@ -95,6 +95,13 @@ async fn fetch(
     require_stable: bool,
     member: Option<(Option<String>, i32)>,
 ) -> (i16, Vec<OffsetFetchPartition>) {
+    use crate::authorizer::{Operation, ResourceType};
+    // DESCRIBE on the group; then the partitions of topics the principal may not
+    // DESCRIBE are refused when named, and left out when every topic is asked for.
+    if !ctx.authorize(Operation::Describe, ResourceType::Group, group_id.as_str()) {
+        return (ResponseError::GroupAuthorizationFailed.code(), Vec::new());
+    }
+    let named = topics.is_some();
     let req = group::OffsetFetchRequest {
         group_id: group_id.to_string(),
         topics,
@@ -114,7 +121,31 @@ async fn fetch(
         })
         .await
     {
-        Ok(Ok(found)) => (0, found),
+        Ok(Ok(found)) => {
+            let mut allowed = std::collections::HashMap::new();
+            let mut may = |topic: &str| {
+                *allowed.entry(topic.to_string()).or_insert_with(|| {
+                    ctx.authorize(Operation::Describe, ResourceType::Topic, topic)
+                })
+            };
+            let found = found
+                .into_iter()
+                .filter_map(|mut p| {
+                    if may(&p.topic) {
+                        Some(p)
+                    } else if named {
+                        p.offset = -1;
+                        p.leader_epoch = -1;
+                        p.metadata.clear();
+                        p.error = Some(ResponseError::TopicAuthorizationFailed);
+                        Some(p)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            (0, found)
+        }
         Ok(Err(e)) | Err(e) => (e.code(), Vec::new()),
     }
 }

@@ -1,5 +1,7 @@
 //! Produce (key 0), v3–v13 (v13 names topics by id). Appends happen when the request is
 //! started, in arrival order; the response waits for durability (acks=all) afterwards.
+//! With an authorizer, each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED otherwise);
+//! the decision is made once per topic of the request.
 
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use uuid::Uuid;
 
 use super::util::s;
 use super::{respond, Ctx, Outcome, Pending};
+use crate::authorizer::{Operation, ResourceType};
 use crate::errors::KafkaError;
 use crate::metrics_cache;
 use crate::replica::manager::{complete_all, PendingAppend};
@@ -36,10 +39,15 @@ pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
         } else {
             Some(td.name.to_string())
         };
+        let writable = name
+            .as_deref()
+            .is_none_or(|n| ctx.authorize(Operation::Write, ResourceType::Topic, n));
         let mut parts = Vec::new();
         for pd in td.partition_data {
             let slot = if !matches!(acks, -1..=1) {
                 Err(KafkaError::new(ResponseError::InvalidRequiredAcks))
+            } else if !writable {
+                Err(KafkaError::new(ResponseError::TopicAuthorizationFailed))
             } else if req.transactional_id.is_some() {
                 Err(KafkaError::with_message(
                     ResponseError::InvalidRequest,

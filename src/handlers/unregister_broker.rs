@@ -28,6 +28,11 @@ pub async fn handle(ctx: &Ctx, req: UnregisterBrokerRequest) -> UnregisterBroker
 }
 
 async fn unregister(ctx: &Ctx, id: i32) -> Result<(), KafkaError> {
+    if !ctx.authorize_cluster(crate::authorizer::Operation::Alter) {
+        return Err(KafkaError::new(
+            kafka_protocol::error::ResponseError::ClusterAuthorizationFailed,
+        ));
+    }
     let raft_id = node_id(id)?;
     let controller = &ctx.state.controller;
     if controller.is_quorum() {

@@ -50,6 +50,12 @@ pub async fn change_voter(
     voter_id: i32,
     change: fn(u64) -> crate::cluster::QuorumChange,
 ) -> (i16, Option<StrBytes>) {
+    // ALTER on the cluster.
+    if !ctx.authorize_cluster(crate::authorizer::Operation::Alter) {
+        let code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        ctx.note_error(code);
+        return (code, None);
+    }
     let outcome = match check_cluster_id(ctx, cluster_id).and_then(|()| node_id(voter_id)) {
         Err(e) => Err(e),
         Ok(id) => ctx
@@ -65,5 +71,41 @@ pub async fn change_voter(
             ctx.note_error(e.code);
             (e.code, e.message.as_deref().map(s))
         }
+    }
+}
+
+/// Whether the principal may describe (`alter` false) or alter a config resource: a
+/// topic's DESCRIBE_CONFIGS / ALTER_CONFIGS on the topic, a broker's, a broker logger's
+/// or a client-metrics subscription's on the cluster, with Kafka's errors.
+pub fn config_access(
+    ctx: &super::Ctx,
+    resource_type: i8,
+    name: &str,
+    alter: bool,
+) -> Result<(), crate::errors::KafkaError> {
+    use crate::authorizer::{Operation, ResourceType, CLUSTER_NAME};
+    use kafka_protocol::error::ResponseError;
+    let op = if alter {
+        Operation::AlterConfigs
+    } else {
+        Operation::DescribeConfigs
+    };
+    let (rt, resource, error) = if resource_type == crate::admin::RESOURCE_TOPIC {
+        (
+            ResourceType::Topic,
+            name,
+            ResponseError::TopicAuthorizationFailed,
+        )
+    } else {
+        (
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            ResponseError::ClusterAuthorizationFailed,
+        )
+    };
+    if ctx.authorize(op, rt, resource) {
+        Ok(())
+    } else {
+        Err(crate::errors::KafkaError::new(error))
     }
 }

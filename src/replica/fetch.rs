@@ -87,7 +87,7 @@ pub struct FetchedPartition {
 
 impl FetchedPartition {
     /// The partition cannot be read here at all (unknown, not led, fenced epoch).
-    fn failed(partition: i32, error: KafkaError) -> FetchedPartition {
+    pub fn failed(partition: i32, error: KafkaError) -> FetchedPartition {
         FetchedPartition {
             partition,
             error: Some(error),
