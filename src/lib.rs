@@ -31,6 +31,7 @@ pub mod metrics_cache;
 pub mod metrics_collect;
 pub mod metrics_http;
 pub mod peer_log;
+pub mod principal;
 pub mod producer_ids;
 pub mod protocol;
 pub mod replica;

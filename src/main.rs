@@ -107,6 +107,13 @@ enum Command {
         #[command(subcommand)]
         what: cli::user::UserCommand,
     },
+    /// ACLs: create, list, delete (see README, "Authorization").
+    Acl {
+        #[command(flatten)]
+        conn: cli::Conn,
+        #[command(subcommand)]
+        what: cli::acl::AclCommand,
+    },
     /// Every broker and topic setting with its type, default and meaning.
     Config {
         #[command(subcommand)]
@@ -171,6 +178,9 @@ fn operator_command(command: &Command) -> ExitCode {
         }
         Command::User { conn, what } => {
             with_admin!("user", conn, |a| cli::user::run(&mut a, what))
+        }
+        Command::Acl { conn, what } => {
+            with_admin!("acl", conn, |a| cli::acl::run(&mut a, what))
         }
         Command::Config {
             what: ConfigCommand::List { filter, output },

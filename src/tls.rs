@@ -48,6 +48,8 @@ pub struct TlsError {
 pub struct TlsListener {
     settings: TlsSettings,
     current: parking_lot::Mutex<Loaded>,
+    /// `ssl.principal.mapping.rules`, compiled.
+    principal_rules: Vec<crate::principal::Rule>,
 }
 
 impl std::fmt::Debug for TlsListener {
@@ -75,10 +77,31 @@ impl TlsListener {
     /// when they are missing or do not fit together.
     pub fn new(settings: TlsSettings) -> Result<TlsListener, TlsError> {
         let loaded = load(&settings)?;
+        let principal_rules =
+            crate::principal::parse_rules(&settings.principal_rules).map_err(|reason| {
+                TlsError {
+                    listener: settings.listener.clone(),
+                    reason: format!("ssl.principal.mapping.rules: {reason}"),
+                }
+            })?;
         Ok(TlsListener {
             settings,
             current: parking_lot::Mutex::new(loaded),
+            principal_rules,
         })
+    }
+
+    /// The principal of a connection whose client presented `chain` (none:
+    /// `User:ANONYMOUS`); an error when no mapping rule applies to its name.
+    pub fn principal(&self, chain: Option<&[CertificateDer<'_>]>) -> Result<String, String> {
+        let Some(leaf) = chain.and_then(|c| c.first()) else {
+            return Ok(crate::principal::ANONYMOUS.to_string());
+        };
+        let dn = crate::principal::subject_dn(leaf.as_ref())
+            .ok_or("the client certificate cannot be parsed")?;
+        crate::principal::map_name(&self.principal_rules, &dn)
+            .map(|name| format!("User:{name}"))
+            .ok_or_else(|| format!("no ssl.principal.mapping.rules rule applies to {dn}"))
     }
 
     pub fn listener(&self) -> &str {

@@ -121,23 +121,23 @@ pub async fn create(
     admin: Admin<'_>,
     bindings: Vec<Result<AclBinding, KafkaError>>,
 ) -> Vec<Result<(), KafkaError>> {
-    let mut out = Vec::with_capacity(bindings.len());
-    for b in bindings {
-        out.push(match b {
+    let acls: Vec<(Uuid, AclBinding)> = bindings
+        .iter()
+        .filter_map(|b| b.as_ref().ok())
+        .map(|b| (Uuid::new_v4(), b.clone()))
+        .collect();
+    let applied = if acls.is_empty() {
+        Ok(())
+    } else {
+        propose(admin, MetadataCommand::CreateAcls { acls }).await
+    };
+    bindings
+        .into_iter()
+        .map(|b| match b {
             Err(e) => Err(e),
-            Ok(binding) => {
-                propose(
-                    admin,
-                    MetadataCommand::CreateAcl {
-                        id: Uuid::new_v4(),
-                        binding,
-                    },
-                )
-                .await
-            }
-        });
-    }
-    out
+            Ok(_) => applied.clone(),
+        })
+        .collect()
 }
 
 /// The bindings `filter` matches, in a stable order.

@@ -1,11 +1,12 @@
 //! The operator commands of the `weir` binary (`weir topic`, `weir group`, `weir cluster`,
 //! `weir produce`, `weir consume`, `weir elect`, `weir reassign`, `weir quorum`,
-//! `weir user`, `weir config list`): what Kafka's shell tools and Redpanda's `rpk` do, over the Kafka
+//! `weir user`, `weir acl`, `weir config list`): what Kafka's shell tools and Redpanda's `rpk` do, over the Kafka
 //! protocol only, so they work against any Kafka-compatible broker. Each command builds a
 //! [`Report`] (text for people, `--output json` for scripts); failures carry Kafka's
 //! error name and a one-line explanation, and the exit code says what kind of failure
 //! it was (see [`CliError::exit_code`]).
 
+pub mod acl;
 pub mod client;
 pub mod client_metrics;
 pub mod cluster;

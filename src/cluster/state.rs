@@ -153,10 +153,10 @@ pub enum MetadataCommand {
         mechanism: ScramMechanism,
         credential: Option<ScramCredential>,
     },
-    /// CreateAcls: add `binding` under `id`; a binding already present is left as it is.
-    CreateAcl {
-        id: Uuid,
-        binding: AclBinding,
+    /// CreateAcls: add each binding under its id; a binding already present is left as
+    /// it is (one proposal for a whole request).
+    CreateAcls {
+        acls: Vec<(Uuid, AclBinding)>,
     },
     /// DeleteAcls: remove the ACLs with these ids (ids already gone are skipped).
     DeleteAcls {
@@ -433,14 +433,21 @@ impl MetadataState {
                     img.scram_credentials.remove(user);
                 }
             }
-            MetadataCommand::CreateAcl { id, binding } => {
-                if img.acls.contains_key(id) {
+            MetadataCommand::CreateAcls { acls } => {
+                if let Some((id, _)) = acls.iter().find(|(id, _)| img.acls.contains_key(id)) {
                     return Err(MetadataError::InvalidRequest(format!(
                         "ACL id {id} is taken"
                     )));
                 }
-                if !img.acls.values().any(|b| b == binding) {
-                    img.acls.insert(*id, binding.clone());
+                let present: std::collections::HashSet<&AclBinding> = img.acls.values().collect();
+                let mut new: Vec<(Uuid, AclBinding)> = Vec::new();
+                for (id, b) in acls {
+                    if !present.contains(b) && !new.iter().any(|(_, n)| n == b) {
+                        new.push((*id, b.clone()));
+                    }
+                }
+                if !new.is_empty() {
+                    img.acls.extend(new);
                     img.acl_version += 1;
                 }
             }
@@ -1327,19 +1334,14 @@ mod tests {
         };
         let mut s = MetadataState::default();
         let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        s.apply(
-            1,
-            &MetadataCommand::CreateAcl {
-                id: a,
-                binding: binding.clone(),
-            },
-        );
+        let create = |acls: Vec<(Uuid, AclBinding)>| MetadataCommand::CreateAcls { acls };
+        s.apply(1, &create(vec![(a, binding.clone())]));
         s.apply(
             2,
-            &MetadataCommand::CreateAcl {
-                id: b,
-                binding: binding.clone(),
-            },
+            &create(vec![
+                (b, binding.clone()),
+                (Uuid::from_u128(3), binding.clone()),
+            ]),
         );
         assert_eq!(
             (s.image.acls.len(), s.image.acl_version),
@@ -1347,7 +1349,7 @@ mod tests {
             "a duplicate is not added"
         );
         assert!(matches!(
-            err(s.apply(3, &MetadataCommand::CreateAcl { id: a, binding })),
+            err(s.apply(3, &create(vec![(a, binding)]))),
             MetadataError::InvalidRequest(_)
         ));
         let bytes = serde_json::to_vec(&s).expect("serialize");

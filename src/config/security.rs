@@ -29,6 +29,7 @@ pub const PER_LISTENER: &[&str] = &[
     "ssl.client.auth",
     "ssl.enabled.protocols",
     "ssl.cipher.suites",
+    "ssl.principal.mapping.rules",
     "sasl.enabled.mechanisms",
     "connections.max.reauth.ms",
     "sasl.jaas.config",
@@ -117,6 +118,9 @@ pub struct TlsSettings {
     pub versions: Vec<TlsVersion>,
     /// `ssl.cipher.suites` (IANA names); empty: the provider's defaults.
     pub cipher_suites: Vec<String>,
+    /// `ssl.principal.mapping.rules` (checked): how a client certificate's name becomes
+    /// the connection's principal.
+    pub principal_rules: String,
 }
 
 /// `listener.security.protocol.map`: listener name -> protocol.
@@ -271,6 +275,13 @@ pub fn tls_settings(
             versions
         }
     };
+    let principal_rules = match setting("ssl.principal.mapping.rules") {
+        None => "DEFAULT".to_string(),
+        Some((name, v)) => {
+            crate::principal::parse_rules(&v).map_err(|e| invalid(&name, &v, &e))?;
+            v
+        }
+    };
     let cipher_suites = setting("ssl.cipher.suites")
         .map(|(_, v)| split_list(&v))
         .unwrap_or_default();
@@ -283,6 +294,7 @@ pub fn tls_settings(
         client_auth,
         versions,
         cipher_suites,
+        principal_rules,
     })
 }
 

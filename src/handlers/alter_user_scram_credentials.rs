@@ -23,7 +23,12 @@ pub async fn handle(
         let code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
         ctx.note_error(code);
         let mut users: Vec<String> = Vec::new();
-        for u in req.deletions.iter().map(|d| &d.name).chain(req.upsertions.iter().map(|u| &u.name)) {
+        for u in req
+            .deletions
+            .iter()
+            .map(|d| &d.name)
+            .chain(req.upsertions.iter().map(|u| &u.name))
+        {
             if !users.contains(&u.to_string()) {
                 users.push(u.to_string());
             }
@@ -31,7 +36,11 @@ pub async fn handle(
         return AlterUserScramCredentialsResponse::default().with_results(
             users
                 .iter()
-                .map(|u| AlterUserScramCredentialsResult::default().with_user(s(u)).with_error_code(code))
+                .map(|u| {
+                    AlterUserScramCredentialsResult::default()
+                        .with_user(s(u))
+                        .with_error_code(code)
+                })
                 .collect(),
         );
     }

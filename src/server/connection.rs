@@ -25,9 +25,6 @@ use crate::protocol::response::Response;
 use crate::protocol::{decode_header, FrameReader};
 use crate::state::BrokerState;
 
-/// The principal of a connection that has not authenticated (Kafka's `User:ANONYMOUS`).
-pub const ANONYMOUS: &str = "User:ANONYMOUS";
-
 /// A started request: its outcome, (API, correlation id) and stage times.
 type PendingResponse = std::pin::Pin<
     Box<dyn std::future::Future<Output = (Outcome, (ApiKey, i32), StageTimes)> + Send>,
@@ -74,6 +71,7 @@ pub async fn serve(
     transport: Transport,
     peer: SocketAddr,
     listener: Arc<str>,
+    principal: Arc<str>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let gauge = metrics::gauge!(m::CONNECTIONS_OPEN, "listener" => listener.to_string());
@@ -103,7 +101,8 @@ pub async fn serve(
     if session.is_some() {
         frames.set_max(request_max.min(state.config.security.sasl.max_receive_size));
     }
-    let mut principal: Arc<str> = Arc::from(ANONYMOUS);
+    // A TLS client certificate's principal, until SASL (if any) names the user.
+    let mut principal = principal;
     let mut histograms: std::collections::HashMap<ApiKey, RequestHistograms> = Default::default();
     let mut client_id = String::new();
     let software = crate::handlers::ClientSoftware::default();

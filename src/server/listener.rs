@@ -95,8 +95,8 @@ pub async fn accept_loop(
                     metrics::counter!(m::CONNECTIONS_ACCEPTED_TOTAL, "listener" => name.clone()).increment(1);
                     let (state, label, shutdown) = (state.clone(), label.clone(), shutdown.clone());
                     match &tls {
-                        None => conns.spawn(connection::serve(state, Transport::Plain(stream), peer, label, shutdown)),
-                        Some(tls) => conns.spawn(handshake_then_serve(state, tls.acceptor(), stream, peer, label, shutdown)),
+                        None => conns.spawn(connection::serve(state, Transport::Plain(stream), peer, label, Arc::from(crate::principal::ANONYMOUS), shutdown)),
+                        Some(tls) => conns.spawn(handshake_then_serve(state, tls.clone(), stream, peer, label, shutdown)),
                     };
                 }
                 Err(e) => {
@@ -136,24 +136,34 @@ pub async fn accept_loop(
 /// The TLS handshake of one connection, then the connection.
 async fn handshake_then_serve(
     state: Arc<BrokerState>,
-    acceptor: tokio_rustls::TlsAcceptor,
+    tls_listener: Arc<TlsListener>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     listener: Arc<str>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let tls = tokio::select! {
-        r = crate::tls::accept(acceptor, stream, peer, &listener) => match r {
+        r = crate::tls::accept(tls_listener.acceptor(), stream, peer, &listener) => match r {
             Some(tls) => tls,
             None => return,
         },
         _ = shutdown.changed() => return,
+    };
+    // The client certificate's name, mapped by ssl.principal.mapping.rules; a name no
+    // rule applies to is refused, as Kafka refuses it.
+    let principal = match tls_listener.principal(tls.get_ref().1.peer_certificates()) {
+        Ok(p) => p,
+        Err(reason) => {
+            warn!(%peer, %listener, %reason, "client certificate refused");
+            return;
+        }
     };
     connection::serve(
         state,
         Transport::Tls(Box::new(tls)),
         peer,
         listener,
+        Arc::from(principal.as_str()),
         shutdown,
     )
     .await;
