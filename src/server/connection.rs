@@ -76,7 +76,7 @@ pub async fn serve(
 ) {
     let gauge = metrics::gauge!(m::CONNECTIONS_OPEN, "listener" => listener.to_string());
     gauge.increment(1.0);
-    info!(%peer, %listener, "connection opened");
+    info!(%peer, %listener, %principal, "connection opened");
     let (rd, mut wr): (Box<dyn AsyncRead + Send + Unpin>, Writer) = match transport {
         Transport::Plain(stream) => {
             let (rd, wr) = stream.into_split();
