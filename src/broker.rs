@@ -165,6 +165,15 @@ impl Broker {
             .filter_map(|b| b.3.clone())
             .chain(controller_tls)
             .collect();
+        state.audit = crate::audit::AuditLog::start(config.audit.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open audit.log.file {}: {e}",
+                config
+                    .audit
+                    .as_ref()
+                    .map_or(String::new(), |a| a.file.display().to_string())
+            )
+        })?;
         let state = Arc::new(state);
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod alloc;
+pub mod audit;
 pub mod authorizer;
 pub mod broker;
 pub mod cli;

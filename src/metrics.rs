@@ -73,6 +73,8 @@ pub const TLS_CERTIFICATE_EXPIRY_SECONDS: &str = "weir_tls_certificate_expiry_se
 pub const AUTHENTICATIONS_TOTAL: &str = "weir_authentications_total";
 pub const SASL_SESSIONS_EXPIRED_TOTAL: &str = "weir_sasl_sessions_expired_total";
 pub const AUTHORIZATION_DENIALS_TOTAL: &str = "weir_authorization_denials_total";
+pub const AUDIT_EVENTS_TOTAL: &str = "weir_audit_events_total";
+pub const AUDIT_EVENTS_DROPPED_TOTAL: &str = "weir_audit_events_dropped_total";
 pub const RAFT_TERM: &str = "weir_raft_term";
 pub const RAFT_LEADER_ID: &str = "weir_raft_leader_id";
 pub const RAFT_IS_LEADER: &str = "weir_raft_is_leader";
@@ -371,6 +373,14 @@ fn describe() {
     describe_counter!(
         AUTHORIZATION_DENIALS_TOTAL,
         "Requests (or parts of them) refused by the authorizer, by API and resource type."
+    );
+    describe_counter!(
+        AUDIT_EVENTS_TOTAL,
+        "Events written to the audit log, by kind (authentication, authorization) and outcome."
+    );
+    describe_counter!(
+        AUDIT_EVENTS_DROPPED_TOTAL,
+        "Audit events left out: over audit.log.events.per.second, or the writer behind."
     );
     describe_gauge!(RAFT_TERM, "Current term of the metadata Raft log.");
     describe_gauge!(

@@ -30,6 +30,8 @@ pub struct BrokerState {
     pub tls: Vec<Arc<TlsListener>>,
     /// Decides what each principal may do (everything, without `authorizer.class.name`).
     pub authorizer: Arc<crate::authorizer::Authorizer>,
+    /// The audit log, when `audit.log.file` is set.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
     shutting_down: AtomicBool,
 }
 
@@ -54,6 +56,7 @@ impl BrokerState {
             groups,
             telemetry: Arc::default(),
             tls: Vec::new(),
+            audit: None,
             shutting_down: AtomicBool::new(false),
         }
     }

@@ -908,3 +908,96 @@ async fn an_acl_added_on_one_node_is_enforced_on_the_others_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_log_records_authentications_denials_and_admin_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.log");
+    let setting = format!("audit.log.file={}", file.display());
+    let b = broker(&[&setting, "audit.log.admin.allowed=true"]).await;
+    let addr = sasl_addr(&b);
+    // A wrong password.
+    let mut c = Conn::connect(addr).await;
+    let _: SaslHandshakeResponse = c
+        .call(
+            ApiKey::SaslHandshake,
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+        )
+        .await;
+    let r: SaslAuthenticateResponse = c
+        .call(
+            ApiKey::SaslAuthenticate,
+            2,
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(client_token("alice", "nope").into()),
+        )
+        .await;
+    assert_eq!(r.error_code, 58);
+    // A denial, and an admin operation allowed to the super user.
+    let mut alice = login(addr, "alice").await;
+    let _: CreateTopicsResponse = alice
+        .call(
+            ApiKey::CreateTopics,
+            7,
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![create_topics_request::CreatableTopic::default()
+                    .with_name(tn("audited"))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1)]),
+        )
+        .await;
+    let mut admin = login(addr, "admin").await;
+    let r: CreateTopicsResponse = admin
+        .call(
+            ApiKey::CreateTopics,
+            7,
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![create_topics_request::CreatableTopic::default()
+                    .with_name(tn("audited"))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1)]),
+        )
+        .await;
+    assert_eq!(r.topics[0].error_code, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        let has = |kind: &str, outcome: &str| {
+            lines
+                .iter()
+                .any(|l| l["kind"] == kind && l["outcome"] == outcome)
+        };
+        if has("authentication", "failure")
+            && has("authorization", "denied")
+            && has("authorization", "allowed")
+        {
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "audit log so far: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let denied = lines.iter().find(|l| l["outcome"] == "denied").unwrap();
+    assert_eq!(denied["principal"], "User:alice");
+    assert_eq!(denied["api"], "CreateTopics");
+    assert_eq!(denied["resource"], "audited");
+    assert!(denied["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let failed = lines
+        .iter()
+        .find(|l| l["kind"] == "authentication" && l["outcome"] == "failure")
+        .unwrap();
+    assert_eq!(failed["mechanism"], "PLAIN");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("alice"),
+        "{failed}"
+    );
+    assert!(lines.iter().any(|l| l["outcome"] == "allowed"
+        && l["principal"] == "User:admin"
+        && l["api"] == "CreateTopics"));
+}

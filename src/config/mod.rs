@@ -197,6 +197,8 @@ pub struct Config {
     pub security: ListenerSecurity,
     /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
     pub authorizer: crate::authorizer::AuthorizerSettings,
+    /// `audit.log.*`: `None` when `audit.log.file` is not set.
+    pub audit: Option<crate::audit::AuditSettings>,
     /// `controller.quorum.voters`: node id → CONTROLLER `host:port`. Empty for the
     /// single self-bootstrapped node.
     pub quorum_voters: BTreeMap<i32, String>,
@@ -482,6 +484,14 @@ impl Config {
             controller_listener,
             security,
             authorizer: authorizer_settings(&get)?,
+            audit: Some(get("audit.log.file"))
+                .filter(|f| !f.trim().is_empty())
+                .map(|f| crate::audit::AuditSettings {
+                    file: PathBuf::from(f.trim()),
+                    admin_allowed: get("audit.log.admin.allowed") == "true",
+                    events_per_second: int("audit.log.events.per.second").max(1) as u64,
+                    max_bytes: int("audit.log.max.bytes").max(4096) as u64,
+                }),
             quorum_voters,
             controller_advertised,
             broker_only,

@@ -105,6 +105,9 @@ impl Ctx {
     ) -> bool {
         let ok = self.allowed(op, rt, name);
         if !ok {
+            self.audit_authorization(false, op, rt, name);
+        }
+        if !ok {
             metrics::counter!(m::AUTHORIZATION_DENIALS_TOTAL, "api" => format!("{:?}", self.api_key),
                 "resource_type" => rt.name())
             .increment(1);
@@ -130,7 +133,41 @@ impl Ctx {
             principal: &self.principal,
             host: &host,
         };
-        a.authorize(&self.state.controller.image(), who, op, rt, name)
+        let ok = a.authorize(&self.state.controller.image(), who, op, rt, name);
+        if ok && ADMIN_APIS.contains(&self.api_key) {
+            self.audit_authorization(true, op, rt, name);
+        }
+        ok
+    }
+
+    /// An authorization decision in the audit log: every denial, and with
+    /// `audit.log.admin.allowed` the allowed admin operations.
+    fn audit_authorization(
+        &self,
+        allowed: bool,
+        op: crate::authorizer::Operation,
+        rt: crate::authorizer::ResourceType,
+        name: &str,
+    ) {
+        let Some(audit) = &self.state.audit else {
+            return;
+        };
+        if allowed && !audit.admin_allowed() {
+            return;
+        }
+        audit.record(crate::audit::Event {
+            kind: "authorization",
+            outcome: if allowed { "allowed" } else { "denied" },
+            principal: &self.principal,
+            client: self.peer,
+            listener: &self.listener,
+            details: serde_json::json!({
+                "api": format!("{:?}", self.api_key),
+                "operation": op.name(),
+                "resource_type": rt.name(),
+                "resource": name,
+            }),
+        });
     }
 
     /// Whether the principal may do `op` on some resource of type `rt`.
@@ -203,6 +240,28 @@ impl Ctx {
         }
     }
 }
+
+/// The APIs whose allowed uses `audit.log.admin.allowed` audits: those that change the
+/// cluster rather than read or write records.
+const ADMIN_APIS: &[ApiKey] = &[
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::DeleteRecords,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
+    ApiKey::AlterUserScramCredentials,
+    ApiKey::ElectLeaders,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::AlterReplicaLogDirs,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
+    ApiKey::UnregisterBroker,
+    ApiKey::AddRaftVoter,
+    ApiKey::RemoveRaftVoter,
+];
 
 /// What the connection does once a request completes.
 pub enum Outcome {

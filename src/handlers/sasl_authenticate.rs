@@ -104,10 +104,27 @@ fn token(ctx: &Ctx, token: &[u8], session: &mut Session) -> TokenAnswer {
             "mechanism" => mechanism, "result" => result, "reauthentication" => if reauth { "true" } else { "false" })
         .increment(1);
     };
+    let audit = |outcome: &'static str, principal: &str, reason: Option<&str>| {
+        if let Some(a) = &ctx.state.audit {
+            a.record(crate::audit::Event {
+                kind: "authentication",
+                outcome,
+                principal,
+                client: ctx.peer,
+                listener: &ctx.listener,
+                details: serde_json::json!({"mechanism": mechanism, "reauthentication": reauth, "reason": reason}),
+            });
+        }
+    };
     match &answer {
         TokenAnswer::Continue(_) => {}
         TokenAnswer::Done { lifetime, .. } => {
             count("success");
+            audit(
+                "success",
+                &format!("User:{}", session.user().unwrap_or_default()),
+                None,
+            );
             info!(peer = %ctx.peer, listener = %ctx.listener, mechanism, user = session.user().unwrap_or_default(),
                 reauth, session_lifetime = ?lifetime, "authenticated");
         }
@@ -115,6 +132,7 @@ fn token(ctx: &Ctx, token: &[u8], session: &mut Session) -> TokenAnswer {
             detail, message, ..
         } => {
             count("failure");
+            audit("failure", &ctx.principal, Some(detail));
             warn!(peer = %ctx.peer, listener = %ctx.listener, mechanism, client_id = %ctx.client_id,
                 reauth, %detail, %message, "authentication failed");
         }

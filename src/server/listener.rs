@@ -155,6 +155,16 @@ async fn handshake_then_serve(
         Ok(p) => p,
         Err(reason) => {
             warn!(%peer, %listener, %reason, "client certificate refused");
+            if let Some(audit) = &state.audit {
+                audit.record(crate::audit::Event {
+                    kind: "authentication",
+                    outcome: "failure",
+                    principal: crate::principal::ANONYMOUS,
+                    client: peer,
+                    listener: &listener,
+                    details: serde_json::json!({"mechanism": "SSL", "reason": reason}),
+                });
+            }
             return;
         }
     };
