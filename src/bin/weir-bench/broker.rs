@@ -131,6 +131,16 @@ impl Target {
         dir: &Path,
         keystore: Option<&Path>,
     ) -> anyhow::Result<(Target, f64)> {
+        Self::start_single_with(bin, dir, keystore, &[])
+    }
+
+    /// [`Target::start_single`] with `extra` settings.
+    pub fn start_single_with(
+        bin: &Path,
+        dir: &Path,
+        keystore: Option<&Path>,
+        extra: &[String],
+    ) -> anyhow::Result<(Target, f64)> {
         let port = free_port()?;
         let mport = free_port()?;
         let data = dir.join("data");
@@ -153,6 +163,7 @@ impl Target {
                 None
             }
         };
+        all.extend(extra.iter().cloned());
         let log = dir.join("weir.log");
         let (mut t, startup) = Self::spawn_single(bin, all, log, port, data, None)?;
         t.tls_bootstrap = tls_port.map(|p| format!("127.0.0.1:{p}"));

@@ -63,7 +63,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub quick: bool,
     /// Scenario kinds to run, comma-separated: produce, consume, e2e, cluster, startup,
-    /// tls (default: all; machine limits are always measured).
+    /// tls, acl (default: all; machine limits are always measured).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Partition counts of the single-node produce and consume scenarios

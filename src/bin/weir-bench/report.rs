@@ -140,6 +140,11 @@ impl Spec {
             "consume" => format!("consume {size} from start"),
             "consume-raw" => format!("consume {size} from start, raw client"),
             "consume-tls" => format!("consume {size} from start, TLS"),
+            "consume-acl" => format!("consume {size} from start, 10,000 ACLs"),
+            "produce-acl" => format!(
+                "produce {size} acks={} {policy} {}, 10,000 ACLs",
+                self.acks, self.compression
+            ),
             "produce-tls" => format!(
                 "produce {size} acks={} {policy} {}, TLS",
                 self.acks, self.compression

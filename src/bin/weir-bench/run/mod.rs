@@ -20,13 +20,16 @@ use crate::report::{
 use crate::stats::mono_ns;
 use crate::RunArgs;
 
+mod acl;
 mod scenarios;
 mod setups;
 mod targets;
 
 use targets::targets;
 
-const KINDS: &[&str] = &["produce", "consume", "e2e", "cluster", "startup", "tls"];
+const KINDS: &[&str] = &[
+    "produce", "consume", "e2e", "cluster", "startup", "tls", "acl",
+];
 const KIB: usize = 1024;
 /// Most bytes a produce scenario sends (it stops earlier when its time is up).
 const MAX_PRODUCE_BYTES: u64 = 4 << 30;
@@ -48,6 +51,8 @@ struct Bench {
     pki: Option<crate::tls::Pki>,
     /// Produce and consume go to the SSL listener, and their rows are the TLS ones.
     via_tls: bool,
+    /// Produce and consume run on the node with an authorizer and 10,000 ACLs.
+    via_acl: bool,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -101,6 +106,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         round: None,
         pki: None,
         via_tls: false,
+        via_acl: false,
         args,
     };
     b.rep.meta = meta(&b.args, seconds);
@@ -300,6 +306,12 @@ impl Bench {
         };
         let keystore = self.pki.as_ref().map(|p| p.keystore.clone());
         let (t, startup_s) = Target::start_single(&self.weir, &dir, keystore.as_deref())?;
+        let idx = self.add_broker(name, &t, startup_s);
+        Ok((t, idx))
+    }
+
+    /// Records a started single node (after a second of idling); its index.
+    fn add_broker(&mut self, name: &str, t: &Target, startup_s: f64) -> usize {
         std::thread::sleep(std::time::Duration::from_secs(1));
         let idle = t.sample();
         self.log(format!(
@@ -315,7 +327,7 @@ impl Bench {
             topics: vec![],
             stop: None,
         });
-        Ok((t, self.rep.brokers.len() - 1))
+        self.rep.brokers.len() - 1
     }
 
     fn stop(&mut self, t: Target, idx: usize) {

@@ -34,6 +34,8 @@ impl Bench {
         let after = t.sample();
         let kind = if self.via_tls {
             "produce-tls"
+        } else if self.via_acl {
+            "produce-acl"
         } else {
             "produce"
         };
@@ -109,6 +111,8 @@ impl Bench {
         let spec = Spec {
             kind: if self.via_tls {
                 "consume-tls"
+            } else if self.via_acl {
+                "consume-acl"
             } else {
                 "consume"
             }

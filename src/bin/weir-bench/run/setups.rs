@@ -71,6 +71,11 @@ impl Bench {
                 self.problem(format!("TLS rows: {e:#}"));
             }
         }
+        if p == 1 && self.has("acl") {
+            if let Err(e) = self.acl_rows(&base) {
+                self.problem(format!("ACL rows: {e:#}"));
+            }
+        }
         if p == 1 && (self.has("produce") || self.has("consume")) {
             if let Err(e) = self.raw(t, idx) {
                 self.problem(format!("raw client: {e:#}"));
