@@ -22,11 +22,18 @@ struct Entry {
     permission: Permission,
 }
 
+/// The entries of one resource type, by literal name and by prefix (looked up by `&str`,
+/// so a decision allocates nothing).
+#[derive(Debug, Default)]
+struct TypeIndex {
+    literal: HashMap<String, Vec<Entry>>,
+    prefixed: HashMap<String, Vec<Entry>>,
+    prefix_lens: BTreeSet<usize>,
+}
+
 #[derive(Debug, Default)]
 pub struct AclIndex {
-    literal: HashMap<(ResourceType, String), Vec<Entry>>,
-    prefixed: HashMap<(ResourceType, String), Vec<Entry>>,
-    prefix_lens: HashMap<ResourceType, BTreeSet<usize>>,
+    by_type: HashMap<ResourceType, TypeIndex>,
 }
 
 impl AclIndex {
@@ -39,15 +46,13 @@ impl AclIndex {
                 operation: b.operation,
                 permission: b.permission,
             };
-            let key = (b.resource_type, b.resource_name.clone());
+            let t = ix.by_type.entry(b.resource_type).or_default();
+            let name = b.resource_name.clone();
             match b.pattern_type {
-                PatternType::Literal => ix.literal.entry(key).or_default().push(e),
+                PatternType::Literal => t.literal.entry(name).or_default().push(e),
                 PatternType::Prefixed => {
-                    ix.prefix_lens
-                        .entry(b.resource_type)
-                        .or_default()
-                        .insert(b.resource_name.len());
-                    ix.prefixed.entry(key).or_default().push(e);
+                    t.prefix_lens.insert(name.len());
+                    t.prefixed.entry(name).or_default().push(e);
                 }
             }
         }
@@ -86,15 +91,13 @@ impl AclIndex {
             }
             false
         };
-        let key = |n: &str| (resource_type, n.to_string());
-        if visit(self.literal.get(&key(name))) || visit(self.literal.get(&key(WILDCARD))) {
+        let t = self.by_type.get(&resource_type)?;
+        if visit(t.literal.get(name)) || visit(t.literal.get(WILDCARD)) {
             return Some(false);
         }
-        if let Some(lens) = self.prefix_lens.get(&resource_type) {
-            for &len in lens.range(..=name.len()) {
-                if name.is_char_boundary(len) && visit(self.prefixed.get(&key(&name[..len]))) {
-                    return Some(false);
-                }
+        for &len in t.prefix_lens.range(..=name.len()) {
+            if name.is_char_boundary(len) && visit(t.prefixed.get(&name[..len])) {
+                return Some(false);
             }
         }
         found.then_some(allowed)

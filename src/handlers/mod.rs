@@ -89,6 +89,8 @@ pub struct Ctx {
     /// Who the connection authenticated as (`User:<name>`; `User:ANONYMOUS` before or
     /// without authentication).
     pub principal: Arc<str>,
+    /// The client's address as ACLs name hosts (made once per connection).
+    pub host: Arc<str>,
 }
 
 /// A connection's client software (name, version), once ApiVersions told it.
@@ -128,10 +130,9 @@ impl Ctx {
         if !a.enabled() {
             return true;
         }
-        let host = self.peer.ip().to_string();
         let who = crate::authorizer::Requester {
             principal: &self.principal,
-            host: &host,
+            host: &self.host,
         };
         let ok = a.authorize(&self.state.controller.image(), who, op, rt, name);
         if ok && ADMIN_APIS.contains(&self.api_key) {
@@ -176,10 +177,9 @@ impl Ctx {
         op: crate::authorizer::Operation,
         rt: crate::authorizer::ResourceType,
     ) -> bool {
-        let host = self.peer.ip().to_string();
         let who = crate::authorizer::Requester {
             principal: &self.principal,
-            host: &host,
+            host: &self.host,
         };
         self.state
             .authorizer
@@ -202,10 +202,9 @@ impl Ctx {
         name: &str,
         requested: bool,
     ) -> i32 {
-        let host = self.peer.ip().to_string();
         let who = crate::authorizer::Requester {
             principal: &self.principal,
-            host: &host,
+            host: &self.host,
         };
         self.state.authorizer.authorized_operations(
             &self.state.controller.image(),

@@ -103,6 +103,7 @@ pub async fn serve(
     }
     // A TLS client certificate's principal, until SASL (if any) names the user.
     let mut principal = principal;
+    let host: Arc<str> = Arc::from(peer.ip().to_string());
     let mut histograms: std::collections::HashMap<ApiKey, RequestHistograms> = Default::default();
     let mut client_id = String::new();
     let software = crate::handlers::ClientSoftware::default();
@@ -134,6 +135,7 @@ pub async fn serve(
                     listener: listener.clone(),
                     software: software.clone(),
                     principal: principal.clone(),
+                    host: host.clone(),
                 };
                 if let Some(s) = session.as_mut().filter(|s| s.expects_legacy_token()) {
                     // The legacy exchange: a bare token, answered bare (no correlation).
