@@ -6,7 +6,8 @@ free ports. Python standard library only. Steps:
 
  1. starts a 3-node cluster with scripts/cluster (metrics on 127.0.0.1, node I on
     METRICS_BASE+I-1; the CONTROLLER listener on mutual TLS with certificates made by
-    openssl) and Prometheus scraping it every second with
+    openssl; a SASL_PLAINTEXT listener, the StandardAuthorizer and an audit log) and
+    Prometheus scraping it every second with
     deploy/prometheus/alerts.yml loaded (evaluated every second);
  2. checks /health and /ready on every node's metrics port;
  3. drives load with kcat: a keyed acks=all producer to topic `load` (3 partitions,
@@ -15,8 +16,10 @@ free ports. Python standard library only. Steps:
     MESSAGE_TOO_LARGE answer, so request errors exist), keyed records to a compacted
     topic with tiny segments (the cleaner runs) and compression.type=zstd (the leader
     recompresses), an offset committed with a 1 ms
-    retention (it expires), a topic `solo` with one replica, on node 3, and a
-    connection that is not TLS to node 1's CONTROLLER listener (a failed handshake);
+    retention (it expires), a topic `solo` with one replica, on node 3, a
+    connection that is not TLS to node 1's CONTROLLER listener (a failed handshake), and
+    on node 1's SASL listener a login refused a topic, a wrong password and a session
+    that ends (the authentication, authorization and audit metrics);
  4. healthy: Prometheus scrapes every node, has loaded exactly the alerts of alerts.yml,
     every rule evaluates without error, no alert expression returns anything (the disk
     alerts excepted when this machine's disk really is over 70% full: a note), and
@@ -74,10 +77,37 @@ CLUSTER_SETS = [
 # by make_pki, so the TLS metrics exist (a garbage connection to it makes a failed
 # handshake).
 def tls_sets(pki):
-    return ["listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SSL",
-            f"listener.name.controller.ssl.keystore.location={pki}/node.pem",
+    return [f"listener.name.controller.ssl.keystore.location={pki}/node.pem",
             f"listener.name.controller.ssl.truststore.location={pki}/ca.pem",
             "listener.name.controller.ssl.client.auth=required"]
+
+
+# Every node also has a SASL_PLAINTEXT listener on P+200+I-1 (PLAIN users admin and
+# alice, sessions of 1 s), the StandardAuthorizer (the PLAINTEXT load runs as
+# User:ANONYMOUS, a super user; alice has no ACL) and an audit log of one event a second,
+# so the authentication, authorization and audit metrics exist (see sasl_traffic).
+SASL_USERS = {"admin": "admin-secret", "alice": "alice-secret"}
+
+
+def security_sets(audit_dir):
+    return ["listeners=PLAINTEXT://127.0.0.1:{client},SASL_PLAINTEXT://127.0.0.1:{extra},"
+            "CONTROLLER://127.0.0.1:{ctl}",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,"
+            "CONTROLLER:SSL",
+            "inter.broker.listener.name=PLAINTEXT",
+            "sasl.enabled.mechanisms=PLAIN",
+            "listener.name.sasl_plaintext.connections.max.reauth.ms=1000",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:ANONYMOUS;User:admin",
+            f"audit.log.file={audit_dir}/audit-{{node}}.log",
+            "audit.log.events.per.second=1"]
+
+
+def jaas_env():
+    """The PLAIN users, as WEIR_SASL_JAAS_CONFIG (WEIR_CLUSTER_SETS splits at spaces)."""
+    users = " ".join(f'user_{u}="{p}"' for u, p in SASL_USERS.items())
+    return {"WEIR_SASL_JAAS_CONFIG":
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"}
 
 
 def make_pki(d):
@@ -282,7 +312,9 @@ class Cluster:
         pki = make_pki(os.path.join(a.dir, "pki"))
         self.env = {**os.environ, "WEIR_BIN": a.weir, "TMPDIR": a.dir,
                     "WEIR_CLUSTER_METRICS_BASE": str(a.metrics_base),
-                    "WEIR_CLUSTER_SETS": " ".join(CLUSTER_SETS + tls_sets(pki))}
+                    "WEIR_CLUSTER_SETS": " ".join(CLUSTER_SETS + tls_sets(pki)
+                                                  + security_sets(a.dir)),
+                    **jaas_env()}
         self.bootstrap = ",".join(f"127.0.0.1:{a.base_port + i}" for i in range(3))
 
     def run(self, *args, timeout=120):
@@ -345,6 +377,75 @@ def create_topic(cluster, name, partitions=-1, rf=-1, assignment=None, configs=N
             return
         last = code
     raise RuntimeError(f"CreateTopics {name}: error code {last}")
+
+
+class KafkaConn:
+    """One connection for a sequence of requests (a SASL session)."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+
+    def request(self, api_key, version, body):
+        client = b"weir-test-monitoring"
+        req = struct.pack(">hhih", api_key, version, 1, len(client)) + client + body
+        self.s.sendall(struct.pack(">i", len(req)) + req)
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">i", buf[:4])[0]:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            buf += chunk
+        return buf[8:]
+
+    def login(self, user, password):
+        """SaslHandshake v1 PLAIN, SaslAuthenticate v0; the error code."""
+        r = self.request(17, 1, s16("PLAIN"))
+        if struct.unpack_from(">h", r, 0)[0] != 0:
+            raise RuntimeError("SaslHandshake PLAIN refused")
+        token = f"\0{user}\0{password}".encode()
+        r = self.request(36, 0, struct.pack(">i", len(token)) + token)
+        return struct.unpack_from(">h", r, 0)[0]
+
+    def close(self):
+        self.s.close()
+
+
+def sasl_traffic(cluster):
+    """On node 1's SASL listener: alice logs in and is refused the topic `load` (no
+    ACL), a wrong password, and a session that ends (1 s) before its next request; all
+    within a second, over the audit log's budget of one event a second."""
+    port = cluster.a.base_port + 200
+    c = KafkaConn(port)
+    if c.login("alice", SASL_USERS["alice"]) != 0:
+        raise RuntimeError("alice cannot log in")
+    r = c.request(3, 1, struct.pack(">i", 1) + s16("load"))  # Metadata v1
+    (nb,) = struct.unpack_from(">i", r, 0)
+    off = 4
+    for _ in range(nb):  # node id, host, port, rack
+        off += 4
+        (hl,) = struct.unpack_from(">h", r, off)
+        off += 2 + hl + 4
+        (rl,) = struct.unpack_from(">h", r, off)
+        off += 2 + max(rl, 0)
+    off += 4 + 4  # controller id, topic count
+    (code,) = struct.unpack_from(">h", r, off)
+    c.close()
+    if code != 29:
+        raise RuntimeError(f"alice's Metadata for load: error {code}, expected 29")
+    c = KafkaConn(port)
+    if c.login("alice", "not-her-password") != 58:
+        raise RuntimeError("a wrong password was not refused")
+    c.close()
+    c = KafkaConn(port)
+    if c.login("admin", SASL_USERS["admin"]) != 0:
+        raise RuntimeError("admin cannot log in")
+    time.sleep(1.2)
+    try:
+        c.request(3, 1, struct.pack(">i", 0))
+        raise RuntimeError("a request after the session ended was answered")
+    except (EOFError, OSError):
+        pass
+    c.close()
 
 
 def commit_expiring_offset(cluster, group, topic, partition, offset):
@@ -741,6 +842,7 @@ def main():
             except OSError:
                 pass
         commit_expiring_offset(cluster, "weir-monitoring-expiring", "solo", 0, 1)
+        sasl_traffic(cluster)
 
         def scraped():
             res = prom.query(f'sum(up{{job="{JOB}"}})')
