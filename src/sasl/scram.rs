@@ -364,9 +364,8 @@ fn final_step(
         ));
     }
     // librdkafka before 2.6.1 (kcat on Debian's 2.0.2 among them) sends its own nonce
-    // once more in front of the combined one (fixed by its pull request 4895). That
-    // exact form still proves the client saw our nonce, so it is accepted; anything
-    // else is refused, as RFC 5802 requires.
+    // once more in front of the combined one. That exact form still proves the client
+    // saw our nonce, so it is accepted; anything else is refused, as RFC 5802 requires.
     let doubled = format!("{}{nonce}", &nonce[..client_nonce_len.min(nonce.len())]);
     if client_nonce != Some(nonce) && client_nonce != Some(doubled.as_str()) {
         return fail(format!(
