@@ -1,7 +1,8 @@
 //! TLS listeners against real clients: librdkafka (the `rdkafka` crate, built with
 //! OpenSSL) produces, consumes and administers over SSL and mutual TLS; Metadata answers
 //! with the addresses of the listener a client came in on; clients without a trusted
-//! certificate, garbage and stalled handshakes are refused without disturbing the
+//! certificate (none, another CA's, an expired one), garbage and stalled handshakes are
+//! refused without disturbing the
 //! listener; certificates rotate without a restart; bad TLS settings stop the start with
 //! a message naming what is wrong. The certificates are made here with rcgen.
 
@@ -51,6 +52,10 @@ impl Pki {
         let (client_cert, client_key) = leaf(&issuer, "client", &[]);
         std::fs::write(dir.path().join("client.crt"), client_cert).unwrap();
         std::fs::write(dir.path().join("client.key"), client_key).unwrap();
+        // From the trusted CA, but valid only until yesterday.
+        let (expired_cert, expired_key) = expired_leaf(&issuer, "expired");
+        std::fs::write(dir.path().join("expired.crt"), expired_cert).unwrap();
+        std::fs::write(dir.path().join("expired.key"), expired_key).unwrap();
         let (rogue, rogue_pem, rogue_key) = ca("rogue CA");
         std::fs::write(dir.path().join("rogue-ca.pem"), rogue_pem).unwrap();
         std::fs::write(dir.path().join("rogue-ca.key"), rogue_key).unwrap();
@@ -108,6 +113,19 @@ fn leaf(issuer: &Issuer<'_, KeyPair>, cn: &str, sans: &[&str]) -> (String, Strin
     let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .expect("params");
     params.distinguished_name.push(DnType::CommonName, cn);
+    let cert = params.signed_by(&key, issuer).expect("sign");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A certificate for `cn` signed by `issuer` that expired yesterday (valid from 30 days
+/// ago): (certificate PEM, key PEM).
+fn expired_leaf(issuer: &Issuer<'_, KeyPair>, cn: &str) -> (String, String) {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(30);
+    params.not_after = now - time::Duration::days(1);
     let cert = params.signed_by(&key, issuer).expect("sign");
     (cert.pem(), key.serialize_pem())
 }
@@ -256,6 +274,10 @@ async fn mutual_tls_admits_only_clients_with_a_trusted_certificate() {
         (
             "a certificate from another CA",
             Some(("rogue.crt", "rogue.key")),
+        ),
+        (
+            "an expired certificate",
+            Some(("expired.crt", "expired.key")),
         ),
     ] {
         let consumer: BaseConsumer = client(&ssl, &pki, cert)
