@@ -10,7 +10,8 @@
 //! `controller.quorum.voters` the nodes talk over their internal (CONTROLLER) listeners.
 //!
 //! Where things live:
-//! - [`state`]: the pure state machine (`MetadataState::apply`), no I/O.
+//! - [`state`]: the pure state machine (`MetadataState::apply`), no I/O; its partition
+//!   leadership and reassignment rules in `state_partitions`.
 //! - [`image`]: the immutable image brokers read.
 //! - [`types`]: openraft's type configuration.
 //! - [`store`] / [`store_sled`]: the byte-level store trait and its sled backend.
@@ -32,6 +33,7 @@ pub mod rpc;
 mod server;
 pub mod state;
 pub mod state_machine;
+mod state_partitions;
 pub mod store;
 pub mod store_sled;
 #[cfg(test)]
