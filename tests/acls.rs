@@ -19,7 +19,6 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::Compression;
 use weir::authorizer::acl::{Operation, ResourceType};
-use weir::sasl::plain::client_token;
 
 const TOPIC_DENIED: i16 = 29;
 const GROUP_DENIED: i16 = 30;
@@ -61,24 +60,21 @@ fn sasl_addr(b: &TestBroker) -> SocketAddr {
 /// A connection authenticated as `user` with PLAIN.
 async fn login(addr: SocketAddr, user: &str) -> Conn {
     let mut c = Conn::connect(addr).await;
-    let hs: SaslHandshakeResponse = c
-        .call(
-            ApiKey::SaslHandshake,
-            1,
-            &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
-        )
-        .await;
-    assert_eq!(hs.error_code, 0);
-    let token = client_token(user, &format!("{user}-secret"));
-    let r: SaslAuthenticateResponse = c
-        .call(
-            ApiKey::SaslAuthenticate,
-            2,
-            &SaslAuthenticateRequest::default().with_auth_bytes(token.into()),
-        )
-        .await;
+    let r = c.sasl_plain(user, &format!("{user}-secret")).await;
     assert_eq!(r.error_code, 0, "{user} logs in");
     c
+}
+
+/// CreateTopics v7 of one topic with one partition and `rf` replicas, as `c`.
+async fn create_topic(c: &mut Conn, name: &str, rf: i16) -> CreateTopicsResponse {
+    let topic = create_topics_request::CreatableTopic::default()
+        .with_name(tn(name))
+        .with_num_partitions(1)
+        .with_replication_factor(rf);
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10000)
+        .with_topics(vec![topic]);
+    c.call(ApiKey::CreateTopics, 7, &req).await
 }
 
 /// Send `req` as `api` v`version` and decode the answer.
@@ -352,18 +348,7 @@ async fn every_api_refuses_without_its_acl_and_serves_with_it() {
         "m-cgh",
         "m-dtp",
     ] {
-        let r: CreateTopicsResponse = admin
-            .call(
-                ApiKey::CreateTopics,
-                7,
-                &CreateTopicsRequest::default()
-                    .with_timeout_ms(5000)
-                    .with_topics(vec![create_topics_request::CreatableTopic::default()
-                        .with_name(tn(t))
-                        .with_num_partitions(1)
-                        .with_replication_factor(1)]),
-            )
-            .await;
+        let r = create_topic(&mut admin, t, 1).await;
         assert_eq!(r.topics[0].error_code, 0, "{t}");
     }
     let cases = cases();
@@ -569,18 +554,7 @@ async fn librdkafka_needs_its_acls_to_produce_and_consume_in_a_group() {
     let b = broker(&[]).await;
     let addr = sasl_addr(&b);
     let mut admin = login(addr, "admin").await;
-    let r: CreateTopicsResponse = admin
-        .call(
-            ApiKey::CreateTopics,
-            7,
-            &CreateTopicsRequest::default()
-                .with_timeout_ms(5000)
-                .with_topics(vec![create_topics_request::CreatableTopic::default()
-                    .with_name(tn("orders"))
-                    .with_num_partitions(1)
-                    .with_replication_factor(1)]),
-        )
-        .await;
+    let r = create_topic(&mut admin, "orders", 1).await;
     assert_eq!(r.topics[0].error_code, 0);
     let cfg = |extra: &[(&str, &str)]| {
         let mut c = ClientConfig::new();
@@ -716,18 +690,7 @@ async fn client_certificates_are_principals_through_the_mapping_rules() {
     let b = TestBroker::start(&sets).await;
     let ssl = b.broker.as_ref().unwrap().listener_addr("SSL").unwrap();
     let mut admin = Conn::connect(b.addr).await;
-    let r: CreateTopicsResponse = admin
-        .call(
-            ApiKey::CreateTopics,
-            7,
-            &CreateTopicsRequest::default()
-                .with_timeout_ms(5000)
-                .with_topics(vec![create_topics_request::CreatableTopic::default()
-                    .with_name(tn("certs"))
-                    .with_num_partitions(1)
-                    .with_replication_factor(1)]),
-        )
-        .await;
+    let r = create_topic(&mut admin, "certs", 1).await;
     assert_eq!(r.topics[0].error_code, 0);
     let grant = |principal: &str| {
         create_acls_request::AclCreation::default()
@@ -821,18 +784,7 @@ async fn an_acl_added_on_one_node_is_enforced_on_the_others_within_a_second() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     let mut admin1 = login(c.addr(0), "admin").await;
-    let r: CreateTopicsResponse = admin1
-        .call(
-            ApiKey::CreateTopics,
-            7,
-            &CreateTopicsRequest::default()
-                .with_timeout_ms(10000)
-                .with_topics(vec![create_topics_request::CreatableTopic::default()
-                    .with_name(tn("shared"))
-                    .with_num_partitions(1)
-                    .with_replication_factor(3)]),
-        )
-        .await;
+    let r = create_topic(&mut admin1, "shared", 3).await;
     assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
     // acks=all with min.insync.replicas=2 needs a follower's fetch: brokers, super users,
     // replicate under the authorizer.
@@ -918,49 +870,13 @@ async fn the_audit_log_records_authentications_denials_and_admin_operations() {
     let addr = sasl_addr(&b);
     // A wrong password.
     let mut c = Conn::connect(addr).await;
-    let _: SaslHandshakeResponse = c
-        .call(
-            ApiKey::SaslHandshake,
-            1,
-            &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
-        )
-        .await;
-    let r: SaslAuthenticateResponse = c
-        .call(
-            ApiKey::SaslAuthenticate,
-            2,
-            &SaslAuthenticateRequest::default()
-                .with_auth_bytes(client_token("alice", "nope").into()),
-        )
-        .await;
+    let r = c.sasl_plain("alice", "nope").await;
     assert_eq!(r.error_code, 58);
     // A denial, and an admin operation allowed to the super user.
     let mut alice = login(addr, "alice").await;
-    let _: CreateTopicsResponse = alice
-        .call(
-            ApiKey::CreateTopics,
-            7,
-            &CreateTopicsRequest::default()
-                .with_timeout_ms(5000)
-                .with_topics(vec![create_topics_request::CreatableTopic::default()
-                    .with_name(tn("audited"))
-                    .with_num_partitions(1)
-                    .with_replication_factor(1)]),
-        )
-        .await;
+    let _ = create_topic(&mut alice, "audited", 1).await;
     let mut admin = login(addr, "admin").await;
-    let r: CreateTopicsResponse = admin
-        .call(
-            ApiKey::CreateTopics,
-            7,
-            &CreateTopicsRequest::default()
-                .with_timeout_ms(5000)
-                .with_topics(vec![create_topics_request::CreatableTopic::default()
-                    .with_name(tn("audited"))
-                    .with_num_partitions(1)
-                    .with_replication_factor(1)]),
-        )
-        .await;
+    let r = create_topic(&mut admin, "audited", 1).await;
     assert_eq!(r.topics[0].error_code, 0);
     let deadline = Instant::now() + Duration::from_secs(10);
     let lines = loop {

@@ -251,8 +251,7 @@ async fn metadata(c: &mut Conn) -> MetadataResponse {
 /// PLAIN over the framed exchange as `user`.
 async fn login(addr: SocketAddr, user: &str, password: &str) -> (Conn, SaslAuthenticateResponse) {
     let mut c = Conn::connect(addr).await;
-    assert_eq!(handshake(&mut c, 1, "PLAIN").await.error_code, 0);
-    let r = authenticate(&mut c, 2, weir::sasl::plain::client_token(user, password)).await;
+    let r = c.sasl_plain(user, password).await;
     (c, r)
 }
 

@@ -16,7 +16,7 @@ from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import MessageSizeTooLargeError, UnknownError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
-from common import (BOOTSTRAP, aio_security, WRONG_PASSWORD, need_sasl, assigned, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+from common import (BOOTSTRAP, aio_security, WRONG_PASSWORD, LoggedErrors, need_sasl, assigned, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
                     group_name, spread, payload, run_all, scenario, topic_name)
 
 CLIENT = "aiokafka"
@@ -149,29 +149,16 @@ for _codec in CODECS:
 @sync
 async def auth_refused():
     need_sasl()
-    import logging
     from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
-
-    class Seen(logging.Handler):
-        def __init__(self):
-            super().__init__()
-            self.errors = []
-
-        def emit(self, record):
-            self.errors += [a for a in record.args or () if isinstance(a, SaslAuthenticationFailed)]
-
     # aiokafka logs why a bootstrap address failed and raises a generic connection error.
-    seen = Seen()
-    logging.getLogger("aiokafka").addHandler(seen)
-    p = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **aio_security(WRONG_PASSWORD), request_timeout_ms=TMS)
-    try:
-        await p.start()
-        await p.stop()
-        raise Fail("the producer started with a wrong password")
-    except KafkaConnectionError:
-        pass
-    finally:
-        logging.getLogger("aiokafka").removeHandler(seen)
+    with LoggedErrors("aiokafka", SaslAuthenticationFailed) as seen:
+        p = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **aio_security(WRONG_PASSWORD), request_timeout_ms=TMS)
+        try:
+            await p.start()
+            await p.stop()
+            raise Fail("the producer started with a wrong password")
+        except KafkaConnectionError:
+            pass
     check(seen.errors, "no SaslAuthenticationFailed with a wrong password")
     ok = await producer()  # the right password still works
     await ok.stop()

@@ -5,6 +5,7 @@ A suite registers scenarios with @scenario("name"); run_all() runs the selected 
 the runner's order and prints `RESULT <client> <scenario> PASS|FAIL|NA <detail>`.
 A scenario passes by returning, is n/a by raising NA(reason), and fails on any
 other exception (the exception text becomes the detail)."""
+import logging
 import os
 import signal
 import subprocess
@@ -85,6 +86,26 @@ def need_sasl():
 
 
 WRONG_PASSWORD = "not-the-password"
+
+
+class LoggedErrors(logging.Handler):
+    """In a `with` block, the exceptions of type `cls` that a client library logs (as the
+    arguments of its log records) on `logger`: kafka-python and aiokafka only log why a
+    bootstrap address failed while they retry."""
+
+    def __init__(self, logger, cls):
+        super().__init__()
+        self.logger, self.cls, self.errors = logger, cls, []
+
+    def emit(self, record):
+        self.errors += [a for a in record.args or () if isinstance(a, self.cls)]
+
+    def __enter__(self):
+        logging.getLogger(self.logger).addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger(self.logger).removeHandler(self)
 
 
 CTL = os.environ.get("WEIR_CTL")

@@ -12,7 +12,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Offse
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.admin import AlterConfigOp, ConfigResource, KafkaAdminClient
 
-from common import (BOOTSTRAP, KP_SECURITY, WRONG_PASSWORD, kp_sasl, need_sasl, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+from common import (BOOTSTRAP, KP_SECURITY, WRONG_PASSWORD, LoggedErrors, kp_sasl, need_sasl, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
                     ThreadedMember, close_all, group_name, spread, wait_assigned, payload, run_all, scenario,
                     topic_name, wait_for)
 
@@ -102,30 +102,18 @@ def describe(name, kind="topic"):
 @scenario("auth_refused")
 def auth_refused():
     need_sasl()
-    import logging
-
-    class Seen(logging.Handler):
-        def __init__(self):
-            super().__init__()
-            self.errors = []
-
-        def emit(self, record):
-            self.errors += [a for a in record.args or () if isinstance(a, Errors.SaslAuthenticationFailedError)]
-
-    seen = Seen()
-    logging.getLogger("kafka").addHandler(seen)
-    try:
-        # kafka-python keeps retrying the bootstrap; the refusal shows in what it logs.
-        KafkaAdminClient(bootstrap_servers=BOOTSTRAP, **{**KP_SECURITY, **kp_sasl(WRONG_PASSWORD)},
-                         request_timeout_ms=5000, bootstrap_timeout_ms=5000)
-        raise Fail("the admin client bootstrapped with a wrong password")
-    except Errors.KafkaTimeoutError:
-        pass
-    finally:
-        logging.getLogger("kafka").removeHandler(seen)
+    # kafka-python keeps retrying the bootstrap; the refusal shows in what it logs.
+    with LoggedErrors("kafka", Errors.SaslAuthenticationFailedError) as seen:
+        try:
+            KafkaAdminClient(bootstrap_servers=BOOTSTRAP, **{**KP_SECURITY, **kp_sasl(WRONG_PASSWORD)},
+                             request_timeout_ms=5000, bootstrap_timeout_ms=5000)
+            raise Fail("the admin client bootstrapped with a wrong password")
+        except Errors.KafkaTimeoutError:
+            pass
     check(seen.errors, "no SaslAuthenticationFailedError with a wrong password")
     check(admin().list_topics() is not None, "the right password no longer works")
     return str(seen.errors[0])[:160]
+
 
 @scenario("metadata")
 def metadata():

@@ -79,12 +79,7 @@ pub fn listener_settings(
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<SaslSettings, ConfigError> {
     let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
-    let setting = |name: &str| -> Option<(String, String)> {
-        let own = format!("{prefix}{name}");
-        get(&own)
-            .map(|v| (own, v))
-            .or_else(|| get(name).map(|v| (name.to_string(), v)))
-    };
+    let setting = |name: &str| super::security::listener_setting(listener, get, name);
     let (name, value) = setting("sasl.enabled.mechanisms").ok_or_else(|| {
         invalid(
             &format!("{prefix}sasl.enabled.mechanisms"),

@@ -166,6 +166,20 @@ pub fn protocol_of(
     ))
 }
 
+/// A setting of `listener` from `get`: `listener.name.<listener>.<name>` first, then
+/// `<name>`; with the name it was found under. Empty values count as unset.
+pub(super) fn listener_setting(
+    listener: &str,
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Option<(String, String)> {
+    let own = format!("listener.name.{}.{name}", listener.to_ascii_lowercase());
+    get(&own)
+        .map(|v| (own, v))
+        .or_else(|| get(name).map(|v| (name.to_string(), v)))
+        .filter(|(_, v)| !v.trim().is_empty())
+}
+
 /// Resolves the TLS settings of `listener` from `get` (which answers explicit settings
 /// and defaults): `listener.name.<listener>.<setting>` first, then `<setting>`.
 pub fn tls_settings(
@@ -173,13 +187,7 @@ pub fn tls_settings(
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<TlsSettings, ConfigError> {
     let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
-    let setting = |name: &str| -> Option<(String, String)> {
-        let own = format!("{prefix}{name}");
-        get(&own)
-            .map(|v| (own, v))
-            .or_else(|| get(name).map(|v| (name.to_string(), v)))
-            .filter(|(_, v)| !v.trim().is_empty())
-    };
+    let setting = |name: &str| listener_setting(listener, &get, name);
     for store in ["ssl.keystore.type", "ssl.truststore.type"] {
         if let Some((name, v)) = setting(store) {
             if !v.eq_ignore_ascii_case("PEM") {

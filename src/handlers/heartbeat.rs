@@ -11,13 +11,7 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
 pub async fn handle(ctx: &Ctx, req: HeartbeatRequest) -> HeartbeatResponse {
     let group_id = req.group_id.to_string();
-    if !ctx.authorize(
-        crate::authorizer::Operation::Read,
-        crate::authorizer::ResourceType::Group,
-        &group_id,
-    ) {
-        let code = kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code();
-        ctx.note_error(code);
+    if let Some(code) = ctx.refuse_group(crate::authorizer::Operation::Read, &group_id) {
         return HeartbeatResponse::default().with_error_code(code);
     }
     let hb = group::HeartbeatRequest {

@@ -27,6 +27,7 @@ pub mod alter_partition_reassignments;
 pub mod alter_replica_log_dirs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
+mod authz;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_acls;
@@ -97,124 +98,6 @@ pub struct Ctx {
 pub type ClientSoftware = Arc<parking_lot::Mutex<Option<(String, String)>>>;
 
 impl Ctx {
-    /// Whether the connection's principal may do `op` on the resource; a denial is
-    /// counted and logged (use [`Ctx::allowed`] to filter lists quietly, as Kafka does).
-    pub fn authorize(
-        &self,
-        op: crate::authorizer::Operation,
-        rt: crate::authorizer::ResourceType,
-        name: &str,
-    ) -> bool {
-        let ok = self.allowed(op, rt, name);
-        if !ok {
-            self.audit_authorization(false, op, rt, name);
-        }
-        if !ok {
-            metrics::counter!(m::AUTHORIZATION_DENIALS_TOTAL, "api" => format!("{:?}", self.api_key),
-                "resource_type" => rt.name())
-            .increment(1);
-            tracing::info!(principal = %self.principal, peer = %self.peer, api = ?self.api_key,
-                operation = op.name(), resource_type = rt.name(), resource = name, "authorization denied");
-        }
-        ok
-    }
-
-    /// Whether the principal may do `op` on the resource, without counting a denial.
-    pub fn allowed(
-        &self,
-        op: crate::authorizer::Operation,
-        rt: crate::authorizer::ResourceType,
-        name: &str,
-    ) -> bool {
-        let a = &self.state.authorizer;
-        if !a.enabled() {
-            return true;
-        }
-        let who = crate::authorizer::Requester {
-            principal: &self.principal,
-            host: &self.host,
-        };
-        let ok = a.authorize(&self.state.controller.image(), who, op, rt, name);
-        if ok && ADMIN_APIS.contains(&self.api_key) {
-            self.audit_authorization(true, op, rt, name);
-        }
-        ok
-    }
-
-    /// An authorization decision in the audit log: every denial, and with
-    /// `audit.log.admin.allowed` the allowed admin operations.
-    fn audit_authorization(
-        &self,
-        allowed: bool,
-        op: crate::authorizer::Operation,
-        rt: crate::authorizer::ResourceType,
-        name: &str,
-    ) {
-        let Some(audit) = &self.state.audit else {
-            return;
-        };
-        if allowed && !audit.admin_allowed() {
-            return;
-        }
-        audit.record(crate::audit::Event {
-            kind: "authorization",
-            outcome: if allowed { "allowed" } else { "denied" },
-            principal: &self.principal,
-            client: self.peer,
-            listener: &self.listener,
-            details: serde_json::json!({
-                "api": format!("{:?}", self.api_key),
-                "operation": op.name(),
-                "resource_type": rt.name(),
-                "resource": name,
-            }),
-        });
-    }
-
-    /// Whether the principal may do `op` on some resource of type `rt`.
-    pub fn authorize_any(
-        &self,
-        op: crate::authorizer::Operation,
-        rt: crate::authorizer::ResourceType,
-    ) -> bool {
-        let who = crate::authorizer::Requester {
-            principal: &self.principal,
-            host: &self.host,
-        };
-        self.state
-            .authorizer
-            .authorize_any(&self.state.controller.image(), who, op, rt)
-    }
-
-    /// Whether the principal may do `op` on the cluster.
-    pub fn authorize_cluster(&self, op: crate::authorizer::Operation) -> bool {
-        self.authorize(
-            op,
-            crate::authorizer::ResourceType::Cluster,
-            crate::authorizer::CLUSTER_NAME,
-        )
-    }
-
-    /// The `*_authorized_operations` bit field of a resource for this principal.
-    pub fn authorized_operations(
-        &self,
-        rt: crate::authorizer::ResourceType,
-        name: &str,
-        requested: bool,
-    ) -> i32 {
-        let who = crate::authorizer::Requester {
-            principal: &self.principal,
-            host: &self.host,
-        };
-        self.state.authorizer.authorized_operations(
-            &self.state.controller.image(),
-            who,
-            rt,
-            name,
-            requested,
-        )
-    }
-
     /// Count and log an error code put into a response (zero is ignored): one line per
     /// error, with the client's id and address.
     pub fn note_error(&self, code: i16) {
@@ -239,28 +122,6 @@ impl Ctx {
         }
     }
 }
-
-/// The APIs whose allowed uses `audit.log.admin.allowed` audits: those that change the
-/// cluster rather than read or write records.
-const ADMIN_APIS: &[ApiKey] = &[
-    ApiKey::CreateTopics,
-    ApiKey::DeleteTopics,
-    ApiKey::CreatePartitions,
-    ApiKey::DeleteRecords,
-    ApiKey::AlterConfigs,
-    ApiKey::IncrementalAlterConfigs,
-    ApiKey::CreateAcls,
-    ApiKey::DeleteAcls,
-    ApiKey::AlterUserScramCredentials,
-    ApiKey::ElectLeaders,
-    ApiKey::AlterPartitionReassignments,
-    ApiKey::AlterReplicaLogDirs,
-    ApiKey::DeleteGroups,
-    ApiKey::OffsetDelete,
-    ApiKey::UnregisterBroker,
-    ApiKey::AddRaftVoter,
-    ApiKey::RemoveRaftVoter,
-];
 
 /// What the connection does once a request completes.
 pub enum Outcome {

@@ -19,9 +19,7 @@ pub async fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteResponse
     use kafka_protocol::error::ResponseError;
     let group_id = req.group_id.to_string();
     // DELETE on the group; READ on each topic (refused partitions keep their offsets).
-    if !ctx.authorize(Operation::Delete, ResourceType::Group, &group_id) {
-        let error = ResponseError::GroupAuthorizationFailed.code();
-        ctx.note_error(error);
+    if let Some(error) = ctx.refuse_group(Operation::Delete, &group_id) {
         return OffsetDeleteResponse::default().with_error_code(error);
     }
     let readable: std::collections::HashSet<String> = req

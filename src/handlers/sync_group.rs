@@ -14,13 +14,7 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
 pub async fn handle(ctx: &Ctx, req: SyncGroupRequest) -> SyncGroupResponse {
     let group_id = req.group_id.to_string();
-    if !ctx.authorize(
-        crate::authorizer::Operation::Read,
-        crate::authorizer::ResourceType::Group,
-        &group_id,
-    ) {
-        let code = ResponseError::GroupAuthorizationFailed.code();
-        ctx.note_error(code);
+    if let Some(code) = ctx.refuse_group(crate::authorizer::Operation::Read, &group_id) {
         return SyncGroupResponse::default().with_error_code(code);
     }
     let groups = &ctx.state.groups;

@@ -153,10 +153,7 @@ pub async fn serve(
                         let times = StageTimes { arrived, started, handled: Instant::now() };
                         (outcome, (ApiKey::SaslAuthenticate, 0), times)
                     }) as PendingResponse);
-                    if let Some(user) = s.user() {
-                        principal = Arc::from(format!("User:{user}"));
-                        frames.set_max(request_max);
-                    }
+                    adopt_session(s, &mut principal, &mut frames, request_max);
                     continue;
                 }
                 let req = match decode_header(frame) {
@@ -187,10 +184,7 @@ pub async fn serve(
                     None => handlers::start(ctx, req.body),
                     Some(s) => {
                         let r = handlers::start_sasl(ctx, req.body, s);
-                        if let Some(user) = s.user() {
-                            principal = Arc::from(format!("User:{user}"));
-                            frames.set_max(request_max);
-                        }
+                        adopt_session(s, &mut principal, &mut frames, request_max);
                         r
                     }
                 };
@@ -244,6 +238,20 @@ pub async fn serve(
     match close_reason {
         Some(reason) => warn!(%peer, client_id = %client_id, %reason, "closing connection"),
         None => info!(%peer, client_id = %client_id, "connection closed"),
+    }
+}
+
+/// Once the session has a user, the connection acts as `User:<name>` and takes frames up
+/// to `socket.request.max.bytes` again.
+fn adopt_session<R: AsyncRead + Unpin>(
+    s: &Session,
+    principal: &mut Arc<str>,
+    frames: &mut FrameReader<R>,
+    request_max: usize,
+) {
+    if let Some(user) = s.user() {
+        *principal = Arc::from(format!("User:{user}"));
+        frames.set_max(request_max);
     }
 }
 

@@ -101,6 +101,33 @@ impl Conn {
         }
     }
 
+    /// Log in with SASL/PLAIN (SaslHandshake v1, which must be accepted, then
+    /// SaslAuthenticate v2); the SaslAuthenticate answer.
+    pub async fn sasl_plain(
+        &mut self,
+        user: &str,
+        password: &str,
+    ) -> kafka_protocol::messages::SaslAuthenticateResponse {
+        use kafka_protocol::messages::{
+            SaslAuthenticateRequest, SaslHandshakeRequest, SaslHandshakeResponse,
+        };
+        let hs: SaslHandshakeResponse = self
+            .call(
+                ApiKey::SaslHandshake,
+                1,
+                &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+            )
+            .await;
+        assert_eq!(hs.error_code, 0, "PLAIN is enabled");
+        let token = weir::sasl::plain::client_token(user, password);
+        self.call(
+            ApiKey::SaslAuthenticate,
+            2,
+            &SaslAuthenticateRequest::default().with_auth_bytes(token.into()),
+        )
+        .await
+    }
+
     /// Send a request and decode the response.
     pub async fn call<Req: Encodable, Resp: Decodable>(
         &mut self,

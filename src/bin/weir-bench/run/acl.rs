@@ -34,44 +34,19 @@ impl Bench {
         }
         self.log(format!("  {ACLS} ACLs created on {}", t.bootstrap));
         self.via_acl = true;
-        let rows = self.acl_rows_inner(&t, idx, base);
+        let rows = self.base_pair(&t, idx, base);
         self.via_acl = false;
         self.stop(t, idx);
         let (produce, consume) = rows?;
         for acl in [produce, consume] {
-            let plain_id = acl.id.replacen("-acl/", "/", 1);
-            let plain = self
-                .rep
-                .rows
-                .iter()
-                .find(|r| r.id == plain_id)
-                .map(|r| r.mb_per_s);
-            let Some(plain) = plain else { continue };
-            let ratio = acl.mb_per_s / plain.max(1e-9);
-            if let Some(row) = self.rep.rows.iter_mut().find(|r| r.id == acl.id) {
-                row.notes
-                    .push(format!("{ratio:.2} of the MB/s without an authorizer"));
-            }
-            self.log(format!("  {}: with ACLs / without = {ratio:.2}", acl.id));
+            self.note_ratio(
+                &acl,
+                "-acl/",
+                "the MB/s without an authorizer",
+                "with ACLs / without",
+            );
         }
         Ok(())
-    }
-
-    fn acl_rows_inner(
-        &mut self,
-        t: &Target,
-        idx: usize,
-        base: &Send,
-    ) -> anyhow::Result<(Row, Row)> {
-        let at = At {
-            nodes: 1,
-            rf: 1,
-            partitions: 1,
-        };
-        let (produce, topic, r) = self.produce(t, idx, at, base, true)?;
-        let consume = self.consume(t, 1, 1, 1, &topic, r.delivered);
-        self.delete_topic(t, &topic);
-        Ok((produce, consume?))
     }
 }
 

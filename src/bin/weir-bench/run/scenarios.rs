@@ -261,30 +261,37 @@ impl Bench {
     /// sendfile), each noted with its ratio to the plaintext row of this run.
     pub(super) fn tls_rows(&mut self, t: &Target, idx: usize, base: &Send) -> anyhow::Result<()> {
         self.via_tls = true;
-        let rows = self.tls_rows_inner(t, idx, base);
+        let rows = self.base_pair(t, idx, base);
         self.via_tls = false;
         let (produce, consume) = rows?;
         for tls in [produce, consume] {
-            // The same scenario in plaintext: its id differs only by the kind.
-            let plain_id = tls.id.replacen("-tls/", "/", 1);
-            let plain = self
-                .rep
-                .rows
-                .iter()
-                .find(|r| r.id == plain_id)
-                .map(|r| r.mb_per_s);
-            let Some(plain) = plain else { continue };
-            let ratio = tls.mb_per_s / plain.max(1e-9);
-            if let Some(row) = self.rep.rows.iter_mut().find(|r| r.id == tls.id) {
-                row.notes
-                    .push(format!("{ratio:.2} of the plaintext row's MB/s"));
-            }
-            self.log(format!("  {}: TLS / plaintext = {ratio:.2}", tls.id));
+            self.note_ratio(&tls, "-tls/", "the plaintext row's MB/s", "TLS / plaintext");
         }
         Ok(())
     }
 
-    fn tls_rows_inner(
+    /// Notes on `row` its MB/s as a ratio to the row of the same run whose id lacks
+    /// `variant` (the same scenario without TLS, without an authorizer, ...).
+    pub(super) fn note_ratio(&mut self, row: &Row, variant: &str, of: &str, label: &str) {
+        let base_id = row.id.replacen(variant, "/", 1);
+        let Some(base) = self
+            .rep
+            .rows
+            .iter()
+            .find(|r| r.id == base_id)
+            .map(|r| r.mb_per_s)
+        else {
+            return;
+        };
+        let ratio = row.mb_per_s / base.max(1e-9);
+        if let Some(r) = self.rep.rows.iter_mut().find(|r| r.id == row.id) {
+            r.notes.push(format!("{ratio:.2} of {of}"));
+        }
+        self.log(format!("  {}: {label} = {ratio:.2}", row.id));
+    }
+
+    /// The base produce case on one partition and its consume (the TLS and ACL rows).
+    pub(super) fn base_pair(
         &mut self,
         t: &Target,
         idx: usize,
