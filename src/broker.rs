@@ -174,6 +174,8 @@ impl Broker {
                     .map_or(String::new(), |a| a.file.display().to_string())
             )
         })?;
+        let (bearer, key_stores) = crate::sasl::bearer_validators(&config.security.sasl)?;
+        state.bearer = bearer;
         let state = Arc::new(state);
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -185,6 +187,9 @@ impl Broker {
         ));
         background.extend(groups.start(shutdown_rx.clone()));
         background.push(crate::memory_trim::start(shutdown_rx.clone()));
+        for store in key_stores {
+            background.push(tokio::spawn(store.run(shutdown_rx.clone())));
+        }
         let mut listeners = Vec::new();
         for (l, addr, tcp, tls) in bound {
             let protocol = config.security.protocol(&l.name).name();

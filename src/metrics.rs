@@ -72,6 +72,8 @@ pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "weir_tls_handshake_failures_tota
 pub const TLS_CERTIFICATE_EXPIRY_SECONDS: &str = "weir_tls_certificate_expiry_seconds";
 pub const AUTHENTICATIONS_TOTAL: &str = "weir_authentications_total";
 pub const SASL_SESSIONS_EXPIRED_TOTAL: &str = "weir_sasl_sessions_expired_total";
+pub const OAUTH_JWKS_REFRESHES_TOTAL: &str = "weir_oauth_jwks_refreshes_total";
+pub const OAUTH_JWKS_KEYS: &str = "weir_oauth_jwks_keys";
 pub const AUTHORIZATION_DENIALS_TOTAL: &str = "weir_authorization_denials_total";
 pub const AUDIT_EVENTS_TOTAL: &str = "weir_audit_events_total";
 pub const AUDIT_EVENTS_DROPPED_TOTAL: &str = "weir_audit_events_dropped_total";
@@ -365,6 +367,14 @@ fn describe() {
     describe_counter!(
         AUTHENTICATIONS_TOTAL,
         "SASL authentications, by listener, mechanism, result (success, failure) and whether they renewed a session (reauthentication)."
+    );
+    describe_counter!(
+        OAUTH_JWKS_REFRESHES_TOTAL,
+        "Loads of OAUTHBEARER verification keys (JWKS) from their file or endpoint, by result (ok, error)."
+    );
+    describe_gauge!(
+        OAUTH_JWKS_KEYS,
+        "Usable verification keys in the JWKS of each OAUTHBEARER key source."
     );
     describe_counter!(
         SASL_SESSIONS_EXPIRED_TOTAL,

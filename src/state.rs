@@ -32,6 +32,8 @@ pub struct BrokerState {
     pub authorizer: Arc<crate::authorizer::Authorizer>,
     /// The audit log, when `audit.log.file` is set.
     pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// The OAUTHBEARER token validator of each listener that enables the mechanism.
+    pub bearer: std::collections::BTreeMap<String, Arc<crate::sasl::jwt::JwtValidator>>,
     shutting_down: AtomicBool,
 }
 
@@ -57,6 +59,7 @@ impl BrokerState {
             telemetry: Arc::default(),
             tls: Vec::new(),
             audit: None,
+            bearer: Default::default(),
             shutting_down: AtomicBool::new(false),
         }
     }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 mod defs;
+pub mod oauth;
 pub mod sasl;
 pub mod security;
 mod sources;

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use super::oauth::OAuthSettings;
 use super::validate::{invalid, split_list};
 use super::ConfigError;
 use crate::sasl::{jaas, Mechanism};
@@ -26,6 +27,8 @@ pub struct SaslSettings {
     /// `connections.max.reauth.ms`: a session ends this long after it authenticated
     /// unless the client authenticates again (KIP-368); `None`: sessions never end.
     pub max_reauth: Option<Duration>,
+    /// How OAUTHBEARER tokens are validated, when the listener enables it.
+    pub oauth: Option<OAuthSettings>,
 }
 
 /// The SASL settings of every SASL listener and the broker-wide ones.
@@ -56,13 +59,12 @@ pub fn mechanisms(name: &str, value: &str) -> Result<Vec<Mechanism>, ConfigError
             None => {
                 let why = match m.as_str() {
                     "GSSAPI" => "GSSAPI (Kerberos) is not supported".to_string(),
-                    "OAUTHBEARER" => "OAUTHBEARER is not supported yet".to_string(),
                     other => format!("unknown mechanism `{other}`"),
                 };
                 return Err(invalid(
                     name,
                     value,
-                    &format!("{why}: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+                    &format!("{why}: use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"),
                 ));
             }
         };
@@ -85,7 +87,7 @@ pub fn listener_settings(
             &format!("{prefix}sasl.enabled.mechanisms"),
             "",
             &format!(
-                "listener {listener} speaks SASL: give sasl.enabled.mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; Kafka's default, GSSAPI, is not supported)"
+                "listener {listener} speaks SASL: give sasl.enabled.mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER; Kafka's default, GSSAPI, is not supported)"
             ),
         )
     })?;
@@ -95,6 +97,7 @@ pub fn listener_settings(
     }
     let mut plain_users = BTreeMap::new();
     let mut own_credentials = BTreeMap::new();
+    let mut oauth_module = None;
     for m in &mechanisms {
         let own = format!("{prefix}{}.sasl.jaas.config", jaas_prefix(*m));
         let jaas = get(&own)
@@ -114,6 +117,7 @@ pub fn listener_settings(
         let expected = match m {
             Mechanism::Plain => "PlainLoginModule",
             Mechanism::Scram(_) => "ScramLoginModule",
+            Mechanism::OAuthBearer => "OAuthBearerLoginModule",
         };
         if !module.class.ends_with(expected) {
             return Err(invalid(
@@ -132,10 +136,22 @@ pub fn listener_settings(
                 ));
             }
         }
+        if *m == Mechanism::OAuthBearer {
+            oauth_module = Some(module);
+            continue;
+        }
         if let Some(c) = module.credentials() {
             own_credentials.insert(*m, c);
         }
     }
+    let oauth = match mechanisms.contains(&Mechanism::OAuthBearer) {
+        true => Some(super::oauth::listener_settings(
+            listener,
+            get,
+            oauth_module.as_ref(),
+        )?),
+        false => None,
+    };
     let max_reauth = match setting("connections.max.reauth.ms") {
         None => None,
         Some((name, v)) => {
@@ -159,6 +175,7 @@ pub fn listener_settings(
         plain_users,
         own_credentials,
         max_reauth,
+        oauth,
     })
 }
 
@@ -207,6 +224,22 @@ pub fn resolve(
                 }
                 None => l.mechanisms[0],
             };
+            if mechanism == Mechanism::OAuthBearer && !clustered {
+                // A single node never connects to itself.
+                return Ok(Sasl {
+                    listeners,
+                    failed_authentication_delay,
+                    max_receive_size,
+                    inter_broker_mechanism: None,
+                });
+            }
+            if mechanism == Mechanism::OAuthBearer {
+                return Err(invalid(
+                    "sasl.mechanism.inter.broker.protocol",
+                    mechanism.name(),
+                    "brokers authenticate to each other with PLAIN or SCRAM (enable one of them on the inter-broker listener too)",
+                ));
+            }
             if !l.mechanisms.contains(&mechanism) {
                 return Err(invalid(
                     "sasl.mechanism.inter.broker.protocol",

@@ -33,6 +33,16 @@ pub const PER_LISTENER: &[&str] = &[
     "sasl.enabled.mechanisms",
     "connections.max.reauth.ms",
     "sasl.jaas.config",
+    "sasl.server.callback.handler.class",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.clock.skew.seconds",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
 ];
 
 /// A listener's security protocol (Kafka's `SecurityProtocol`).
@@ -317,14 +327,16 @@ pub fn per_listener(name: &str) -> Option<(&str, &'static str)> {
         return None;
     }
     let setting = match setting.split_once('.') {
-        Some((mechanism, "sasl.jaas.config"))
+        Some((mechanism, rest @ ("sasl.jaas.config" | "sasl.server.callback.handler.class")))
             if crate::sasl::Mechanism::ALL
                 .iter()
                 .any(|m| super::sasl::jaas_prefix(*m) == mechanism) =>
         {
-            "sasl.jaas.config"
+            rest
         }
-        _ if setting == "sasl.jaas.config" => return None,
+        _ if setting == "sasl.jaas.config" || setting == "sasl.server.callback.handler.class" => {
+            return None
+        }
         _ => setting,
     };
     PER_LISTENER

@@ -68,6 +68,7 @@ pub fn authenticate(token: &[u8], users: &dyn Users) -> Step {
         (true, true) => Step::Done {
             user: t.user.to_string(),
             token: Vec::new(),
+            lifetime: None,
         },
         (false, _) => Step::failed(
             "Authentication failed: Invalid username or password",
@@ -103,7 +104,8 @@ mod tests {
             authenticate(&client_token("alice", "alice-secret"), &users()),
             Step::Done {
                 user: "alice".into(),
-                token: vec![]
+                token: vec![],
+                lifetime: None
             }
         );
         assert!(authenticate(b"alice\0alice\0alice-secret", &users()) != Step::Continue(vec![]));

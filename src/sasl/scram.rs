@@ -388,6 +388,7 @@ fn final_step(
     Step::Done {
         user: user.to_string(),
         token: format!("v={}", B64.encode(server_signature)).into_bytes(),
+        lifetime: None,
     }
 }
 
@@ -517,7 +518,7 @@ mod tests {
         };
         let client_final = client.respond(&server_first)?;
         match server.step(&client_final, users) {
-            Step::Done { user, token } => {
+            Step::Done { user, token, .. } => {
                 client.verify(&token)?;
                 Ok(user)
             }
@@ -549,7 +550,8 @@ mod tests {
             step,
             Step::Done {
                 user: "user".into(),
-                token: b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".to_vec()
+                token: b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".to_vec(),
+                lifetime: None
             }
         );
     }

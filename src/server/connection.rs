@@ -97,7 +97,7 @@ pub async fn serve(
         .sasl
         .listeners
         .get(&*listener)
-        .map(|s| Session::new(Arc::new(s.clone())));
+        .map(|s| Session::new(Arc::new(s.clone()), state.bearer.get(&*listener).cloned()));
     if session.is_some() {
         frames.set_max(request_max.min(state.config.security.sasl.max_receive_size));
     }

@@ -12,6 +12,8 @@ use kafka_protocol::messages::ApiKey;
 
 use crate::cluster::MetadataImage;
 use crate::config::sasl::SaslSettings;
+use crate::sasl::jwt::JwtValidator;
+use crate::sasl::oauthbearer::BearerValidator;
 use crate::sasl::{Exchange, Mechanism, ScramCredential, ScramMechanism, Step, Users};
 
 /// What the connection does with a request, given the session.
@@ -73,6 +75,8 @@ pub enum TokenAnswer {
 /// One connection's SASL session.
 pub struct Session {
     settings: Arc<SaslSettings>,
+    /// The listener's OAUTHBEARER validator, when it enables the mechanism.
+    bearer: Option<Arc<JwtValidator>>,
     state: State,
     /// The authenticated user, once there is one (it may not change on re-authentication).
     user: Option<String>,
@@ -84,9 +88,10 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(settings: Arc<SaslSettings>) -> Session {
+    pub fn new(settings: Arc<SaslSettings>, bearer: Option<Arc<JwtValidator>>) -> Session {
         Session {
             settings,
+            bearer,
             state: State::Handshake,
             user: None,
             first_mechanism: None,
@@ -226,6 +231,7 @@ impl Session {
         let users = SessionUsers {
             plain: &self.settings.plain_users,
             image,
+            bearer: self.bearer.as_deref(),
         };
         match exchange.step(token, &users) {
             Step::Continue(t) => TokenAnswer::Continue(t),
@@ -234,7 +240,11 @@ impl Session {
                 message,
                 detail,
             },
-            Step::Done { user, token } => {
+            Step::Done {
+                user,
+                token,
+                lifetime: credential,
+            } => {
                 if let Some(previous) = self.user.as_deref().filter(|p| *p != user) {
                     let message = "Cannot change principals during re-authentication".to_string();
                     return TokenAnswer::Failed {
@@ -249,7 +259,13 @@ impl Session {
                 self.first_mechanism = Some(mechanism);
                 self.state = State::Authenticated;
                 self.reauthenticating = false;
-                let lifetime = self.settings.max_reauth;
+                // KIP-368: with re-authentication on, a session ends at the earlier of
+                // connections.max.reauth.ms and its credential's expiry (a bearer token's
+                // exp); with it off, sessions never end (as in Kafka).
+                let lifetime = self
+                    .settings
+                    .max_reauth
+                    .map(|max| credential.map_or(max, |c| c.min(max)));
                 self.expires_at = lifetime.map(|l| now + l);
                 TokenAnswer::Done { token, lifetime }
             }
@@ -262,6 +278,7 @@ impl Session {
 struct SessionUsers<'a> {
     plain: &'a std::collections::BTreeMap<String, String>,
     image: &'a MetadataImage,
+    bearer: Option<&'a JwtValidator>,
 }
 
 impl Users for SessionUsers<'_> {
@@ -276,6 +293,10 @@ impl Users for SessionUsers<'_> {
             .get(&mechanism)
             .cloned()
     }
+
+    fn bearer_validator(&self) -> Option<&dyn BearerValidator> {
+        self.bearer.map(|b| b as &dyn BearerValidator)
+    }
 }
 
 #[cfg(test)]
@@ -284,17 +305,105 @@ mod tests {
     use crate::sasl::plain::client_token;
 
     fn session(max_reauth: Option<Duration>) -> Session {
-        Session::new(Arc::new(SaslSettings {
-            listener: "SASL".into(),
-            mechanisms: vec![Mechanism::Plain, Mechanism::Scram(ScramMechanism::Sha256)],
-            plain_users: [
-                ("alice".to_string(), "pw".to_string()),
-                ("bob".to_string(), "pw".to_string()),
-            ]
-            .into(),
-            own_credentials: Default::default(),
-            max_reauth,
-        }))
+        Session::new(
+            Arc::new(SaslSettings {
+                listener: "SASL".into(),
+                mechanisms: vec![Mechanism::Plain, Mechanism::Scram(ScramMechanism::Sha256)],
+                plain_users: [
+                    ("alice".to_string(), "pw".to_string()),
+                    ("bob".to_string(), "pw".to_string()),
+                ]
+                .into(),
+                own_credentials: Default::default(),
+                max_reauth,
+                oauth: None,
+            }),
+            None,
+        )
+    }
+
+    /// A session on a listener that takes unsecured OAUTHBEARER tokens.
+    fn bearer_session(max_reauth: Option<Duration>) -> Session {
+        use crate::sasl::jwt::{Keys, TokenRules};
+        let validator = JwtValidator {
+            rules: TokenRules::default(),
+            keys: Keys::Unsecured,
+        };
+        Session::new(
+            Arc::new(SaslSettings {
+                listener: "SASL".into(),
+                mechanisms: vec![Mechanism::OAuthBearer],
+                plain_users: Default::default(),
+                own_credentials: Default::default(),
+                max_reauth,
+                oauth: None,
+            }),
+            Some(Arc::new(validator)),
+        )
+    }
+
+    fn unsecured_token(sub: &str, expires_in: u64) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = |s: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + expires_in;
+        let jwt = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none"}"#.into()),
+            b64(format!(r#"{{"sub":"{sub}","exp":{exp}}}"#))
+        );
+        crate::sasl::oauthbearer::client_message(&jwt)
+    }
+
+    #[test]
+    fn a_bearer_session_ends_no_later_than_its_token() {
+        let image = MetadataImage::default();
+        let now = Instant::now();
+        for (max_reauth, expected) in [
+            (Some(Duration::from_secs(3600)), Some(60)),
+            (Some(Duration::from_secs(10)), Some(10)),
+            (None, None),
+        ] {
+            let mut s = bearer_session(max_reauth);
+            assert_eq!(s.handshake(1, "OAUTHBEARER").error, None);
+            match s.token(&unsecured_token("carol", 60), &image, now) {
+                TokenAnswer::Done { lifetime, .. } => {
+                    let secs = lifetime.map(|l| l.as_secs_f64().round() as u64);
+                    assert!(
+                        secs == expected || secs == expected.map(|e| e - 1),
+                        "{secs:?} for {max_reauth:?}"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(s.user(), Some("carol"));
+        }
+        // An expired token gets the error challenge, then fails once acknowledged.
+        let mut s = bearer_session(None);
+        s.handshake(1, "OAUTHBEARER");
+        let stale = {
+            use base64::Engine;
+            let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+            crate::sasl::oauthbearer::client_message(&format!(
+                "{}.{}.",
+                b64(r#"{"alg":"none"}"#),
+                b64(r#"{"sub":"carol","exp":1000}"#)
+            ))
+        };
+        assert!(matches!(
+            s.token(&stale, &image, now),
+            TokenAnswer::Continue(_)
+        ));
+        match s.token(&[1], &image, now) {
+            TokenAnswer::Failed { error, message, .. } => {
+                assert_eq!(error, ResponseError::SaslAuthenticationFailed);
+                assert!(message.contains("expired"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
