@@ -39,6 +39,7 @@ free ports. Python standard library only. Steps:
 Prints one line per failure and a summary; exit status 1 if a check failed.
 """
 import argparse
+import base64
 import json
 import math
 import os
@@ -85,17 +86,33 @@ def tls_sets(pki):
 # Every node also has a SASL_PLAINTEXT listener on P+200+I-1 (PLAIN users admin and
 # alice, sessions of 1 s), the StandardAuthorizer (the PLAINTEXT load runs as
 # User:ANONYMOUS, a super user; alice has no ACL) and an audit log of one event a second,
-# so the authentication, authorization and audit metrics exist (see sasl_traffic).
+# so the authentication, authorization and audit metrics exist (see sasl_traffic), and
+# OAUTHBEARER with a key set in a file (the key-set metrics).
 SASL_USERS = {"admin": "admin-secret", "alice": "alice-secret"}
 
 
+def make_jwks(path):
+    """An OAUTHBEARER key set with one RSA key made with openssl, so the key-set
+    metrics exist (no token is signed with it)."""
+    key = subprocess.run(["openssl", "genrsa", "2048"], check=True, capture_output=True).stdout
+    out = subprocess.run(["openssl", "rsa", "-noout", "-modulus"], input=key, check=True,
+                         capture_output=True).stdout.decode()
+    modulus = bytes.fromhex(out.strip().split("=", 1)[1])
+    n = base64.urlsafe_b64encode(modulus).rstrip(b"=").decode()
+    with open(path, "w") as f:
+        json.dump({"keys": [{"kty": "RSA", "kid": "monitoring", "use": "sig", "n": n,
+                             "e": "AQAB"}]}, f)
+
+
 def security_sets(audit_dir):
+    make_jwks(os.path.join(audit_dir, "jwks.json"))
     return ["listeners=PLAINTEXT://127.0.0.1:{client},SASL_PLAINTEXT://127.0.0.1:{extra},"
             "CONTROLLER://127.0.0.1:{ctl}",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,"
             "CONTROLLER:SSL",
             "inter.broker.listener.name=PLAINTEXT",
-            "sasl.enabled.mechanisms=PLAIN",
+            "sasl.enabled.mechanisms=PLAIN,OAUTHBEARER",
+            f"sasl.oauthbearer.jwks.endpoint.url=file:{audit_dir}/jwks.json",
             "listener.name.sasl_plaintext.connections.max.reauth.ms=1000",
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users=User:ANONYMOUS;User:admin",

@@ -5,7 +5,8 @@
 //! and unsigned (`alg: none`) tokens get Kafka's error challenge and then a refusal that
 //! says why; unsigned tokens work only on a listener that names the unsecured validator
 //! (librdkafka's `enable.sasl.oauthbearer.unsecure.jwt`); sessions end with their token
-//! (KIP-368) and librdkafka renews them with fresh tokens without a failed request.
+//! (KIP-368) and librdkafka renews them with fresh tokens without a failed request; the
+//! `weir` commands log in with a token.
 
 mod common;
 #[path = "common/jwt.rs"]
@@ -320,6 +321,25 @@ async fn a_jwks_file_is_read_again_when_it_changes() {
     let b = broker(&format!("file:{}", file.display()), &[]).await;
     let addr = sasl_addr(&b);
     accepted(addr, &k1.token("alice", 300), Duration::from_secs(1)).await;
+    // The `weir` commands log in with a token given as the password.
+    let weir = |token: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["user", "list", "--bootstrap-server", &addr.to_string()])
+            .args(["--sasl-mechanism", "OAUTHBEARER"])
+            .env("WEIR_SASL_PASSWORD", token)
+            .output()
+            .expect("weir runs")
+    };
+    let ok = weir(&k1.token("alice", 300));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let no = weir(&Signer::new("k1").token("alice", 300));
+    assert!(!no.status.success());
+    let err = String::from_utf8_lossy(&no.stderr);
+    assert!(err.contains("invalid_token"), "{err}");
     let k2 = Signer::new("k2");
     refused(addr, &k2.token("alice", 300), "\"k2\"").await;
     let tmp = dir.path().join("jwks.tmp");

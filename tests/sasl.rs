@@ -4,11 +4,14 @@
 //! requests before authentication, unknown mechanisms, oversized and truncated frames;
 //! KIP-368 session lifetimes (a connection that does not re-authenticate is closed, one
 //! that does goes on); and a 3-node cluster whose brokers replicate over a SASL listener
-//! with SCRAM, where a user added on one node logs in on another.
+//! with SCRAM, where a user added on one node logs in on another and a client with an
+//! OAUTHBEARER token (keys from a shared JWKS file) produces and reads on any node.
 
 #[path = "common/cluster.rs"]
 mod cluster;
 mod common;
+#[path = "common/jwt.rs"]
+mod jwt;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -21,7 +24,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use weir::sasl::scram;
 use weir::sasl::ScramMechanism;
@@ -480,9 +483,16 @@ async fn counter(series: &str) -> f64 {
 
 /// Brokers of a cluster whose only client listener speaks SASL: they replicate with
 /// SCRAM-SHA-512 as the user of their JAAS settings (added by the first to start).
+/// The key set the cluster's nodes check OAUTHBEARER tokens against.
+fn cluster_jwks() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("weir-sasl-cluster-{}.jwks", std::process::id()))
+}
+
 fn sasl_cluster(_: usize) -> Vec<String> {
     vec![
-        "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512".into(),
+        "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512,OAUTHBEARER".into(),
+        format!("sasl.oauthbearer.jwks.endpoint.url=file:{}", cluster_jwks().display()),
+        "sasl.oauthbearer.expected.audience=weir".into(),
         "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512".into(),
         format!("listener.name.sasl_plaintext.plain.sasl.jaas.config={PLAIN_USERS}"),
         r#"listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="broker-secret";"#.into(),
@@ -492,6 +502,8 @@ fn sasl_cluster(_: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cluster_replicates_over_scram_and_users_log_in_on_every_node() {
+    let idp = jwt::Signer::new("cluster-key");
+    std::fs::write(cluster_jwks(), jwt::jwks(&[&idp])).unwrap();
     let c = cluster::Cluster::start_named(3, "SASL_PLAINTEXT", sasl_cluster);
     let bootstrap = format!("{},{}", c.addr(0), c.addr(1));
     let cfg = client(&bootstrap, "PLAIN", "admin", "admin-secret");
@@ -542,5 +554,47 @@ async fn a_cluster_replicates_over_scram_and_users_log_in_on_every_node() {
                 c.logs()
             ),
         }
+    }
+
+    // A client with an OAUTHBEARER token produces with acks=all through node 3 and
+    // reads back through node 2.
+    let token = idp.token("erin", 300);
+    for node in [2, 1] {
+        let mut cfg = client(&c.addr(node).to_string(), "OAUTHBEARER", "", "");
+        cfg.set("acks", "all");
+        let producer: FutureProducer<Bearer> = cfg
+            .create_with_context(Bearer(token.clone()))
+            .expect("producer");
+        if node == 2 {
+            producer
+                .send(FutureRecord::<(), _>::to("rep").payload("by-token"), T)
+                .await
+                .unwrap_or_else(|(e, _)| panic!("produce with a token: {e}\n{}", c.logs()));
+        } else {
+            let md =
+                tokio::task::block_in_place(|| producer.client().fetch_metadata(Some("rep"), T))
+                    .expect("metadata with a token");
+            assert_eq!(md.topics()[0].partitions()[0].replicas().len(), 3);
+        }
+    }
+    std::fs::remove_file(cluster_jwks()).ok();
+}
+
+/// librdkafka's token source for the cluster test: always the same token.
+#[derive(Clone)]
+struct Bearer(String);
+
+impl rdkafka::client::ClientContext for Bearer {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        Ok(rdkafka::client::OAuthToken {
+            token: self.0.clone(),
+            principal_name: "erin".into(),
+            lifetime_ms: (jwt::now() + 300) * 1000,
+        })
     }
 }

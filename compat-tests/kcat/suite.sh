@@ -30,7 +30,18 @@ security_conf() { # security_conf PASSWORD
       echo "ssl.key.location=$WEIR_SSL_KEY"
     fi
   fi
-  if [[ -n "${WEIR_SASL_MECHANISM:-}" ]]; then
+  if [[ "${WEIR_SASL_MECHANISM:-}" == OAUTHBEARER ]]; then
+    # librdkafka 2.0.2 as Debian builds it has no OIDC (no libcurl): it makes unsigned
+    # tokens itself, which kcat's broker takes only with scope "kafka". The wrong
+    # password stands for a token without it.
+    echo "sasl.mechanisms=OAUTHBEARER"
+    echo "enable.sasl.oauthbearer.unsecure.jwt=true"
+    if [[ "$1" == "${WEIR_SASL_PASSWORD:-}" ]]; then
+      echo "sasl.oauthbearer.config=principal=$WEIR_SASL_USERNAME scope=kafka"
+    else
+      echo "sasl.oauthbearer.config=principal=$WEIR_SASL_USERNAME"
+    fi
+  elif [[ -n "${WEIR_SASL_MECHANISM:-}" ]]; then
     echo "sasl.mechanisms=$WEIR_SASL_MECHANISM"
     echo "sasl.username=$WEIR_SASL_USERNAME"
     echo "sasl.password=$1"

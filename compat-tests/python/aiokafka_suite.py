@@ -16,7 +16,7 @@ from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import MessageSizeTooLargeError, UnknownError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
-from common import (BOOTSTRAP, aio_security, WRONG_PASSWORD, LoggedErrors, need_sasl, assigned, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
+from common import (BOOTSTRAP, SASL_MECHANISM, aio_security, WRONG_PASSWORD, LoggedErrors, need_sasl, assigned, BROKER_ADDRS, BROKER_CODEC, REPLICATED, RF, CODECS, NA, OLD_TS, ONE_MIB, Child, Fail, check, check_split, ctl, eq,
                     group_name, spread, payload, run_all, scenario, topic_name)
 
 CLIENT = "aiokafka"
@@ -159,9 +159,15 @@ async def auth_refused():
             raise Fail("the producer started with a wrong password")
         except KafkaConnectionError:
             pass
-    check(seen.errors, "no SaslAuthenticationFailed with a wrong password")
     ok = await producer()  # the right password still works
     await ok.stop()
+    if SASL_MECHANISM == "OAUTHBEARER" and not seen.errors:
+        # aiokafka 0.14 takes the broker's error challenge ({"status":"invalid_token"},
+        # which Apache Kafka sends too) for success: OAuthAuthenticator.step in its
+        # conn.py never reads the answer. The refusal then shows as the broker closing
+        # the connection at the next request, and the start above failed on it.
+        return "refused: the connection closed after the broker's invalid_token challenge"
+    check(seen.errors, "no SaslAuthenticationFailed with a wrong password")
     return str(seen.errors[0])[:160]
 
 

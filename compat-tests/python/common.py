@@ -51,14 +51,61 @@ SASL_PASSWORD = os.environ.get("WEIR_SASL_PASSWORD")
 SASL_PROTOCOL = ("SASL_SSL" if SSL_CA else "SASL_PLAINTEXT") if SASL_MECHANISM else None
 
 
+# OAUTHBEARER: tokens come from the runner's identity provider (client-credentials grant,
+# user and password as client id and secret).
+OAUTH_TOKEN_URL = os.environ.get("WEIR_OAUTH_TOKEN_URL")
+
+
+def fetch_token(password):
+    """An access token for SASL_USERNAME with `password` as the client secret."""
+    import base64
+    import json
+    import urllib.request
+    basic = base64.b64encode(f"{SASL_USERNAME}:{password}".encode()).decode()
+    req = urllib.request.Request(OAUTH_TOKEN_URL, data=b"grant_type=client_credentials",
+                                 headers={"Authorization": f"Basic {basic}",
+                                          "Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)["access_token"]
+
+
 def ck_sasl(password):
+    if SASL_MECHANISM == "OAUTHBEARER":
+        # librdkafka's own OIDC login, as an application would configure it.
+        return {"security.protocol": SASL_PROTOCOL, "sasl.mechanisms": SASL_MECHANISM,
+                "sasl.oauthbearer.method": "oidc", "sasl.oauthbearer.client.id": SASL_USERNAME,
+                "sasl.oauthbearer.client.secret": password,
+                "sasl.oauthbearer.token.endpoint.url": OAUTH_TOKEN_URL}
     return {"security.protocol": SASL_PROTOCOL, "sasl.mechanisms": SASL_MECHANISM,
             "sasl.username": SASL_USERNAME, "sasl.password": password}
 
 
-def kp_sasl(password):
+def kp_sasl(password, aio=False):
+    """kafka-python's (or, with `aio`, aiokafka's) SASL settings."""
+    if SASL_MECHANISM == "OAUTHBEARER":
+        return {"security_protocol": SASL_PROTOCOL, "sasl_mechanism": SASL_MECHANISM,
+                "sasl_oauth_token_provider": token_provider(password, aio)}
     return {"security_protocol": SASL_PROTOCOL, "sasl_mechanism": SASL_MECHANISM,
             "sasl_plain_username": SASL_USERNAME, "sasl_plain_password": password}
+
+
+def token_provider(password, aio):
+    """The client library's token-provider interface over fetch_token (a fresh token per
+    authentication: the provider's tokens last an hour, longer than any suite)."""
+    if aio:
+        import asyncio
+        from aiokafka.abc import AbstractTokenProvider as AioProvider
+
+        class Provider(AioProvider):
+            async def token(self):
+                return await asyncio.get_running_loop().run_in_executor(None, fetch_token, password)
+        return Provider()
+    from kafka.net.sasl.oauth import AbstractTokenProvider as KpProvider
+
+    class Provider(KpProvider):
+        def token(self):
+            return fetch_token(password)
+    return Provider()
 
 
 if SASL_MECHANISM:
@@ -75,7 +122,7 @@ def aio_security(password=None):
         ctx = create_ssl_context(cafile=SSL_CA, certfile=SSL_CERT, keyfile=SSL_KEY)
         out = {"security_protocol": "SSL", "ssl_context": ctx}
     if SASL_MECHANISM:
-        out.update(kp_sasl(password or SASL_PASSWORD))
+        out.update(kp_sasl(password or SASL_PASSWORD, aio=True))
     return out
 
 

@@ -489,7 +489,10 @@ def group_rebalance():
 CHILD_MEMBER = r"""
 import json, sys
 from kafka import KafkaConsumer, ConsumerRebalanceListener
+from common import KP_SECURITY
 conf, topic = json.loads(sys.argv[1]), sys.argv[2]
+# The security settings are made here: an OAUTHBEARER token provider is no JSON.
+conf.update(KP_SECURITY)
 owned = set()
 def show():
     print("ASSIGNED " + ",".join(str(p) for p in sorted(owned)), flush=True)
@@ -515,7 +518,7 @@ def group_session_timeout():
     t, g = topic_name("session"), group_name("session")
     create_topic(t, partitions=6)
     session_ms = 6000
-    conf = dict(bootstrap_servers=BOOTSTRAP, **KP_SECURITY, group_id=g, auto_offset_reset="earliest",
+    conf = dict(bootstrap_servers=BOOTSTRAP, group_id=g, auto_offset_reset="earliest",
                 session_timeout_ms=session_ms, heartbeat_interval_ms=HB_MS)
     a = Member(g, t, session_timeout_ms=session_ms)
     child = None

@@ -145,7 +145,8 @@ struct Ctx {
 
 /// A librdkafka configuration with the settings `compat-tests/run --security` gives:
 /// `WEIR_SSL_CA` (the broker's CA), for mutual TLS `WEIR_SSL_CERT` / `WEIR_SSL_KEY`, and
-/// for SASL `WEIR_SASL_MECHANISM`, `WEIR_SASL_USERNAME`, `WEIR_SASL_PASSWORD`.
+/// for SASL `WEIR_SASL_MECHANISM`, `WEIR_SASL_USERNAME`, `WEIR_SASL_PASSWORD` (and for
+/// OAUTHBEARER `WEIR_OAUTH_TOKEN_URL`).
 fn client_config() -> ClientConfig {
     let password = std::env::var("WEIR_SASL_PASSWORD").unwrap_or_default();
     client_config_with(&password)
@@ -160,12 +161,21 @@ fn client_config_with(password: &str) -> ClientConfig {
             "security.protocol",
             if tls { "sasl_ssl" } else { "sasl_plaintext" },
         )
-        .set("sasl.mechanisms", mechanism)
-        .set(
-            "sasl.username",
-            std::env::var("WEIR_SASL_USERNAME").unwrap_or_default(),
-        )
-        .set("sasl.password", password);
+        .set("sasl.mechanisms", &mechanism);
+        let user = std::env::var("WEIR_SASL_USERNAME").unwrap_or_default();
+        if mechanism == "OAUTHBEARER" {
+            // librdkafka's OIDC login: a client-credentials token from the runner's
+            // identity provider, as user (client id) and password (client secret).
+            c.set("sasl.oauthbearer.method", "oidc")
+                .set("sasl.oauthbearer.client.id", user)
+                .set("sasl.oauthbearer.client.secret", password)
+                .set(
+                    "sasl.oauthbearer.token.endpoint.url",
+                    std::env::var("WEIR_OAUTH_TOKEN_URL").unwrap_or_default(),
+                );
+        } else {
+            c.set("sasl.username", user).set("sasl.password", password);
+        }
     }
     if let Ok(ca) = std::env::var("WEIR_SSL_CA") {
         if std::env::var_os("WEIR_SASL_MECHANISM").is_none() {
@@ -1469,9 +1479,7 @@ async fn group_split(cx: &mut Ctx) -> R<String> {
         "assignment changed after the rebalance".into()
     })?;
     let counts: Vec<usize> = ms.iter().map(|m| m.msgs.len()).collect();
-    for m in ms {
-        close_member(m)?;
-    }
+    close_members(ms)?;
     Ok(format!(
         "3 members, rebalance {:.1}s; {n} messages once each (per member {counts:?})",
         took.as_secs_f64()

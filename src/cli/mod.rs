@@ -169,11 +169,12 @@ pub struct Conn {
     /// ssl.truststore.location, ssl.keystore.location (PEM); the flags override it.
     #[arg(long = "command-config", global = true, value_name = "FILE")]
     pub command_config: Option<std::path::PathBuf>,
-    /// Authenticate with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (the brokers'
-    /// listener is SASL_PLAINTEXT, or SASL_SSL with --tls-enabled).
-    #[arg(long, global = true, requires = "sasl_username")]
+    /// Authenticate with SASL: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (with a user name)
+    /// or OAUTHBEARER (a token as the password); the brokers' listener is
+    /// SASL_PLAINTEXT, or SASL_SSL with --tls-enabled.
+    #[arg(long, global = true)]
     pub sasl_mechanism: Option<String>,
-    /// The SASL user name.
+    /// The SASL user name (PLAIN and SCRAM).
     #[arg(long, global = true, requires = "sasl_mechanism")]
     pub sasl_username: Option<String>,
     /// The SASL password (better given in the environment than on the command line).
@@ -203,7 +204,7 @@ impl Conn {
         if let Some(name) = &self.sasl_mechanism {
             let mechanism = crate::sasl::Mechanism::parse(name).ok_or_else(|| {
                 CliError::Usage(format!(
-                    "--sasl-mechanism {name}: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                    "--sasl-mechanism {name}: expected PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (the token as the password)"
                 ))
             })?;
             let password = self.sasl_password.clone().ok_or_else(|| {
@@ -211,9 +212,15 @@ impl Conn {
                     "--sasl-mechanism needs --sasl-password (or WEIR_SASL_PASSWORD)".into(),
                 )
             })?;
+            let user = self.sasl_username.clone().unwrap_or_default();
+            if user.is_empty() && mechanism != crate::sasl::Mechanism::OAuthBearer {
+                return Err(CliError::Usage(format!(
+                    "--sasl-mechanism {name} needs --sasl-username"
+                )));
+            }
             return Ok(Some(crate::sasl::ClientSasl {
                 mechanism,
-                user: self.sasl_username.clone().unwrap_or_default(),
+                user,
                 password,
             }));
         }

@@ -90,7 +90,7 @@ impl ClientTls {
         let name = props.get("sasl.mechanism").map_or("GSSAPI", String::as_str);
         let mechanism = Mechanism::parse(name).ok_or_else(|| {
             CliError::Usage(format!(
-                "sasl.mechanism={name}: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                "sasl.mechanism={name}: expected PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"
             ))
         })?;
         let jaas = props.get("sasl.jaas.config").ok_or_else(|| {

@@ -218,9 +218,18 @@ impl KeyStore {
         let JwksSource::File(path) = &self.source else {
             return Ok(());
         };
-        let keys = read_file(path).and_then(|b| KeySet::parse(&b))?;
-        self.install(keys);
-        Ok(())
+        match read_file(path).and_then(|b| KeySet::parse(&b)) {
+            Ok(keys) => {
+                info!(source = %self.source, keys = keys.keys.len(), "JWKS loaded");
+                metrics::counter!(m::OAUTH_JWKS_REFRESHES_TOTAL, "result" => "ok").increment(1);
+                self.install(keys);
+                Ok(())
+            }
+            Err(e) => {
+                metrics::counter!(m::OAUTH_JWKS_REFRESHES_TOTAL, "result" => "error").increment(1);
+                Err(e)
+            }
+        }
     }
 
     /// Keeps the set fresh until shutdown.
