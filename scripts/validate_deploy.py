@@ -155,10 +155,41 @@ def parse_voters(value):
     return voters
 
 
+PER_LISTENER = []
+MECHANISMS = ("plain", "scram-sha-256", "scram-sha-512", "oauthbearer")
+
+
+def per_listener_settings():
+    """The settings src/config/security.rs lets a listener override (PER_LISTENER)."""
+    src = read(os.path.join(ROOT, "src", "config", "security.rs"))
+    m = re.search(r"pub const PER_LISTENER: &\[&str\] = &\[(.*?)\];", src, re.S)
+    need(m, "src/config/security.rs has no PER_LISTENER table (this script reads it with "
+         "a regex)")
+    return re.findall(r'"([^"]+)"', m.group(1))
+
+
+def base_setting(name):
+    """The setting a name sets: `listener.name.<l>.<s>` overrides <s> for one listener
+    (`listener.name.<l>.<mechanism>.sasl.jaas.config` for one mechanism), as
+    src/config/security.rs reads them."""
+    m = re.fullmatch(r"listener\.name\.([a-z0-9_-]+)\.(.+)", name)
+    if not m:
+        return name
+    rest = m.group(2)
+    mm = re.fullmatch(r"([a-z0-9-]+)\.(sasl\.jaas\.config|sasl\.server\.callback\.handler\.class)",
+                      rest)
+    if mm and mm.group(1) in MECHANISMS:
+        return mm.group(2)
+    need(rest in PER_LISTENER and rest not in ("sasl.jaas.config",
+                                                "sasl.server.callback.handler.class"),
+         f"{name}: {rest} cannot be set per listener (src/config/security.rs PER_LISTENER)")
+    return rest
+
+
 def check_settings(settings, where):
     """Names and values as src/config/defs.rs would accept them, plus the cluster rules."""
     for name, value in settings.items():
-        kind = SETTINGS.get(name)
+        kind = SETTINGS.get(base_setting(name))
         need(kind is not None, f"{where}: {name!r} is not a Weir setting (src/config/defs.rs)")
         ok = {
             "Bool": lambda v: v in ("true", "false"),
@@ -892,10 +923,12 @@ def main():
     ap.add_argument("--systemd-analyze", required=True)
     ap.add_argument("--shellcheck", default="")
     ap.add_argument("--kubectl", default="")
+    ap.add_argument("--openssl", default="openssl")
     a = ap.parse_args()
     rep = Report()
     try:
         SETTINGS.update(broker_settings())
+        PER_LISTENER.extend(per_listener_settings())
     except Failed as e:
         print(f"FAIL settings table: {e}")
         return 1
@@ -903,6 +936,10 @@ def main():
     rep.check("compose: Compose Specification schema", check_compose_schema)
     rep.check("compose: Weir cluster settings", check_compose_weir)
     rep.check("compose: volumes, mounts, networks", check_compose_mounts)
+    import validate_secure
+    this = sys.modules[__name__]
+    rep.check("compose secure: schema, secrets, TLS and SASL settings",
+              validate_secure.check_compose_secure, this, a.openssl)
     rep.check("prometheus: promtool check config", check_promtool, a.promtool)
     rep.check("prometheus: promtool check rules, test rules", check_alert_rules, a.promtool)
     rep.check("prometheus: scrape targets", check_prometheus_targets)
@@ -912,6 +949,8 @@ def main():
     rep.check("k8s: kustomization", check_kustomization, a.kubectl)
     rep.check("k8s: objects agree", check_k8s_consistency)
     rep.check("k8s: entrypoint.sh", check_k8s_entrypoint, a.shellcheck)
+    rep.check("k8s secure: overlay, Secrets, TLS and SASL settings",
+              validate_secure.check_k8s_secure, this, a.openssl, a.kubectl)
     rep.check("systemd: directives and weir.properties", check_systemd_directives)
     rep.check("systemd: systemd-analyze verify and security", check_systemd_analyze,
               a.systemd_analyze)
