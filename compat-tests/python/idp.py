@@ -14,6 +14,13 @@ client id, aud, iss, iat and exp.
 A client that gives a wrong secret still gets a token, signed by a second key that the
 JWKS does not publish: the suites' auth_refused scenario is about the broker refusing a
 token it cannot trust, which a plain 401 from here would never reach.
+
+For librdkafka's own OIDC test (0126, scripts/librdkafka-tests) it also serves:
+  GET /token?client_id=..&resource=..&api-version=..   Azure IMDS-style metadata
+                        authentication: a token for client_id when all three are given;
+  POST /expired         a token that expired an hour ago;
+  POST /invalid         an access token that is no JWT.
+Other grants (jwt-bearer client assertions) are refused with unsupported_grant_type.
 """
 import argparse
 import base64
@@ -53,8 +60,38 @@ def main():
         json.dump({"keys": [public_jwk(trusted, "compat-1")]}, f)
     os.replace(os.path.join(a.dir, "jwks.json.tmp"), os.path.join(a.dir, "jwks.json"))
 
+    def token(sub, key, kid, lifetime=3600):
+        now = int(time.time())
+        claims = {"sub": sub, "iat": now, "exp": now + lifetime, "aud": a.audience,
+                  "iss": a.issuer, "scope": "kafka"}
+        if lifetime < 0:
+            claims["iat"] = now + lifetime - 3600
+        return jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
+
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            url = urllib.parse.urlparse(self.path)
+            q = urllib.parse.parse_qs(url.query)
+            if url.path != "/token":
+                self.answer(404, {"error": "not_found"})
+            elif not all(q.get(k) for k in ("client_id", "resource", "api-version")):
+                self.answer(400, {"error": "invalid_request",
+                                  "error_description": "client_id, resource and api-version "
+                                  "are required"})
+            else:
+                self.answer(200, {"access_token": token(q["client_id"][0], trusted, "compat-1"),
+                                  "token_type": "bearer", "expires_in": "3600"})
+
         def do_POST(self):
+            path = urllib.parse.urlparse(self.path).path
+            if path == "/expired":
+                self.answer(200, {"access_token": token("compat", trusted, "compat-1", -3600),
+                                  "token_type": "bearer", "expires_in": 0})
+                return
+            if path == "/invalid":
+                self.answer(200, {"access_token": "this-is-not-a-jwt", "token_type": "bearer",
+                                  "expires_in": 3600})
+                return
             length = int(self.headers.get("Content-Length") or 0)
             form = urllib.parse.parse_qs(self.rfile.read(length).decode())
             cid = (form.get("client_id") or [""])[0]
@@ -62,17 +99,16 @@ def main():
             auth = self.headers.get("Authorization", "")
             if auth.lower().startswith("basic "):
                 cid, _, csecret = base64.b64decode(auth[6:]).decode().partition(":")
-            if (form.get("grant_type") or ["client_credentials"])[0] != "client_credentials" \
-                    or not cid:
+            grant = (form.get("grant_type") or ["client_credentials"])[0]
+            if grant != "client_credentials":
+                self.answer(400, {"error": "unsupported_grant_type"})
+                return
+            if not cid:
                 self.answer(400, {"error": "invalid_request"})
                 return
-            now = int(time.time())
-            claims = {"sub": cid, "iat": now, "exp": now + 3600, "aud": a.audience,
-                      "iss": a.issuer, "scope": "kafka"}
             good = cid == client_id and csecret == secret
             key, kid = (trusted, "compat-1") if good else (untrusted, "untrusted-1")
-            token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
-            self.answer(200, {"access_token": token, "token_type": "bearer",
+            self.answer(200, {"access_token": token(cid, key, kid), "token_type": "bearer",
                               "expires_in": 3600})
 
         def answer(self, status, body):
