@@ -63,6 +63,34 @@ impl Broker {
                 .with_context(|| format!("cannot bind listener {}", l.bind_addr()))?;
             bound.push((l.clone(), tcp.local_addr()?, tcp, tls));
         }
+        // The OAUTHBEARER key sets in files, the audit log and the inter-broker TLS rules
+        // are checked here too, for the same reason: a start that fails must fail before
+        // the metadata quorum runs.
+        let (bearer, key_stores) = crate::sasl::bearer_validators(&config.security.sasl)?;
+        let audit = crate::audit::AuditLog::start(config.audit.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open audit.log.file {}: {e}",
+                config
+                    .audit
+                    .as_ref()
+                    .map_or(String::new(), |a| a.file.display().to_string())
+            )
+        })?;
+        // Followers fetch over the inter-broker listener; over TLS they verify the leader's
+        // certificate with that listener's truststore and present this broker's own.
+        let inter_broker_tls = bound
+            .iter()
+            .find(|b| b.0.name == config.security.inter_broker)
+            .and_then(|b| b.3.clone());
+        if let Some(tls) = &inter_broker_tls {
+            // A single node has no one to fetch from; a cluster's brokers must verify each other.
+            if tls.connector().is_none() && !config.quorum_voters.is_empty() {
+                anyhow::bail!(
+                    "inter-broker listener {} uses TLS: give it ssl.truststore.location so brokers can verify each other",
+                    config.security.inter_broker
+                );
+            }
+        }
         crate::metrics::set_partition_series(config.metrics_partition_series);
         let logs = LogManager::open(config.clone()).context("opening log directories")?;
         let quorum = quorum_config(&config)?;
@@ -135,20 +163,7 @@ impl Broker {
         ensure_inter_broker_scram_user(&config, &controller).await?;
 
         let replicas = ReplicaManager::new(config.clone(), logs.clone(), controller.clone());
-        // Followers fetch over the inter-broker listener; over TLS they verify the leader's
-        // certificate with that listener's truststore and present this broker's own.
-        let inter_broker_tls = bound
-            .iter()
-            .find(|b| b.0.name == config.security.inter_broker)
-            .and_then(|b| b.3.clone());
         if let Some(tls) = inter_broker_tls {
-            // A single node has no one to fetch from; a cluster's brokers must verify each other.
-            if tls.connector().is_none() && !config.quorum_voters.is_empty() {
-                anyhow::bail!(
-                    "inter-broker listener {} uses TLS: give it ssl.truststore.location so brokers can verify each other",
-                    config.security.inter_broker
-                );
-            }
             replicas.set_inter_broker_tls(tls);
         }
         replicas.reconcile(&controller.image());
@@ -165,16 +180,7 @@ impl Broker {
             .filter_map(|b| b.3.clone())
             .chain(controller_tls)
             .collect();
-        state.audit = crate::audit::AuditLog::start(config.audit.clone()).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open audit.log.file {}: {e}",
-                config
-                    .audit
-                    .as_ref()
-                    .map_or(String::new(), |a| a.file.display().to_string())
-            )
-        })?;
-        let (bearer, key_stores) = crate::sasl::bearer_validators(&config.security.sasl)?;
+        state.audit = audit;
         state.bearer = bearer;
         let state = Arc::new(state);
 

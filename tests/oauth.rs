@@ -233,9 +233,11 @@ async fn librdkafka_authenticates_with_tokens_checked_against_an_https_jwks() {
     let b = broker(&idp.url(), &[]).await;
     let addr = sasl_addr(&b);
     let ok = accepted(addr, &k1.token("alice", 300), Duration::from_secs(10)).await;
-    assert_eq!(
-        ok.session_lifetime_ms, 0,
-        "no session end without connections.max.reauth.ms"
+    // Even without connections.max.reauth.ms the session ends with the token (Kafka 3.3+).
+    assert!(
+        (290_000..=300_000).contains(&ok.session_lifetime_ms),
+        "{}",
+        ok.session_lifetime_ms
     );
 
     let cfg = client(&addr.to_string());
@@ -341,12 +343,12 @@ async fn a_jwks_file_is_read_again_when_it_changes() {
     let err = String::from_utf8_lossy(&no.stderr);
     assert!(err.contains("invalid_token"), "{err}");
     let k2 = Signer::new("k2");
-    refused(addr, &k2.token("alice", 300), "\"k2\"").await;
+    refused(addr, &k2.token("alice", 300), "no key of the JWKS").await;
     let tmp = dir.path().join("jwks.tmp");
     std::fs::write(&tmp, jwt::jwks(&[&k2])).unwrap();
     std::fs::rename(&tmp, &file).unwrap();
     accepted(addr, &k2.token("alice", 300), Duration::from_secs(5)).await;
-    refused(addr, &k1.token("alice", 300), "\"k1\"").await;
+    refused(addr, &k1.token("alice", 300), "no key of the JWKS").await;
     b.stop().await;
 
     // A missing or broken file stops the broker at start with the reason.

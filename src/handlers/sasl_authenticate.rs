@@ -52,7 +52,9 @@ pub fn handle_in_session(
         TokenAnswer::Done { token, lifetime } => Answered {
             response: resp
                 .with_auth_bytes(Bytes::from(token))
-                .with_session_lifetime_ms(lifetime.map_or(0, |l| l.as_millis() as i64)),
+                .with_session_lifetime_ms(
+                    lifetime.map_or(0, |l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX)),
+                ),
             failed: None,
         },
         TokenAnswer::Failed {

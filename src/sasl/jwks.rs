@@ -259,7 +259,7 @@ impl KeyStore {
             }
             // A deadline, not a sleep restarted on every wake-up, so a stream of tokens
             // with unknown key ids cannot postpone the scheduled check.
-            let next = tokio::time::Instant::now()
+            let mut next = tokio::time::Instant::now()
                 + match (&self.source, due) {
                     (_, true) => {
                         let w = backoff;
@@ -290,12 +290,15 @@ impl KeyStore {
                         break;
                     }
                     _ = self.wanted.notified() => {
-                        // Bounded, so tokens with made-up key ids cannot hammer the provider.
-                        let recent = last_attempt
-                            .is_some_and(|t| t.elapsed() < MIN_REFRESH_ON_UNKNOWN_KID);
-                        if !recent && matches!(self.source, JwksSource::Url(_)) {
-                            due = true;
-                            break;
+                        // Bounded, so tokens with made-up key ids cannot hammer the
+                        // provider: a request soon after a fetch waits for its turn.
+                        if let (JwksSource::Url(_), Some(t)) = (&self.source, last_attempt) {
+                            let turn = tokio::time::Instant::from_std(t + MIN_REFRESH_ON_UNKNOWN_KID);
+                            if turn <= tokio::time::Instant::now() {
+                                due = true;
+                                break;
+                            }
+                            next = next.min(turn);
                         }
                     }
                     _ = shutdown.changed() => return,
@@ -350,8 +353,12 @@ async fn http_get(url: &str) -> Result<Vec<u8>, String> {
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let request = hyper::Request::get(path)
         .header(
+            // host[:port] only: never the URL's user:password@ part.
             hyper::header::HOST,
-            uri.authority().map_or(host.as_str(), |a| a.as_str()),
+            match uri.port_u16() {
+                Some(p) => format!("{host}:{p}"),
+                None => host.clone(),
+            },
         )
         .header(hyper::header::ACCEPT, "application/json")
         .body(Empty::<Bytes>::new())

@@ -75,6 +75,17 @@ impl BearerValidator for JwtValidator {
     }
 }
 
+/// The longest lifetime a token is credited with (ten years).
+const MAX_LIFETIME_SECS: f64 = 10.0 * 365.0 * 24.0 * 3600.0;
+
+/// Keys tried for a token without a `kid`.
+const MAX_KEYS_TRIED: usize = 8;
+
+/// A token's own text, cut short for messages and logs.
+fn clip(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
 fn invalid(reason: impl Into<String>) -> InvalidToken {
     let reason = reason.into();
     InvalidToken::new(reason.clone(), reason)
@@ -94,9 +105,10 @@ impl JwtValidator {
         let claims = match &self.keys {
             Keys::Unsecured => {
                 if alg != "none" || !signature.is_empty() {
-                    return Err(invalid(format!(
-                        "this listener accepts only unsecured tokens (alg none, no signature), not alg {alg:?}"
-                    )));
+                    return Err(InvalidToken::new(
+                        "this listener accepts only unsecured tokens (alg none, no signature)",
+                        format!("a token with alg {:?} on an unsecured listener", clip(alg)),
+                    ));
                 }
                 decode_json(payload).map_err(|e| invalid(format!("malformed claims: {e}")))?
             }
@@ -119,11 +131,15 @@ impl JwtValidator {
         if alg.eq_ignore_ascii_case("none") {
             return Err(invalid("unsecured tokens (alg none) are not accepted"));
         }
-        let algorithm = Algorithm::from_str(alg)
-            .map_err(|_| invalid(format!("unsupported algorithm {alg:?}")))?;
+        let algorithm = Algorithm::from_str(alg).map_err(|_| {
+            InvalidToken::new(
+                "unsupported algorithm",
+                format!("unsupported algorithm {:?}", clip(alg)),
+            )
+        })?;
         if algorithm.family() == AlgorithmFamily::Hmac {
             return Err(invalid(format!(
-                "symmetric algorithm {alg} is not accepted (sign with a key of the JWKS)"
+                "symmetric algorithm {alg:?} is not accepted (sign with a key of the JWKS)"
             )));
         }
         let Some(keys) = store.current() else {
@@ -135,10 +151,13 @@ impl JwtValidator {
         let candidates = keys.candidates(kid, algorithm);
         if candidates.is_empty() {
             store.request_refresh();
-            return Err(match kid {
-                Some(kid) => invalid(format!("no key with id {kid:?} for {alg} in the JWKS")),
-                None => invalid(format!("no key for {alg} in the JWKS")),
-            });
+            return Err(InvalidToken::new(
+                "no key of the JWKS fits the token (kid, alg)",
+                match kid {
+                    Some(kid) => format!("no key with id {:?} for {alg:?} in the JWKS", clip(kid)),
+                    None => format!("no key for {alg:?} in the JWKS"),
+                },
+            ));
         }
         let mut validation = Validation::new(algorithm);
         // Expiry and not-before are checked below, against the caller's clock.
@@ -146,18 +165,15 @@ impl JwtValidator {
         validation.validate_nbf = false;
         validation.leeway = 0;
         validation.required_spec_claims = HashSet::new();
-        if self.rules.audience.is_empty() {
-            validation.validate_aud = false;
-        } else {
+        // Without an expected audience a token that names one is refused, as jose4j
+        // (Kafka's validator) does: it was issued for someone else.
+        if !self.rules.audience.is_empty() {
             validation.set_audience(&self.rules.audience);
             validation.required_spec_claims.insert("aud".into());
         }
-        if let Some(iss) = &self.rules.issuer {
-            validation.set_issuer(&[iss]);
-            validation.required_spec_claims.insert("iss".into());
-        }
         let mut last = None;
-        for key in candidates {
+        // Without a kid each key of the algorithm is tried; a few are enough.
+        for key in candidates.into_iter().take(MAX_KEYS_TRIED) {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
                 Ok(data) => return Ok(data.claims),
                 Err(e) if *e.kind() == ErrorKind::InvalidSignature => last = Some(e),
@@ -173,14 +189,18 @@ impl JwtValidator {
     fn explain(&self, kind: &ErrorKind) -> InvalidToken {
         match kind {
             ErrorKind::InvalidSignature => invalid("the signature does not verify"),
-            ErrorKind::InvalidAudience => invalid(format!(
-                "the audience (aud) is not one of {:?}",
-                self.rules.audience
-            )),
-            ErrorKind::InvalidIssuer => invalid(format!(
-                "the issuer (iss) is not {:?}",
-                self.rules.issuer.as_deref().unwrap_or_default()
-            )),
+            // The client learns what is wrong, the log also what was expected.
+            ErrorKind::InvalidAudience => InvalidToken::new(
+                "the audience (aud) is not accepted",
+                format!("the audience (aud) is not one of {:?}", self.rules.audience),
+            ),
+            ErrorKind::InvalidIssuer => InvalidToken::new(
+                "the issuer (iss) is not accepted",
+                format!(
+                    "the issuer (iss) is not {:?}",
+                    self.rules.issuer.as_deref().unwrap_or_default()
+                ),
+            ),
             ErrorKind::MissingRequiredClaim(c) => invalid(format!("the token has no {c} claim")),
             ErrorKind::InvalidClaimFormat(c) => invalid(format!("the {c} claim is malformed")),
             ErrorKind::InvalidAlgorithm => invalid("the key does not fit the token's algorithm"),
@@ -211,8 +231,29 @@ impl JwtValidator {
         };
         let exp = time("exp")?.ok_or_else(|| invalid("the token has no exp claim"))?;
         let iat = time("iat")?;
-        if iat.is_none() && matches!(self.keys, Keys::Jwks(_)) {
+        let unsecured = matches!(self.keys, Keys::Unsecured);
+        if iat.is_none() && !unsecured {
             return Err(invalid("the token has no iat claim"));
+        }
+        if let (Some(iat), true) = (iat, unsecured) {
+            // Kafka's unsecured validator: not issued in the future, not expired at issue.
+            if iat > now + skew {
+                return Err(invalid("the token is issued in the future (iat)"));
+            }
+            if exp <= iat {
+                return Err(invalid(
+                    "the token expires before it is issued (exp <= iat)",
+                ));
+            }
+        }
+        if let Some(iss) = &self.rules.issuer {
+            // One issuer, as a string (a list is not an issuer).
+            if claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
+                return Err(InvalidToken::new(
+                    "the issuer (iss) is not accepted",
+                    format!("the issuer (iss) is not {iss:?}"),
+                ));
+            }
         }
         if exp + skew <= now {
             return Err(InvalidToken::new(
@@ -229,12 +270,16 @@ impl JwtValidator {
         let principal = claims
             .get(claim)
             .and_then(Value::as_str)
-            .filter(|p| !p.trim().is_empty())
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
             .ok_or_else(|| invalid(format!("the token has no {claim} claim (the principal)")))?;
         if !self.rules.required_scope.is_empty() {
+            // As Kafka reads it: a string is one scope, an array several.
             let scopes: Vec<&str> = match claims.get(&self.rules.scope_claim) {
-                Some(Value::String(s)) => s.split(' ').collect(),
-                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+                Some(Value::String(s)) => vec![s.trim()],
+                Some(Value::Array(a)) => {
+                    a.iter().filter_map(Value::as_str).map(str::trim).collect()
+                }
                 _ => Vec::new(),
             };
             if let Some(missing) = self
@@ -248,7 +293,8 @@ impl JwtValidator {
         }
         Ok(ValidToken {
             principal: principal.to_string(),
-            lifetime: Duration::from_secs_f64((exp - now).max(0.0)),
+            // Clamped: a far-future exp must not overflow a Duration.
+            lifetime: Duration::from_secs_f64((exp - now).clamp(0.0, MAX_LIFETIME_SECS)),
         })
     }
 }

@@ -56,20 +56,25 @@ pub fn parse(message: &[u8]) -> Result<ClientFirst<'_>, String> {
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(format!("invalid key {key:?}"));
         }
-        if !value
-            .bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) || b" \t\r\n".contains(&b))
+        if value.is_empty()
+            || !value
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) || b" \t\r\n".contains(&b))
         {
-            return Err(format!("invalid characters in the value of {key:?}"));
+            return Err(format!("empty value or invalid characters in {key:?}"));
         }
         if key == "auth" {
             let (scheme, t) = value
                 .split_once(' ')
                 .ok_or("auth is not \"Bearer <token>\"")?;
-            if !scheme.eq_ignore_ascii_case("bearer") || t.trim().is_empty() {
+            // Kafka's AUTH_PATTERN: the token is base64url text and dots, nothing else.
+            let valid_token = !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !scheme.eq_ignore_ascii_case("bearer") || !valid_token {
                 return Err("auth is not \"Bearer <token>\"".into());
             }
-            if token.replace(t.trim()).is_some() {
+            if token.replace(t).is_some() {
                 return Err("auth given twice".into());
             }
         } else if extensions.insert(key, value).is_some() {
@@ -218,6 +223,9 @@ mod tests {
             b"n,,\x01auth=Bearer t\x01k=\x7f\x01\x01",
             b"n,,\x01auth=Bearer t\x01noequals\x01\x01",
             b"n,,\x01auth=Bearer \xff\x01\x01",
+            b"n,,\x01auth=Bearer a b\x01\x01",
+            b"n,,\x01auth=Bearer t==\x01\x01",
+            b"n,,\x01auth=Bearer t\x01k=\x01\x01",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

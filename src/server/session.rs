@@ -72,6 +72,9 @@ pub enum TokenAnswer {
     },
 }
 
+/// A session end far enough away to be "never" (what an unrepresentable one becomes).
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// One connection's SASL session.
 pub struct Session {
     settings: Arc<SaslSettings>,
@@ -259,14 +262,16 @@ impl Session {
                 self.first_mechanism = Some(mechanism);
                 self.state = State::Authenticated;
                 self.reauthenticating = false;
-                // KIP-368: with re-authentication on, a session ends at the earlier of
-                // connections.max.reauth.ms and its credential's expiry (a bearer token's
-                // exp); with it off, sessions never end (as in Kafka).
-                let lifetime = self
-                    .settings
-                    .max_reauth
-                    .map(|max| credential.map_or(max, |c| c.min(max)));
-                self.expires_at = lifetime.map(|l| now + l);
+                // KIP-368: a session ends at the earlier of connections.max.reauth.ms and
+                // its credential's expiry (a bearer token's exp), whichever exist: as in
+                // Kafka since 3.3, a token's expiry holds even with re-authentication off.
+                // At least a millisecond, since 0 tells the client "never".
+                let lifetime = match (self.settings.max_reauth, credential) {
+                    (Some(max), Some(c)) => Some(c.min(max)),
+                    (max, c) => max.or(c),
+                }
+                .map(|l| l.max(Duration::from_millis(1)));
+                self.expires_at = lifetime.map(|l| now.checked_add(l).unwrap_or(now + FAR));
                 TokenAnswer::Done { token, lifetime }
             }
         }
@@ -365,7 +370,7 @@ mod tests {
         for (max_reauth, expected) in [
             (Some(Duration::from_secs(3600)), Some(60)),
             (Some(Duration::from_secs(10)), Some(10)),
-            (None, None),
+            (None, Some(60)),
         ] {
             let mut s = bearer_session(max_reauth);
             assert_eq!(s.handshake(1, "OAUTHBEARER").error, None);
