@@ -202,6 +202,15 @@ pub fn resolve(
                 .map_err(|_| invalid(name, &v, "expected a non-negative number")),
         }
     };
+    // Kafka takes a server callback handler per listener and mechanism only; a broker-wide
+    // one would be accepted here and silently ignored.
+    if let Some(v) = get("sasl.server.callback.handler.class") {
+        return Err(invalid(
+            "sasl.server.callback.handler.class",
+            &v,
+            "give it per listener and mechanism: listener.name.<listener>.oauthbearer.sasl.server.callback.handler.class",
+        ));
+    }
     let failed_authentication_delay =
         Duration::from_millis(ms("connection.failed.authentication.delay.ms", 100)?);
     let max_receive_size = ms("sasl.server.max.receive.size", 524288)? as usize;
@@ -283,13 +292,7 @@ pub fn resolve(
 mod tests {
     use super::*;
 
-    fn get(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use super::super::validate::lookup as get;
 
     const PLAIN: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";"#;
 
@@ -373,5 +376,21 @@ mod tests {
         );
         let e = one("SASL_PLAINTEXT", true).unwrap_err().to_string();
         assert!(e.contains("username"), "{e}");
+        let g = get(&[
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-256"),
+            (
+                "sasl.server.callback.handler.class",
+                "x.OAuthBearerValidatorCallbackHandler",
+            ),
+        ]);
+        let e = resolve(
+            [("SASL_PLAINTEXT".to_string(), s.clone())].into(),
+            "OTHER",
+            false,
+            &g,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("per listener and mechanism"), "{e}");
     }
 }
