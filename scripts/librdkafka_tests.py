@@ -198,6 +198,12 @@ def run_tests(runner, workdir, name, conf, env, tests, subtests=None):
     return r.returncode == 0
 
 
+def sasl_conf(w, mechanism, more):
+    """test.conf for SASL_PLAINTEXT to `w` with `mechanism` and `more` settings."""
+    return {"metadata.broker.list": f"127.0.0.1:{w.port}", "security.protocol": "sasl_plaintext",
+            "sasl.mechanism": mechanism, **more}
+
+
 def add_scram_user(weir, bootstrap, user, password):
     r = subprocess.run([weir, "user", "create", "--name", user, "--mechanism", "SCRAM-SHA-512",
                         "--bootstrap-server", bootstrap, "--sasl-mechanism", "PLAIN",
@@ -259,9 +265,8 @@ def main():
             f"connections.max.reauth.ms={REAUTH_MS}"], nodes=3)
         try:
             add_scram_user(a.weir, f"127.0.0.1:{w.port}", "librdkafka", "librdkafka-secret")
-            conf = {"metadata.broker.list": f"127.0.0.1:{w.port}",
-                    "security.protocol": "sasl_plaintext", "sasl.mechanism": "SCRAM-SHA-512",
-                    "sasl.username": "librdkafka", "sasl.password": "librdkafka-secret"}
+            conf = sasl_conf(w, "SCRAM-SHA-512", {"sasl.username": "librdkafka",
+                                                  "sasl.password": "librdkafka-secret"})
             if "0135" in wanted:
                 ok &= run_tests(a.runner, workdir, "scram-0135", conf, {}, "0135")
             if "0142" in wanted:
@@ -281,12 +286,10 @@ def main():
             "sasl.oauthbearer.expected.issuer=weir-compat-idp",
             f"connections.max.reauth.ms={REAUTH_MS}"], nodes=3)
         try:
-            conf = {"metadata.broker.list": f"127.0.0.1:{w.port}",
-                    "security.protocol": "sasl_plaintext", "sasl.mechanism": "OAUTHBEARER",
-                    "sasl.oauthbearer.method": "oidc",
-                    "sasl.oauthbearer.client.id": "librdkafka",
-                    "sasl.oauthbearer.client.secret": "librdkafka-secret",
-                    "sasl.oauthbearer.token.endpoint.url": f"{url}/token"}
+            conf = sasl_conf(w, "OAUTHBEARER", {
+                "sasl.oauthbearer.method": "oidc", "sasl.oauthbearer.client.id": "librdkafka",
+                "sasl.oauthbearer.client.secret": "librdkafka-secret",
+                "sasl.oauthbearer.token.endpoint.url": f"{url}/token"})
             env = {"VALID_OIDC_URL": f"{url}/token", "EXPIRED_TOKEN_OIDC_URL": f"{url}/expired",
                    "INVALID_OIDC_URL": f"{url}/invalid"}
             if "0126" in wanted:
@@ -312,10 +315,9 @@ def main():
             'unsecuredValidatorRequiredScope="requiredScope";',
             f"connections.max.reauth.ms={REAUTH_MS}"], nodes=3)
         try:
-            conf = {"metadata.broker.list": f"127.0.0.1:{w.port}",
-                    "security.protocol": "sasl_plaintext", "sasl.mechanism": "OAUTHBEARER",
-                    "sasl.oauthbearer.method": "default",
-                    "sasl.oauthbearer.config": "principal=admin scope=requiredScope"}
+            conf = sasl_conf(w, "OAUTHBEARER", {
+                "sasl.oauthbearer.method": "default",
+                "sasl.oauthbearer.config": "principal=admin scope=requiredScope"})
             ok &= run_tests(a.runner, workdir, "unsecured-0142-oauthbearer", conf, {}, "0142",
                             "oauthbearer")
         finally:

@@ -50,11 +50,7 @@ async fn broker(extra: &[&str]) -> TestBroker {
 }
 
 fn sasl_addr(b: &TestBroker) -> SocketAddr {
-    b.broker
-        .as_ref()
-        .unwrap()
-        .listener_addr("SASL_PLAINTEXT")
-        .unwrap()
+    b.listener("SASL_PLAINTEXT")
 }
 
 /// A connection authenticated as `user` with PLAIN.

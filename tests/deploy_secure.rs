@@ -8,10 +8,13 @@
 //! min.insync.replicas=2 needs them), `admin` administers through EXTERNAL with the
 //! client settings in admin.properties, and a SCRAM user without ACLs is refused.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{free_ports, ClientErrors};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -30,16 +33,6 @@ impl Drop for Nodes {
             let _ = c.wait();
         }
     }
-}
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let socks: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    socks
-        .iter()
-        .map(|s| s.local_addr().unwrap().port())
-        .collect()
 }
 
 /// Kafka client properties (admin.properties) as a map.
@@ -282,8 +275,9 @@ async fn the_secured_compose_settings_form_a_cluster_that_lets_only_the_right_us
     assert!(err.contains("Topic authorization failed"), "{err}");
     // A wrong password is refused outright, with an authentication error.
     let wrong = client(&bootstrap, &secrets, "PLAIN", "admin", "not-the-password");
-    let errors = Errors::default();
-    let c: BaseConsumer<Errors> = wrong.create_with_context(errors.clone()).expect("consumer");
+    let errors = ClientErrors::default();
+    let c: BaseConsumer<ClientErrors> =
+        wrong.create_with_context(errors.clone()).expect("consumer");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let seen = errors.0.lock().unwrap().clone();
@@ -297,15 +291,3 @@ async fn the_secured_compose_settings_form_a_cluster_that_lets_only_the_right_us
         tokio::task::block_in_place(|| c.poll(Duration::from_millis(100)));
     }
 }
-
-/// Keeps the errors librdkafka reports (an authentication failure comes this way).
-#[derive(Clone, Default)]
-struct Errors(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-
-impl rdkafka::client::ClientContext for Errors {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.0.lock().unwrap().push(format!("{error}: {reason}"));
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for Errors {}

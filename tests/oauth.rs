@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use common::{Conn, TestBroker};
 use jwt::{JwksServer, Signer};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -31,11 +30,7 @@ use weir::sasl::oauthbearer::client_message;
 const T: Duration = Duration::from_secs(20);
 
 fn sasl_addr(b: &TestBroker) -> SocketAddr {
-    b.broker
-        .as_ref()
-        .unwrap()
-        .listener_addr("SASL_PLAINTEXT")
-        .expect("SASL listener")
+    b.listener("SASL_PLAINTEXT")
 }
 
 /// A broker with a PLAINTEXT and a SASL_PLAINTEXT listener taking OAUTHBEARER tokens
@@ -161,15 +156,7 @@ async fn exchange(
     Option<SaslAuthenticateResponse>,
 ) {
     let mut c = Conn::connect(addr).await;
-    let h: SaslHandshakeResponse = c
-        .call(
-            ApiKey::SaslHandshake,
-            1,
-            &SaslHandshakeRequest::default()
-                .with_mechanism(StrBytes::from_static_str("OAUTHBEARER")),
-        )
-        .await;
-    assert_eq!(h.error_code, 0);
+    assert_eq!(c.sasl_handshake(1, "OAUTHBEARER").await.error_code, 0);
     let first: SaslAuthenticateResponse = c
         .call(
             ApiKey::SaslAuthenticate,
@@ -274,14 +261,7 @@ async fn librdkafka_authenticates_with_tokens_checked_against_an_https_jwks() {
     refused(addr, "not-a-jwt", "not a JWT").await;
     // A malformed first message is refused at once.
     let mut raw = Conn::connect(addr).await;
-    let _: SaslHandshakeResponse = raw
-        .call(
-            ApiKey::SaslHandshake,
-            1,
-            &SaslHandshakeRequest::default()
-                .with_mechanism(StrBytes::from_static_str("OAUTHBEARER")),
-        )
-        .await;
+    raw.sasl_handshake(1, "OAUTHBEARER").await;
     let r: SaslAuthenticateResponse = raw
         .call(
             ApiKey::SaslAuthenticate,

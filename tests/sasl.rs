@@ -16,7 +16,7 @@ mod jwt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Conn, TestBroker};
+use common::{ClientErrors, Conn, TestBroker};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -46,11 +46,7 @@ async fn broker(extra: &[&str]) -> TestBroker {
 }
 
 fn sasl_addr(b: &TestBroker) -> SocketAddr {
-    b.broker
-        .as_ref()
-        .unwrap()
-        .listener_addr("SASL_PLAINTEXT")
-        .expect("SASL listener")
+    b.listener("SASL_PLAINTEXT")
 }
 
 fn client(bootstrap: &str, mechanism: &str, user: &str, password: &str) -> ClientConfig {
@@ -139,22 +135,11 @@ async fn round_trip(cfg: &ClientConfig, topic: &str, n: usize) {
     );
 }
 
-/// Keeps the errors librdkafka reports (an authentication failure comes this way).
-#[derive(Clone, Default)]
-struct Errors(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-
-impl rdkafka::client::ClientContext for Errors {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.0.lock().unwrap().push(format!("{error}: {reason}"));
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for Errors {}
-
 /// What librdkafka with `cfg` reports when Metadata fails (bad credentials expected).
 fn auth_error(cfg: &ClientConfig) -> String {
-    let errors = Errors::default();
-    let consumer: BaseConsumer<Errors> = cfg.create_with_context(errors.clone()).expect("consumer");
+    let errors = ClientErrors::default();
+    let consumer: BaseConsumer<ClientErrors> =
+        cfg.create_with_context(errors.clone()).expect("consumer");
     // librdkafka connects to the bootstrap broker at once; polling serves its errors.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -221,20 +206,8 @@ async fn librdkafka_authenticates_with_plain_and_scram_and_wrong_passwords_are_r
     // The PLAINTEXT listener of the same broker asks nobody, and says SASL is not its
     // business (Kafka's ILLEGAL_SASL_STATE).
     let mut plain = Conn::connect(b.addr).await;
-    let r: SaslHandshakeResponse = plain
-        .call(
-            ApiKey::SaslHandshake,
-            1,
-            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-        )
-        .await;
+    let r = plain.sasl_handshake(1, "PLAIN").await;
     assert_eq!(r.error_code, 34, "ILLEGAL_SASL_STATE");
-}
-
-async fn handshake(c: &mut Conn, version: i16, mechanism: &str) -> SaslHandshakeResponse {
-    let req =
-        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(mechanism.into()));
-    c.call(ApiKey::SaslHandshake, version, &req).await
 }
 
 async fn authenticate(c: &mut Conn, version: i16, token: Vec<u8>) -> SaslAuthenticateResponse {
@@ -291,7 +264,7 @@ async fn raw_exchanges_legacy_tokens_refusals_and_bad_frames() {
 
     // An unknown mechanism: the list of enabled ones, then the connection closes.
     let mut c = Conn::connect(addr).await;
-    let r = handshake(&mut c, 1, "GSSAPI").await;
+    let r = c.sasl_handshake(1, "GSSAPI").await;
     assert_eq!(r.error_code, 33, "UNSUPPORTED_SASL_MECHANISM");
     let offered: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
     assert_eq!(offered, ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]);
@@ -305,7 +278,7 @@ async fn raw_exchanges_legacy_tokens_refusals_and_bad_frames() {
 
     // The legacy exchange (handshake v0): bare tokens, answered bare; then requests.
     let mut c = Conn::connect(addr).await;
-    assert_eq!(handshake(&mut c, 0, "PLAIN").await.error_code, 0);
+    assert_eq!(c.sasl_handshake(0, "PLAIN").await.error_code, 0);
     c.send_raw(&weir::sasl::plain::client_token("alice", "alice-secret"))
         .await;
     let answer = c.recv_frame().await.expect("a bare answer");
@@ -313,7 +286,7 @@ async fn raw_exchanges_legacy_tokens_refusals_and_bad_frames() {
     assert!(!metadata(&mut c).await.brokers.is_empty());
     // ... and a wrong password there: no answer, the connection closes.
     let mut c = Conn::connect(addr).await;
-    assert_eq!(handshake(&mut c, 0, "PLAIN").await.error_code, 0);
+    assert_eq!(c.sasl_handshake(0, "PLAIN").await.error_code, 0);
     c.send_raw(&weir::sasl::plain::client_token("alice", "nope"))
         .await;
     assert!(
@@ -331,7 +304,7 @@ async fn raw_exchanges_legacy_tokens_refusals_and_bad_frames() {
         "erin-pw",
     );
     let mut c = Conn::connect(addr).await;
-    assert_eq!(handshake(&mut c, 1, "SCRAM-SHA-256").await.error_code, 0);
+    assert_eq!(c.sasl_handshake(1, "SCRAM-SHA-256").await.error_code, 0);
     let mut client = scram::Client::new(ScramMechanism::Sha256, "erin", "not-erin-pw");
     let first = authenticate(&mut c, 2, client.first()).await;
     assert_eq!(first.error_code, 0);
@@ -386,7 +359,7 @@ async fn sessions_end_unless_clients_authenticate_again() {
     // Re-authenticating in time renews the session.
     let (mut c, _) = login(addr, "alice", "alice-secret").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(handshake(&mut c, 1, "PLAIN").await.error_code, 0);
+    assert_eq!(c.sasl_handshake(1, "PLAIN").await.error_code, 0);
     let r = authenticate(
         &mut c,
         2,
@@ -400,7 +373,7 @@ async fn sessions_end_unless_clients_authenticate_again() {
         "served past the first session's end"
     );
     // ... but not as somebody else.
-    assert_eq!(handshake(&mut c, 1, "PLAIN").await.error_code, 0);
+    assert_eq!(c.sasl_handshake(1, "PLAIN").await.error_code, 0);
     let r = authenticate(
         &mut c,
         2,

@@ -164,20 +164,13 @@ pub fn listener_settings(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     fn resolve(pairs: &[(&str, &str)]) -> Result<OAuthSettings, String> {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let jaas = map
-            .get("listener.name.sasl_ssl.oauthbearer.sasl.jaas.config")
-            .map(|v| crate::sasl::jaas::parse(v).unwrap());
-        listener_settings("SASL_SSL", &|k: &str| map.get(k).cloned(), jaas.as_ref())
-            .map_err(|e| e.to_string())
+        let get = super::super::validate::lookup(pairs);
+        let jaas = get("listener.name.sasl_ssl.oauthbearer.sasl.jaas.config")
+            .map(|v| crate::sasl::jaas::parse(&v).unwrap());
+        listener_settings("SASL_SSL", &get, jaas.as_ref()).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -448,11 +448,7 @@ mod tests {
     use super::*;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<TlsSettings, ConfigError> {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        tls_settings("EXTERNAL", |k| map.get(k).cloned())
+        tls_settings("EXTERNAL", super::super::validate::lookup(pairs))
     }
 
     #[test]

@@ -264,3 +264,13 @@ pub(super) fn group_settings(
         consumer_assignors: assignors,
     })
 }
+
+/// A settings lookup over `pairs`, as the resolvers take one (for tests).
+#[cfg(test)]
+pub(super) fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| map.get(k).cloned()
+}

@@ -76,7 +76,40 @@ impl TestBroker {
     pub fn bootstrap(&self) -> String {
         self.addr.to_string()
     }
+
+    /// The bound address of listener `name` (SASL_PLAINTEXT, SSL, ...).
+    pub fn listener(&self, name: &str) -> SocketAddr {
+        self.broker
+            .as_ref()
+            .expect("running")
+            .listener_addr(name)
+            .unwrap_or_else(|| panic!("no listener {name}"))
+    }
 }
+
+/// Free ports on 127.0.0.1 (bound together, so they differ, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let socks: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    socks
+        .iter()
+        .map(|s| s.local_addr().expect("addr").port())
+        .collect()
+}
+
+/// A librdkafka client context that keeps the errors it reports (an authentication
+/// failure comes this way, not as a request's error).
+#[derive(Clone, Default)]
+pub struct ClientErrors(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl rdkafka::client::ClientContext for ClientErrors {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.0.lock().unwrap().push(format!("{error}: {reason}"));
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ClientErrors {}
 
 /// Broker logs in test output (shown for failing tests only).
 pub fn init_tracing() {
@@ -101,6 +134,17 @@ impl Conn {
         }
     }
 
+    /// A SaslHandshake for `mechanism` at `version`; its answer.
+    pub async fn sasl_handshake(
+        &mut self,
+        version: i16,
+        mechanism: &str,
+    ) -> kafka_protocol::messages::SaslHandshakeResponse {
+        let req = kafka_protocol::messages::SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_string(mechanism.into()));
+        self.call(ApiKey::SaslHandshake, version, &req).await
+    }
+
     /// Log in with SASL/PLAIN (SaslHandshake v1, which must be accepted, then
     /// SaslAuthenticate v2); the SaslAuthenticate answer.
     pub async fn sasl_plain(
@@ -108,16 +152,8 @@ impl Conn {
         user: &str,
         password: &str,
     ) -> kafka_protocol::messages::SaslAuthenticateResponse {
-        use kafka_protocol::messages::{
-            SaslAuthenticateRequest, SaslHandshakeRequest, SaslHandshakeResponse,
-        };
-        let hs: SaslHandshakeResponse = self
-            .call(
-                ApiKey::SaslHandshake,
-                1,
-                &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-            )
-            .await;
+        use kafka_protocol::messages::SaslAuthenticateRequest;
+        let hs = self.sasl_handshake(1, "PLAIN").await;
         assert_eq!(hs.error_code, 0, "PLAIN is enabled");
         let token = weir::sasl::plain::client_token(user, password);
         self.call(
