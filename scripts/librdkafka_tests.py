@@ -3,6 +3,8 @@
 
     librdkafka_tests.py --weir BIN --runner DIR --python VENV_PY [--tests 0097,0126,...]
 
+Tests: 0097, 0097-required, 0126, 0135, 0142 (default: all but 0097-required).
+
 DIR is librdkafka's tests/ directory with its built test-runner. For each group of
 tests this starts a single `weir` on free ports with the listener the tests need, writes
 the test.conf and the environment librdkafka's test harness (trivup) would give them,
@@ -12,17 +14,22 @@ client key (encrypted) with its certificate in PEM, DER and PKCS#12; librdkafka'
 fixtures provide the untrusted client certificates. OIDC tokens come from
 compat-tests/python/idp.py, whose JWKS the broker reads.
 
-  0097-ssl_verify          SSL listener with ssl.client.auth=required: trusted and
-                           untrusted client certificates, every way of loading them. Not in
-                           the default set: its first case passes, its second fails in
-                           librdkafka itself. With the application's verify callback
-                           refusing the broker's certificate, the refusal happens inside
-                           librdkafka's first SSL_connect() call on this loopback, and
-                           librdkafka reports errors from that call as _TRANSPORT
-                           ("Broker transport failure"), not _SSL as the test expects; the
-                           same refusal one second later, inside SSL_do_handshake(), is
-                           reported as _SSL ("SSL handshake failed: ... certificate verify
-                           failed"). Both are in the run's ssl.log.
+  0097-ssl_verify          SSL listener with ssl.client.auth=requested, over TLS 1.2 (what
+                           librdkafka's harness, trivup, gives Kafka) and TLS 1.3: trusted
+                           and untrusted client certificates, every way of loading them,
+                           and the application's verify callback refusing the broker. The
+                           client reaches the broker through a relay that delays each
+                           chunk by LINK_DELAY_MS, as any network does: on a bare loopback
+                           the broker's first TLS flight arrives while librdkafka's first
+                           SSL_connect() is still running, and librdkafka reports a refusal
+                           from that call as _TRANSPORT (rd_kafka_transport_connected ->
+                           rd_kafka_transport_connect_done), where the test expects the
+                           _SSL it reports for the same refusal in later calls.
+  0097-required            (on request) The same with ssl.client.auth=required. Every case
+                           passes but the untrusted client certificate's: the broker refuses
+                           it, as it must, with rustls's alert 116 (certificate_required),
+                           and the test looks for the alert Kafka's JSSE sends, 42
+                           (bad_certificate). rustls sends 116 in TLS 1.2 as in 1.3.
   0126-oauthbearer_oidc    OAUTHBEARER with librdkafka's OIDC login (client credentials,
                            Azure IMDS-style metadata authentication, expired and invalid
                            tokens). The jwt-bearer client-assertion variations need
@@ -39,18 +46,22 @@ compat-tests/python/idp.py, whose JWKS the broker reads.
 Exit status 1 if any run failed.
 """
 import argparse
+import asyncio
 import os
 import re
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 KEY_PASSWORD = "client-key-password"
 REAUTH_MS = 10000
+# One-way delay of the relay in front of the 0097 broker: a LAN's, not a loopback's.
+LINK_DELAY_MS = 2
 
 
 def sh(*cmd, **kw):
@@ -95,7 +106,6 @@ def make_pki(d):
         "SSL_pub_pem": p("client.crt"), "SSL_priv_pem": p("client.enc.key"),
         "SSL_pub_der": p("client.crt.der"), "SSL_priv_der": p("client.key.der"),
         "SSL_ca_pem": p("ca.pem"), "SSL_ca_der": p("ca.der"), "SSL_all_cas_pem": p("ca.pem"),
-        "SSL_client_auth": "required",
     }, d
 
 
@@ -168,6 +178,46 @@ class Weir:
                 p.kill()
 
 
+class DelayRelay:
+    """A TCP relay on 127.0.0.1:`port` to `target_port` that holds every chunk for
+    `delay_ms` before passing it on, in order, in both directions (a thread with its own
+    event loop, for the life of the process)."""
+
+    def __init__(self, port, target_port, delay_ms):
+        self.port = port
+        self.target_port = target_port
+        self.delay = delay_ms / 1000
+        ready = threading.Event()
+        threading.Thread(target=lambda: asyncio.run(self._serve(ready)), daemon=True).start()
+        if not ready.wait(10):
+            raise SystemExit("the delay relay did not start")
+
+    async def _serve(self, ready):
+        server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    async def _client(self, c_reader, c_writer):
+        try:
+            b_reader, b_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            c_writer.close()
+            return
+        await asyncio.gather(self._pipe(c_reader, b_writer), self._pipe(b_reader, c_writer))
+
+    async def _pipe(self, reader, writer):
+        try:
+            while chunk := await reader.read(65536):
+                await asyncio.sleep(self.delay)
+                writer.write(chunk)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+
 def run_tests(runner, workdir, name, conf, env, tests, subtests=None):
     """Runs TESTS with test.conf `conf`; (passed, summary lines)."""
     path = os.path.join(workdir, f"{name}.test.conf")
@@ -233,7 +283,7 @@ def main():
     ap.add_argument("--weir", required=True)
     ap.add_argument("--runner", required=True)
     ap.add_argument("--python", required=True)
-    ap.add_argument("--tests", default="0126,0135,0142")
+    ap.add_argument("--tests", default="0097,0126,0135,0142")
     a = ap.parse_args()
     wanted = set(a.tests.split(","))
     workdir = tempfile.mkdtemp(prefix="weir-librdkafka-")
@@ -242,20 +292,31 @@ def main():
     plain = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
              'user_admin="admin-secret";')
 
-    if "0097" in wanted:
+    if wanted & {"0097", "0097-required"}:
         env, pki = make_pki(os.path.join(workdir, "pki"))
-        w = Weir(a.weir, workdir, "ssl", "SSL", [
-            f"ssl.keystore.location={pki}/broker.pem", f"ssl.truststore.location={pki}/ca.pem",
-            "ssl.client.auth=required"])
-        try:
-            ok &= run_tests(a.runner, workdir, "ssl", {
-                "metadata.broker.list": f"127.0.0.1:{w.port}", "security.protocol": "ssl",
-                "ssl.ca.location": f"{pki}/ca.pem",
-                "ssl.certificate.location": f"{pki}/client.crt",
-                "ssl.key.location": f"{pki}/client.enc.key", "ssl.key.password": KEY_PASSWORD,
-            }, env, "0097")
-        finally:
-            w.stop()
+        runs = [("requested", "TLSv1.2"), ("requested", "TLSv1.3")] if "0097" in wanted else []
+        if "0097-required" in wanted:
+            runs.append(("required", "TLSv1.2"))
+        for client_auth, protocol in runs:
+            name = f"ssl-{client_auth}-{protocol}"
+            # The broker advertises the relay: every connection of the client crosses it.
+            relay_port = free_port()
+            w = Weir(a.weir, workdir, name, "SSL", [
+                f"ssl.keystore.location={pki}/broker.pem",
+                f"ssl.truststore.location={pki}/ca.pem", f"ssl.client.auth={client_auth}",
+                f"ssl.enabled.protocols={protocol}",
+                f"advertised.listeners=SSL://127.0.0.1:{relay_port}"])
+            relay = DelayRelay(relay_port, w.port, LINK_DELAY_MS)
+            try:
+                ok &= run_tests(a.runner, workdir, name, {
+                    "metadata.broker.list": f"127.0.0.1:{relay.port}",
+                    "security.protocol": "ssl", "ssl.ca.location": f"{pki}/ca.pem",
+                    "ssl.certificate.location": f"{pki}/client.crt",
+                    "ssl.key.location": f"{pki}/client.enc.key",
+                    "ssl.key.password": KEY_PASSWORD,
+                }, dict(env, SSL_client_auth=client_auth), "0097")
+            finally:
+                w.stop()
 
     if wanted & {"0135", "0142"}:
         # Three nodes: 0142 makes its topic with three replicas.
