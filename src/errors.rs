@@ -64,6 +64,7 @@ impl From<&LogError> for KafkaError {
             LogError::InvalidRecords { .. } => R::InvalidRecord,
             LogError::OutOfOrderSequence(_) => R::OutOfOrderSequenceNumber,
             LogError::InvalidProducerEpoch(_) => R::InvalidProducerEpoch,
+            LogError::CoordinatorFenced(_) => R::TransactionCoordinatorFenced,
             LogError::OffsetOutOfRange { .. } => R::OffsetOutOfRange,
             LogError::Io(_) => R::KafkaStorageError,
             LogError::Closed => R::NotLeaderOrFollower,

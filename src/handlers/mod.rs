@@ -72,6 +72,7 @@ pub mod sasl_handshake;
 pub mod sync_group;
 pub mod unregister_broker;
 mod util;
+pub mod write_txn_markers;
 
 /// Everything a handler knows about the request it serves.
 #[derive(Clone)]
@@ -184,6 +185,7 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::AddRaftVoter, add_raft_voter::VERSIONS),
     (ApiKey::RemoveRaftVoter, remove_raft_voter::VERSIONS),
     (ApiKey::DescribeProducers, describe_producers::VERSIONS),
+    (ApiKey::WriteTxnMarkers, write_txn_markers::VERSIONS),
     (ApiKey::FindCoordinator, find_coordinator::VERSIONS),
     (ApiKey::JoinGroup, join_group::VERSIONS),
     (ApiKey::SyncGroup, sync_group::VERSIONS),
@@ -406,6 +408,7 @@ pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
         ApiKey::AddRaftVoter => run!(ctx, body, AddRaftVoterRequest, add_raft_voter),
         ApiKey::RemoveRaftVoter => run!(ctx, body, RemoveRaftVoterRequest, remove_raft_voter),
         ApiKey::DescribeProducers => run!(ctx, body, DescribeProducersRequest, describe_producers),
+        ApiKey::WriteTxnMarkers => run!(ctx, body, WriteTxnMarkersRequest, write_txn_markers),
         ApiKey::FindCoordinator => run!(ctx, body, FindCoordinatorRequest, find_coordinator),
         ApiKey::JoinGroup => run!(ctx, body, JoinGroupRequest, join_group),
         ApiKey::SyncGroup => run!(ctx, body, SyncGroupRequest, sync_group),

@@ -37,6 +37,7 @@ pub mod producer_state;
 pub mod records;
 pub mod retention;
 pub mod segment;
+pub mod txn_index;
 
 pub use manager::LogManager;
 pub use partition::{AppendResult, CleanStats, PartitionLog, ReadResult};
@@ -75,6 +76,10 @@ pub enum LogError {
     /// Producer epoch older than the one we know: INVALID_PRODUCER_EPOCH.
     #[error("producer fenced: {0}")]
     InvalidProducerEpoch(String),
+    /// A transaction marker from an older transaction coordinator than the last one
+    /// seen for the producer: TRANSACTION_COORDINATOR_FENCED.
+    #[error("transaction coordinator fenced: {0}")]
+    CoordinatorFenced(String),
     /// OFFSET_OUT_OF_RANGE.
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange {

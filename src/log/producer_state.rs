@@ -8,9 +8,16 @@
 //! recovery replays stored batch headers, usually starting from a snapshot
 //! ([`ProducerStateManager::encode_snapshot`]) so that only the tail needs replaying. It
 //! does no I/O; choosing snapshot files and when to write them is the partition log's job.
+//!
+//! It also tracks transactions (KIP-98): a producer's first transactional batch opens its
+//! transaction, and the marker that ends it ([`ProducerStateManager::complete`]) yields a
+//! [`CompletedTxn`] (the partition log indexes aborted ones). The first offset of the
+//! oldest transaction not yet decided, or decided by a marker the high watermark has not
+//! passed, bounds the last stable offset ([`ProducerStateManager::first_unstable_offset`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
+use super::batch::control::TxnMarker;
 use super::batch::BatchHeader;
 use super::LogError;
 
@@ -97,6 +104,20 @@ pub struct ProducerInfo {
     pub current_txn_start_offset: Option<i64>,
 }
 
+/// A transaction a marker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    pub aborted: bool,
+    /// The last stable offset once this transaction is decided and replicated: the
+    /// first offset of the oldest other undecided transaction, else the offset after
+    /// the marker (Kafka's `lastStableOffset` of the aborted-transaction index).
+    pub last_stable_offset: i64,
+}
+
 /// Producer state of one partition. See the module docs for how it is fed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
@@ -104,6 +125,12 @@ pub struct ProducerStateManager {
     producers: BTreeMap<i64, ProducerEntry>,
     /// Offset after the last batch applied: a snapshot taken now covers `[.., end_offset)`.
     end_offset: i64,
+    /// Open transactions by first offset → producer id (derived from `producers`).
+    ongoing: BTreeMap<i64, i64>,
+    /// Transactions whose marker is at or past the high watermark, by first offset →
+    /// (producer id, marker offset): decided, but not yet stable. Not in snapshots: a
+    /// restarted log counts its markers as replicated, as Kafka's does.
+    unreplicated: BTreeMap<i64, (i64, i64)>,
 }
 
 impl ProducerStateManager {
@@ -188,14 +215,14 @@ impl ProducerStateManager {
         Ok(SeqCheck::Append)
     }
 
-    /// Record a batch that is in the log, with its assigned offsets: after an append, and
-    /// for every batch header replayed during recovery (in log order). Batches without a
-    /// producer id only advance [`end_offset`](Self::end_offset). Control batches
-    /// (transaction markers) end the producer's open transaction; use
-    /// [`update_marker`](Self::update_marker) to also record the coordinator epoch.
+    /// Record a data batch that is in the log, with its assigned offsets: after an
+    /// append, and for every batch header replayed during recovery (in log order).
+    /// Batches without a producer id only advance [`end_offset`](Self::end_offset).
+    /// Control batches (transaction markers) go to [`complete`](Self::complete); one
+    /// given here only advances the end offset.
     pub fn update(&mut self, header: &BatchHeader) {
         self.end_offset = self.end_offset.max(header.last_offset().saturating_add(1));
-        if !header.has_producer_id() {
+        if !header.has_producer_id() || header.is_control() {
             return;
         }
         let entry = self
@@ -204,12 +231,9 @@ impl ProducerStateManager {
             .or_insert_with(ProducerEntry::new);
         entry.set_epoch(header.producer_epoch);
         entry.last_timestamp = header.max_timestamp;
-        if header.is_control() {
-            entry.current_txn_first_offset = None;
-            return;
-        }
         if header.is_transactional() && entry.current_txn_first_offset.is_none() {
             entry.current_txn_first_offset = Some(header.base_offset);
+            self.ongoing.insert(header.base_offset, header.producer_id);
         }
         if entry.batches.len() >= NUM_BATCHES_TO_RETAIN {
             entry.batches.pop_front();
@@ -223,13 +247,89 @@ impl ProducerStateManager {
         });
     }
 
-    /// [`update`](Self::update) for a transaction marker whose end-transaction record
-    /// carried `coordinator_epoch`.
-    pub fn update_marker(&mut self, header: &BatchHeader, coordinator_epoch: i32) {
-        self.update(header);
-        if let Some(entry) = self.producers.get_mut(&header.producer_id) {
-            entry.coordinator_epoch = coordinator_epoch;
+    /// Whether a leader may write `marker` for `producer_id` at `epoch`: not for an epoch
+    /// older than the producer's (INVALID_PRODUCER_EPOCH), nor from a coordinator older
+    /// than the last one that wrote a marker for it (TRANSACTION_COORDINATOR_FENCED).
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        marker: &TxnMarker,
+    ) -> Result<(), LogError> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if epoch < entry.epoch {
+            return Err(LogError::InvalidProducerEpoch(format!(
+                "marker for producer {producer_id} has epoch {epoch}, older than the \
+                 current epoch {}",
+                entry.epoch
+            )));
         }
+        if marker.coordinator_epoch < entry.coordinator_epoch {
+            return Err(LogError::CoordinatorFenced(format!(
+                "marker for producer {producer_id} from coordinator epoch {}, older than {}",
+                marker.coordinator_epoch, entry.coordinator_epoch
+            )));
+        }
+        Ok(())
+    }
+
+    /// Record a transaction marker that is in the log: it ends the producer's open
+    /// transaction, if any, which is returned. `high_watermark` tells whether the marker
+    /// is replicated already (a follower's, or a replay's, usually is).
+    pub fn complete(
+        &mut self,
+        header: &BatchHeader,
+        marker: &TxnMarker,
+        high_watermark: i64,
+    ) -> Option<CompletedTxn> {
+        self.end_offset = self.end_offset.max(header.last_offset().saturating_add(1));
+        let pid = header.producer_id;
+        let entry = self.producers.entry(pid).or_insert_with(ProducerEntry::new);
+        entry.set_epoch(header.producer_epoch);
+        entry.last_timestamp = header.max_timestamp;
+        entry.coordinator_epoch = marker.coordinator_epoch;
+        let first_offset = entry.current_txn_first_offset.take()?;
+        self.ongoing.remove(&first_offset);
+        let marker_offset = header.base_offset;
+        let last_stable_offset = self
+            .ongoing
+            .keys()
+            .next()
+            .copied()
+            .into_iter()
+            .chain(self.unreplicated.keys().next().copied())
+            .min()
+            .unwrap_or(marker_offset + 1);
+        if marker_offset >= high_watermark {
+            self.unreplicated.insert(first_offset, (pid, marker_offset));
+        }
+        Some(CompletedTxn {
+            producer_id: pid,
+            first_offset,
+            last_offset: marker_offset,
+            aborted: !marker.commit,
+            last_stable_offset,
+        })
+    }
+
+    /// The first offset of the oldest transaction that is open, or decided by a marker
+    /// the high watermark has not passed: the last stable offset cannot pass it.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        let ongoing = self.ongoing.keys().next().copied();
+        let unreplicated = self.unreplicated.keys().next().copied();
+        ongoing.into_iter().chain(unreplicated).min()
+    }
+
+    /// The high watermark moved to `hw`: markers below it are replicated.
+    pub fn on_high_watermark(&mut self, hw: i64) {
+        self.unreplicated.retain(|_, (_, marker)| *marker >= hw);
+    }
+
+    /// Open transactions: (producer id, first offset), oldest first.
+    pub fn ongoing(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().map(|(&first, &pid)| (pid, first))
     }
 
     /// Drop producers idle for at least `producer_id_expiration_ms` (by the timestamp of
@@ -364,9 +464,15 @@ impl ProducerStateManager {
         if !r.buf.is_empty() {
             return Err(bad("trailing bytes"));
         }
+        let ongoing = producers
+            .iter()
+            .filter_map(|(&pid, e)| Some((e.current_txn_first_offset?, pid)))
+            .collect();
         Ok(ProducerStateManager {
             producers,
             end_offset,
+            ongoing,
+            unreplicated: BTreeMap::new(),
         })
     }
 }
@@ -539,12 +645,89 @@ mod tests {
         );
     }
 
+    fn abort(coordinator_epoch: i32) -> TxnMarker {
+        TxnMarker {
+            commit: false,
+            coordinator_epoch,
+        }
+    }
+
+    /// A transactional data batch, and a marker, of `pid` at `offset`.
+    fn txn_batch(pid: i64, offset: i64) -> BatchHeader {
+        let mut h = hdr(pid, 0, 0, 1, offset);
+        h.attributes = 0x10;
+        h
+    }
+    fn marker_at(pid: i64, offset: i64) -> BatchHeader {
+        let mut h = hdr(pid, 0, -1, 1, offset);
+        h.attributes = 0x30;
+        h
+    }
+
+    #[test]
+    fn transactions_bound_the_last_stable_offset_until_their_marker_is_replicated() {
+        let mut s = ProducerStateManager::new();
+        assert_eq!(s.first_unstable_offset(), None);
+        s.update(&hdr(1, 0, 0, 1, 0));
+        s.update(&txn_batch(2, 1));
+        s.update(&txn_batch(3, 2));
+        s.update(&txn_batch(2, 3)); // same transaction: its first offset stays 1
+        assert_eq!(s.first_unstable_offset(), Some(1));
+        assert_eq!(s.ongoing().collect::<Vec<_>>(), [(2, 1), (3, 2)]);
+        let commit = TxnMarker {
+            commit: true,
+            coordinator_epoch: 0,
+        };
+        // Producer 2 commits at 4, not yet replicated (high watermark 4).
+        let done = s.complete(&marker_at(2, 4), &commit, 4).unwrap();
+        assert_eq!(
+            (done.first_offset, done.last_offset, done.aborted),
+            (1, 4, false)
+        );
+        // Producer 3's transaction (from 2) is the oldest other undecided one.
+        assert_eq!(done.last_stable_offset, 2);
+        assert_eq!(s.first_unstable_offset(), Some(1));
+        s.on_high_watermark(5);
+        assert_eq!(s.first_unstable_offset(), Some(2));
+        let done = s.complete(&marker_at(3, 5), &abort(0), 6).unwrap();
+        assert!(done.aborted);
+        assert_eq!(done.last_stable_offset, 6);
+        assert_eq!(s.first_unstable_offset(), None);
+        // A marker without an open transaction completes nothing.
+        assert_eq!(s.complete(&marker_at(3, 6), &abort(0), 0), None);
+        // Open transactions survive a snapshot; undecided-but-replicated ones need none.
+        s.update(&txn_batch(7, 7));
+        let back = ProducerStateManager::decode_snapshot(&s.encode_snapshot()).unwrap();
+        assert_eq!(back.first_unstable_offset(), Some(7));
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn markers_from_old_epochs_or_old_coordinators_are_refused() {
+        let mut s = ProducerStateManager::new();
+        s.update(&hdr(1, 3, 0, 1, 0));
+        let mut marker = marker_at(1, 1);
+        marker.producer_epoch = 3;
+        s.complete(&marker, &abort(5), 0);
+        assert!(matches!(
+            s.check_marker(1, 2, &abort(5)),
+            Err(LogError::InvalidProducerEpoch(_))
+        ));
+        assert!(matches!(
+            s.check_marker(1, 3, &abort(4)),
+            Err(LogError::CoordinatorFenced(_))
+        ));
+        assert!(s.check_marker(1, 3, &abort(5)).is_ok());
+        assert!(s.check_marker(1, 4, &abort(6)).is_ok());
+        assert!(s.check_marker(99, 0, &abort(0)).is_ok());
+    }
+
     #[test]
     fn a_marker_with_a_new_epoch_resets_sequences() {
         let mut s = seven();
         let mut marker = hdr(1, 1, -1, 1, 14);
         marker.attributes = 0x30;
-        s.update_marker(&marker, 9);
+        s.complete(&marker, &abort(9), 0);
         assert_eq!(s.batches(1).count(), 0);
         let info = s.producers().next().unwrap();
         assert_eq!(
@@ -595,7 +778,7 @@ mod tests {
         let mut marker = hdr(2, 0, -1, 1, 5);
         marker.attributes = 0x30;
         marker.max_timestamp = T + 1;
-        s.update(&marker);
+        s.complete(&marker, &abort(0), i64::MAX);
         assert_eq!(s.producers().next().unwrap().current_txn_start_offset, None);
         assert_eq!(s.expire(T + 1000, 50), 2);
         assert!(s.is_empty());
@@ -621,7 +804,7 @@ mod tests {
         s.update(&txn);
         let mut marker = hdr(10, 1, -1, 1, 30);
         marker.attributes = 0x30;
-        s.update_marker(&marker, 4);
+        s.complete(&marker, &abort(4), i64::MAX);
         s.update(&hdr(-1, -1, -1, 5, 31));
         s
     }

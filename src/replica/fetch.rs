@@ -187,10 +187,9 @@ impl ReplicaManager {
                     FetchedPartition::failed(t.partition, e)
                 }
             };
-            part.aborted_transactions = match params.isolation {
-                Isolation::ReadCommitted => Some(Vec::new()),
-                Isolation::ReadUncommitted => None,
-            };
+            if params.isolation == Isolation::ReadCommitted && part.aborted_transactions.is_none() {
+                part.aborted_transactions = Some(Vec::new());
+            }
             pass.bytes += part.records.len();
             pass.parts.push(part);
         }
@@ -250,6 +249,23 @@ impl ReplicaManager {
         match p.read_records(t.fetch_offset, t.max_bytes.min(budget), max_offset, first) {
             Ok(records) => part.records = records,
             Err(e) => part.error = Some(KafkaError::from(&e)),
+        }
+        if follower.is_none()
+            && params.isolation == Isolation::ReadCommitted
+            && !part.records.is_empty()
+        {
+            // Every transaction aborted in what may have been read: the consumer drops
+            // those producers' records from each first offset to the ABORT marker.
+            let aborted = p.log().aborted_transactions(t.fetch_offset, max_offset);
+            part.aborted_transactions = Some(
+                aborted
+                    .into_iter()
+                    .map(|a| AbortedTxn {
+                        producer_id: a.producer_id,
+                        first_offset: a.first_offset,
+                    })
+                    .collect(),
+            );
         }
         Ok(part)
     }

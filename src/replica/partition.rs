@@ -119,10 +119,10 @@ impl Partition {
         self.log.high_watermark()
     }
 
-    /// The offset below which every transaction is decided; with no transactions in the
-    /// log, the high watermark.
+    /// The offset below which every transaction is decided and replicated; with no
+    /// transactions in the log, the high watermark.
     pub fn last_stable_offset(&self) -> i64 {
-        self.log.high_watermark()
+        self.log.last_stable_offset()
     }
 
     pub fn log_start_offset(&self) -> i64 {

@@ -18,6 +18,7 @@ pub use kafka_protocol::records::Compression;
 
 mod builder;
 mod compression;
+pub mod control;
 mod framing;
 mod validate;
 

@@ -66,8 +66,7 @@ const KEPT_ATTRIBUTES: i16 = 0x08 | 0x10 | 0x20;
 const ATTRIBUTES_OFFSET: usize = 21;
 const CRC_OFFSET: usize = 17;
 
-/// Control record type of an abort marker (the type field of the control key).
-const ABORT_MARKER: i16 = 0;
+use super::batch::control::ABORT as ABORT_MARKER;
 
 /// (offset, key, value) of every record of one stored batch, for readers of internal
 /// topics (the group coordinator replaying `__consumer_offsets`). Control batches have

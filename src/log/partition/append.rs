@@ -3,6 +3,7 @@
 //! follower's (batches that already carry their offsets), with segment rolls.
 
 use super::*;
+use crate::log::batch::control::TxnMarker;
 
 impl PartitionLog {
     /// Validate, check producer sequences, assign offsets, write. Does not fsync.
@@ -76,17 +77,10 @@ impl PartitionLog {
         // would be handed out twice.
         self.set_log_end(last + 1);
         inner.producers.update(&hdr);
-        match inner.epochs.assign(leader_epoch, base) {
-            Ok(true) => tracing::info!(topic = %self.topic, partition = self.partition,
-                epoch = leader_epoch, start_offset = base, "new leader epoch"),
-            Ok(false) => {}
-            // The entry is in memory; the checkpoint is rewritten on the next change.
-            Err(e) => tracing::error!(topic = %self.topic, partition = self.partition,
-                error = %e, "cannot persist leader-epoch checkpoint"),
+        if hdr.is_transactional() {
+            self.note_unstable(&inner.producers);
         }
-        if self.auto_high_watermark.load(Ordering::Acquire) {
-            self.hw.send_replace(last + 1);
-        }
+        self.appended_as_leader(&mut inner, leader_epoch, base, last);
         drop(inner);
         let unflushed = self
             .unflushed_messages
@@ -99,6 +93,81 @@ impl PartitionLog {
         Ok(AppendResult {
             base_offset: base,
             last_offset: last,
+            log_append_time: stamp.unwrap_or(-1),
+            log_start_offset: self.log_start.load(Ordering::Acquire),
+            duplicate: false,
+        })
+    }
+
+    /// A leader's bookkeeping after a batch at `[base, last]` is in the log: the leader
+    /// epoch's start and, on a single node, the high watermark.
+    fn appended_as_leader(&self, inner: &mut Inner, leader_epoch: i32, base: i64, last: i64) {
+        match inner.epochs.assign(leader_epoch, base) {
+            Ok(true) => tracing::info!(topic = %self.topic, partition = self.partition,
+                epoch = leader_epoch, start_offset = base, "new leader epoch"),
+            Ok(false) => {}
+            // The entry is in memory; the checkpoint is rewritten on the next change.
+            Err(e) => tracing::error!(topic = %self.topic, partition = self.partition,
+                error = %e, "cannot persist leader-epoch checkpoint"),
+        }
+        if self.auto_high_watermark.load(Ordering::Acquire) {
+            self.advance_auto_hw(inner, last + 1);
+        }
+    }
+
+    /// Single node: the high watermark follows the log end (markers below it count as
+    /// replicated at once).
+    fn advance_auto_hw(&self, inner: &mut Inner, hw: i64) {
+        if self.first_unstable.load(Ordering::Acquire) != i64::MAX {
+            inner.producers.on_high_watermark(hw);
+            self.note_unstable(&inner.producers);
+        }
+        self.hw.send_replace(hw);
+    }
+
+    /// Write a transaction marker (COMMIT or ABORT) for `producer_id` as the leader in
+    /// `leader_epoch`: Kafka's `appendAsLeader` with origin COORDINATOR. The producer's
+    /// open transaction ends; an aborted one enters the segment's transaction index. A
+    /// marker of an older producer epoch or an older coordinator is refused.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: TxnMarker,
+        leader_epoch: i32,
+    ) -> Result<AppendResult, LogError> {
+        self.check_open()?;
+        let cfg = self.config.read().clone();
+        let now = now_ms();
+        let records = batch::control::marker_batch(producer_id, producer_epoch, marker, now)?;
+        let mut inner = self.inner.lock();
+        self.check_writable()?;
+        inner
+            .producers
+            .check_marker(producer_id, producer_epoch, &marker)?;
+        let base = self.log_end.load(Ordering::Acquire);
+        let stamp = (cfg.timestamp_type == TimestampType::LogAppendTime).then_some(now);
+        let head = batch::stamped_header(&records, base, leader_epoch, stamp)
+            .ok_or_else(|| LogError::Corrupt("record batch shorter than its header".into()))?;
+        let hdr = BatchHeader::parse(&head)?;
+        self.maybe_roll(&mut inner, &cfg, records.len(), base, now)?;
+        let active = inner.segments.last_mut().ok_or(LogError::Closed)?;
+        active.append_with_header(&head, &records[head.len()..], &hdr)?;
+        self.set_log_end(base + 1);
+        let hw = self.high_watermark();
+        if let Some(done) = inner.producers.complete(&hdr, &marker, hw) {
+            if done.aborted {
+                if let Some(active) = inner.segments.last_mut() {
+                    active.push_aborted(aborted_entry(&done));
+                }
+            }
+        }
+        self.note_unstable(&inner.producers);
+        self.appended_as_leader(&mut inner, leader_epoch, base, base);
+        drop(inner);
+        Ok(AppendResult {
+            base_offset: base,
+            last_offset: base,
             log_append_time: stamp.unwrap_or(-1),
             log_start_offset: self.log_start.load(Ordering::Acquire),
             duplicate: false,
@@ -171,7 +240,14 @@ impl PartitionLog {
             expected = hdr.last_offset() + 1;
             last = hdr.last_offset();
             self.set_log_end(expected);
-            inner.producers.update(hdr);
+            if hdr.is_control() {
+                self.follow_control_batch(&mut inner, hdr, &records[range.clone()]);
+            } else {
+                inner.producers.update(hdr);
+                if hdr.is_transactional() {
+                    self.note_unstable(&inner.producers);
+                }
+            }
             if let Err(e) = inner
                 .epochs
                 .assign(hdr.partition_leader_epoch, hdr.base_offset)
@@ -183,8 +259,32 @@ impl PartitionLog {
                 .fetch_add(hdr.record_count.max(0) as i64, Ordering::AcqRel);
         }
         if self.auto_high_watermark.load(Ordering::Acquire) {
-            self.hw.send_replace(expected);
+            self.advance_auto_hw(&mut inner, expected);
         }
         Ok(Some((first, last)))
+    }
+
+    /// A control batch copied from the leader: a transaction marker ends the producer's
+    /// transaction here as it did there (the leader checked it). One that does not parse
+    /// ends nothing, as for a consumer.
+    fn follow_control_batch(&self, inner: &mut Inner, hdr: &BatchHeader, bytes: &[u8]) {
+        match batch::control::parse_marker(bytes) {
+            Ok((_, marker)) => {
+                let hw = self.high_watermark();
+                if let Some(done) = inner.producers.complete(hdr, &marker, hw) {
+                    if done.aborted {
+                        if let Some(active) = inner.segments.last_mut() {
+                            active.push_aborted(aborted_entry(&done));
+                        }
+                    }
+                }
+                self.note_unstable(&inner.producers);
+            }
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, partition = self.partition,
+                    offset = hdr.base_offset, error = %e, "control batch is not a transaction marker");
+                inner.producers.update(hdr);
+            }
+        }
     }
 }

@@ -58,20 +58,31 @@ pub(super) fn write_snapshot(dir: &Path, producers: &ProducerStateManager) -> st
     Ok(())
 }
 
-/// Rebuild the producer state: the newest readable snapshot at or below the log end, then
-/// the headers of every batch after it. Snapshots past the log end (their batches were
-/// truncated away) are deleted.
+/// Rebuild the producer state: the newest readable snapshot at or below both the log end
+/// and `replay_from`, then the headers of every batch after it. Snapshots past the log
+/// end (their batches were truncated away) are deleted.
+///
+/// The aborted-transaction indexes of the replayed range are rebuilt on the way: entries
+/// whose marker lies at or past the replay's start are forgotten and the markers found
+/// record them again. A caller that cannot trust a segment's index (recovered, or its file
+/// lost) passes that segment's base as `replay_from`. Markers at or past `high_watermark`
+/// count as not yet replicated.
 pub(super) fn load_producer_state(
     dir: &Path,
-    segments: &[Segment],
+    segments: &mut [Segment],
     log_start: i64,
     log_end: i64,
+    replay_from: i64,
+    high_watermark: i64,
 ) -> Result<ProducerStateManager, LogError> {
     let mut state = ProducerStateManager::new();
     let mut from = log_start;
     for (offset, path) in list_snapshots(dir) {
         if offset > log_end || offset < log_start {
             let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if offset > replay_from {
             continue;
         }
         match std::fs::read(&path)
@@ -90,24 +101,61 @@ pub(super) fn load_producer_state(
         }
     }
     let first = segment_index(segments, from);
-    for seg in &segments[first..] {
+    for seg in &mut segments[first..] {
         if seg.next_offset() <= from {
             continue;
         }
+        seg.forget_aborted_from(from);
         let view = seg.view();
         let mut cursor = segment::Cursor::new(&view, seg.position_hint(from));
-        while let Some((p, _)) = cursor.next_header()? {
-            if p.last_offset >= from {
-                state.update(&cursor.full_header()?);
+        let mut aborted = Vec::new();
+        while let Some((p, pos)) = cursor.next_header()? {
+            if p.last_offset < from {
+                continue;
             }
+            let header = cursor.full_header()?;
+            if !header.is_control() {
+                state.update(&header);
+                continue;
+            }
+            let bytes = view.read_batch(pos, p.size)?;
+            match batch::control::parse_marker(&bytes) {
+                Ok((_, marker)) => {
+                    if let Some(done) = state.complete(&header, &marker, high_watermark) {
+                        if done.aborted {
+                            aborted.push(aborted_entry(&done));
+                        }
+                    }
+                }
+                // A control batch that is not a marker (Kafka reserves other types) ends
+                // nothing; skipping it is what a consumer does too.
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), offset = p.base_offset, error = %e,
+                        "skipping an unreadable control batch");
+                    state.update(&header);
+                }
+            }
+        }
+        for t in aborted {
+            seg.push_aborted(t);
         }
     }
     state.truncate_head(log_start);
     Ok(state)
 }
 
+/// The aborted-transaction index entry of a completed transaction.
+pub(super) fn aborted_entry(done: &CompletedTxn) -> AbortedTxn {
+    AbortedTxn {
+        producer_id: done.producer_id,
+        first_offset: done.first_offset,
+        last_offset: done.last_offset,
+        last_stable_offset: done.last_stable_offset,
+    }
+}
+
 pub(super) fn remove_segment_files(dir: &Path, base: i64) {
-    for ext in ["log", "index", "timeindex"] {
+    for ext in ["log", "index", "timeindex", "txnindex"] {
         let _ = std::fs::remove_file(dir.join(segment::file_name(base, ext)));
     }
 }

@@ -23,9 +23,10 @@ use super::codec::{self, TopicCompression};
 use super::epoch::{self, EpochCache};
 use super::flusher::FlusherHandle;
 use super::handles::HandleCache;
-use super::producer_state::{ProducerInfo, ProducerStateManager, SeqCheck};
+use super::producer_state::{CompletedTxn, ProducerInfo, ProducerStateManager, SeqCheck};
 use super::records::Records;
 use super::segment::{self, Segment, SegmentOptions, SegmentView};
+use super::txn_index::AbortedTxn;
 use super::LogError;
 use crate::config::{TimestampType, TopicConfig};
 
@@ -35,6 +36,8 @@ mod files;
 mod flush;
 mod open;
 mod read;
+#[cfg(test)]
+mod tests_txn;
 mod truncate;
 
 use files::*;
@@ -133,6 +136,9 @@ pub struct PartitionLog {
     end_tx: watch::Sender<i64>,
     log_start: AtomicI64,
     log_end: AtomicI64,
+    /// The producer state's first unstable offset (`i64::MAX` when no transaction is
+    /// undecided), kept outside the lock so the last stable offset costs a load.
+    first_unstable: AtomicI64,
     /// Everything below this offset is fsynced (the recovery point).
     flushed: AtomicI64,
     unflushed_messages: AtomicI64,
@@ -294,14 +300,53 @@ impl PartitionLog {
         self.end_tx.send_replace(end);
     }
 
-    /// Set the high watermark (replication layer); clamped to the log end.
+    /// Set the high watermark (replication layer); clamped to the log end. Markers it
+    /// passes become replicated, which may move the last stable offset.
     pub fn set_high_watermark(&self, hw: i64) {
         let hw = hw.clamp(self.log_start_offset(), self.log_end_offset());
+        if self.first_unstable.load(Ordering::Acquire) != i64::MAX {
+            let mut inner = self.inner.lock();
+            inner.producers.on_high_watermark(hw);
+            self.note_unstable(&inner.producers);
+        }
         self.hw.send_if_modified(|cur| {
             let changed = *cur != hw;
             *cur = hw;
             changed
         });
+    }
+
+    /// The offset below which every transaction is decided and replicated (Kafka's last
+    /// stable offset): the high watermark, or the first offset of the oldest transaction
+    /// that is not.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark()
+            .min(self.first_unstable.load(Ordering::Acquire))
+    }
+
+    /// Publish the producer state's first unstable offset (under the partition lock).
+    fn note_unstable(&self, producers: &ProducerStateManager) {
+        let first = producers.first_unstable_offset().unwrap_or(i64::MAX);
+        self.first_unstable.store(first, Ordering::Release);
+    }
+
+    /// The transactions aborted in `[from, upper)` (marker at or past `from`, first offset
+    /// below `upper`), for a read_committed fetch of that range.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        let inner = self.inner.lock();
+        let mut out = Vec::new();
+        let first = segment_index(&inner.segments, from);
+        for seg in &inner.segments[first..] {
+            if seg.collect_aborted(from, upper, &mut out) {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Open transactions (producer id, first offset), oldest first.
+    pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
+        self.inner.lock().producers.ongoing().collect()
     }
 
     /// Whether appends move the high watermark to the log end (single node: yes).

@@ -69,12 +69,17 @@ impl PartitionLog {
         bases.sort_unstable();
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
         let mut recovered_any = false;
+        // The first segment whose aborted-transaction index must be rebuilt by replay.
+        let mut replay_from = i64::MAX;
         for (i, &base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
             // A segment may hold unflushed offsets if it reaches the recovery point.
             let recover = !opts.clean_shutdown && next_base.is_none_or(|n| n > opts.recovery_point);
             let (seg, outcome) = Segment::open(&dir, base, seg_opts, recover, &opts.handles)?;
             recovered_any |= recover;
+            if recover || outcome.txn_index_lost {
+                replay_from = replay_from.min(base);
+            }
             let overlaps = segments.last().is_some_and(|p| p.next_offset() > base);
             if overlaps {
                 tracing::warn!(dir = %dir.display(), base, "segment overlaps its predecessor; dropping it and later ones");
@@ -137,16 +142,24 @@ impl PartitionLog {
         } else {
             opts.recovery_point.clamp(first_base, log_end)
         };
-        let producers = load_producer_state(&dir, &segments, log_start, log_end)?;
-        if recovered_any {
-            tracing::info!(topic = %opts.topic, partition = opts.partition, log_start,
-                log_end, "partition log recovered");
-        }
         // Records above the checkpointed high watermark may not be on the other in-sync
         // replicas: they stay invisible to consumers until replication confirms them.
         let start_hw = opts
             .high_watermark
             .map_or(log_end, |hw| hw.clamp(log_start, log_end));
+        let producers = load_producer_state(
+            &dir,
+            &mut segments,
+            log_start,
+            log_end,
+            replay_from,
+            start_hw,
+        )?;
+        if recovered_any {
+            tracing::info!(topic = %opts.topic, partition = opts.partition, log_start,
+                log_end, "partition log recovered");
+        }
+        let first_unstable = producers.first_unstable_offset().unwrap_or(i64::MAX);
         let (hw, _) = watch::channel(start_hw);
         let (end_tx, _) = watch::channel(log_end);
         let jitter = if opts.config.segment_jitter_ms > 0 {
@@ -175,6 +188,7 @@ impl PartitionLog {
             end_tx,
             log_start: AtomicI64::new(log_start),
             log_end: AtomicI64::new(log_end),
+            first_unstable: AtomicI64::new(first_unstable),
             flushed: AtomicI64::new(flushed),
             unflushed_messages: AtomicI64::new(0),
             last_flush_ms: AtomicI64::new(now_ms()),

@@ -59,7 +59,17 @@ impl PartitionLog {
             tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
                 "cannot rewrite leader-epoch checkpoint; will retry");
         }
-        inner.producers = load_producer_state(&self.dir, &inner.segments, log_start, new_end)?;
+        let hw = self.high_watermark().min(new_end);
+        let inner = &mut *inner;
+        inner.producers = load_producer_state(
+            &self.dir,
+            &mut inner.segments,
+            log_start,
+            new_end,
+            new_end,
+            hw,
+        )?;
+        self.note_unstable(&inner.producers);
         self.flushed.fetch_min(new_end, Ordering::AcqRel);
         if self.high_watermark() > new_end {
             self.hw.send_replace(new_end);

@@ -1,4 +1,5 @@
-//! One log segment: the append-only `<base offset>.log` file and its two indexes.
+//! One log segment: the append-only `<base offset>.log` file, its two sparse indexes and
+//! its aborted-transaction index (`.txnindex`, see [`super::txn_index`]).
 //!
 //! A segment owns its files and knows its valid size, next offset and largest timestamp.
 //! Appends are one positioned write of a whole batch; a failed write (full disk) is cut
@@ -29,6 +30,7 @@ use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use super::handles::{HandleCache, SegmentFile};
 use super::index::{OffsetIndex, TimeIndex};
 use super::records::{FileRange, Records, FILE_SEND_MIN, MAX_FILE_RANGE};
+use super::txn_index::{AbortedTxn, TxnIndex};
 use crate::config::TopicConfig;
 
 mod open;
@@ -113,6 +115,9 @@ pub struct RecoveryOutcome {
     pub truncated_bytes: u64,
     /// The cut bytes were all zero: preallocated space, not damage.
     pub zero_tail: bool,
+    /// The stored aborted-transaction index could not be used (unreadable, or naming
+    /// offsets the segment does not hold): the caller rebuilds it from the log.
+    pub txn_index_lost: bool,
 }
 
 /// A segment of a partition log.
@@ -125,6 +130,8 @@ pub struct Segment {
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    /// Transactions aborted by a marker in this segment.
+    txn_index: TxnIndex,
     opts: SegmentOptions,
     bytes_since_index: u64,
     next_offset: i64,
@@ -223,6 +230,28 @@ impl Segment {
 
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+
+    /// Transactions aborted by markers in this segment, by marker offset.
+    pub fn aborted_txns(&self) -> &[AbortedTxn] {
+        self.txn_index.entries()
+    }
+
+    /// Record a transaction aborted by a marker just appended to this segment.
+    pub fn push_aborted(&mut self, txn: AbortedTxn) {
+        self.txn_index.push(txn);
+    }
+
+    /// Forget the aborted transactions whose marker is at or past `offset`, so that
+    /// a replay from `offset` can record them again.
+    pub fn forget_aborted_from(&mut self, offset: i64) {
+        self.txn_index.truncate_to(offset);
+    }
+
+    /// The transactions of this segment overlapping `[from, upper)`; true when no later
+    /// segment can hold one (see [`TxnIndex::collect`]).
+    pub fn collect_aborted(&self, from: i64, upper: i64, out: &mut Vec<AbortedTxn>) -> bool {
+        self.txn_index.collect(from, upper, out)
     }
 
     /// Point both index files at `/dev/full`, where every write fails with ENOSPC.

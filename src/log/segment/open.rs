@@ -33,7 +33,7 @@ impl Segment {
         // go now (which frees space). The new indexes are written at the first seal,
         // flush or shutdown; until then a restart finds none and rebuilds them from the
         // log, as it does for any segment it recovers.
-        for ext in ["index", "timeindex"] {
+        for ext in ["index", "timeindex", "txnindex"] {
             let _ = std::fs::remove_file(dir.join(file_name(base_offset, ext)));
         }
         let offset_index = OffsetIndex::empty(
@@ -46,6 +46,7 @@ impl Segment {
             base_offset,
             opts.segment_index_bytes,
         );
+        let txn_index = TxnIndex::empty(&dir.join(file_name(base_offset, "txnindex")));
         Ok(Segment {
             base_offset,
             log: SegmentFile::new(handles, &log_path, log)?,
@@ -53,6 +54,7 @@ impl Segment {
             size: 0,
             offset_index,
             time_index,
+            txn_index,
             opts,
             bytes_since_index: 0,
             next_offset: base_offset,
@@ -105,6 +107,19 @@ impl Segment {
             tracing::warn!(file = %time_path.display(), error = %e, "time index unusable; rebuilding");
             TimeIndex::empty(&time_path, base_offset, opts.segment_index_bytes)
         });
+        // The aborted-transaction index is not rebuilt here: that needs the transactions'
+        // first offsets, which may lie in earlier segments (the partition log replays
+        // producer state for it when this reports it lost).
+        let txn_path = dir.join(file_name(base_offset, "txnindex"));
+        let (txn_index, mut txn_index_lost) = match TxnIndex::open(&txn_path, base_offset, i64::MAX)
+        {
+            Ok(t) => (t, false),
+            Err(e) => {
+                tracing::warn!(file = %txn_path.display(), error = %e,
+                        "transaction index unusable; rebuilding");
+                (TxnIndex::empty(&txn_path), true)
+            }
+        };
         let mut seg = Segment {
             base_offset,
             log: SegmentFile::new(handles, &log_path, log)?,
@@ -112,6 +127,7 @@ impl Segment {
             size,
             offset_index,
             time_index,
+            txn_index,
             opts,
             bytes_since_index: 0,
             next_offset: base_offset,
@@ -121,12 +137,23 @@ impl Segment {
             created_ms,
             index_warned: false,
         };
-        if must_rebuild {
-            let outcome = seg.recover()?;
-            return Ok((seg, outcome));
+        let mut outcome = if must_rebuild {
+            seg.recover()?
+        } else {
+            seg.load_tail()?;
+            RecoveryOutcome::default()
+        };
+        if seg
+            .txn_index
+            .entries()
+            .last()
+            .is_some_and(|e| e.last_offset >= seg.next_offset)
+        {
+            seg.txn_index.truncate_to(seg.base_offset);
+            txn_index_lost = true;
         }
-        seg.load_tail()?;
-        Ok((seg, RecoveryOutcome::default()))
+        outcome.txn_index_lost = txn_index_lost;
+        Ok((seg, outcome))
     }
 
     /// Re-validate every batch, truncate at the first bad one and rebuild the indexes.

@@ -10,7 +10,9 @@ impl Segment {
         if position < self.size {
             self.log()?.set_len(position)?;
         }
-        self.recover().map(|_| ())
+        self.recover()?;
+        self.txn_index.truncate_to(self.next_offset);
+        Ok(())
     }
 
     /// Warn once per run of failures, not once per batch of a full-disk recovery.
@@ -33,7 +35,8 @@ impl Segment {
         let written = self
             .offset_index
             .persist()
-            .and_then(|()| self.time_index.persist());
+            .and_then(|()| self.time_index.persist())
+            .and_then(|()| self.txn_index.persist());
         self.note_index_write(written)
     }
 
@@ -44,13 +47,16 @@ impl Segment {
         let synced = self
             .offset_index
             .sync()
-            .and_then(|()| self.time_index.sync());
+            .and_then(|()| self.time_index.sync())
+            .and_then(|()| self.txn_index.sync());
         self.note_index_write(synced)
     }
 
     /// Whether an index file does not hold exactly the in-memory index.
     pub fn indexes_lagging(&self) -> bool {
-        self.offset_index.is_lagging() || self.time_index.is_lagging()
+        self.offset_index.is_lagging()
+            || self.time_index.is_lagging()
+            || self.txn_index.is_lagging()
     }
 
     /// Whether the index files are not yet what a restart may trust: lagging, or written
@@ -60,12 +66,21 @@ impl Segment {
         self.size > 0
             && (self.indexes_lagging()
                 || self.offset_index.is_unsynced()
-                || self.time_index.is_unsynced())
+                || self.time_index.is_unsynced()
+                || self.txn_index.is_unsynced())
     }
 
-    /// Remove both index files, so the next open rebuilds them from the log (a lagging
-    /// time index would understate the segment's largest timestamp).
+    /// Remove both sparse index files, so the next open rebuilds them from the log (a
+    /// lagging time index would understate the segment's largest timestamp). The
+    /// transaction index cannot be rebuilt from this segment alone: if its file lags,
+    /// this fails, so the shutdown counts as unclean and the next open replays.
     pub fn remove_index_files(&self) -> io::Result<()> {
+        if self.txn_index.is_lagging() {
+            return Err(io::Error::other(format!(
+                "cannot write {}",
+                self.txn_index.path().display()
+            )));
+        }
         for p in [self.offset_index.path(), self.time_index.path()] {
             match std::fs::remove_file(p) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -179,6 +194,7 @@ impl Segment {
             self.log_path.clone(),
             self.offset_index.path().to_path_buf(),
             self.time_index.path().to_path_buf(),
+            self.txn_index.path().to_path_buf(),
         ] {
             let mut to = p.clone().into_os_string();
             to.push(".deleted");

@@ -3,6 +3,7 @@
 //! (and the fsync, with the durable policy).
 
 use super::*;
+use crate::log::batch::control::TxnMarker;
 
 impl ReplicaManager {
     /// A partition this broker leads, for reading: never creates its log (a log the
@@ -93,6 +94,38 @@ impl ReplicaManager {
         records: Bytes,
         acks: i16,
     ) -> Result<PendingAppend, KafkaError> {
+        self.append_with(image, topic, partition, acks, |log, leader_epoch| {
+            log.append_as_leader(records, leader_epoch)
+        })
+    }
+
+    /// Write a transaction marker for `producer_id` as leader (WriteTxnMarkers), with
+    /// acks=all as Kafka's coordinator asks: the caller awaits
+    /// [`PendingAppend::complete`] before reporting it written.
+    pub fn append_marker(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: TxnMarker,
+    ) -> Result<PendingAppend, KafkaError> {
+        self.append_with(image, topic, partition, -1, |log, leader_epoch| {
+            log.append_marker(producer_id, producer_epoch, marker, leader_epoch)
+        })
+    }
+
+    /// The leader's write, `write(log, leader epoch)`, after the leadership and ISR
+    /// checks, and what the caller then waits for.
+    fn append_with(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        partition: i32,
+        acks: i16,
+        write: impl FnOnce(&PartitionLog, i32) -> Result<AppendResult, crate::log::LogError>,
+    ) -> Result<PendingAppend, KafkaError> {
         let p = self.leader_for_write(image, topic, partition)?;
         let (log, meta) = (p.log().clone(), p.meta());
         let replicated = p.is_replicated();
@@ -110,9 +143,7 @@ impl ReplicaManager {
         if acks == -1 && (meta.isr.len() as i32) < min_isr {
             return Err(KafkaError::new(ResponseError::NotEnoughReplicas));
         }
-        let result = log
-            .append_as_leader(records, meta.leader_epoch)
-            .map_err(|e| KafkaError::from(&e))?;
+        let result = write(&log, meta.leader_epoch).map_err(|e| KafkaError::from(&e))?;
         let wait_for_flush =
             acks == -1 && log.config().flush_policy == FlushPolicy::Durable && !result.duplicate;
         if replicated {
