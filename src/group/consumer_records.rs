@@ -8,7 +8,6 @@
 //! against what remains, and nothing is preallocated from a length field.
 
 use bytes::{BufMut, BytesMut};
-use uuid::Uuid;
 
 use super::consumer_types::{
     ClassicMemberMetadata, ConsumerGroupCurrentMemberAssignmentValue,
@@ -18,6 +17,29 @@ use super::consumer_types::{
 };
 use super::records::{put_string, Reader as KeyReader, RecordError};
 use super::types::Record;
+use crate::protocol::flex::{FlexError, FlexReader, FlexWriter};
+
+impl From<FlexError> for RecordError {
+    fn from(e: FlexError) -> Self {
+        RecordError(e.0)
+    }
+}
+
+/// A value of this module's schema version.
+fn writer() -> FlexWriter {
+    FlexWriter::new(VALUE_VERSION)
+}
+
+/// The reader of a value, after checking its schema version.
+fn reader(bytes: &[u8]) -> Result<FlexReader<'_>, RecordError> {
+    let (version, r) = FlexReader::new(bytes)?;
+    if version != VALUE_VERSION {
+        return Err(err(format!(
+            "consumer-group value version {version} is not readable"
+        )));
+    }
+    Ok(r)
+}
 
 pub const GROUP_METADATA: i16 = 3;
 pub const PARTITION_METADATA: i16 = 4;
@@ -40,7 +62,7 @@ pub fn encode(record: &Record) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
             group_id,
             None,
             value.as_ref().map(|v| {
-                let mut w = Writer::value();
+                let mut w = writer();
                 w.i32(v.epoch);
                 w.finish()
             }),
@@ -50,7 +72,7 @@ pub fn encode(record: &Record) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
             group_id,
             None,
             value.as_ref().map(|v| {
-                let mut w = Writer::value();
+                let mut w = writer();
                 w.len(v.topics.len());
                 for t in &v.topics {
                     w.uuid(t.topic_id);
@@ -76,7 +98,7 @@ pub fn encode(record: &Record) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
             group_id,
             Some(member_id),
             value.as_ref().map(|v| {
-                let mut w = Writer::value();
+                let mut w = writer();
                 w.nullable(v.instance_id.as_deref());
                 w.nullable(v.rack_id.as_deref());
                 w.string(&v.client_id);
@@ -86,9 +108,9 @@ pub fn encode(record: &Record) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
                 w.i32(v.rebalance_timeout_ms);
                 w.nullable(v.server_assignor.as_deref());
                 match &v.classic_member_metadata {
-                    None => w.b.put_i8(-1),
+                    None => w.i8(-1),
                     Some(c) => {
-                        w.b.put_i8(1);
+                        w.i8(1);
                         w.i32(c.session_timeout_ms);
                         w.len(c.supported_protocols.len());
                         for (name, metadata) in &c.supported_protocols {
@@ -107,7 +129,7 @@ pub fn encode(record: &Record) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
             group_id,
             None,
             value.as_ref().map(|v| {
-                let mut w = Writer::value();
+                let mut w = writer();
                 w.i32(v.assignment_epoch);
                 w.finish()
             }),
@@ -121,7 +143,7 @@ pub fn encode(record: &Record) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
             group_id,
             Some(member_id),
             value.as_ref().map(|v| {
-                let mut w = Writer::value();
+                let mut w = writer();
                 w.partitions(&v.topic_partitions);
                 w.finish()
             }),
@@ -135,10 +157,10 @@ pub fn encode(record: &Record) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
             group_id,
             Some(member_id),
             value.as_ref().map(|v| {
-                let mut w = Writer::value();
+                let mut w = writer();
                 w.i32(v.member_epoch);
                 w.i32(v.previous_member_epoch);
-                w.b.put_i8(v.state);
+                w.i8(v.state);
                 w.partitions(&v.assigned_partitions);
                 w.partitions(&v.partitions_pending_revocation);
                 w.finish()
@@ -160,7 +182,7 @@ pub fn decode(kind: i16, key: &[u8], value: Option<&[u8]>) -> Result<Record, Rec
     let mut k = KeyReader(key);
     let group_id = k.string()?;
     let member = |k: &mut KeyReader| k.string();
-    let mut value = value.map(Reader::value).transpose()?;
+    let mut value = value.map(reader).transpose()?;
     let record = match kind {
         GROUP_METADATA => Record::ConsumerGroupMetadata {
             group_id,
@@ -212,7 +234,7 @@ pub fn decode(kind: i16, key: &[u8], value: Option<&[u8]>) -> Result<Record, Rec
                     let subscribed_topic_regex = r.nullable()?;
                     let rebalance_timeout_ms = r.i32()?;
                     let server_assignor = r.nullable()?;
-                    let classic_member_metadata = match r.take(1)?[0] as i8 {
+                    let classic_member_metadata = match r.i8()? {
                         -1 => None,
                         _ => {
                             let session_timeout_ms = r.i32()?;
@@ -276,7 +298,7 @@ pub fn decode(kind: i16, key: &[u8], value: Option<&[u8]>) -> Result<Record, Rec
                     Ok::<_, RecordError>(ConsumerGroupCurrentMemberAssignmentValue {
                         member_epoch: r.i32()?,
                         previous_member_epoch: r.i32()?,
-                        state: r.take(1)?[0] as i8,
+                        state: r.i8()?,
                         assigned_partitions: r.partitions()?,
                         partitions_pending_revocation: r.partitions()?,
                     })
@@ -291,195 +313,15 @@ pub fn decode(kind: i16, key: &[u8], value: Option<&[u8]>) -> Result<Record, Rec
     };
     if let Some(r) = value.as_mut() {
         r.tags()?;
-        if !r.0.is_empty() {
-            return Err(err(format!("{} bytes after the value", r.0.len())));
-        }
+        r.finish()?;
     }
     Ok(record)
-}
-
-/// Writes a flexible value: version, fields, then the top-level tagged fields.
-struct Writer {
-    b: BytesMut,
-}
-
-impl Writer {
-    fn value() -> Writer {
-        let mut b = BytesMut::new();
-        b.put_i16(VALUE_VERSION);
-        Writer { b }
-    }
-    fn finish(mut self) -> Vec<u8> {
-        self.tags();
-        self.b.to_vec()
-    }
-    fn uvarint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.b.put_u8((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.b.put_u8(v as u8);
-    }
-    /// A compact array length.
-    fn len(&mut self, n: usize) {
-        self.uvarint(n as u64 + 1);
-    }
-    fn tags(&mut self) {
-        self.uvarint(0);
-    }
-    fn i32(&mut self, v: i32) {
-        self.b.put_i32(v);
-    }
-    fn uuid(&mut self, id: Uuid) {
-        self.b.put_slice(id.as_bytes());
-    }
-    fn string(&mut self, s: &str) {
-        self.len(s.len());
-        self.b.put_slice(s.as_bytes());
-    }
-    fn nullable(&mut self, s: Option<&str>) {
-        match s {
-            Some(s) => self.string(s),
-            None => self.uvarint(0),
-        }
-    }
-    fn bytes(&mut self, v: &[u8]) {
-        self.len(v.len());
-        self.b.put_slice(v);
-    }
-    fn strings(&mut self, v: &[String]) {
-        self.len(v.len());
-        for s in v {
-            self.string(s);
-        }
-    }
-    fn partitions(&mut self, v: &[(Uuid, Vec<i32>)]) {
-        self.len(v.len());
-        for (id, ps) in v {
-            self.uuid(*id);
-            self.len(ps.len());
-            for p in ps {
-                self.i32(*p);
-            }
-            self.tags();
-        }
-    }
-}
-
-/// Reads a flexible value written by [`Writer`].
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn value(bytes: &'a [u8]) -> Result<Reader<'a>, RecordError> {
-        let mut r = Reader(bytes);
-        let b = r.take(2)?;
-        let version = i16::from_be_bytes([b[0], b[1]]);
-        if version != VALUE_VERSION {
-            return Err(err(format!(
-                "consumer-group value version {version} is not readable"
-            )));
-        }
-        Ok(r)
-    }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
-        if self.0.len() < n {
-            return Err(err(format!(
-                "field of {n} bytes runs past the end ({} left)",
-                self.0.len()
-            )));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-    fn uvarint(&mut self) -> Result<u64, RecordError> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let b = self.take(1)?[0];
-            v |= ((b & 0x7f) as u64) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(err("varint longer than 10 bytes"))
-    }
-    /// A compact length; None for null.
-    fn compact(&mut self) -> Result<Option<usize>, RecordError> {
-        match self.uvarint()? {
-            0 => Ok(None),
-            n => {
-                let n = (n - 1) as usize;
-                // Every element takes at least one byte: a larger count cannot be real.
-                if n > self.0.len() {
-                    return Err(err(format!(
-                        "length {n} exceeds the {} bytes left",
-                        self.0.len()
-                    )));
-                }
-                Ok(Some(n))
-            }
-        }
-    }
-    fn len(&mut self) -> Result<usize, RecordError> {
-        Ok(self.compact()?.unwrap_or(0))
-    }
-    fn tags(&mut self) -> Result<(), RecordError> {
-        for _ in 0..self.uvarint()? {
-            let _tag = self.uvarint()?;
-            let size = self.uvarint()? as usize;
-            self.take(size)?;
-        }
-        Ok(())
-    }
-    fn i32(&mut self) -> Result<i32, RecordError> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn uuid(&mut self) -> Result<Uuid, RecordError> {
-        let b = self.take(16)?;
-        Ok(Uuid::from_slice(b).unwrap_or_default())
-    }
-    fn nullable(&mut self) -> Result<Option<String>, RecordError> {
-        match self.compact()? {
-            None => Ok(None),
-            Some(n) => String::from_utf8(self.take(n)?.to_vec())
-                .map(Some)
-                .map_err(|_| err("string is not UTF-8")),
-        }
-    }
-    fn string(&mut self) -> Result<String, RecordError> {
-        self.nullable()?
-            .ok_or_else(|| err("null where a string is required"))
-    }
-    fn bytes(&mut self) -> Result<Vec<u8>, RecordError> {
-        let n = self.len()?;
-        Ok(self.take(n)?.to_vec())
-    }
-    fn strings(&mut self) -> Result<Vec<String>, RecordError> {
-        let mut out = Vec::new();
-        for _ in 0..self.len()? {
-            out.push(self.string()?);
-        }
-        Ok(out)
-    }
-    fn partitions(&mut self) -> Result<Vec<(Uuid, Vec<i32>)>, RecordError> {
-        let mut out = Vec::new();
-        for _ in 0..self.len()? {
-            let id = self.uuid()?;
-            let mut ps = Vec::new();
-            for _ in 0..self.len()? {
-                ps.push(self.i32()?);
-            }
-            self.tags()?;
-            out.push((id, ps));
-        }
-        Ok(out)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn roundtrip(r: Record) {
         let (k, v) = encode(&r).expect("consumer record");

@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod file_chunk;
+pub mod flex;
 pub mod frame;
 pub mod response;
 
