@@ -41,6 +41,7 @@ pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod txn;
 
 #[global_allocator]
 static GLOBAL: alloc::Allocator = alloc::Allocator;

@@ -156,6 +156,11 @@ impl<'a> FlexReader<'a> {
         Ok(head)
     }
 
+    /// The next `n` bytes as they are (fields of a non-flexible version).
+    pub fn raw(&mut self, n: usize) -> Result<&'a [u8], FlexError> {
+        self.take(n)
+    }
+
     /// Nothing may follow the value.
     pub fn finish(&self) -> Result<(), FlexError> {
         if self.0.is_empty() {
