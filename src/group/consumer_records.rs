@@ -197,12 +197,12 @@ pub fn decode(kind: i16, key: &[u8], value: Option<&[u8]>) -> Result<Record, Rec
                 .as_mut()
                 .map(|r| {
                     let mut topics = Vec::new();
-                    for _ in 0..r.len()? {
+                    for _ in 0..r.count()? {
                         let topic_id = r.uuid()?;
                         let topic_name = r.string()?;
                         let num_partitions = r.i32()?;
                         let mut partition_metadata = Vec::new();
-                        for _ in 0..r.len()? {
+                        for _ in 0..r.count()? {
                             let p = r.i32()?;
                             let racks = r.strings()?;
                             r.tags()?;
@@ -239,7 +239,7 @@ pub fn decode(kind: i16, key: &[u8], value: Option<&[u8]>) -> Result<Record, Rec
                         _ => {
                             let session_timeout_ms = r.i32()?;
                             let mut supported_protocols = Vec::new();
-                            for _ in 0..r.len()? {
+                            for _ in 0..r.count()? {
                                 let name = r.string()?;
                                 let metadata = r.bytes()?;
                                 r.tags()?;

@@ -200,7 +200,8 @@ impl<'a> FlexReader<'a> {
         }
     }
 
-    pub fn len(&mut self) -> Result<usize, FlexError> {
+    /// A compact array length (null counts as empty).
+    pub fn count(&mut self) -> Result<usize, FlexError> {
         Ok(self.compact()?.unwrap_or(0))
     }
 
@@ -261,13 +262,13 @@ impl<'a> FlexReader<'a> {
     }
 
     pub fn bytes(&mut self) -> Result<Vec<u8>, FlexError> {
-        let n = self.len()?;
+        let n = self.count()?;
         Ok(self.take(n)?.to_vec())
     }
 
     pub fn strings(&mut self) -> Result<Vec<String>, FlexError> {
         let mut out = Vec::new();
-        for _ in 0..self.len()? {
+        for _ in 0..self.count()? {
             out.push(self.string()?);
         }
         Ok(out)
@@ -275,10 +276,10 @@ impl<'a> FlexReader<'a> {
 
     pub fn partitions(&mut self) -> Result<Vec<(Uuid, Vec<i32>)>, FlexError> {
         let mut out = Vec::new();
-        for _ in 0..self.len()? {
+        for _ in 0..self.count()? {
             let id = self.uuid()?;
             let mut ps = Vec::new();
-            for _ in 0..self.len()? {
+            for _ in 0..self.count()? {
                 ps.push(self.i32()?);
             }
             self.tags()?;
@@ -309,7 +310,7 @@ mod tests {
         assert_eq!(r.i64().unwrap(), 42);
         assert_eq!(r.string().unwrap(), "topic");
         assert_eq!(r.nullable().unwrap(), None);
-        assert_eq!(r.len().unwrap(), 2);
+        assert_eq!(r.count().unwrap(), 2);
         assert_eq!((r.i32().unwrap(), r.i32().unwrap()), (1, 2));
         let tags = r.tagged().unwrap();
         assert_eq!(tags.len(), 2);

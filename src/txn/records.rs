@@ -140,7 +140,7 @@ fn decode_value(id: &str, bytes: &[u8]) -> Result<TxnMetadata, RecordError> {
             legacy_string(&mut r)?
         };
         let count = if flexible {
-            r.len()?
+            r.count()?
         } else {
             legacy_len(&mut r)?
         };

@@ -96,7 +96,7 @@ fn commit_goes_through_prepare_markers_and_complete() {
         c.add_partitions("app", pid, epoch, &[tp("u", 0)], NOW).0,
         Err(E::ConcurrentTransactions)
     );
-    assert_eq!(c.pending_markers(), [job.clone()]);
+    assert_eq!(c.pending_markers(), std::slice::from_ref(&job));
     let out = c.markers_written(&job, NOW + 4);
     assert_eq!(out.records.len(), 1);
     let m = c.get("app").unwrap();
@@ -109,7 +109,9 @@ fn commit_goes_through_prepare_markers_and_complete() {
         Err(E::InvalidTxnState)
     );
     // The next transaction starts fresh.
-    c.add_partitions("app", pid, epoch, &[tp("u", 0)], NOW + 6).0.unwrap();
+    c.add_partitions("app", pid, epoch, &[tp("u", 0)], NOW + 6)
+        .0
+        .unwrap();
     let m = c.get("app").unwrap();
     assert_eq!(m.partitions.len(), 1);
     assert_eq!(m.start_ms, NOW + 6);
@@ -129,7 +131,9 @@ fn ending_without_a_transaction_is_invalid() {
 fn init_during_a_transaction_aborts_it_with_a_bumped_epoch_then_bumps_again() {
     let mut c = coord();
     let (pid, epoch) = init(&mut c, "app", 7).unwrap();
-    c.add_partitions("app", pid, epoch, &[tp("t", 0)], NOW).0.unwrap();
+    c.add_partitions("app", pid, epoch, &[tp("t", 0)], NOW)
+        .0
+        .unwrap();
     let (r, out) = c.init_producer_id(
         &InitProducerId {
             transactional_id: "app".into(),
@@ -204,7 +208,9 @@ fn timed_out_transactions_are_aborted_and_idle_ids_expire() {
     let mut c = coord();
     let (pid, epoch) = init(&mut c, "app", 7).unwrap();
     init(&mut c, "idle", 8).unwrap();
-    c.add_partitions("app", pid, epoch, &[tp("t", 0)], NOW).0.unwrap();
+    c.add_partitions("app", pid, epoch, &[tp("t", 0)], NOW)
+        .0
+        .unwrap();
     assert_eq!(c.next_deadline(), Some(NOW + 60_001));
     assert!(c.tick(NOW + 60_000).markers.is_empty());
     let out = c.tick(NOW + 60_001);
@@ -230,7 +236,9 @@ fn timed_out_transactions_are_aborted_and_idle_ids_expire() {
 fn brokers_verify_that_a_partition_is_in_the_transaction() {
     let mut c = coord();
     let (pid, epoch) = init(&mut c, "app", 7).unwrap();
-    c.add_partitions("app", pid, epoch, &[tp("t", 0)], NOW).0.unwrap();
+    c.add_partitions("app", pid, epoch, &[tp("t", 0)], NOW)
+        .0
+        .unwrap();
     let v = c.verify_partitions("app", pid, epoch, &[tp("t", 0), tp("t", 1)]);
     assert_eq!(v[0].1, None);
     assert_eq!(v[1].1, Some(E::InvalidTxnState));
@@ -251,7 +259,11 @@ fn replaying_the_records_rebuilds_the_same_state() {
     let (r, out) = c.init_producer_id(&req("a", 1), NOW);
     let (pid, epoch) = r.unwrap();
     log.extend(out.records);
-    log.extend(c.add_partitions("a", pid, epoch, &[tp("t", 0)], NOW).1.records);
+    log.extend(
+        c.add_partitions("a", pid, epoch, &[tp("t", 0)], NOW)
+            .1
+            .records,
+    );
     log.extend(c.init_producer_id(&req("b", 2), NOW).1.records);
     log.extend(c.end_txn("a", pid, epoch, false, NOW).1.records);
     let mut fresh = coord();
