@@ -24,6 +24,7 @@ pub mod dir_lock;
 pub mod errors;
 pub mod group;
 pub mod handlers;
+pub mod internal_topics;
 pub mod log;
 pub mod log_levels;
 pub mod memory_trim;

@@ -30,7 +30,7 @@ use sources::read_file;
 pub use topic::TopicConfig;
 use validate::{
     check_roles, check_value, group_settings, invalid, parse_listeners, parse_voters, rename,
-    scale_synonym,
+    scale_synonym, txn_settings,
 };
 pub use validate::{check_topic_value, split_list};
 
@@ -228,6 +228,19 @@ pub struct Config {
     pub segment_files_open_max: Option<usize>,
     pub producer_id_expiration_ms: i64,
     pub groups: GroupSettings,
+    pub transactions: TxnSettings,
+}
+
+/// Settings of the transaction coordinator and `__transaction_state`.
+#[derive(Debug, Clone)]
+pub struct TxnSettings {
+    pub log_partitions: i32,
+    pub log_replication_factor: i16,
+    pub log_min_isr: i16,
+    pub log_segment_bytes: i64,
+    pub max_timeout_ms: i32,
+    pub id_expiration_ms: i64,
+    pub abort_check_interval_ms: u64,
 }
 
 /// Settings of the group coordinator and `__consumer_offsets`.
@@ -513,6 +526,7 @@ impl Config {
             segment_files_open_max: (open_max > 0).then_some(open_max as usize),
             producer_id_expiration_ms: positive("producer.id.expiration.ms")?,
             groups: group_settings(&get, &positive)?,
+            transactions: txn_settings(&positive)?,
             explicit,
             ignored_env: Vec::new(),
             ignored_settings,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::defs::topic_def;
-use super::{ConfigError, GroupSettings, Kind, Listener};
+use super::{ConfigError, GroupSettings, Kind, Listener, TxnSettings};
 use crate::log::codec;
 
 /// Validate one topic-level setting (CreateTopics configs, AlterConfigs).
@@ -262,6 +262,34 @@ pub(super) fn group_settings(
         consumer_heartbeat_interval_ms: positive("group.consumer.heartbeat.interval.ms")? as i32,
         consumer_max_size: positive("group.consumer.max.size")? as usize,
         consumer_assignors: assignors,
+    })
+}
+
+pub(super) fn txn_settings(
+    positive: &dyn Fn(&str) -> Result<i64, ConfigError>,
+) -> Result<TxnSettings, ConfigError> {
+    let small = |name: &str, max: i64| -> Result<i64, ConfigError> {
+        let v = positive(name)?;
+        if v > max {
+            return Err(invalid(
+                name,
+                &v.to_string(),
+                &format!("must be at most {max}"),
+            ));
+        }
+        Ok(v)
+    };
+    Ok(TxnSettings {
+        log_partitions: small("transaction.state.log.num.partitions", i32::MAX as i64)? as i32,
+        log_replication_factor: positive("transaction.state.log.replication.factor")?
+            .min(i16::MAX as i64) as i16,
+        log_min_isr: positive("transaction.state.log.min.isr")?.min(i16::MAX as i64) as i16,
+        log_segment_bytes: positive("transaction.state.log.segment.bytes")?,
+        max_timeout_ms: small("transaction.max.timeout.ms", i32::MAX as i64)? as i32,
+        id_expiration_ms: positive("transactional.id.expiration.ms")?,
+        abort_check_interval_ms: positive(
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        )? as u64,
     })
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{oneshot, watch, Mutex, Notify};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::records;
 use super::types::{GroupConfig, Output, Record, Reply, ReplyTo};
@@ -30,7 +30,6 @@ use super::GroupCoordinator;
 use crate::cluster::{Controller, MetadataImage};
 use crate::config::Config;
 use crate::errors::KafkaError;
-use crate::log::batch::BatchBuilder;
 use crate::metrics as m;
 use crate::replica::ReplicaManager;
 
@@ -38,8 +37,6 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// How often consumer lag and group gauges are recomputed.
 const METRICS_INTERVAL: Duration = Duration::from_secs(5);
-/// Bytes read per step while replaying a partition.
-const REPLAY_READ_BYTES: usize = 4 << 20;
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -157,19 +154,8 @@ impl GroupManager {
     /// Creates `__consumer_offsets` if it does not exist yet (FindCoordinator does this,
     /// as Kafka does, so a broker without groups never has the topic).
     pub async fn ensure_offsets_topic(&self) -> Result<(), KafkaError> {
-        if self.controller.image().topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        let _guard = self.create_lock.lock().await;
-        let image = self.controller.image();
-        if image.topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
         let g = &self.config.groups;
-        let brokers = image.brokers.len().max(1) as i16;
-        let rf = g.offsets_topic_replication_factor.min(brokers);
         let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
             (
                 "segment.bytes".to_string(),
                 g.offsets_topic_segment_bytes.to_string(),
@@ -177,33 +163,19 @@ impl GroupManager {
             // A rebalance of a big group writes one large metadata record.
             ("max.message.bytes".to_string(), (16 << 20).to_string()),
         ]);
-        let admin = crate::admin::Admin {
-            config: &self.config,
-            node_id: self.node_id,
-            controller: &self.controller,
-            replicas: &self.replicas,
-        };
-        let plan = crate::admin::topics::plan(
-            admin,
-            &image,
-            OFFSETS_TOPIC,
-            g.offsets_topic_partitions,
-            rf,
-            &[],
-            configs,
-        )?;
-        match crate::admin::topics::create(admin, plan).await {
-            Ok(_) => {
-                info!(
-                    partitions = g.offsets_topic_partitions,
-                    replication_factor = rf,
-                    "created {OFFSETS_TOPIC}"
-                );
-                Ok(())
-            }
-            Err(e) if e.code == ResponseError::TopicAlreadyExists.code() => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::internal_topics::ensure(
+            &self.config,
+            &self.controller,
+            &self.replicas,
+            &self.create_lock,
+            crate::internal_topics::TopicSpec {
+                name: OFFSETS_TOPIC,
+                partitions: g.offsets_topic_partitions,
+                replication_factor: g.offsets_topic_replication_factor,
+                configs,
+            },
+        )
+        .await
     }
 
     /// The coordinator shard of a group, loading (replaying) it on first use.
@@ -274,47 +246,32 @@ impl GroupManager {
     async fn replay(&self, shard: &mut Shard) -> Result<(), KafkaError> {
         let started = std::time::Instant::now();
         let image = self.controller.image();
-        // The coordinator writes this partition next: its log is created if the replica
-        // manager has not got to it yet.
-        let log = self
-            .replicas
-            .leader_for_write(&image, OFFSETS_TOPIC, shard.partition)?;
-        let read = tokio::task::spawn_blocking(move || -> Result<Vec<Record>, KafkaError> {
-            let mut out = Vec::new();
-            let end = log.log_end_offset();
-            let mut offset = log.log_start_offset();
-            while offset < end {
-                let chunk = log.read_into_memory(offset, REPLAY_READ_BYTES, end)?;
-                if chunk.records.is_empty() {
-                    break;
-                }
-                for item in crate::log::batch::batches(&chunk.records, false) {
-                    let (header, range) = item.map_err(|e| KafkaError::from(&e))?;
-                    offset = header.last_offset() + 1;
-                    let kvs = crate::log::cleaner::stored_key_values(&chunk.records[range])
-                        .map_err(|e| KafkaError::from(&e))?;
-                    for (at, key, value) in kvs {
-                        let Some(key) = key else { continue };
-                        match records::decode(&key, value.as_deref()) {
-                            Ok(Some(r)) => out.push(r),
-                            Ok(None) => {}
-                            // One unreadable record must not cost every group of the
-                            // partition; Kafka also skips what it cannot parse.
-                            Err(e) => warn!(offset = at, error = %e, "skipping record"),
-                        }
-                    }
-                }
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| {
-            KafkaError::with_message(ResponseError::UnknownServerError, e.to_string())
-        })??;
+        let stored = crate::internal_topics::read_partition(
+            &self.replicas,
+            &image,
+            OFFSETS_TOPIC,
+            shard.partition,
+        )
+        .await?;
         let now = now_ms();
-        let count = read.len();
-        for r in &read {
-            shard.coordinator.replay(r, now);
+        let mut count = 0;
+        for item in &stored {
+            let crate::internal_topics::Stored::Record {
+                offset, key, value, ..
+            } = item
+            else {
+                continue;
+            };
+            match records::decode(key, value.as_deref()) {
+                Ok(Some(r)) => {
+                    shard.coordinator.replay(&r, now);
+                    count += 1;
+                }
+                Ok(None) => {}
+                // One unreadable record must not cost every group of the partition;
+                // Kafka also skips what it cannot parse.
+                Err(e) => warn!(offset, error = %e, "skipping record"),
+            }
         }
         debug!(
             partition = shard.partition,
@@ -433,22 +390,18 @@ impl GroupManager {
         partition: i32,
         records: &[Record],
     ) -> Result<Option<crate::replica::PendingAppend>, KafkaError> {
-        if records.is_empty() {
-            return Ok(None);
-        }
-        let now = now_ms() as i64;
-        let mut batch = BatchBuilder::new(0);
-        for r in records {
-            let (key, value) = records::encode(r);
-            batch = batch.record(Some(&key), value.as_deref(), now);
-        }
-        let bytes = bytes::Bytes::from(batch.try_build().map_err(|e| KafkaError::from(&e))?);
+        let encoded: Vec<_> = records.iter().map(records::encode).collect();
         let image = self.controller.image();
-        let pending = self
-            .replicas
-            .append(&image, OFFSETS_TOPIC, partition, bytes, -1)?;
+        let pending = crate::internal_topics::append(
+            &self.replicas,
+            &image,
+            OFFSETS_TOPIC,
+            partition,
+            &encoded,
+            now_ms() as i64,
+        )?;
         metrics::counter!(m::GROUP_RECORDS_WRITTEN_TOTAL).increment(records.len() as u64);
-        Ok(Some(pending))
+        Ok(pending)
     }
 
     fn deliver(&self, replies: Vec<(ReplyTo, Reply)>) {
