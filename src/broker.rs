@@ -168,12 +168,19 @@ impl Broker {
         }
         replicas.reconcile(&controller.image());
         let groups = GroupManager::new(config.clone(), controller.clone(), replicas.clone());
+        let transactions = crate::txn::TxnManager::new(
+            config.clone(),
+            controller.clone(),
+            replicas.clone(),
+            groups.clone(),
+        );
         let mut state = BrokerState::new(
             config.clone(),
             controller.clone(),
             logs.clone(),
             replicas.clone(),
             groups.clone(),
+            transactions.clone(),
         );
         state.tls = bound
             .iter()
@@ -192,6 +199,7 @@ impl Broker {
             shutdown_rx.clone(),
         ));
         background.extend(groups.start(shutdown_rx.clone()));
+        background.extend(transactions.start(shutdown_rx.clone()));
         background.push(crate::memory_trim::start(shutdown_rx.clone()));
         for store in key_stores {
             background.push(tokio::spawn(store.run(shutdown_rx.clone())));

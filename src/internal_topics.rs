@@ -157,22 +157,31 @@ pub enum Stored {
 
 /// Append `records` (key, value) to `topic`-`partition` as its leader, as one batch with
 /// acks=all; the caller awaits the pending append before answering. Nothing to write is
-/// `Ok(None)`.
+/// `Ok(None)`. With `txn` (producer id, epoch) the batch belongs to that producer's
+/// transaction (a transactional offset commit), written without a sequence.
 pub fn append(
     replicas: &ReplicaManager,
     image: &MetadataImage,
     topic: &str,
     partition: i32,
     records: &[(Vec<u8>, Option<Vec<u8>>)],
+    txn: Option<(i64, i16)>,
     now_ms: i64,
 ) -> Result<Option<PendingAppend>, KafkaError> {
     if records.is_empty() {
         return Ok(None);
     }
     let mut batch = BatchBuilder::new(0);
+    if let Some((pid, epoch)) = txn {
+        batch = batch.producer(pid, epoch, -1).transactional(true);
+    }
     for (key, value) in records {
         batch = batch.record(Some(key), value.as_deref(), now_ms);
     }
     let bytes = bytes::Bytes::from(batch.try_build().map_err(|e| KafkaError::from(&e))?);
-    Ok(Some(replicas.append(image, topic, partition, bytes, -1)?))
+    let pending = match txn {
+        Some(_) => replicas.append_as_coordinator(image, topic, partition, bytes)?,
+        None => replicas.append(image, topic, partition, bytes, -1)?,
+    };
+    Ok(Some(pending))
 }

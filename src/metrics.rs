@@ -41,6 +41,11 @@ pub const GROUP_LAG_RECORDS: &str = "weir_group_lag_records";
 pub const GROUP_RECORDS_WRITTEN_TOTAL: &str = "weir_group_records_written_total";
 pub const GROUP_OFFSETS_EXPIRED_TOTAL: &str = "weir_group_offsets_expired_total";
 pub const GROUP_COMMITTED_OFFSET: &str = "weir_group_committed_offset";
+pub const TXN_ONGOING: &str = "weir_txn_ongoing";
+pub const TXN_ENDED_TOTAL: &str = "weir_txn_ended_total";
+pub const TXN_TIMED_OUT_TOTAL: &str = "weir_txn_timed_out_total";
+pub const TXN_MARKER_SECONDS: &str = "weir_txn_marker_write_seconds";
+pub const TXN_RECORDS_WRITTEN_TOTAL: &str = "weir_txn_records_written_total";
 pub const LOG_FLUSH_DURATION_SECONDS: &str = "weir_log_flush_duration_seconds";
 pub const ISR_SHRINKS_TOTAL: &str = "weir_isr_shrinks_total";
 pub const ISR_EXPANDS_TOTAL: &str = "weir_isr_expands_total";
@@ -191,6 +196,27 @@ fn describe() {
     describe_counter!(
         GROUP_RECORDS_WRITTEN_TOTAL,
         "Records written to __consumer_offsets by the group coordinator."
+    );
+    describe_gauge!(
+        TXN_ONGOING,
+        "Transactions in the Ongoing state on this broker's transaction coordinators."
+    );
+    describe_counter!(
+        TXN_ENDED_TOTAL,
+        "Transactions whose markers were all written, by result (commit, abort)."
+    );
+    describe_counter!(
+        TXN_TIMED_OUT_TOTAL,
+        "Transactions aborted by the coordinator because they passed their timeout."
+    );
+    describe_histogram!(
+        TXN_MARKER_SECONDS,
+        Unit::Seconds,
+        "Time to write every marker of an ended transaction (commit or abort)."
+    );
+    describe_counter!(
+        TXN_RECORDS_WRITTEN_TOTAL,
+        "Records written to __transaction_state by the transaction coordinator."
     );
     describe_gauge!(
         GROUP_COMMITTED_OFFSET,

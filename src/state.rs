@@ -22,8 +22,9 @@ pub struct BrokerState {
     pub controller: Arc<Controller>,
     pub logs: Arc<LogManager>,
     pub replicas: Arc<ReplicaManager>,
-    pub producer_ids: ProducerIdManager,
+    pub producer_ids: Arc<ProducerIdManager>,
     pub groups: Arc<GroupManager>,
+    pub transactions: Arc<crate::txn::TxnManager>,
     /// Metrics clients push (KIP-714), exported on `/metrics`.
     pub telemetry: Arc<ClientTelemetry>,
     /// Every listener of this node that speaks TLS (its certificates' expiry is exported).
@@ -44,6 +45,7 @@ impl BrokerState {
         logs: Arc<LogManager>,
         replicas: Arc<ReplicaManager>,
         groups: Arc<GroupManager>,
+        transactions: Arc<crate::txn::TxnManager>,
     ) -> BrokerState {
         BrokerState {
             node_id: config.node_id,
@@ -51,11 +53,12 @@ impl BrokerState {
                 config.authorizer.clone(),
             )),
             config,
-            producer_ids: ProducerIdManager::new(controller.clone()),
+            producer_ids: Arc::new(ProducerIdManager::new(controller.clone())),
             controller,
             logs,
             replicas,
             groups,
+            transactions,
             telemetry: Arc::default(),
             tls: Vec::new(),
             audit: None,

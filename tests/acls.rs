@@ -23,10 +23,15 @@ use weir::authorizer::acl::{Operation, ResourceType};
 const TOPIC_DENIED: i16 = 29;
 const GROUP_DENIED: i16 = 30;
 const CLUSTER_DENIED: i16 = 31;
+const TXN_DENIED: i16 = 53;
 const USERS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" user_alice="alice-secret";"#;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
+}
+
+fn txid(v: &str) -> kafka_protocol::messages::TransactionalId {
+    kafka_protocol::messages::TransactionalId(s(v))
 }
 
 fn tn(v: &str) -> TopicName {
@@ -305,6 +310,33 @@ fn cases() -> Vec<Case> {
         case(ApiKey::ConsumerGroupDescribe, (Describe, Group, "g-cgd"), GROUP_DENIED, RequestKind::ConsumerGroupDescribe(
             ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("g-cgd"))]))),
         case(ApiKey::ListConfigResources, (DescribeConfigs, Cluster, C), CLUSTER_DENIED, RequestKind::ListConfigResources(ListConfigResourcesRequest::default())),
+        case(ApiKey::InitProducerId, (Write, TransactionalId, "tx-init"), TXN_DENIED, RequestKind::InitProducerId(
+            InitProducerIdRequest::default().with_transactional_id(Some(txid("tx-init"))).with_transaction_timeout_ms(60000).with_producer_id(ProducerId(-1)).with_producer_epoch(-1))),
+        case(ApiKey::FindCoordinator, (Describe, TransactionalId, "tx-find"), TXN_DENIED, RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default().with_key_type(1).with_coordinator_keys(vec![s("tx-find")]))),
+        Case { version: Some(3), also: vec![(Write, Topic, "m-produce")], ..case(ApiKey::AddPartitionsToTxn, (Write, TransactionalId, "tx-add"), TXN_DENIED, RequestKind::AddPartitionsToTxn(
+            AddPartitionsToTxnRequest::default().with_v3_and_below_transactional_id(txid("tx-add")).with_v3_and_below_producer_id(ProducerId(1))
+                .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default().with_name(tn("m-produce")).with_partitions(vec![0])]))) },
+        Case { version: Some(3), also: vec![(Write, TransactionalId, "tx-add-topic")], ..case(ApiKey::AddPartitionsToTxn, (Write, Topic, "m-produce"), TOPIC_DENIED, RequestKind::AddPartitionsToTxn(
+            AddPartitionsToTxnRequest::default().with_v3_and_below_transactional_id(txid("tx-add-topic")).with_v3_and_below_producer_id(ProducerId(1))
+                .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default().with_name(tn("m-produce")).with_partitions(vec![0])]))) },
+        case(ApiKey::AddPartitionsToTxn, (ClusterAction, Cluster, C), CLUSTER_DENIED, RequestKind::AddPartitionsToTxn(
+            AddPartitionsToTxnRequest::default().with_transactions(vec![add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(txid("tx-verify")).with_producer_id(ProducerId(1)).with_verify_only(true)
+                .with_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default().with_name(tn("m-produce")).with_partitions(vec![0])])]))),
+        Case { also: vec![(Read, Group, "g-aot")], ..case(ApiKey::AddOffsetsToTxn, (Write, TransactionalId, "tx-aot"), TXN_DENIED, RequestKind::AddOffsetsToTxn(
+            AddOffsetsToTxnRequest::default().with_transactional_id(txid("tx-aot")).with_producer_id(ProducerId(1)).with_group_id(GroupId(s("g-aot"))))) },
+        Case { also: vec![(Write, TransactionalId, "tx-aot-group")], ..case(ApiKey::AddOffsetsToTxn, (Read, Group, "g-aot"), GROUP_DENIED, RequestKind::AddOffsetsToTxn(
+            AddOffsetsToTxnRequest::default().with_transactional_id(txid("tx-aot-group")).with_producer_id(ProducerId(1)).with_group_id(GroupId(s("g-aot"))))) },
+        case(ApiKey::EndTxn, (Write, TransactionalId, "tx-end"), TXN_DENIED, RequestKind::EndTxn(
+            EndTxnRequest::default().with_transactional_id(txid("tx-end")).with_producer_id(ProducerId(1)).with_committed(true))),
+        Case { also: vec![(Read, Group, "g-toc"), (Read, Topic, "m-commit")], ..case(ApiKey::TxnOffsetCommit, (Write, TransactionalId, "tx-toc"), TXN_DENIED, RequestKind::TxnOffsetCommit(
+            TxnOffsetCommitRequest::default().with_transactional_id(txid("tx-toc")).with_group_id(GroupId(s("g-toc"))).with_producer_id(ProducerId(1)).with_generation_id(-1)
+                .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default().with_name(tn("m-commit")).with_partitions(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(1)])]))) },
+        case(ApiKey::WriteTxnMarkers, (ClusterAction, Cluster, C), CLUSTER_DENIED, RequestKind::WriteTxnMarkers(
+            WriteTxnMarkersRequest::default().with_markers(vec![write_txn_markers_request::WritableTxnMarker::default().with_producer_id(ProducerId(5))
+                .with_transaction_result(false).with_topics(vec![write_txn_markers_request::WritableTxnMarkerTopic::default().with_name(tn("m-produce")).with_partition_indexes(vec![0])])]))),
         case(ApiKey::DescribeTopicPartitions, (Describe, Topic, "m-dtp"), TOPIC_DENIED, RequestKind::DescribeTopicPartitions(
             DescribeTopicPartitionsRequest::default().with_topics(vec![describe_topic_partitions_request::TopicRequest::default().with_name(tn("m-dtp"))]).with_response_partition_limit(10))),
     ]
@@ -380,7 +412,7 @@ async fn every_api_refuses_without_its_acl_and_serves_with_it() {
         let served = error_codes(&exchange(&mut alice, case.api, version, &case.request).await);
         if served
             .iter()
-            .any(|c| [TOPIC_DENIED, GROUP_DENIED, CLUSTER_DENIED].contains(c))
+            .any(|c| [TOPIC_DENIED, GROUP_DENIED, CLUSTER_DENIED, TXN_DENIED].contains(c))
         {
             failures.push(format!(
                 "{:?} with {:?}: still refused, codes {served:?}",

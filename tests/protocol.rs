@@ -127,6 +127,7 @@ async fn api_versions_every_version_and_kip511_fallback() {
                     ("metadata.version", 25),
                     ("kraft.version", 1),
                     ("group.version", 1),
+                    ("transaction.version", 1),
                 ]
                 .iter()
                 .map(|(n, l)| (n.to_string(), *l))
@@ -138,7 +139,12 @@ async fn api_versions_every_version_and_kip511_fallback() {
                 let want: &[&str] = if v == 3 {
                     &["metadata.version"]
                 } else {
-                    &["group.version", "kraft.version", "metadata.version"]
+                    &[
+                        "group.version",
+                        "kraft.version",
+                        "metadata.version",
+                        "transaction.version",
+                    ]
                 };
                 assert_eq!(names, want, "v{v}");
             }

@@ -669,6 +669,84 @@ fn requests(api: ApiKey, v: i16, topic_id: Uuid, records: &Bytes) -> Vec<(String
                     .with_permission_type(1),
             ])),
         )),
+        // A transactional id no InitProducerId has seen: INVALID_PRODUCER_ID_MAPPING
+        // (or NOT_COORDINATOR before __transaction_state exists).
+        ApiKey::AddPartitionsToTxn => {
+            let topics = vec![
+                m::add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(tn("v"))
+                    .with_partitions(vec![0, 99]),
+            ];
+            let req = if v >= 4 {
+                AddPartitionsToTxnRequest::default().with_transactions(vec![
+                    m::add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                        .with_transactional_id(TransactionalId(s("nobody")))
+                        .with_producer_id(ProducerId(1))
+                        .with_producer_epoch(0)
+                        .with_verify_only(true)
+                        .with_topics(topics),
+                ])
+            } else {
+                AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(TransactionalId(s("nobody")))
+                    .with_v3_and_below_producer_id(ProducerId(1))
+                    .with_v3_and_below_topics(topics)
+            };
+            out.push(("unknown id".into(), RequestKind::AddPartitionsToTxn(req)));
+        }
+        ApiKey::AddOffsetsToTxn => out.push((
+            "unknown id".into(),
+            RequestKind::AddOffsetsToTxn(
+                AddOffsetsToTxnRequest::default()
+                    .with_transactional_id(TransactionalId(s("nobody")))
+                    .with_producer_id(ProducerId(1))
+                    .with_group_id(GroupId(s("g"))),
+            ),
+        )),
+        ApiKey::EndTxn => out.push((
+            "unknown id".into(),
+            RequestKind::EndTxn(
+                EndTxnRequest::default()
+                    .with_transactional_id(TransactionalId(s("nobody")))
+                    .with_producer_id(ProducerId(1))
+                    .with_committed(true),
+            ),
+        )),
+        ApiKey::TxnOffsetCommit => out.push((
+            "unknown group member".into(),
+            RequestKind::TxnOffsetCommit(
+                TxnOffsetCommitRequest::default()
+                    .with_transactional_id(TransactionalId(s("nobody")))
+                    .with_group_id(GroupId(s(&format!("txn-g-{v}"))))
+                    .with_producer_id(ProducerId(1))
+                    .with_generation_id(-1)
+                    .with_topics(vec![
+                        m::txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                            .with_name(tn("v"))
+                            .with_partitions(vec![
+                            m::txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(1),
+                            m::txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(99)
+                                .with_committed_offset(1),
+                        ]),
+                    ]),
+            ),
+        )),
+        ApiKey::WriteTxnMarkers => out.push((
+            "known and unknown partitions".into(),
+            RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default().with_markers(vec![
+                m::write_txn_markers_request::WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(77))
+                    .with_transaction_result(false)
+                    .with_topics(vec![
+                        m::write_txn_markers_request::WritableTxnMarkerTopic::default()
+                            .with_name(tn("v"))
+                            .with_partition_indexes(vec![0, 99]),
+                    ]),
+            ])),
+        )),
         other => panic!("no representative request for {other:?}: add one"),
     }
     out

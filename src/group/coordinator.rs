@@ -20,6 +20,9 @@ pub struct GroupCoordinator {
     /// KIP-848 groups; never the id of a classic group.
     pub(crate) consumer_groups: BTreeMap<String, ConsumerGroup>,
     timers: BTreeMap<TimerKey, u64>,
+    /// Offsets committed in transactions not yet decided, by producer id (see
+    /// `txn_offsets`).
+    pub(crate) pending_txn: BTreeMap<i64, Vec<super::txn_offsets::PendingOffset>>,
     /// Member ids must be unique across restarts of the coordinator, so the caller seeds
     /// them (e.g. with random bits) and a counter makes them unique within this run.
     id_seed: u64,
@@ -33,6 +36,7 @@ impl GroupCoordinator {
             groups: BTreeMap::new(),
             consumer_groups: BTreeMap::new(),
             timers: BTreeMap::new(),
+            pending_txn: BTreeMap::new(),
             id_seed,
             id_counter: 0,
         }

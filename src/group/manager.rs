@@ -256,13 +256,28 @@ impl GroupManager {
         let now = now_ms();
         let mut count = 0;
         for item in &stored {
-            let crate::internal_topics::Stored::Record {
-                offset, key, value, ..
-            } = item
-            else {
-                continue;
+            let (offset, producer_id, key, value) = match item {
+                crate::internal_topics::Stored::Marker {
+                    producer_id,
+                    commit,
+                    ..
+                } => {
+                    shard.coordinator.complete_txn(*producer_id, *commit, now);
+                    continue;
+                }
+                crate::internal_topics::Stored::Record {
+                    offset,
+                    producer_id,
+                    key,
+                    value,
+                } => (offset, producer_id, key, value),
             };
             match records::decode(key, value.as_deref()) {
+                // A transactional offset commit waits for its transaction's marker.
+                Ok(Some(r)) if producer_id.is_some() => {
+                    shard.coordinator.add_pending(producer_id.unwrap_or(-1), &r);
+                    count += 1;
+                }
                 Ok(Some(r)) => {
                     shard.coordinator.replay(&r, now);
                     count += 1;
@@ -280,6 +295,21 @@ impl GroupManager {
             "loaded group coordinator partition"
         );
         Ok(())
+    }
+
+    /// A transaction's marker is in `partition` of `__consumer_offsets`: the producer's
+    /// pending offsets there become committed or vanish. A partition not loaded here
+    /// learns it from the marker when it loads.
+    pub async fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
+        let shard = self.shards.lock().get(&partition).cloned();
+        if let Some(shard) = shard {
+            let mut guard = shard.lock().await;
+            if guard.live {
+                guard
+                    .coordinator
+                    .complete_txn(producer_id, commit, now_ms());
+            }
+        }
     }
 
     /// A fresh token for a request that may be parked, and the receiver of its reply.
@@ -355,7 +385,7 @@ impl GroupManager {
         out: Output,
     ) -> Result<(), ResponseError> {
         let partition = guard.partition;
-        let pending = self.append(partition, &out.records);
+        let pending = self.append(partition, &out.records, out.txn);
         self.note_deadline(&guard);
         drop(guard);
         self.wake.notify_one();
@@ -389,6 +419,7 @@ impl GroupManager {
         &self,
         partition: i32,
         records: &[Record],
+        txn: Option<(i64, i16)>,
     ) -> Result<Option<crate::replica::PendingAppend>, KafkaError> {
         let encoded: Vec<_> = records.iter().map(records::encode).collect();
         let image = self.controller.image();
@@ -398,6 +429,7 @@ impl GroupManager {
             OFFSETS_TOPIC,
             partition,
             &encoded,
+            txn,
             now_ms() as i64,
         )?;
         metrics::counter!(m::GROUP_RECORDS_WRITTEN_TOTAL).increment(records.len() as u64);
@@ -635,8 +667,8 @@ impl GroupManager {
     }
 }
 
-/// The error Kafka's coordinator answers when writing to `__consumer_offsets` failed.
-fn coordinator_error(e: &KafkaError) -> ResponseError {
+/// The error Kafka's coordinators answer when writing to their internal topic failed.
+pub(crate) fn coordinator_error(e: &KafkaError) -> ResponseError {
     use ResponseError as E;
     match e.code {
         c if c == E::UnknownTopicOrPartition.code()

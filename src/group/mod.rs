@@ -51,6 +51,7 @@ mod offsets;
 mod reconcile;
 pub mod records;
 mod subscriptions;
+mod txn_offsets;
 mod types;
 mod view;
 
@@ -70,5 +71,6 @@ pub use offsets::{
     CommitPartition, OffsetCommitRequest, OffsetFetchPartition, OffsetFetchRequest, OffsetValue,
     Offsets,
 };
+pub use txn_offsets::TxnOffsetCommitRequest;
 pub use types::*;
 pub use view::GroupMetricsView;

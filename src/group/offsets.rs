@@ -115,7 +115,10 @@ impl GroupCoordinator {
         (results, out)
     }
 
-    fn validate_commit(&mut self, req: &OffsetCommitRequest) -> Result<(), ResponseError> {
+    pub(crate) fn validate_commit(
+        &mut self,
+        req: &OffsetCommitRequest,
+    ) -> Result<(), ResponseError> {
         if req.group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
@@ -154,11 +157,21 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// OffsetFetch. Without pending transactional offsets (none are kept yet)
-    /// `require_stable` needs no special handling.
+    /// OffsetFetch. With `require_stable`, a partition that a transaction not yet decided
+    /// commits an offset for answers UNSTABLE_OFFSET_COMMIT (the client retries).
     pub fn fetch_offsets(&self, req: &OffsetFetchRequest) -> Vec<OffsetFetchPartition> {
         let offsets = self.offsets(&req.group_id);
         let found = |topic: &str, partition: i32| {
+            if req.require_stable && self.has_pending_offset(&req.group_id, topic, partition) {
+                return OffsetFetchPartition {
+                    topic: topic.to_string(),
+                    partition,
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    error: Some(ResponseError::UnstableOffsetCommit),
+                };
+            }
             let value = offsets.and_then(|o| o.get(&(topic.to_string(), partition)));
             OffsetFetchPartition {
                 topic: topic.to_string(),

@@ -90,6 +90,9 @@ pub struct Output {
     pub timers: Vec<TimerOp>,
     /// Records to append to the group's `__consumer_offsets` partition before replying.
     pub records: Vec<Record>,
+    /// The records belong to this producer's transaction (id, epoch): they are written
+    /// as its transactional batch (TxnOffsetCommit).
+    pub txn: Option<(i64, i16)>,
 }
 
 impl Output {

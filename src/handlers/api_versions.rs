@@ -18,11 +18,14 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 /// `metadata.version` 25 is Kafka 4.0-IV3 (the metadata format and the APIs served here
 /// are 4.0's); `kraft.version` 1 is the dynamic quorum of KIP-853 (AddRaftVoter,
 /// RemoveRaftVoter); `group.version` 1 is the consumer group protocol of KIP-848.
-/// `transaction.version` is absent: transactions are not served.
+/// `transaction.version` 1 is Kafka's first transaction protocol with flexible
+/// `__transaction_state` records (transactions v2, KIP-890 part 2, is level 2: not
+/// served, so clients use the v1 protocol).
 pub const FEATURES: &[(&str, i16, i16, i16)] = &[
     ("metadata.version", 7, 25, 25),
     ("kraft.version", 0, 1, 1),
     ("group.version", 0, 1, 1),
+    ("transaction.version", 0, 1, 1),
 ];
 
 /// The advertised (api key, min, max) entries.

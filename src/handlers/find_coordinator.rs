@@ -1,7 +1,8 @@
-//! FindCoordinator (key 10), v0–v6: the broker that coordinates a consumer group, i.e.
-//! the leader of the group's `__consumer_offsets` partition (created on first use, as
-//! Kafka does). v4+ asks for many keys at once. Transaction coordinators do not exist
-//! yet, so transactional keys are refused like InitProducerId refuses transactional ids.
+//! FindCoordinator (key 10), v0–v6: the broker that coordinates a consumer group (key
+//! type 0), the leader of the group's `__consumer_offsets` partition, or a transactional
+//! id (key type 1), the leader of its `__transaction_state` partition. Each topic is
+//! created on first use, as Kafka does. v4+ asks for many keys at once. DESCRIBE on the
+//! group or transactional id is needed (GROUP_ / TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -59,40 +60,46 @@ pub async fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> FindCoordinatorRe
 }
 
 async fn lookup(ctx: &Ctx, key_type: i8, key: &str) -> Result<(i32, String, i32), KafkaError> {
-    match key_type {
-        KEY_GROUP => {}
-        KEY_TRANSACTION => {
-            return Err(KafkaError::with_message(
-                ResponseError::TransactionalIdAuthorizationFailed,
-                "transactions are not supported by this broker",
-            ))
-        }
+    use crate::authorizer::{Operation, ResourceType};
+    let (resource, denied) = match key_type {
+        KEY_GROUP => (ResourceType::Group, ResponseError::GroupAuthorizationFailed),
+        KEY_TRANSACTION => (
+            ResourceType::TransactionalId,
+            ResponseError::TransactionalIdAuthorizationFailed,
+        ),
         other => {
             return Err(KafkaError::with_message(
                 ResponseError::InvalidRequest,
                 format!("unknown coordinator key type {other}"),
             ))
         }
-    }
+    };
     if key.is_empty() {
         return Err(KafkaError::new(ResponseError::InvalidRequest));
     }
-    // DESCRIBE on the group, as Kafka asks before naming its coordinator.
-    if !ctx.authorize(
-        crate::authorizer::Operation::Describe,
-        crate::authorizer::ResourceType::Group,
-        key,
-    ) {
-        return Err(KafkaError::new(ResponseError::GroupAuthorizationFailed));
+    // DESCRIBE on the key, as Kafka asks before naming its coordinator.
+    if !ctx.authorize(Operation::Describe, resource, key) {
+        return Err(KafkaError::new(denied));
     }
-    let groups = &ctx.state.groups;
-    groups.ensure_offsets_topic().await.map_err(|e| {
+    let unavailable = |e: KafkaError| {
         KafkaError::with_message(ResponseError::CoordinatorNotAvailable, e.to_string())
-    })?;
+    };
+    let (topic, partition) = if key_type == KEY_GROUP {
+        let groups = &ctx.state.groups;
+        groups.ensure_offsets_topic().await.map_err(unavailable)?;
+        let image = ctx.state.controller.image();
+        (
+            OFFSETS_TOPIC,
+            partition_for(key, groups.num_partitions(&image)),
+        )
+    } else {
+        let txns = &ctx.state.transactions;
+        txns.ensure_topic().await.map_err(unavailable)?;
+        (crate::txn::TXN_TOPIC, txns.partition_of(key))
+    };
     let image = ctx.state.controller.image();
-    let partition = partition_for(key, groups.num_partitions(&image));
     let leader = image
-        .partition(OFFSETS_TOPIC, partition)
+        .partition(topic, partition)
         .map(|p| p.leader)
         .filter(|l| *l >= 0)
         .ok_or_else(|| KafkaError::new(ResponseError::CoordinatorNotAvailable))?;

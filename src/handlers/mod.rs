@@ -21,6 +21,8 @@ use crate::protocol::codec::{decode_body, encode_response, encode_response_splic
 use crate::protocol::Response;
 use crate::state::BrokerState;
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod add_raft_voter;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
@@ -47,6 +49,7 @@ pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod get_telemetry_subscriptions;
@@ -70,6 +73,7 @@ pub mod remove_raft_voter;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod txn_offset_commit;
 pub mod unregister_broker;
 mod util;
 pub mod write_txn_markers;
@@ -186,6 +190,10 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::RemoveRaftVoter, remove_raft_voter::VERSIONS),
     (ApiKey::DescribeProducers, describe_producers::VERSIONS),
     (ApiKey::WriteTxnMarkers, write_txn_markers::VERSIONS),
+    (ApiKey::AddPartitionsToTxn, add_partitions_to_txn::VERSIONS),
+    (ApiKey::AddOffsetsToTxn, add_offsets_to_txn::VERSIONS),
+    (ApiKey::EndTxn, end_txn::VERSIONS),
+    (ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS),
     (ApiKey::FindCoordinator, find_coordinator::VERSIONS),
     (ApiKey::JoinGroup, join_group::VERSIONS),
     (ApiKey::SyncGroup, sync_group::VERSIONS),
@@ -409,6 +417,12 @@ pub fn start(ctx: Ctx, body: Bytes) -> Result<Pending, String> {
         ApiKey::RemoveRaftVoter => run!(ctx, body, RemoveRaftVoterRequest, remove_raft_voter),
         ApiKey::DescribeProducers => run!(ctx, body, DescribeProducersRequest, describe_producers),
         ApiKey::WriteTxnMarkers => run!(ctx, body, WriteTxnMarkersRequest, write_txn_markers),
+        ApiKey::AddPartitionsToTxn => {
+            run!(ctx, body, AddPartitionsToTxnRequest, add_partitions_to_txn)
+        }
+        ApiKey::AddOffsetsToTxn => run!(ctx, body, AddOffsetsToTxnRequest, add_offsets_to_txn),
+        ApiKey::EndTxn => run!(ctx, body, EndTxnRequest, end_txn),
+        ApiKey::TxnOffsetCommit => run!(ctx, body, TxnOffsetCommitRequest, txn_offset_commit),
         ApiKey::FindCoordinator => run!(ctx, body, FindCoordinatorRequest, find_coordinator),
         ApiKey::JoinGroup => run!(ctx, body, JoinGroupRequest, join_group),
         ApiKey::SyncGroup => run!(ctx, body, SyncGroupRequest, sync_group),

@@ -1,7 +1,8 @@
 //! Produce (key 0), v3–v13 (v13 names topics by id). Appends happen when the request is
 //! started, in arrival order; the response waits for durability (acks=all) afterwards.
 //! With an authorizer, each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED otherwise);
-//! the decision is made once per topic of the request.
+//! the decision is made once per topic of the request. A transactional producer's request
+//! also needs WRITE on its transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 use std::time::Duration;
 
@@ -30,6 +31,11 @@ pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
     let state = ctx.state.clone();
     let image = state.controller.image();
     let acks = req.acks;
+    // A transactional producer needs WRITE on its transactional id too.
+    let txn_allowed = req
+        .transactional_id
+        .as_deref()
+        .is_none_or(|id| ctx.authorize(Operation::Write, ResourceType::TransactionalId, id));
     let mut topics: Vec<TopicParts> = Vec::new();
     // Every partition of the request in order, written (to be acknowledged) or refused.
     let mut appends: Vec<Result<PendingAppend, KafkaError>> = Vec::new();
@@ -48,10 +54,9 @@ pub fn start(ctx: Ctx, req: ProduceRequest) -> Pending {
                 Err(KafkaError::new(ResponseError::InvalidRequiredAcks))
             } else if !writable {
                 Err(KafkaError::new(ResponseError::TopicAuthorizationFailed))
-            } else if req.transactional_id.is_some() {
-                Err(KafkaError::with_message(
-                    ResponseError::InvalidRequest,
-                    "transactions are not supported yet",
+            } else if !txn_allowed {
+                Err(KafkaError::new(
+                    ResponseError::TransactionalIdAuthorizationFailed,
                 ))
             } else {
                 match &name {

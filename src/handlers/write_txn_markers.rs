@@ -4,10 +4,9 @@
 //! is replicated), and answered with Kafka's errors: NOT_LEADER_OR_FOLLOWER,
 //! UNKNOWN_TOPIC_OR_PARTITION, NOT_ENOUGH_REPLICAS, INVALID_PRODUCER_EPOCH for a marker of
 //! an older producer epoch, TRANSACTION_COORDINATOR_FENCED for one from an older
-//! coordinator. Only brokers send it: CLUSTER_ACTION on the cluster
-//! (CLUSTER_AUTHORIZATION_FAILED for every partition otherwise).
-
-use std::time::Duration;
+//! coordinator. A marker in a `__consumer_offsets` partition also commits (or drops) the
+//! producer's pending transactional offsets there. Only brokers send it: CLUSTER_ACTION
+//! on the cluster (CLUSTER_AUTHORIZATION_FAILED for every partition otherwise).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::write_txn_markers_response::{
@@ -18,53 +17,40 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::Ctx;
 use crate::authorizer::Operation;
-use crate::errors::KafkaError;
 use crate::log::batch::control::TxnMarker;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 1 };
 
-/// How long a marker waits for the in-sync replicas (Kafka's request.timeout.ms default).
-const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
-
 pub async fn handle(ctx: &Ctx, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
     let allowed = ctx.authorize_cluster(Operation::ClusterAction);
-    let image = ctx.state.controller.image();
-    // Every marker is written first, then all are awaited together.
-    let mut written = Vec::new();
+    let mut outcomes = Vec::new();
     for m in &req.markers {
         let marker = TxnMarker {
             commit: m.transaction_result,
             coordinator_epoch: m.coordinator_epoch,
         };
-        for t in &m.topics {
-            for &p in &t.partition_indexes {
-                let pending = if !allowed {
-                    Err(KafkaError::new(ResponseError::ClusterAuthorizationFailed))
-                } else {
-                    ctx.state.replicas.append_marker(
-                        &image,
-                        &t.name,
-                        p,
-                        m.producer_id.0,
-                        m.producer_epoch,
-                        marker,
-                    )
-                };
-                written.push(pending);
-            }
-        }
-    }
-    let mut outcomes = Vec::with_capacity(written.len());
-    for w in written {
-        let code = match w {
-            Ok(pending) => match pending.complete(MARKER_TIMEOUT).await {
-                Ok(()) => 0,
-                Err(e) => e.code,
-            },
-            Err(e) => e.code,
+        let parts: Vec<(String, i32)> = m
+            .topics
+            .iter()
+            .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
+            .collect();
+        let codes = if allowed {
+            crate::txn::markers::write_led(
+                &ctx.state.replicas,
+                &ctx.state.groups,
+                m.producer_id.0,
+                m.producer_epoch,
+                marker,
+                &parts,
+            )
+            .await
+        } else {
+            vec![ResponseError::ClusterAuthorizationFailed.code(); parts.len()]
         };
-        ctx.note_error(code);
-        outcomes.push(code);
+        for c in &codes {
+            ctx.note_error(*c);
+        }
+        outcomes.extend(codes);
     }
     let mut codes = outcomes.into_iter();
     let markers = req

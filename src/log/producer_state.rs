@@ -247,6 +247,20 @@ impl ProducerStateManager {
         });
     }
 
+    /// A coordinator's batch (no sequence): only an epoch older than the producer's is
+    /// refused (INVALID_PRODUCER_EPOCH).
+    pub fn check_epoch(&self, header: &BatchHeader) -> Result<(), LogError> {
+        match self.producers.get(&header.producer_id) {
+            Some(e) if header.has_producer_id() && header.producer_epoch < e.epoch => {
+                Err(LogError::InvalidProducerEpoch(format!(
+                    "producer {} has epoch {}, older than the current epoch {}",
+                    header.producer_id, header.producer_epoch, e.epoch
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether a leader may write `marker` for `producer_id` at `epoch`: not for an epoch
     /// older than the producer's (INVALID_PRODUCER_EPOCH), nor from a coordinator older
     /// than the last one that wrote a marker for it (TRANSACTION_COORDINATOR_FENCED).

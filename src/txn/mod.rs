@@ -6,12 +6,15 @@
 //! offset (`crate::log`).
 
 pub mod coordinator;
+pub mod manager;
+pub mod markers;
 pub mod metadata;
 pub mod records;
 #[cfg(test)]
 mod tests;
 
 pub use coordinator::{InitProducerId, MarkerJob, Output, TxnConfig, TxnCoordinator};
+pub use manager::TxnManager;
 pub use metadata::{TopicPartition, TxnMetadata, TxnState};
 pub use records::TxnRecord;
 

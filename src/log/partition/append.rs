@@ -12,7 +12,26 @@ impl PartitionLog {
         records: impl Into<Bytes>,
         leader_epoch: i32,
     ) -> Result<AppendResult, LogError> {
-        let records: Bytes = records.into();
+        self.append_leader(records.into(), leader_epoch, false)
+    }
+
+    /// A coordinator's own append (the group coordinator's transactional offset
+    /// commits): as [`Self::append_as_leader`], but its batches carry no sequence, so
+    /// only the producer epoch is checked (Kafka's append origin COORDINATOR).
+    pub fn append_as_coordinator(
+        &self,
+        records: impl Into<Bytes>,
+        leader_epoch: i32,
+    ) -> Result<AppendResult, LogError> {
+        self.append_leader(records.into(), leader_epoch, true)
+    }
+
+    fn append_leader(
+        &self,
+        records: Bytes,
+        leader_epoch: i32,
+        coordinator: bool,
+    ) -> Result<AppendResult, LogError> {
         self.check_open()?;
         let cfg = self.config.read().clone();
         let now = now_ms();
@@ -48,11 +67,17 @@ impl PartitionLog {
         };
         let mut inner = self.inner.lock();
         self.check_writable()?;
+        let check = if coordinator {
+            inner.producers.check_epoch(&validated)?;
+            SeqCheck::Append
+        } else {
+            inner.producers.check(&validated)?
+        };
         if let SeqCheck::Duplicate {
             first_offset,
             last_offset,
             timestamp,
-        } = inner.producers.check(&validated)?
+        } = check
         {
             return Ok(AppendResult {
                 base_offset: first_offset,

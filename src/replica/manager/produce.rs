@@ -99,6 +99,20 @@ impl ReplicaManager {
         })
     }
 
+    /// A coordinator's transactional batch (no sequence; only its epoch is checked),
+    /// with acks=all.
+    pub fn append_as_coordinator(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+    ) -> Result<PendingAppend, KafkaError> {
+        self.append_with(image, topic, partition, -1, |log, leader_epoch| {
+            log.append_as_coordinator(records, leader_epoch)
+        })
+    }
+
     /// Write a transaction marker for `producer_id` as leader (WriteTxnMarkers), with
     /// acks=all as Kafka's coordinator asks: the caller awaits
     /// [`PendingAppend::complete`] before reporting it written.
