@@ -158,7 +158,8 @@ pub enum Stored {
 /// Append `records` (key, value) to `topic`-`partition` as its leader, as one batch with
 /// acks=all; the caller awaits the pending append before answering. Nothing to write is
 /// `Ok(None)`. With `txn` (producer id, epoch) the batch belongs to that producer's
-/// transaction (a transactional offset commit), written without a sequence.
+/// transaction (a transactional offset commit), written at sequence 0 as Kafka writes it
+/// (the coordinator origin skips the sequence check).
 pub fn append(
     replicas: &ReplicaManager,
     image: &MetadataImage,
@@ -173,7 +174,7 @@ pub fn append(
     }
     let mut batch = BatchBuilder::new(0);
     if let Some((pid, epoch)) = txn {
-        batch = batch.producer(pid, epoch, -1).transactional(true);
+        batch = batch.producer(pid, epoch, 0).transactional(true);
     }
     for (key, value) in records {
         batch = batch.record(Some(key), value.as_deref(), now_ms);

@@ -192,3 +192,93 @@ async fn a_transaction_past_its_timeout_is_aborted_and_stops_holding_back_reader
     assert!(refused.is_err(), "a timed-out transaction cannot commit");
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offsets_sent_to_a_transaction_are_committed_with_it_and_dropped_on_abort() {
+    let b = TestBroker::start(&["group.initial.rebalance.delay.ms=0"]).await;
+    create_topic(&b, "in", 1).await;
+    create_topic(&b, "out", 1).await;
+    let plain: FutureProducer = client(&b).create().expect("producer");
+    for i in 0..6 {
+        plain
+            .send(
+                FutureRecord::<(), _>::to("in")
+                    .partition(0)
+                    .payload(&format!("m{i}")),
+                T,
+            )
+            .await
+            .expect("delivered");
+    }
+    let mut cfg = client(&b);
+    cfg.set("group.id", "ctp")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed");
+    let consumer: BaseConsumer = cfg.create().expect("consumer");
+    consumer.subscribe(&["in"]).unwrap();
+    let p = producer(&b, "ctp-app", 60_000);
+    // Read three, transform, and commit output and offsets together; then the same
+    // with the next three, aborted.
+    let read = |n: usize| {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + T;
+        while got.len() < n && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                got.push((
+                    m.offset(),
+                    String::from_utf8_lossy(m.payload().unwrap()).to_string(),
+                ));
+            }
+        }
+        assert_eq!(got.len(), n, "read from the input");
+        got
+    };
+    for (round, commit) in [(0, true), (1, false)] {
+        let batch = tokio::task::block_in_place(|| read(3));
+        p.begin_transaction().unwrap();
+        for (_, v) in &batch {
+            send(&p, "out", 0, &[&format!("{v}-r{round}")]).await;
+        }
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset("in", 0, Offset::Offset(batch.last().unwrap().0 + 1))
+            .unwrap();
+        let cgm = consumer.group_metadata().expect("group metadata");
+        tokio::task::block_in_place(|| p.send_offsets_to_transaction(&offsets, &cgm, T))
+            .expect("send offsets");
+        if commit {
+            tokio::task::block_in_place(|| p.commit_transaction(T)).expect("commit");
+        } else {
+            tokio::task::block_in_place(|| p.abort_transaction(T)).expect("abort");
+        }
+    }
+    // The group's committed offset is the first transaction's: 3.
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("in", 0);
+    let committed = tokio::task::block_in_place(|| consumer.committed_offsets(tpl, T))
+        .expect("committed offsets");
+    assert_eq!(
+        committed.find_partition("in", 0).unwrap().offset(),
+        Offset::Offset(3)
+    );
+    let out = tokio::task::block_in_place(|| read_all(&b, "out", 1, "read_committed"));
+    assert_eq!(out, ["m0-r0", "m1-r0", "m2-r0"]);
+    // The offsets come back from __consumer_offsets after a restart.
+    drop(consumer);
+    drop(p);
+    let b = b.restart().await;
+    let mut cfg = client(&b);
+    cfg.set("group.id", "ctp")
+        .set("isolation.level", "read_committed");
+    let again: BaseConsumer = cfg.create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("in", 0);
+    let committed =
+        tokio::task::block_in_place(|| again.committed_offsets(tpl, T)).expect("committed offsets");
+    assert_eq!(
+        committed.find_partition("in", 0).unwrap().offset(),
+        Offset::Offset(3)
+    );
+    b.stop().await;
+}

@@ -3,8 +3,8 @@
 //! transactions, each either an add like v3 or, from a broker, a check that the
 //! partitions are in the transaction (`verify_only`, KIP-890); v4+ needs CLUSTER_ACTION.
 //!
-//! Each transaction needs WRITE on its transactional id and on every topic; a partition
-//! that is unknown or refused fails with its error and the others with
+//! A client's transaction needs WRITE on its transactional id and on every topic; a
+//! partition that is unknown or refused fails with its error and the others with
 //! OPERATION_NOT_ATTEMPTED, and nothing is added, as in Kafka.
 
 use kafka_protocol::error::ResponseError;
@@ -80,14 +80,17 @@ async fn add(ctx: &Ctx, txn: &Txn) -> Vec<i16> {
     if txn.id.is_empty() {
         return all(ResponseError::InvalidRequest);
     }
-    if !ctx.authorize(Operation::Write, ResourceType::TransactionalId, &txn.id) {
+    // Clients (v0–v3) need WRITE on the transactional id and the topics; v4+ comes from
+    // brokers, trusted through CLUSTER_ACTION.
+    let client = ctx.version < 4;
+    if client && !ctx.authorize(Operation::Write, ResourceType::TransactionalId, &txn.id) {
         return all(ResponseError::TransactionalIdAuthorizationFailed);
     }
     let image = ctx.state.controller.image();
     let checks: Vec<Option<ResponseError>> = partitions
         .iter()
         .map(|(t, p)| {
-            if !ctx.authorize(Operation::Write, ResourceType::Topic, t) {
+            if client && !ctx.authorize(Operation::Write, ResourceType::Topic, t) {
                 Some(ResponseError::TopicAuthorizationFailed)
             } else if image.partition(t, *p).is_none() {
                 Some(ResponseError::UnknownTopicOrPartition)
