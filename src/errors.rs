@@ -136,3 +136,18 @@ impl From<&crate::config::ConfigError> for KafkaError {
         KafkaError::with_message(ResponseError::InvalidConfig, e.to_string())
     }
 }
+
+/// KIP-588: PRODUCER_FENCED exists in a transactional API from version `since`; an older
+/// client gets INVALID_PRODUCER_EPOCH for it, as Kafka answers them.
+pub fn fenced_for_version(
+    e: kafka_protocol::error::ResponseError,
+    version: i16,
+    since: i16,
+) -> kafka_protocol::error::ResponseError {
+    use kafka_protocol::error::ResponseError as R;
+    if e == R::ProducerFenced && version < since {
+        R::InvalidProducerEpoch
+    } else {
+        e
+    }
+}

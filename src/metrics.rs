@@ -65,6 +65,9 @@ pub const BROKERS_FENCED: &str = "weir_brokers_fenced";
 pub const PARTITION_LOG_START_OFFSET: &str = "weir_partition_log_start_offset";
 pub const PARTITION_LOG_END_OFFSET: &str = "weir_partition_log_end_offset";
 pub const PARTITION_HIGH_WATERMARK: &str = "weir_partition_high_watermark";
+pub const PARTITION_LAST_STABLE_OFFSET: &str = "weir_partition_last_stable_offset";
+pub const LOG_OLDEST_OPEN_TXN_SECONDS: &str = "weir_log_oldest_open_transaction_seconds";
+pub const LOG_UNSTABLE_PARTITIONS: &str = "weir_log_unstable_partitions";
 pub const PARTITION_SIZE_BYTES: &str = "weir_partition_size_bytes";
 pub const LOG_SEGMENTS: &str = "weir_log_segments";
 pub const LOG_SIZE_BYTES: &str = "weir_log_size_bytes";
@@ -347,6 +350,19 @@ fn describe() {
     describe_gauge!(
         PARTITION_HIGH_WATERMARK,
         "High watermark of a partition log hosted here, by topic and partition."
+    );
+    describe_gauge!(
+        PARTITION_LAST_STABLE_OFFSET,
+        "Last stable offset of a partition log hosted here (read_committed consumers stop there), by topic and partition."
+    );
+    describe_gauge!(
+        LOG_OLDEST_OPEN_TXN_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest transaction still open in any partition log of this broker (0: none)."
+    );
+    describe_gauge!(
+        LOG_UNSTABLE_PARTITIONS,
+        "Partition logs of this broker whose last stable offset is below the high watermark (an open transaction holds them)."
     );
     describe_gauge!(
         PARTITION_SIZE_BYTES,

@@ -51,10 +51,18 @@ pub fn ready(state: &BrokerState) -> Result<(), String> {
 fn collect_logs(state: &BrokerState) {
     let per_partition = m::partition_series();
     let (mut segments, mut bytes) = (0usize, 0u64);
+    let (mut unstable, mut oldest_txn) = (0usize, None::<i64>);
     for log in state.logs.all() {
         let size = log.size_bytes();
         segments += log.num_segments();
         bytes += size;
+        let lso = log.last_stable_offset();
+        if lso < log.high_watermark() {
+            unstable += 1;
+        }
+        if let Some(since) = log.oldest_open_txn_since() {
+            oldest_txn = Some(oldest_txn.map_or(since, |o| o.min(since)));
+        }
         if per_partition {
             let labels = [
                 ("topic", log.topic().to_string()),
@@ -63,10 +71,17 @@ fn collect_logs(state: &BrokerState) {
             gauge!(m::PARTITION_LOG_START_OFFSET, &labels).set(log.log_start_offset() as f64);
             gauge!(m::PARTITION_LOG_END_OFFSET, &labels).set(log.log_end_offset() as f64);
             gauge!(m::PARTITION_HIGH_WATERMARK, &labels).set(log.high_watermark() as f64);
+            gauge!(m::PARTITION_LAST_STABLE_OFFSET, &labels).set(lso as f64);
             gauge!(m::PARTITION_SIZE_BYTES, &labels).set(size as f64);
         }
     }
     gauge!(m::LOG_SEGMENTS).set(segments as f64);
+    gauge!(m::LOG_UNSTABLE_PARTITIONS).set(unstable as f64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let age_s = oldest_txn.map_or(0.0, |since| (now - since).max(0) as f64 / 1000.0);
+    gauge!(m::LOG_OLDEST_OPEN_TXN_SECONDS).set(age_s);
     gauge!(m::LOG_SIZE_BYTES).set(bytes as f64);
     let handles = state.logs.handles();
     gauge!(m::LOG_SEGMENT_FILES_OPEN).set(handles.len() as f64);

@@ -809,6 +809,88 @@ async function readTo (topic, partition, from, to) {
   }
 }
 
+// ---------------------------------------------------------------- transactions
+
+// The values of `topic` a group consumer (KafkaJS's transactional reading: control
+// records and aborted transactions are dropped unless readUncommitted) sees, as
+// `partition:value`, until `last` (a value, per partition) has been seen on each.
+async function readGroupUntil (topic, last, readUncommitted) {
+  const c = kafka.consumer({ groupId: topicName('txn-reader'), readUncommitted, maxWaitTimeInMs: 200 })
+  await c.connect()
+  const got = []
+  try {
+    await c.subscribe({ topic, fromBeginning: true })
+    await c.run({ eachMessage: async ({ partition, message }) => { got.push(`${partition}:${message.value}`) } })
+    await waitFor(() => last.every(l => got.includes(l)), T, `${show(last)} read from ${topic}`)
+  } finally { await c.disconnect() }
+  return got.sort()
+}
+
+const txnProducer = id => kafka.producer({ transactionalId: id, idempotent: true, maxInFlightRequests: 1 })
+
+scenarios.transactions = async () => {
+  const t = topicName('txn')
+  await createTopic(t, 2)
+  const id = `compat-kafkajs-${t}`
+  const p = txnProducer(id)
+  await p.connect()
+  let fenced
+  try {
+    for (const [tag, commit] of [['c1', true], ['a', false], ['c2', true]]) {
+      const txn = await p.transaction()
+      await txn.send({ topic: t, messages: [0, 1].map(partition => ({ partition, value: `${tag}-${partition}` })) })
+      if (commit) await txn.commit(); else await txn.abort()
+    }
+    eq(await readGroupUntil(t, ['0:c2-0', '1:c2-1'], false), ['0:c1-0', '0:c2-0', '1:c1-1', '1:c2-1'],
+      'read_committed sees the committed transactions only')
+    eq((await readGroupUntil(t, ['0:c2-0', '1:c2-1'], true)).length, 6, 'readUncommitted sees the aborted records too')
+    // A second instance fences the first (KafkaJS runs InitProducerId at its first
+    // transaction).
+    const p2 = txnProducer(id)
+    await p2.connect()
+    try {
+      const txn = await p2.transaction()
+      try {
+        const zombie = await p.transaction()
+        await zombie.send({ topic: t, messages: [{ partition: 0, value: 'zombie' }] })
+        await zombie.commit()
+        throw new Fail('the fenced producer committed')
+      } catch (e) {
+        if (e instanceof Fail) throw e
+        fenced = e.type || e.name
+      }
+      await txn.send({ topic: t, messages: [{ partition: 0, value: 'live' }] })
+      await txn.commit()
+    } finally { await p2.disconnect() }
+  } finally { await p.disconnect() }
+  const after = await readGroupUntil(t, ['0:live', '1:c2-1'], false)
+  eq(after.filter(v => v.startsWith('0:')), ['0:c1-0', '0:c2-0', '0:live'], "after fencing: the new instance's commit only")
+  return `commit, abort, commit; the fenced instance got ${fenced}`
+}
+
+scenarios.txn_offsets = async () => {
+  const src = topicName('txn-in')
+  const dst = topicName('txn-out')
+  await createTopic(src)
+  await createTopic(dst)
+  await produce(src, range(0, 6).map(i => ({ value: `m${i}` })))
+  const groupId = topicName('txn-group')
+  const p = txnProducer(`compat-kafkajs-${groupId}`)
+  await p.connect()
+  try {
+    for (const [from, commit] of [[0, true], [3, false]]) {
+      const txn = await p.transaction()
+      await txn.send({ topic: dst, messages: range(from, from + 3).map(i => ({ partition: 0, value: `m${i}-out` })) })
+      await txn.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: src, partitions: [{ partition: 0, offset: String(from + 3) }] }] })
+      if (commit) await txn.commit(); else await txn.abort()
+    }
+  } finally { await p.disconnect() }
+  const offsets = await withAdmin(a => a.fetchOffsets({ groupId, topics: [src] }))
+  eq(offsets[0].partitions[0].offset, '3', "the group's offset is the committed transaction's")
+  eq(await readGroupUntil(dst, ['0:m2-out'], false), ['0:m0-out', '0:m1-out', '0:m2-out'], 'output of the committed transaction')
+  return 'offsets committed with the transaction (sendOffsets), dropped with the aborted one'
+}
+
 // ---------------------------------------------------------------- runner
 
 const ORDER = ['metadata', 'auth_refused', 'codec_none', 'codec_gzip', 'codec_snappy', 'codec_lz4', 'codec_zstd',
@@ -817,7 +899,7 @@ const ORDER = ['metadata', 'auth_refused', 'codec_none', 'codec_gzip', 'codec_sn
   'admin_create_partitions', 'admin_delete_topic', 'delete_records',
   'group_split', 'group_rebalance', 'group_session_timeout', 'group_cooperative',
   'group_static', 'group_commit_restart', 'group_consumer_protocol', 'group_admin',
-  'compacted_topic', 'restart', 'kill9']
+  'compacted_topic', 'transactions', 'txn_offsets', 'restart', 'kill9']
 
 async function main () {
   let failed = 0

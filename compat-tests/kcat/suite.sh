@@ -450,6 +450,8 @@ sc_group_cooperative() { na "not written for kcat (time budget): incremental coo
 sc_group_static() { na "not written for kcat (time budget): static-member restart is covered by rdkafka (librdkafka 2.12); kcat could pass -X group.instance.id"; }
 sc_group_consumer_protocol() { na "Debian's kcat 1.7.1 is built on librdkafka 2.0.2, which has no group.protocol=consumer (KIP-848 arrived in librdkafka 2.4+)"; }
 sc_group_admin() { na "kcat has no admin API (ListGroups, DescribeGroups, OffsetFetch, DeleteGroups)"; }
+sc_transactions() { na "kcat has no transactional producer (no init/begin/commit/abort); librdkafka's transactions are covered by confluent-kafka and rdkafka"; }
+sc_txn_offsets() { na "kcat has no transactional producer (send_offsets_to_transaction)"; }
 
 sc_group_commit_restart() {
   # kcat cannot commit on demand: -c N consumes N messages and exits, and its close commits
@@ -519,7 +521,7 @@ ORDER=(metadata auth_refused codec_none codec_gzip codec_snappy codec_lz4 codec_
   admin_delete_topic delete_records
   group_split group_rebalance group_session_timeout group_cooperative group_static
   group_commit_restart group_consumer_protocol group_admin compacted_topic
-  restart kill9)
+  transactions txn_offsets restart kill9)
 
 failed=0
 for s in "${ORDER[@]}"; do

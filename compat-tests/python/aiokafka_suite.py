@@ -834,6 +834,109 @@ async def compacted_topic():
     raise Fail(f"not compacted after 60s: {str(state)[:250]}")
 
 
+async def read_isolated(topic, partitions, isolation):
+    """(partition, value) of every record a consumer with `isolation` reads to the end."""
+    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, **aio_security(), group_id=None,
+                         enable_auto_commit=False, isolation_level=isolation, request_timeout_ms=TMS)
+    await c.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        ends = await c.end_offsets(tps)  # the LSO for read_committed
+        out = []
+        deadline = time.monotonic() + T
+        while any([await c.position(tp) < ends[tp] for tp in tps]) and time.monotonic() < deadline:
+            for recs in (await c.getmany(*tps, timeout_ms=500)).values():
+                out.extend((r.partition, r.offset, r.value) for r in recs)
+        check(all([await c.position(tp) >= ends[tp] for tp in tps]), f"{topic} read to its end")
+        return [(p, v) for p, _, v in sorted(out)]
+    finally:
+        await c.stop()
+
+
+@scenario("transactions")
+@sync
+async def transactions():
+    from aiokafka.errors import ProducerFenced
+    t = topic_name("txn")
+    await create_topic_ok(t, partitions=2)
+    txn_id = f"compat-{CLIENT}-{t}"
+    p = await producer(transactional_id=txn_id)
+    try:
+        for tag, commit in (("c1", True), ("a", False), ("c2", True)):
+            await p.begin_transaction()
+            for part in (0, 1):
+                await (await p.send(t, value=f"{tag}-{part}".encode(), partition=part))
+            if commit:
+                await p.commit_transaction()
+            else:
+                await p.abort_transaction()
+        committed = await read_isolated(t, 2, "read_committed")
+        eq(committed, [(0, b"c1-0"), (0, b"c2-0"), (1, b"c1-1"), (1, b"c2-1")],
+           "read_committed sees the committed transactions only")
+        eq(len(await read_isolated(t, 2, "read_uncommitted")), 6,
+           "read_uncommitted sees the aborted records too")
+        p2 = await producer(transactional_id=txn_id)
+        try:
+            await p.begin_transaction()
+            try:
+                await (await p.send(t, value=b"zombie", partition=0))
+                await p.commit_transaction()
+                raise Fail("the fenced producer committed")
+            except ProducerFenced:
+                pass
+            async with p2.transaction():
+                await (await p2.send(t, value=b"live", partition=0))
+        finally:
+            await p2.stop()
+    finally:
+        await p.stop()
+    committed = await read_isolated(t, 2, "read_committed")
+    eq([v for part, v in committed if part == 0], [b"c1-0", b"c2-0", b"live"],
+       "after fencing: the new instance's commit only")
+    return "commit, abort, commit; fenced by a second instance (ProducerFenced)"
+
+
+@scenario("txn_offsets")
+@sync
+async def txn_offsets():
+    src, dst = topic_name("txn-in"), topic_name("txn-out")
+    await create_topic_ok(src)
+    await create_topic_ok(dst)
+    await produce_all(src, [{"value": f"m{i}".encode()} for i in range(6)])
+    g = group_name("txn")
+    c = AIOKafkaConsumer(src, bootstrap_servers=BOOTSTRAP, **aio_security(), group_id=g,
+                         enable_auto_commit=False, auto_offset_reset="earliest",
+                         isolation_level="read_committed", request_timeout_ms=TMS)
+    await c.start()
+    p = await producer(transactional_id=f"compat-{CLIENT}-{g}")
+    try:
+        tp = TopicPartition(src, 0)
+        for commit in (True, False):
+            got = []
+            deadline = time.monotonic() + T
+            while len(got) < 3 and time.monotonic() < deadline:
+                for recs in (await c.getmany(timeout_ms=500, max_records=3 - len(got))).values():
+                    got.extend(recs)
+            eq(len(got), 3, "input records read")
+            await p.begin_transaction()
+            for r in got:
+                await (await p.send(dst, value=r.value + b"-out", partition=0))
+            await p.send_offsets_to_transaction({tp: got[-1].offset + 1}, g)
+            if commit:
+                await p.commit_transaction()
+            else:
+                await p.abort_transaction()
+        eq(await c.committed(tp), 3, "the group's offset is the committed transaction's")
+    finally:
+        await c.stop()
+        await p.stop()
+    out = await read_isolated(dst, 1, "read_committed")
+    eq([v for _, v in out], [b"m0-out", b"m1-out", b"m2-out"], "output of the committed transaction")
+    return "offsets committed with the transaction, dropped with the aborted one"
+
+
 @scenario("restart")
 @sync
 async def restart():

@@ -166,7 +166,7 @@ ORDER = [
     "delete_records",
     "group_split", "group_rebalance", "group_session_timeout", "group_cooperative",
     "group_static", "group_commit_restart", "group_consumer_protocol", "group_admin",
-    "compacted_topic",
+    "compacted_topic", "transactions", "txn_offsets",
     "restart", "kill9",
 ]
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]

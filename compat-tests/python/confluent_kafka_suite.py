@@ -880,6 +880,114 @@ def compacted_topic():
     raise Fail(f"not compacted after 60s: {str(state)[:250]}")
 
 
+def txn_producer(txn_id, **extra):
+    p = producer(transactional_id=txn_id, **extra)
+    p.init_transactions(T)
+    return p
+
+
+def read_isolated(topic, partitions, isolation):
+    """(partition, value) of every record a consumer with `isolation` reads to the end."""
+    c = consumer(isolation_level=isolation, enable_partition_eof=True)
+    try:
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        out, eof = [], set()
+        deadline = time.monotonic() + T
+        while len(eof) < partitions and time.monotonic() < deadline:
+            for m in c.consume(100, 0.5):
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        eof.add(m.partition())
+                        continue
+                    raise KafkaException(m.error())
+                out.append((m.partition(), m.offset(), m.value()))
+        eq(len(eof), partitions, f"partitions of {topic} read to the end")
+        return [(p, v) for p, _, v in sorted(out)]
+    finally:
+        c.close()
+
+
+@scenario("transactions")
+def transactions():
+    t = topic_name("txn")
+    create_topic(t, partitions=2)
+    txn_id = f"compat-{CLIENT}-{t}"
+    p = txn_producer(txn_id)
+    for tag, commit in (("c1", True), ("a", False), ("c2", True)):
+        p.begin_transaction()
+        for part in (0, 1):
+            p.produce(t, value=f"{tag}-{part}".encode(), partition=part)
+        # Delivered first: an abort purges what librdkafka has not sent yet.
+        eq(p.flush(T), 0, "transactional records delivered")
+        if commit:
+            p.commit_transaction(T)
+        else:
+            p.abort_transaction(T)
+    committed = read_isolated(t, 2, "read_committed")
+    eq(committed, [(0, b"c1-0"), (0, b"c2-0"), (1, b"c1-1"), (1, b"c2-1")],
+       "read_committed sees the committed transactions only")
+    everything = read_isolated(t, 2, "read_uncommitted")
+    eq(len(everything), 6, "read_uncommitted sees the aborted records too")
+    # A second instance fences the first.
+    p2 = txn_producer(txn_id)
+    p.begin_transaction()
+    p.produce(t, value=b"zombie", partition=0)
+    try:
+        p.commit_transaction(T)
+        raise Fail("the fenced producer committed")
+    except KafkaException as e:
+        err = e.args[0]
+        check(err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                                            KafkaError.INVALID_PRODUCER_EPOCH),
+              f"fenced producer's error: {err}")
+    p2.begin_transaction()
+    p2.produce(t, value=b"live", partition=0)
+    p2.commit_transaction(T)
+    committed = read_isolated(t, 2, "read_committed")
+    eq([v for part, v in committed if part == 0], [b"c1-0", b"c2-0", b"live"],
+       "after fencing: the new instance's commit only")
+    return "commit, abort, commit; fenced by a second instance"
+
+
+@scenario("txn_offsets")
+def txn_offsets():
+    src, dst = topic_name("txn-in"), topic_name("txn-out")
+    create_topic(src)
+    create_topic(dst)
+    produce_all(producer(), src, [{"value": f"m{i}".encode()} for i in range(6)])
+    g = group_name("txn")
+    c = consumer(group_id=g, auto_offset_reset="earliest", isolation_level="read_committed")
+    c.subscribe([src])
+    p = txn_producer(f"compat-{CLIENT}-{g}")
+    try:
+        for commit in (True, False):
+            got = []
+            deadline = time.monotonic() + T
+            while len(got) < 3 and time.monotonic() < deadline:
+                for m in c.consume(3 - len(got), 0.5):
+                    if m.error():
+                        raise KafkaException(m.error())
+                    got.append(m)
+            eq(len(got), 3, "input records read")
+            p.begin_transaction()
+            for m in got:
+                p.produce(dst, value=m.value() + b"-out", partition=0)
+            eq(p.flush(T), 0, "transactional records delivered")
+            p.send_offsets_to_transaction([TopicPartition(src, 0, got[-1].offset() + 1)],
+                                          c.consumer_group_metadata(), T)
+            if commit:
+                p.commit_transaction(T)
+            else:
+                p.abort_transaction(T)
+        committed = c.committed([TopicPartition(src, 0)], timeout=T)
+        eq(committed[0].offset, 3, "the group's offset is the committed transaction's")
+    finally:
+        c.close()
+    out = read_isolated(dst, 1, "read_committed")
+    eq([v for _, v in out], [b"m0-out", b"m1-out", b"m2-out"], "output of the committed transaction")
+    return "offsets committed with the transaction, dropped with the aborted one"
+
+
 @scenario("restart")
 def restart():
     t = topic_name("restart")

@@ -781,6 +781,107 @@ def compacted_topic():
     raise Fail(f"not compacted after 60s: {str(state)[:250]}")
 
 
+def txn_producer(txn_id):
+    p = producer(transactional_id=txn_id)
+    p.init_transactions()
+    return p
+
+
+def read_isolated(topic, partitions, isolation):
+    """(partition, value) of every record a consumer with `isolation` reads to the end."""
+    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, **KP_SECURITY, group_id=None,
+                      enable_auto_commit=False, isolation_level=isolation, request_timeout_ms=TMS)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        ends = c.end_offsets(tps, timeout_ms=TMS)  # the LSO for read_committed
+        out = []
+        deadline = time.monotonic() + T
+        while any(c.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
+            for recs in c.poll(timeout_ms=500).values():
+                out.extend((r.partition, r.offset, r.value) for r in recs)
+        check(all(c.position(tp) >= ends[tp] for tp in tps), f"{topic} read to its end")
+        return [(p, v) for p, _, v in sorted(out)]
+    finally:
+        c.close()
+
+
+@scenario("transactions")
+def transactions():
+    t = topic_name("txn")
+    create_topic(t, partitions=2)
+    txn_id = f"compat-{CLIENT}-{t}"
+    p = txn_producer(txn_id)
+    for tag, commit in (("c1", True), ("a", False), ("c2", True)):
+        p.begin_transaction()
+        futs = [p.send(t, value=f"{tag}-{part}".encode(), partition=part) for part in (0, 1)]
+        for f in futs:
+            f.get(timeout=T)
+        if commit:
+            p.commit_transaction()
+        else:
+            p.abort_transaction()
+    committed = read_isolated(t, 2, "read_committed")
+    eq(committed, [(0, b"c1-0"), (0, b"c2-0"), (1, b"c1-1"), (1, b"c2-1")],
+       "read_committed sees the committed transactions only")
+    eq(len(read_isolated(t, 2, "read_uncommitted")), 6, "read_uncommitted sees the aborted records too")
+    p2 = txn_producer(txn_id)
+    p.begin_transaction()
+    try:
+        p.send(t, value=b"zombie", partition=0).get(timeout=T)
+        p.commit_transaction()
+        raise Fail("the fenced producer committed")
+    except (Errors.ProducerFencedError, Errors.InvalidProducerEpochError, Errors.KafkaError) as e:
+        check(not isinstance(e, Fail), str(e))
+        fenced = type(e).__name__
+    p2.begin_transaction()
+    p2.send(t, value=b"live", partition=0).get(timeout=T)
+    p2.commit_transaction()
+    p2.close(timeout=T)
+    committed = read_isolated(t, 2, "read_committed")
+    eq([v for part, v in committed if part == 0], [b"c1-0", b"c2-0", b"live"],
+       "after fencing: the new instance's commit only")
+    return f"commit, abort, commit; the fenced instance got {fenced}"
+
+
+@scenario("txn_offsets")
+def txn_offsets():
+    src, dst = topic_name("txn-in"), topic_name("txn-out")
+    create_topic(src)
+    create_topic(dst)
+    produce_all(producer(), src, [{"value": f"m{i}".encode()} for i in range(6)])
+    g = group_name("txn")
+    c = KafkaConsumer(src, bootstrap_servers=BOOTSTRAP, **KP_SECURITY, group_id=g,
+                      enable_auto_commit=False, auto_offset_reset="earliest",
+                      isolation_level="read_committed", max_poll_records=3, request_timeout_ms=TMS)
+    p = txn_producer(f"compat-{CLIENT}-{g}")
+    try:
+        for commit in (True, False):
+            got = []
+            deadline = time.monotonic() + T
+            while len(got) < 3 and time.monotonic() < deadline:
+                for recs in c.poll(timeout_ms=500, max_records=3 - len(got)).values():
+                    got.extend(recs)
+            eq(len(got), 3, "input records read")
+            p.begin_transaction()
+            for r in got:
+                p.send(dst, value=r.value + b"-out", partition=0).get(timeout=T)
+            p.send_offsets_to_transaction({TopicPartition(src, 0): OffsetAndMetadata(got[-1].offset + 1, "", -1)},
+                                          c.group_metadata())
+            if commit:
+                p.commit_transaction()
+            else:
+                p.abort_transaction()
+        eq(c.committed(TopicPartition(src, 0)), 3, "the group's offset is the committed transaction's")
+    finally:
+        c.close()
+        p.close(timeout=T)
+    out = read_isolated(dst, 1, "read_committed")
+    eq([v for _, v in out], [b"m0-out", b"m1-out", b"m2-out"], "output of the committed transaction")
+    return "offsets committed with the transaction, dropped with the aborted one"
+
+
 @scenario("restart")
 def restart():
     t = topic_name("restart")

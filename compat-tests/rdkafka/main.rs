@@ -5,6 +5,8 @@
 //! so plain `cargo test` runs it too (there `kill9` is n/a: a process can't kill -9 its own
 //! broker). Prints `RESULT rdkafka <scenario> PASS|FAIL|NA <detail>`; exits 1 on failure.
 
+mod txn;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -56,6 +58,8 @@ const SCENARIOS: &[&str] = &[
     "group_consumer_protocol",
     "group_admin",
     "compacted_topic",
+    "transactions",
+    "txn_offsets",
     "restart",
     "kill9",
 ];
@@ -2190,6 +2194,8 @@ async fn run_one(cx: &mut Ctx, name: &str) -> R<String> {
         "group_consumer_protocol" => group_consumer_protocol(cx).await,
         "group_admin" => group_admin(cx).await,
         "compacted_topic" => compacted_topic(cx).await,
+        "transactions" => txn::transactions(cx).await,
+        "txn_offsets" => txn::txn_offsets(cx).await,
         "restart" => restart(cx).await,
         "kill9" => kill9(cx).await,
         other => fail(format!("unknown scenario {other}")),

@@ -681,6 +681,8 @@ pub(crate) fn coordinator_error(e: &KafkaError) -> ResponseError {
         c if c == E::NotLeaderOrFollower.code() || c == E::KafkaStorageError.code() => {
             E::NotCoordinator
         }
+        // A transactional offset commit from a fenced producer epoch.
+        c if c == E::InvalidProducerEpoch.code() => E::InvalidProducerEpoch,
         c if c == E::MessageTooLarge.code()
             || c == E::RecordListTooLarge.code()
             || c == E::InvalidFetchSize.code() =>

@@ -56,7 +56,15 @@ impl GroupCoordinator {
             partitions: Vec::new(),
             now_ms: req.now_ms,
         };
-        let verdict = self.validate_commit(&as_commit);
+        // Versions before 3 carry no member or generation: such a commit is taken from
+        // whoever holds the transactional id, whatever the group's state (Kafka's rule).
+        let anonymous =
+            req.generation_id < 0 && req.member_id.is_empty() && req.group_instance_id.is_none();
+        let verdict = if anonymous {
+            self.validate_anonymous_txn_commit(&as_commit)
+        } else {
+            self.validate_commit(&as_commit)
+        };
         let max_metadata = self.config.offset_metadata_max_bytes;
         let mut results = Vec::with_capacity(req.partitions.len());
         for p in &req.partitions {
@@ -91,6 +99,27 @@ impl GroupCoordinator {
             out.txn = None;
         }
         (results, out)
+    }
+
+    /// The checks left for a commit without member and generation: a group id, and a
+    /// group that is not being deleted; a group that does not exist yet is made.
+    fn validate_anonymous_txn_commit(
+        &mut self,
+        req: &OffsetCommitRequest,
+    ) -> Result<(), ResponseError> {
+        if req.group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        if self.offsets(&req.group_id).is_none() {
+            let group = super::classic::ClassicGroup::new(&req.group_id, req.now_ms);
+            self.groups.insert(req.group_id.clone(), group);
+        }
+        match self.groups.get(&req.group_id) {
+            Some(g) if g.is(super::classic::GroupState::Dead) => {
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A transactional offset record (written now, or replayed): pending until its

@@ -14,7 +14,9 @@ use crate::group::{manager::partition_for, OFFSETS_TOPIC};
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
 pub async fn handle(ctx: &Ctx, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
-    let code = add(ctx, &req).await.err().map_or(0, |e| e.code());
+    let code = add(ctx, &req).await.err().map_or(0, |e| {
+        crate::errors::fenced_for_version(e, ctx.version, 2).code()
+    });
     ctx.note_error(code);
     AddOffsetsToTxnResponse::default().with_error_code(code)
 }

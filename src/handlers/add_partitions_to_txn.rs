@@ -76,7 +76,10 @@ async fn add(ctx: &Ctx, txn: &Txn) -> Vec<i16> {
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
         .collect();
-    let all = |e: ResponseError| vec![e.code(); partitions.len()];
+    let all = |e: ResponseError| {
+        let e = crate::errors::fenced_for_version(e, ctx.version, 2);
+        vec![e.code(); partitions.len()]
+    };
     if txn.id.is_empty() {
         return all(ResponseError::InvalidRequest);
     }

@@ -15,7 +15,9 @@ use crate::authorizer::{Operation, ResourceType};
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
 pub async fn handle(ctx: &Ctx, req: EndTxnRequest) -> EndTxnResponse {
-    let code = end(ctx, &req).await.err().map_or(0, |e| e.code());
+    let code = end(ctx, &req).await.err().map_or(0, |e| {
+        crate::errors::fenced_for_version(e, ctx.version, 2).code()
+    });
     ctx.note_error(code);
     EndTxnResponse::default().with_error_code(code)
 }

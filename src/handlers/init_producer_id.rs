@@ -34,7 +34,7 @@ pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> InitProducerIdResp
                 Ok((pid, epoch)) => InitProducerIdResponse::default()
                     .with_producer_id(ProducerId(pid))
                     .with_producer_epoch(epoch),
-                Err(e) => fail(e.code()),
+                Err(e) => fail(crate::errors::fenced_for_version(e, ctx.version, 4).code()),
             };
         }
     }

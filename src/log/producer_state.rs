@@ -125,8 +125,9 @@ pub struct ProducerStateManager {
     producers: BTreeMap<i64, ProducerEntry>,
     /// Offset after the last batch applied: a snapshot taken now covers `[.., end_offset)`.
     end_offset: i64,
-    /// Open transactions by first offset → producer id (derived from `producers`).
-    ongoing: BTreeMap<i64, i64>,
+    /// Open transactions by first offset → (producer id, timestamp of their first batch;
+    /// after a snapshot load, of the producer's last batch), derived from `producers`.
+    ongoing: BTreeMap<i64, (i64, i64)>,
     /// Transactions whose marker is at or past the high watermark, by first offset →
     /// (producer id, marker offset): decided, but not yet stable. Not in snapshots: a
     /// restarted log counts its markers as replicated, as Kafka's does.
@@ -233,7 +234,10 @@ impl ProducerStateManager {
         entry.last_timestamp = header.max_timestamp;
         if header.is_transactional() && entry.current_txn_first_offset.is_none() {
             entry.current_txn_first_offset = Some(header.base_offset);
-            self.ongoing.insert(header.base_offset, header.producer_id);
+            self.ongoing.insert(
+                header.base_offset,
+                (header.producer_id, header.max_timestamp),
+            );
         }
         if entry.batches.len() >= NUM_BATCHES_TO_RETAIN {
             entry.batches.pop_front();
@@ -343,7 +347,13 @@ impl ProducerStateManager {
 
     /// Open transactions: (producer id, first offset), oldest first.
     pub fn ongoing(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.ongoing.iter().map(|(&first, &pid)| (pid, first))
+        self.ongoing.iter().map(|(&first, &(pid, _))| (pid, first))
+    }
+
+    /// The timestamp of the first batch of the oldest open transaction: how long a
+    /// partition has been held back (a transaction its coordinator forgot hangs here).
+    pub fn oldest_open_since(&self) -> Option<i64> {
+        self.ongoing.values().map(|&(_, ts)| ts).min()
     }
 
     /// Drop producers idle for at least `producer_id_expiration_ms` (by the timestamp of
@@ -396,8 +406,9 @@ impl ProducerStateManager {
     /// Serialize the whole state. Layout (big-endian): version u8 | crc32c u32 of the
     /// body | body = end_offset i64, producer count u32, then per producer: id i64,
     /// epoch i16, coordinator epoch i32, last timestamp i64, open-transaction first offset
-    /// i64 (-1 = none), batch count u8, batches (first seq i32, last seq i32, first offset
-    /// i64, last offset i64, timestamp i64).
+    /// i64 (-1 = none), open-transaction first timestamp i64 (version 2; -1 = none),
+    /// batch count u8, batches (first seq i32, last seq i32, first offset i64, last
+    /// offset i64, timestamp i64). Version 1 snapshots are read too.
     pub fn encode_snapshot(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(12 + self.producers.len() * 64);
         body.extend_from_slice(&self.end_offset.to_be_bytes());
@@ -408,6 +419,11 @@ impl ProducerStateManager {
             body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             body.extend_from_slice(&e.last_timestamp.to_be_bytes());
             body.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
+            let txn_start = e
+                .current_txn_first_offset
+                .and_then(|first| self.ongoing.get(&first))
+                .map_or(-1, |&(_, ts)| ts);
+            body.extend_from_slice(&txn_start.to_be_bytes());
             body.push(e.batches.len() as u8);
             for b in &e.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -430,7 +446,7 @@ impl ProducerStateManager {
     pub fn decode_snapshot(buf: &[u8]) -> Result<Self, LogError> {
         let bad = |m: &str| LogError::Corrupt(format!("producer state snapshot: {m}"));
         let (&version, rest) = buf.split_first().ok_or_else(|| bad("empty"))?;
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != 1 {
             return Err(bad(&format!("unknown version {version}")));
         }
         let mut r = Reader { buf: rest };
@@ -442,6 +458,7 @@ impl ProducerStateManager {
         let end_offset = r.i64().ok_or_else(truncated)?;
         let count = r.u32().ok_or_else(truncated)?;
         let mut producers = BTreeMap::new();
+        let mut ongoing = BTreeMap::new();
         for _ in 0..count {
             let pid = r.i64().ok_or_else(truncated)?;
             let mut entry = ProducerEntry::new();
@@ -453,6 +470,14 @@ impl ProducerStateManager {
                 first if first >= 0 => Some(first),
                 other => return Err(bad(&format!("transaction start offset {other}"))),
             };
+            let txn_start = if version >= 2 {
+                r.i64().ok_or_else(truncated)?
+            } else {
+                entry.last_timestamp
+            };
+            if let Some(first) = entry.current_txn_first_offset {
+                ongoing.insert(first, (pid, txn_start));
+            }
             let batches = r.u8().ok_or_else(truncated)?;
             if batches as usize > NUM_BATCHES_TO_RETAIN {
                 return Err(bad(&format!("producer {pid} has {batches} batches")));
@@ -478,10 +503,6 @@ impl ProducerStateManager {
         if !r.buf.is_empty() {
             return Err(bad("trailing bytes"));
         }
-        let ongoing = producers
-            .iter()
-            .filter_map(|(&pid, e)| Some((e.current_txn_first_offset?, pid)))
-            .collect();
         Ok(ProducerStateManager {
             producers,
             end_offset,
@@ -497,7 +518,7 @@ fn in_sequence(last: i32, next: i32) -> bool {
     next as i64 == last as i64 + 1 || (next == 0 && last == i32::MAX)
 }
 
-const SNAPSHOT_VERSION: u8 = 1;
+const SNAPSHOT_VERSION: u8 = 2;
 
 /// Bounds-checked big-endian reads; `None` means the input ran out.
 struct Reader<'a> {

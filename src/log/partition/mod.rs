@@ -344,6 +344,14 @@ impl PartitionLog {
         out
     }
 
+    /// The timestamp of the first batch of this partition's oldest open transaction.
+    pub fn oldest_open_txn_since(&self) -> Option<i64> {
+        if self.first_unstable.load(Ordering::Acquire) == i64::MAX {
+            return None;
+        }
+        self.inner.lock().producers.oldest_open_since()
+    }
+
     /// Open transactions (producer id, first offset), oldest first.
     pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
         self.inner.lock().producers.ongoing().collect()
