@@ -3,7 +3,7 @@
 
     librdkafka_tests.py --weir BIN --runner DIR --python VENV_PY [--tests 0097,0126,...]
 
-Tests: 0097, 0097-required, 0126, 0135, 0142 (default: all but 0097-required).
+Tests: 0097, 0097-required, 0103, 0126, 0129, 0135, 0142 (default: all but 0097-required).
 
 DIR is librdkafka's tests/ directory with its built test-runner. For each group of
 tests this starts a single `weir` on free ports with the listener the tests need, writes
@@ -30,6 +30,11 @@ compat-tests/python/idp.py, whose JWKS the broker reads.
                            it, as it must, with rustls's alert 116 (certificate_required),
                            and the test looks for the alert Kafka's JSSE sends, 42
                            (bad_certificate). rustls sends 116 in TLS 1.2 as in 1.3.
+  0103-transactions        Transactions on three nodes: misuse, basic commit/abort with and
+                           without compression, consume-transform-produce, fencing, empty
+                           transactions, watermarks by isolation level, the abort marker's
+                           leader epoch.
+  0129-fetch_aborted_msgs  A read_committed consumer over aborted transactions.
   0126-oauthbearer_oidc    OAUTHBEARER with librdkafka's OIDC login (client credentials,
                            Azure IMDS-style metadata authentication, expired and invalid
                            tokens). The jwt-bearer client-assertion variations need
@@ -41,8 +46,8 @@ compat-tests/python/idp.py, whose JWKS the broker reads.
                            OIDC tokens), OAUTHBEARER tokens shorter and longer than the
                            session (librdkafka's unsigned tokens, Kafka's unsecured
                            validator), a re-authentication with wrong credentials
-                           refused. Its transactional sub-tests need transactions,
-                           which Weir does not serve yet: not run (SUBTESTS).
+                           refused, and a re-authentication in the middle of a
+                           transaction that commits or aborts.
 Exit status 1 if any run failed.
 """
 import argparse
@@ -283,7 +288,7 @@ def main():
     ap.add_argument("--weir", required=True)
     ap.add_argument("--runner", required=True)
     ap.add_argument("--python", required=True)
-    ap.add_argument("--tests", default="0097,0126,0135,0142")
+    ap.add_argument("--tests", default="0097,0103,0126,0129,0135,0142")
     a = ap.parse_args()
     wanted = set(a.tests.split(","))
     workdir = tempfile.mkdtemp(prefix="weir-librdkafka-")
@@ -318,6 +323,17 @@ def main():
             finally:
                 w.stop()
 
+    if wanted & {"0103", "0129"}:
+        # Transactions on three nodes (0103 makes topics with three replicas).
+        w = Weir(a.weir, workdir, "txn", "PLAINTEXT", [], nodes=3)
+        try:
+            conf = {"metadata.broker.list": w.bootstrap}
+            for t in ("0103", "0129"):
+                if t in wanted:
+                    ok &= run_tests(a.runner, workdir, f"txn-{t}", conf, {}, t)
+        finally:
+            w.stop()
+
     if wanted & {"0135", "0142"}:
         # Three nodes: 0142 makes its topic with three replicas.
         w = Weir(a.weir, workdir, "scram", "SASL_PLAINTEXT", [
@@ -331,7 +347,7 @@ def main():
             if "0135" in wanted:
                 ok &= run_tests(a.runner, workdir, "scram-0135", conf, {}, "0135")
             if "0142" in wanted:
-                for sub in ("message loss", "reauth failure"):
+                for sub in ("message loss", "reauth failure", "middle of a txn"):
                     ok &= run_tests(a.runner, workdir, "scram-0142-" + sub.replace(" ", "-"),
                                     conf, {}, "0142", sub)
         finally:
