@@ -186,3 +186,33 @@ pub fn append(
     };
     Ok(Some(pending))
 }
+
+/// Whether this broker (`node_id`) still leads `topic`-`partition` in `leader_epoch`, the
+/// epoch a coordinator shard was loaded in. A new epoch means another coordinator may
+/// have written the partition since: the shard must be loaded again.
+pub fn still_leads(
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+    node_id: i32,
+    leader_epoch: i32,
+) -> bool {
+    image
+        .partition(topic, partition)
+        .is_some_and(|m| m.leader == node_id && m.leader_epoch == leader_epoch)
+}
+
+/// Remove `shard` from `shards` unless another shard of `partition` replaced it meanwhile.
+pub fn forget_shard<T>(
+    shards: &parking_lot::Mutex<std::collections::HashMap<i32, Arc<T>>>,
+    partition: i32,
+    shard: &Arc<T>,
+) {
+    let mut shards = shards.lock();
+    if shards
+        .get(&partition)
+        .is_some_and(|s| Arc::ptr_eq(s, shard))
+    {
+        shards.remove(&partition);
+    }
+}

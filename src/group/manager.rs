@@ -450,14 +450,7 @@ impl GroupManager {
     /// partition see their reply channel close and answer NOT_COORDINATOR.
     async fn drop_shard(&self, shard: &ShardRef, partition: i32) {
         shard.lock().await.live = false;
-        let mut shards = self.shards.lock();
-        if shards
-            .get(&partition)
-            .is_some_and(|s| Arc::ptr_eq(s, shard))
-        {
-            shards.remove(&partition);
-        }
-        drop(shards);
+        crate::internal_topics::forget_shard(&self.shards, partition, shard);
         self.deadlines.lock().remove(&partition);
         self.waiters.lock().retain(|_, (p, _)| *p != partition);
     }
@@ -511,10 +504,14 @@ impl GroupManager {
                 .collect();
             for (partition, shard) in shards {
                 let epoch = shard.lock().await.leader_epoch;
-                let still_mine = image
-                    .partition(OFFSETS_TOPIC, partition)
-                    .is_some_and(|m| m.leader == self.node_id && m.leader_epoch == epoch);
-                if !still_mine {
+                let led = crate::internal_topics::still_leads(
+                    &image,
+                    OFFSETS_TOPIC,
+                    partition,
+                    self.node_id,
+                    epoch,
+                );
+                if !led {
                     debug!(
                         partition,
                         "no longer coordinating this {OFFSETS_TOPIC} partition"

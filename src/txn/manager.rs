@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{watch, Mutex};
@@ -33,10 +33,8 @@ use crate::internal_topics::{self, Stored, TopicSpec};
 use crate::metrics as m;
 use crate::replica::ReplicaManager;
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+fn now_ms() -> i64 {
+    crate::group::manager::now_ms() as i64
 }
 
 /// One `__transaction_state` partition's coordinator.
@@ -352,13 +350,7 @@ impl TxnManager {
     /// Forget a shard whose memory may be ahead of its log, or whose partition moved.
     async fn drop_shard(&self, shard: &ShardRef, partition: i32) {
         shard.lock().await.live.store(false, Ordering::Release);
-        let mut shards = self.shards.lock();
-        if shards
-            .get(&partition)
-            .is_some_and(|s| Arc::ptr_eq(s, shard))
-        {
-            shards.remove(&partition);
-        }
+        internal_topics::forget_shard(&self.shards, partition, shard);
     }
 
     /// Background tasks: loading the partitions this broker leads (finishing the
@@ -394,10 +386,7 @@ impl TxnManager {
             .collect();
         for (partition, shard) in shards {
             let epoch = shard.lock().await.leader_epoch;
-            let still_mine = image
-                .partition(TXN_TOPIC, partition)
-                .is_some_and(|m| m.leader == self.node_id && m.leader_epoch == epoch);
-            if !still_mine {
+            if !internal_topics::still_leads(image, TXN_TOPIC, partition, self.node_id, epoch) {
                 debug!(
                     partition,
                     "no longer coordinating this {TXN_TOPIC} partition"

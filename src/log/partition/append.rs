@@ -181,11 +181,7 @@ impl PartitionLog {
         self.set_log_end(base + 1);
         let hw = self.high_watermark();
         if let Some(done) = inner.producers.complete(&hdr, &marker, hw) {
-            if done.aborted {
-                if let Some(active) = inner.segments.last_mut() {
-                    active.push_aborted(aborted_entry(&done));
-                }
-            }
+            self.index_aborted(&mut inner, &done);
         }
         self.note_unstable(&inner.producers);
         self.appended_as_leader(&mut inner, leader_epoch, base, base);
@@ -289,6 +285,18 @@ impl PartitionLog {
         Ok(Some((first, last)))
     }
 
+    /// An aborted transaction whose marker was just appended enters the active
+    /// segment's transaction index.
+    fn index_aborted(&self, inner: &mut Inner, done: &CompletedTxn) {
+        if !done.aborted {
+            return;
+        }
+        if let Some(active) = inner.segments.last_mut() {
+            active.push_aborted(aborted_entry(done));
+            self.has_aborted.store(true, Ordering::Release);
+        }
+    }
+
     /// A control batch copied from the leader: a transaction marker ends the producer's
     /// transaction here as it did there (the leader checked it). One that does not parse
     /// ends nothing, as for a consumer.
@@ -297,11 +305,7 @@ impl PartitionLog {
             Ok((_, marker)) => {
                 let hw = self.high_watermark();
                 if let Some(done) = inner.producers.complete(hdr, &marker, hw) {
-                    if done.aborted {
-                        if let Some(active) = inner.segments.last_mut() {
-                            active.push_aborted(aborted_entry(&done));
-                        }
-                    }
+                    self.index_aborted(inner, &done);
                 }
                 self.note_unstable(&inner.producers);
             }

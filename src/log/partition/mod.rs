@@ -139,6 +139,9 @@ pub struct PartitionLog {
     /// The producer state's first unstable offset (`i64::MAX` when no transaction is
     /// undecided), kept outside the lock so the last stable offset costs a load.
     first_unstable: AtomicI64,
+    /// Some segment has held an aborted transaction: until then a read_committed fetch
+    /// needs no look at the transaction indexes (nor the partition lock). Never cleared.
+    has_aborted: AtomicBool,
     /// Everything below this offset is fsynced (the recovery point).
     flushed: AtomicI64,
     unflushed_messages: AtomicI64,
@@ -324,6 +327,13 @@ impl PartitionLog {
             .min(self.first_unstable.load(Ordering::Acquire))
     }
 
+    /// Note (under the partition lock) that a segment may hold aborted transactions.
+    fn note_aborted(&self, segments: &[Segment]) {
+        if segments.iter().any(|s| !s.aborted_txns().is_empty()) {
+            self.has_aborted.store(true, Ordering::Release);
+        }
+    }
+
     /// Publish the producer state's first unstable offset (under the partition lock).
     fn note_unstable(&self, producers: &ProducerStateManager) {
         let first = producers.first_unstable_offset().unwrap_or(i64::MAX);
@@ -333,6 +343,9 @@ impl PartitionLog {
     /// The transactions aborted in `[from, upper)` (marker at or past `from`, first offset
     /// below `upper`), for a read_committed fetch of that range.
     pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        if !self.has_aborted.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         let inner = self.inner.lock();
         let mut out = Vec::new();
         let first = segment_index(&inner.segments, from);

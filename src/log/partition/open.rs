@@ -160,6 +160,7 @@ impl PartitionLog {
                 log_end, "partition log recovered");
         }
         let first_unstable = producers.first_unstable_offset().unwrap_or(i64::MAX);
+        let has_aborted = segments.iter().any(|s| !s.aborted_txns().is_empty());
         let (hw, _) = watch::channel(start_hw);
         let (end_tx, _) = watch::channel(log_end);
         let jitter = if opts.config.segment_jitter_ms > 0 {
@@ -189,6 +190,7 @@ impl PartitionLog {
             log_start: AtomicI64::new(log_start),
             log_end: AtomicI64::new(log_end),
             first_unstable: AtomicI64::new(first_unstable),
+            has_aborted: AtomicBool::new(has_aborted),
             flushed: AtomicI64::new(flushed),
             unflushed_messages: AtomicI64::new(0),
             last_flush_ms: AtomicI64::new(now_ms()),

@@ -70,6 +70,7 @@ impl PartitionLog {
             hw,
         )?;
         self.note_unstable(&inner.producers);
+        self.note_aborted(&inner.segments);
         self.flushed.fetch_min(new_end, Ordering::AcqRel);
         if self.high_watermark() > new_end {
             self.hw.send_replace(new_end);
